@@ -1,0 +1,27 @@
+"""Provider registry: name -> implementation, imported lazily."""
+
+from __future__ import annotations
+
+import importlib
+
+from appliance.errors import UserError
+from appliance.providers.base import ClusterInfo, Provider
+
+_REGISTRY = {
+    "sim": "appliance.providers.sim:SimProvider",
+    "kind": "appliance.providers.kind:KindProvider",
+    "baremetal": "appliance.providers.baremetal:BaremetalProvider",
+}
+
+NAMES = tuple(_REGISTRY)
+
+
+def get(name: str) -> type[Provider]:
+    """The provider class called `name`."""
+    if name not in _REGISTRY:
+        raise UserError(f"unknown provider '{name}'", "--provider", f"use one of: {', '.join(NAMES)}", code=2)
+    module, _, cls = _REGISTRY[name].partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+__all__ = ["ClusterInfo", "Provider", "NAMES", "get"]

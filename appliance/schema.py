@@ -1,0 +1,116 @@
+"""Profile schema: pure data, validated with pydantic (unknown keys are errors)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+_QTY = re.compile(r"^\d+(\.\d+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _quantity(v: Any) -> str:
+    s = str(v)
+    if not _QTY.match(s):
+        raise ValueError(f"'{s}' is not a Kubernetes quantity (e.g. 500m, 2, 512Mi, 2Ti)")
+    return s
+
+
+class NodeClass(Strict):
+    """A kind of simulated node (simulator) or expected node shape."""
+
+    name: str
+    count: int = Field(1, ge=0)
+    cpu: str = "8"
+    memory: str = "32Gi"
+    pods: int = Field(110, ge=1)
+    gpus: int = Field(0, ge=0)
+    gpu_product: str = ""
+    gpu_memory_mib: int = Field(0, ge=0)
+    gpu_family: str = ""
+    mig_strategy: Literal["none", "single", "mixed"] = "none"
+    cuda_driver_version: str = ""
+    labels: dict[str, str] = Field(default_factory=dict)
+    taints: list[str] = Field(default_factory=list)
+
+    _q = field_validator("cpu", "memory", mode="before")(classmethod(lambda cls, v: _quantity(v)))
+
+
+class SimSpec(Strict):
+    """Simulator knobs."""
+
+    pod_startup_seconds: float = Field(0.0, ge=0)
+    pod_run_seconds: float = Field(5.0, ge=0, description="how long a pod of a Job runs before it Succeeds")
+    apiserver_port: int = Field(0, ge=0, le=65535, description="0 = pick a free port")
+
+
+class KindSpec(Strict):
+    """kind knobs."""
+
+    image: str = ""
+    port_mappings: list[dict[str, Any]] = Field(default_factory=list)
+    extra_mounts: list[dict[str, Any]] = Field(default_factory=list)
+    feature_gates: dict[str, bool] = Field(default_factory=dict)
+
+
+class Host(Strict):
+    """One bare-metal host."""
+
+    name: str
+    address: str
+    user: str = "root"
+    port: int = 22
+    role: Literal["control-plane", "worker"] = "control-plane"
+    vars: dict[str, Any] = Field(default_factory=dict)
+
+
+class BaremetalSpec(Strict):
+    """Bare-metal knobs."""
+
+    inventory: str = Field("", description="path to your own Ansible inventory; empty = generated from hosts")
+    hosts: list[Host] = Field(default_factory=list)
+    offline: bool = False
+    mig_profile: str = ""
+    gpu_stack: Literal["operator", "device-plugin", "none"] = "device-plugin"
+
+
+class ClusterSpec(Strict):
+    """Where and what shape: provider-neutral plus one section per provider."""
+
+    name: str = "appliance"
+    control_planes: int = Field(1, ge=1)
+    workers: int = Field(0, ge=0)
+    node_classes: list[NodeClass] = Field(default_factory=list)
+    sim: SimSpec = Field(default_factory=SimSpec)
+    kind: KindSpec = Field(default_factory=KindSpec)
+    baremetal: BaremetalSpec = Field(default_factory=BaremetalSpec)
+
+    @field_validator("name")
+    @classmethod
+    def _dns(cls, v: str) -> str:
+        if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,40}[a-z0-9])?", v):
+            raise ValueError(f"'{v}' must be a lowercase DNS label (a-z, 0-9, '-'), at most 42 characters")
+        return v
+
+
+class ComponentSpec(Strict):
+    """One component's switch and options (options are checked by the component)."""
+
+    enabled: bool = True
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class Profile(Strict):
+    """A whole profile after `extends:` and `--set` are applied."""
+
+    name: str
+    description: str = ""
+    extends: str | None = None
+    provider: Literal["auto", "kind", "sim", "baremetal"] = "auto"
+    cluster: ClusterSpec = Field(default_factory=ClusterSpec)
+    components: dict[str, ComponentSpec] = Field(default_factory=dict)
