@@ -102,6 +102,7 @@ class ComponentSpec(Strict):
     """One component's switch and options (options are checked by the component)."""
 
     enabled: bool = True
+    depends_on: list[str] = Field(default_factory=list, description="extra components to install first")
     options: dict[str, Any] = Field(default_factory=dict)
 
 

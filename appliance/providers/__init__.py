@@ -21,7 +21,10 @@ def get(name: str) -> type[Provider]:
     if name not in _REGISTRY:
         raise UserError(f"unknown provider '{name}'", "--provider", f"use one of: {', '.join(NAMES)}", code=2)
     module, _, cls = _REGISTRY[name].partition(":")
-    return getattr(importlib.import_module(module), cls)
+    try:
+        return getattr(importlib.import_module(module), cls)
+    except ImportError as e:
+        raise UserError(f"provider '{name}' cannot load: {e}", module, "reinstall with `make clean && make up` (pip install -e .)") from None
 
 
 __all__ = ["ClusterInfo", "Provider", "NAMES", "get"]

@@ -38,6 +38,11 @@ class Provider(abc.ABC):
         """Whether this host can run the provider, and why (one line)."""
         return True, ""
 
+    @classmethod
+    def footprint(cls, spec: Any) -> tuple[int, int]:
+        """Host CPU (millicores) and memory (MiB) the bare cluster needs before any component."""
+        return spec.control_planes * 1000 + spec.workers * 250, spec.control_planes * 1536 + spec.workers * 512
+
     @abc.abstractmethod
     def create(self) -> ClusterInfo:
         """Create the cluster or finish a half-made one; idempotent; returns when nodes are Ready."""

@@ -1,0 +1,48 @@
+# appliance — `make up` brings up the default (laptop) profile; `make test` runs everything CI runs.
+PYTHON   ?= python3
+VENV     ?= .venv
+PROFILE  ?= laptop
+ARGS     ?=
+BIN      := $(VENV)/bin
+STAMP    := $(VENV)/.installed
+
+.PHONY: up down status doctor plan test test-unit e2e bench lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+up: $(STAMP)          ## create the cluster and install the profile's components
+	$(BIN)/appliance up --profile $(PROFILE) $(ARGS)
+
+down: $(STAMP)        ## delete the cluster
+	$(BIN)/appliance down --profile $(PROFILE) $(ARGS)
+
+status: $(STAMP)
+	$(BIN)/appliance status --profile $(PROFILE) $(ARGS)
+
+doctor: $(STAMP)
+	$(BIN)/appliance doctor --profile $(PROFILE) $(ARGS)
+
+plan: $(STAMP)
+	$(BIN)/appliance plan --profile $(PROFILE) $(ARGS)
+
+test: $(STAMP)        ## every test CI runs (unit + integration)
+	$(BIN)/pytest $(ARGS)
+
+test-unit: $(STAMP)
+	$(BIN)/pytest tests/unit $(ARGS)
+
+e2e: $(STAMP)
+	$(BIN)/appliance e2e $(ARGS)
+
+bench: $(STAMP)       ## benchmarks → bench/results/*.json and a table
+	$(BIN)/python -m bench $(ARGS)
+
+lint: $(STAMP)
+	$(BIN)/python -m compileall -q appliance tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache

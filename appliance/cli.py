@@ -1,0 +1,219 @@
+"""The `appliance` command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+
+import click
+
+from appliance import __version__, doctor as doctor_mod, host, orchestrator, paths, profiles, providers, report
+from appliance.errors import UserError
+
+DEFAULT_PROFILE = "laptop"
+
+
+def _emit_json(data) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def _load(profile: str, sets: tuple[str, ...]):
+    return profiles.load(profile, list(sets))
+
+
+profile_opt = click.option("--profile", "-p", default=DEFAULT_PROFILE, show_default=True, help="profile name or YAML file")
+set_opt = click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="override a profile field, e.g. cluster.workers=2 (repeatable)")
+provider_opt = click.option("--provider", type=click.Choice(providers.NAMES), default=None, help="override the profile's provider (default: from the profile, else kind with Docker, else sim)")
+json_opt = click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+cluster_opt = click.option("--cluster", default=None, help="cluster name (default: the profile's cluster.name)")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="appliance")
+def main() -> None:
+    """Local-first ML platform appliance: a cluster (kind, bare metal or simulated DGX nodes) plus an ML stack from a profile."""
+
+
+@main.command()
+@profile_opt
+@provider_opt
+@set_opt
+@json_opt
+@click.option("--parallel", default=2, show_default=True, type=click.IntRange(1, 16), help="steps run at once")
+def up(profile, provider, sets, as_json, parallel):
+    """Create the cluster and install the profile's components (resumes; a no-op when ready)."""
+    loaded = _load(profile, sets)
+    name, why = orchestrator.choose_provider(loaded.profile, provider)
+    rep = report.make(as_json)
+    rep.message(f"profile '{loaded.profile.name}' ({loaded.path}); provider {name}: {why}")
+    try:
+        result = orchestrator.up(loaded.profile, name, rep, parallel)
+    finally:
+        rep.close()
+    if as_json:
+        _emit_json(result)
+    elif result["noop"]:
+        click.echo(f"cluster '{result['cluster']}' is up to date — nothing to do ({result['seconds']}s)")
+    else:
+        click.echo(f"cluster '{result['cluster']}' ready in {result['seconds']}s; export KUBECONFIG={result['kubeconfig']}")
+
+
+@main.command()
+@profile_opt
+@cluster_opt
+def down(profile, cluster):
+    """Delete the cluster and everything the appliance left for it on this host."""
+    name = cluster or _load(profile, ()).profile.cluster.name
+    rep = report.make()
+    try:
+        orchestrator.down(name, rep)
+    finally:
+        rep.close()
+    click.echo(f"cluster '{name}' deleted")
+
+
+@main.command()
+@profile_opt
+@cluster_opt
+@json_opt
+def status(profile, cluster, as_json):
+    """Show the cluster, its provider's view, and each component's readiness."""
+    name = cluster or _load(profile, ()).profile.cluster.name
+    st = orchestrator.status(name)
+    if as_json:
+        _emit_json(st)
+        return
+    click.echo(f"cluster {st['cluster']} ({st['provider']}, profile {st['profile']}): {'ready' if st['ready'] else 'NOT READY'}")
+    click.echo(f"  kubeconfig: {st['kubeconfig']}")
+    for comp, entry in st["components"].items():
+        state = "ready" if entry.get("ready") else f"not ready ({entry.get('missing') or entry.get('error') or entry.get('step')})"
+        click.echo(f"  {comp:<24} {state}")
+    for key, value in (st["provider_status"] or {}).items():
+        click.echo(f"  {key}: {json.dumps(value, default=str) if not isinstance(value, str) else value}")
+
+
+@main.command()
+@profile_opt
+@provider_opt
+@set_opt
+@json_opt
+def plan(profile, provider, sets, as_json):
+    """Show what `up` would do: ordered steps and the waves that run in parallel. Executes nothing."""
+    loaded = _load(profile, sets)
+    name, why = orchestrator.choose_provider(loaded.profile, provider)
+    p = orchestrator.Cluster(loaded.profile, name).plan()
+    if as_json:
+        _emit_json({"profile": loaded.profile.name, "cluster": loaded.profile.cluster.name, "provider": name, "provider_reason": why, **p.to_json()})
+        return
+    click.echo(f"profile {loaded.profile.name} → cluster {loaded.profile.cluster.name} on {name} ({why})")
+    for i, wave in enumerate(p.waves(), 1):
+        click.echo(f"  wave {i}: {', '.join(wave)}")
+
+
+@main.command()
+@profile_opt
+@provider_opt
+@set_opt
+@json_opt
+def doctor(profile, provider, sets, as_json):
+    """Check this host for the profile: each check pass / warn / fail with a one-line fix."""
+    loaded = _load(profile, sets)
+    name, _ = orchestrator.choose_provider(loaded.profile, provider)
+    facts = host.facts(paths.cache_dir())
+    checks = doctor_mod.host_checks(facts, name) + [doctor_mod.budget(loaded.profile, name, facts)]
+    failed = any(c.status == "fail" for c in checks)
+    if as_json:
+        _emit_json({"provider": name, "profile": loaded.profile.name, "ok": not failed, "checks": doctor_mod.as_json(checks), "facts": facts})
+    else:
+        marks = {"pass": "ok  ", "warn": "WARN", "fail": "FAIL"}
+        for c in checks:
+            click.echo(f"{marks[c.status]} {c.name:<15} {c.detail}" + (f"\n     fix: {c.fix}" if c.fix and c.status != "pass" else ""))
+    sys.exit(1 if failed else 0)
+
+
+@main.group("profiles")
+def profiles_group():
+    """List, show and validate profiles."""
+
+
+@profiles_group.command("list")
+@json_opt
+def profiles_list(as_json):
+    """Profiles shipped in profiles/."""
+    rows = []
+    for n in profiles.names():
+        p = profiles.load(n).profile
+        rows.append({"name": n, "provider": p.provider, "components": [c for c, s in p.components.items() if s.enabled], "description": p.description})
+    if as_json:
+        _emit_json(rows)
+        return
+    for r in rows:
+        click.echo(f"{r['name']:<14} {r['provider']:<10} {r['description']}")
+
+
+@profiles_group.command("show")
+@click.argument("profile", default=DEFAULT_PROFILE)
+@set_opt
+def profiles_show(profile, sets):
+    """The fully merged profile (after extends and --set), as YAML."""
+    import yaml
+
+    click.echo(yaml.safe_dump(_load(profile, sets).profile.model_dump(mode="json"), sort_keys=False))
+
+
+@profiles_group.command("validate")
+@click.argument("files", nargs=-1)
+def profiles_validate(files):
+    """Validate profile files (all shipped profiles when none given); exit 2 on the first problem."""
+    for f in files or profiles.names():
+        loaded = profiles.load(f)
+        click.echo(f"ok {loaded.path}")
+
+
+@main.command()
+@click.option("--scenario", default=None, help="one scenario name (default: all)")
+@provider_opt
+def e2e(scenario, provider):
+    """Run end-to-end scenarios from e2e/scenarios/ against a cluster."""
+    from appliance.e2e import run_cli
+
+    run_cli(scenario, provider)
+
+
+def _register_optional() -> None:
+    """Command groups owned by other modules, added when present."""
+    import importlib
+
+    for module, attr in (("appliance.toolchain.cli", "toolchain"), ("appliance.images.cli", "images")):
+        try:
+            main.add_command(getattr(importlib.import_module(module), attr))
+        except ImportError:
+            continue
+
+
+def run() -> None:
+    """Console entry: one line and an exit code for user errors, never a traceback."""
+    _register_optional()
+    try:
+        main(standalone_mode=False)
+    except UserError as e:
+        click.echo(f"error: {e.line()}", err=True)
+        sys.exit(e.code)
+    except click.exceptions.Abort:
+        click.echo("interrupted: run the same command again to resume", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        click.echo("interrupted: run the same command again to resume", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except SystemExit:
+        raise
+    except Exception as e:  # noqa: BLE001 — a bug: one line, the traceback only on request
+        if os.environ.get("APPLIANCE_DEBUG"):
+            traceback.print_exc()
+        click.echo(f"internal error: {type(e).__name__}: {e} (set APPLIANCE_DEBUG=1 for the traceback)", err=True)
+        sys.exit(70)

@@ -1,0 +1,138 @@
+"""The component catalog: what can be installed, its dependencies, install/remove/readiness and requests."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from appliance.errors import ProfileError
+from appliance.schema import Profile
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Requested CPU (millicores) and memory (MiB)."""
+
+    cpu_m: int = 0
+    memory_mi: int = 0
+
+    def __add__(self, other: "Resources") -> "Resources":
+        return Resources(self.cpu_m + other.cpu_m, self.memory_mi + other.memory_mi)
+
+
+class Options(BaseModel):
+    """Base for a component's options (unknown keys are errors)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Component:
+    """One installable piece of the stack. Talks only to the Kubernetes API (`ctx.kube`)."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    depends: ClassVar[tuple[str, ...]] = ()
+    Opts: ClassVar[type[Options]] = Options
+
+    def __init__(self, options: dict[str, Any] | None = None):
+        self.options = self.Opts.model_validate(options or {})
+
+    def requests(self) -> Resources:
+        """What the component's pods request once running."""
+        return Resources()
+
+    def install(self, kube) -> str:
+        """Install or upgrade (idempotent); returns a short summary."""
+        raise NotImplementedError
+
+    def remove(self, kube) -> None:
+        raise NotImplementedError
+
+    def ready(self, kube) -> tuple[bool, str]:
+        """(ready?, what is still missing)."""
+        raise NotImplementedError
+
+
+CATALOG: dict[str, type[Component]] = {}
+
+
+def register(cls: type[Component]) -> type[Component]:
+    CATALOG[cls.name] = cls
+    return cls
+
+
+def _load_catalog() -> None:
+    from appliance.components import platform, users  # noqa: F401  (registers)
+
+
+_load_catalog()
+
+
+def enabled(profile: Profile) -> dict[str, Component]:
+    """The profile's enabled components, instantiated with their options."""
+    return {n: CATALOG[n](s.options) for n, s in profile.components.items() if s.enabled}
+
+
+def dependencies(profile: Profile) -> dict[str, list[str]]:
+    """Each enabled component → the components it waits for (catalog + profile `depends_on`)."""
+    return {
+        n: list(dict.fromkeys(list(CATALOG[n].depends) + s.depends_on))
+        for n, s in profile.components.items()
+        if s.enabled
+    }
+
+
+def _cycle(deps: dict[str, list[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(n: str) -> list[str] | None:
+        state[n] = 1
+        stack.append(n)
+        for d in deps.get(n, []):
+            if state.get(d) == 1:
+                return stack[stack.index(d):] + [d]
+            if d not in state and (found := visit(d)):
+                return found
+        stack.pop()
+        state[n] = 2
+        return None
+
+    for n in deps:
+        if n not in state and (found := visit(n)):
+            return found
+    return None
+
+
+def check_profile(profile: Profile, origins: dict, default_where: str) -> None:
+    """Catalog-level checks: unknown component, bad options, missing or disabled dependency, cycles."""
+
+    def where(*loc) -> str:
+        for n in range(len(loc), 0, -1):
+            if loc[:n] in origins:
+                return f"{origins[loc[:n]]} ({'.'.join(map(str, loc))})"
+        return f"{default_where} ({'.'.join(map(str, loc))})"
+
+    for name, spec in profile.components.items():
+        if name not in CATALOG:
+            close = difflib.get_close_matches(name, list(CATALOG), n=1)
+            fix = f"did you mean '{close[0]}'?" if close else f"known components: {', '.join(sorted(CATALOG))}"
+            raise ProfileError(f"unknown component '{name}'", where("components", name), fix)
+        try:
+            CATALOG[name].Opts.model_validate(spec.options)
+        except ValidationError as e:
+            err = e.errors()[0]
+            loc = ("components", name, "options") + tuple(err["loc"])
+            raise ProfileError(err["msg"].removeprefix("Value error, "), where(*loc), "see `appliance profiles show` for the component's options") from None
+    deps = dependencies(profile)
+    for name, ds in deps.items():
+        for d in ds:
+            if d not in profile.components or not profile.components[d].enabled:
+                state = "disabled" if d in profile.components else "not in the profile"
+                raise ProfileError(f"component '{name}' needs '{d}', which is {state}", where("components", name), f"add `{d}: {{}}` under components (or disable '{name}')")
+    cycle = _cycle(deps)
+    if cycle:
+        raise ProfileError(f"dependency cycle: {' -> '.join(cycle)}", where("components", cycle[0], "depends_on"), "remove one of these `depends_on` entries")

@@ -1,0 +1,99 @@
+"""`doctor`: host checks (pass / warn / fail, each with a one-line fix) and the profile's resource budget."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from appliance import components, providers
+from appliance.schema import Profile
+
+INOTIFY_MIN = {"max_user_watches": 524288, "max_user_instances": 512}
+
+
+@dataclass
+class Check:
+    name: str
+    status: str  # pass | warn | fail
+    detail: str
+    fix: str = ""
+
+
+def host_checks(f: dict[str, Any], provider: str) -> list[Check]:
+    """Turn host facts into checks; `provider` decides which problems are fatal."""
+    out: list[Check] = []
+    needs_docker = provider == "kind"
+    needs_kernel = provider in ("kind", "baremetal")
+
+    out.append(Check("cpu", "pass" if f["cpus"] >= 2 else "warn", f"{f['cpus']} logical CPUs", "" if f["cpus"] >= 2 else "use a host with at least 2 CPUs"))
+    mem_ok = f["memory_mib"] >= 4096
+    out.append(Check("memory", "pass" if mem_ok else "warn", f"{f['memory_mib'] / 1024:.1f} GiB total, {f['memory_available_mib'] / 1024:.1f} GiB available", "" if mem_ok else "close programs or use a host with ≥ 4 GiB"))
+    disk_ok = f["disk_free_gib"] >= 10
+    out.append(Check("disk", "pass" if disk_ok else "warn", f"{f['disk_free_gib']} GiB free at {f['disk_path']}", "" if disk_ok else f"free space under {f['disk_path']} (≥ 10 GiB for images and the toolchain)"))
+
+    low = {k: v for k, v in f["inotify"].items() if v is not None and v < INOTIFY_MIN[k]}
+    out.append(Check(
+        "inotify", "warn" if low and needs_docker else "pass",
+        ", ".join(f"{k}={v}" for k, v in f["inotify"].items()),
+        " ; ".join(f"sysctl -w fs.inotify.{k}={INOTIFY_MIN[k]}" for k in low) if low else "",
+    ))
+    cg = f["cgroup_version"]
+    out.append(Check("cgroup", "pass" if cg == 2 else "warn", f"cgroup v{cg}", "" if cg == 2 else "cgroup v1 works with the pinned Kubernetes 1.31; newer Kubernetes needs cgroup v2 (boot with systemd.unified_cgroup_hierarchy=1)"))
+
+    d = f["docker"]
+    if d["daemon"]:
+        out.append(Check("docker", "pass", f"daemon {d['version']}, default runtime {d.get('default_runtime', '')}"))
+    else:
+        fix = "install Docker (Debian: apt-get install docker.io) and start dockerd" if not d["client"] else "start the Docker daemon (systemctl start docker) or use --provider sim"
+        out.append(Check("docker", "fail" if needs_docker else "warn", d["error"] or "no daemon", fix))
+
+    mods = f["modules"]
+    missing = [m for m, ok in mods.items() if not ok]
+    out.append(Check("kernel-modules", ("fail" if needs_kernel and {"overlay", "br_netfilter"} & set(missing) else "warn") if missing else "pass",
+                     "loaded: " + ", ".join(m for m, ok in mods.items() if ok) if not missing else "missing: " + ", ".join(missing),
+                     f"modprobe {' '.join(missing)}" if missing else ""))
+
+    caps = f["caps"]
+    if not caps.get("CAP_SYS_RESOURCE", True):
+        wrapped = d["daemon"] and d.get("default_runtime", "runc") != "runc"
+        out.append(Check(
+            "capabilities", "pass" if wrapped or not needs_docker else "fail",
+            "CAP_SYS_RESOURCE is not in the bounding set" + ("; Docker uses runtime " + d.get("default_runtime", "") if wrapped else ""),
+            "" if wrapped else "privileged containers fail here: make dockerd's default runtime a runc wrapper that drops CAP_SYS_RESOURCE from the container spec (default-runtime in /etc/docker/daemon.json)",
+        ))
+    else:
+        out.append(Check("capabilities", "pass", "bounding set has " + ", ".join(k for k, v in caps.items() if v)))
+
+    g = f["gpus"]
+    if g["nvml"] and g["gpus"]:
+        names = sorted({x["name"] for x in g["gpus"]})
+        mig = sum(1 for x in g["gpus"] if x["mig_mode"] == "enabled")
+        out.append(Check("gpus", "pass", f"{len(g['gpus'])}× {'/'.join(names)}, {g['gpus'][0]['memory_mib']} MiB each, driver {g['driver']} (CUDA {g['cuda_driver']}), MIG enabled on {mig}"))
+    elif g["nvml"]:
+        out.append(Check("gpus", "warn", "NVML loaded but reports no GPU", "check `nvidia-smi`; GPUs may be held by a VM passthrough or hidden by CUDA_VISIBLE_DEVICES"))
+    else:
+        out.append(Check("gpus", "pass", f"no NVIDIA GPU ({g['error']}); CPU-only and simulated GPUs still work"))
+
+    out.append(Check("go", "pass" if f["go"] else "warn", f["go"] or "not found",
+                     "" if f["go"] else "install Go ≥ 1.22 (apt-get install golang or https://go.dev/dl) — needed only where official Kubernetes downloads are unreachable"))
+    return out
+
+
+def budget(profile: Profile, provider: str, f: dict[str, Any]) -> Check:
+    """Sum the cluster's footprint and the components' requests; compare with the host."""
+    cpu_m, mem_mi = providers.get(provider).footprint(profile.cluster)
+    total = components.Resources(cpu_m, mem_mi)
+    for comp in components.enabled(profile).values():
+        total = total + comp.requests()
+    host_cpu_m, host_mem = f["cpus"] * 1000, f["memory_mib"]
+    detail = (f"profile '{profile.name}' on {provider} needs {total.cpu_m / 1000:.2f} CPU and {total.memory_mi / 1024:.2f} GiB; "
+              f"host has {f['cpus']} CPU and {host_mem / 1024:.1f} GiB")
+    if total.cpu_m > host_cpu_m or total.memory_mi > host_mem:
+        return Check("budget", "fail", detail, "choose a smaller profile, disable components (--set components.X.enabled=false), or use a bigger host")
+    if total.memory_mi > f["memory_available_mib"]:
+        return Check("budget", "warn", detail, "free memory before `up`: less is available than the profile needs")
+    return Check("budget", "pass", detail)
+
+
+def as_json(checks: list[Check]) -> list[dict[str, Any]]:
+    return [asdict(c) for c in checks]

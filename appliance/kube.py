@@ -1,0 +1,79 @@
+"""Thin layer over the official kubernetes client: server-side apply and readiness checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable
+
+FIELD_MANAGER = "appliance"
+
+
+class Kube:
+    """A connection to one cluster, built from a kubeconfig file."""
+
+    def __init__(self, kubeconfig: str | Path, context: str | None = None):
+        from kubernetes import config, dynamic
+
+        self.kubeconfig = str(kubeconfig)
+        self.api = config.new_client_from_config(config_file=self.kubeconfig, context=context or None)
+        self.dynamic = dynamic.DynamicClient(self.api)
+
+    def _resource(self, obj: dict):
+        return self.dynamic.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+
+    def apply(self, objs: Iterable[dict]) -> int:
+        """Server-side apply each object (create or update, owned by `appliance`); returns how many."""
+        n = 0
+        for obj in objs:
+            res = self._resource(obj)
+            meta = obj["metadata"]
+            res.server_side_apply(
+                body=obj, name=meta["name"], namespace=meta.get("namespace") if res.namespaced else None,
+                field_manager=FIELD_MANAGER, force_conflicts=True,
+            )
+            n += 1
+        return n
+
+    def delete(self, objs: Iterable[dict]) -> None:
+        """Delete objects, ignoring ones already gone."""
+        from kubernetes.dynamic.exceptions import NotFoundError
+
+        for obj in objs:
+            res = self._resource(obj)
+            meta = obj["metadata"]
+            try:
+                res.delete(name=meta["name"], namespace=meta.get("namespace") if res.namespaced else None)
+            except NotFoundError:
+                pass
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> Any | None:
+        """One object, or None when it does not exist."""
+        from kubernetes.dynamic.exceptions import NotFoundError
+
+        try:
+            return self.dynamic.resources.get(api_version=api_version, kind=kind).get(name=name, namespace=namespace)
+        except NotFoundError:
+            return None
+
+    def missing(self, objs: Iterable[dict]) -> list[str]:
+        """`Kind/name` of each object that does not exist (or is not ready, for Deployments and CRDs)."""
+        out = []
+        for obj in objs:
+            meta = obj["metadata"]
+            live = self.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
+            if live is None or not _is_ready(obj["kind"], live):
+                out.append(f"{obj['kind']}/{meta['name']}")
+        return out
+
+
+def _is_ready(kind: str, live: Any) -> bool:
+    status = live.to_dict().get("status") or {}
+    conds = {c["type"]: c["status"] for c in status.get("conditions") or []}
+    if kind == "CustomResourceDefinition":
+        return conds.get("Established") == "True"
+    if kind == "Deployment":
+        return conds.get("Available") == "True"
+    if kind == "DaemonSet":
+        return status.get("numberReady", 0) >= status.get("desiredNumberScheduled", 1)
+    return True
+

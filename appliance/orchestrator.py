@@ -1,0 +1,148 @@
+"""`up`, `down`, `status`: a profile + a provider + the component catalog, run through the planner."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from appliance import components, host, paths, providers
+from appliance.errors import UserError
+from appliance.plan import CLUSTER, Lock, Plan, State, Step, execute, fingerprint
+from appliance.schema import ClusterSpec, Profile
+
+
+def choose_provider(profile: Profile, override: str | None = None) -> tuple[str, str]:
+    """The provider to use and why (flag > profile > host: kind with a Docker daemon, else the simulator)."""
+    if override:
+        return override, "chosen with --provider"
+    if profile.provider != "auto":
+        return profile.provider, f"set by profile '{profile.name}'"
+    d = host.docker()
+    if d["daemon"]:
+        return "kind", f"a Docker daemon ({d['version']}) answers"
+    return "sim", f"no Docker daemon answers ({d['error']}); the simulator needs none"
+
+
+class Cluster:
+    """One named cluster: its provider, its state folder and its components."""
+
+    def __init__(self, profile: Profile, provider: str, report=None):
+        self.profile = profile
+        self.provider_name = provider
+        self.dir = paths.state_dir(profile.cluster.name)
+        self.report = report
+        self.provider = providers.get(provider)(profile.cluster, self.dir, (report.message if report else None))
+        self._kube = None
+        self._kube_lock = threading.Lock()
+
+    def kube(self):
+        """A client for the cluster, once it exists (shared by component steps)."""
+        from appliance.kube import Kube
+
+        with self._kube_lock:
+            if self._kube is None:
+                info = State(self.dir).data.get("cluster") or {}
+                if not info.get("kubeconfig"):
+                    raise UserError("the cluster has no kubeconfig yet", str(self.dir), "run `appliance up`")
+                self._kube = Kube(info["kubeconfig"], info.get("context"))
+            return self._kube
+
+    def plan(self, state: State | None = None) -> Plan:
+        """Cluster first, then components in dependency order."""
+        def create() -> str:
+            info = self.provider.create()
+            (state or State(self.dir)).set("cluster", {"kubeconfig": str(info.kubeconfig), "context": info.context, "nodes": len(info.nodes)})
+            return f"{len(info.nodes)} nodes ready; kubeconfig {info.kubeconfig}"
+
+        steps = [Step(
+            CLUSTER, [], fingerprint([self.provider_name, self.profile.cluster.model_dump()]),
+            run=create, ready=lambda: (self.provider.ready(), ""), description=f"{self.provider_name} cluster '{self.profile.cluster.name}'",
+        )]
+        deps = components.dependencies(self.profile)
+        for name, comp in components.enabled(self.profile).items():
+            steps.append(Step(
+                name, [CLUSTER] + deps[name], fingerprint([name, comp.options.model_dump()]),
+                run=lambda c=comp: c.install(self.kube()), ready=lambda c=comp: c.ready(self.kube()),
+                description=comp.description,
+            ))
+        return Plan(steps)
+
+
+def _check_owner(state: State, provider: str, cluster: str) -> None:
+    made_by = state.data.get("provider")
+    if made_by and made_by != provider:
+        raise UserError(
+            f"cluster '{cluster}' was made by provider '{made_by}', not '{provider}'", str(state.path),
+            f"run `appliance down --cluster {cluster}` first, or pick another name with --set cluster.name=...",
+        )
+
+
+def up(profile: Profile, provider: str, reporter, parallel: int = 2) -> dict[str, Any]:
+    """Bring the cluster and its components to the profile; resumes; refuses a second concurrent run."""
+    c = Cluster(profile, provider, reporter)
+    t0 = time.monotonic()
+    with Lock(c.dir, profile.cluster.name):
+        state = State(c.dir)
+        _check_owner(state, provider, profile.cluster.name)
+        state.data.update(provider=provider, profile=profile.name, cluster_spec=profile.cluster.model_dump(),
+                          components={n: s.options for n, s in profile.components.items() if s.enabled})
+        state.save()
+        out = execute(c.plan(state), state, reporter, parallel)
+        result = {"cluster": profile.cluster.name, "provider": provider, "ran": out.ran, "skipped": out.skipped,
+                  "failed": out.failed, "blocked": out.blocked, "noop": out.noop, "seconds": round(time.monotonic() - t0, 2),
+                  "kubeconfig": (state.data.get("cluster") or {}).get("kubeconfig")}
+        if out.failed:
+            logs = c.dir / "logs" / time.strftime("%Y%m%d-%H%M%S")
+            try:
+                c.provider.collect_logs(logs)
+            except Exception as e:  # noqa: BLE001 — log export must not hide the real failure
+                reporter.message(f"could not export logs: {e}")
+            first = next(iter(out.failed))
+            raise UserError(f"step '{first}' failed: {out.failed[first]}", f"logs in {logs}",
+                            "fix the cause and run `appliance up` again: it resumes from the failed step")
+        return result
+
+
+def _recorded(cluster: str) -> tuple[Profile, str]:
+    """The profile section and provider a cluster was made with, from its state."""
+    state = State(paths.state_dir(cluster))
+    if not state.path.exists():
+        raise UserError(f"no cluster named '{cluster}'", str(state.path), "run `appliance up` first (or check --cluster)")
+    spec = ClusterSpec.model_validate(state.data["cluster_spec"])
+    return Profile(name=state.data.get("profile", cluster), cluster=spec), state.data["provider"]
+
+
+def down(cluster: str, reporter) -> None:
+    """Delete the cluster and its state folder."""
+    profile, provider = _recorded(cluster)
+    c = Cluster(profile, provider, reporter)
+    with Lock(c.dir, cluster):
+        c.provider.delete()
+    shutil.rmtree(c.dir, ignore_errors=True)
+
+
+def status(cluster: str) -> dict[str, Any]:
+    """What the state says, what the provider sees, and whether each component is ready."""
+    profile, provider = _recorded(cluster)
+    c = Cluster(profile, provider)
+    state = State(c.dir)
+    ready = c.provider.ready()
+    comps: dict[str, Any] = {}
+    for sid, rec in state.data["steps"].items():
+        if sid == CLUSTER:
+            continue
+        entry = {"step": rec.get("status"), "error": rec.get("error")}
+        if ready and sid in components.CATALOG:
+            options = (state.data.get("components") or {}).get(sid)
+            ok, missing = components.CATALOG[sid](options).ready(c.kube())
+            entry.update(ready=ok, missing=missing)
+        comps[sid] = entry
+    return {
+        "cluster": cluster, "provider": provider, "profile": state.data.get("profile"), "ready": ready,
+        "kubeconfig": (state.data.get("cluster") or {}).get("kubeconfig"),
+        "steps": {k: v.get("status") for k, v in state.data["steps"].items()},
+        "components": comps, "provider_status": c.provider.status(),
+    }

@@ -1,0 +1,72 @@
+"""The real console entry: --help everywhere, JSON outputs parse, bad input is one line and exit 2."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+COMMANDS = [[], ["up"], ["down"], ["status"], ["doctor"], ["plan"], ["profiles"], ["profiles", "list"],
+            ["profiles", "show"], ["profiles", "validate"], ["e2e"]]
+
+
+def cli(*args, env=None):
+    return subprocess.run([sys.executable, "-c", "from appliance.cli import run; run()", *args],
+                          capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})})
+
+
+@pytest.mark.parametrize("cmd", COMMANDS, ids=lambda c: " ".join(c) or "root")
+def test_help(cmd):
+    r = cli(*cmd, "--help")
+    assert r.returncode == 0 and "Usage:" in r.stdout
+
+
+def test_plan_json_is_the_dag():
+    r = cli("plan", "--profile", "sim-dgx-pod", "--json")
+    assert r.returncode == 0, r.stderr
+    plan = json.loads(r.stdout)
+    assert plan["provider"] == "sim" and plan["waves"] == [["cluster"], ["platform-base"], ["user-profiles"]]
+    needs = {s["id"]: s["needs"] for s in plan["steps"]}
+    assert needs["user-profiles"] == ["cluster", "platform-base"]
+
+
+def test_plan_provider_flag_and_set():
+    r = cli("plan", "--profile", "laptop", "--provider", "sim", "--set", "components.user-profiles.enabled=false", "--json")
+    plan = json.loads(r.stdout)
+    assert plan["provider"] == "sim" and plan["provider_reason"] == "chosen with --provider"
+    assert [s["id"] for s in plan["steps"]] == ["cluster", "platform-base"]
+
+
+def test_validate_broken_profile_exits_2_with_one_line(tmp_path):
+    f = tmp_path / "broken.yaml"
+    f.write_text("name: broken\ncluster:\n  workers: -1\n")
+    r = cli("profiles", "validate", str(f))
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"{f}:3 (cluster.workers)" in lines[0] and "Traceback" not in r.stderr
+
+
+def test_validate_shipped_profiles():
+    r = cli("profiles", "validate")
+    assert r.returncode == 0 and r.stdout.count("ok ") == 4
+
+
+def test_doctor_json_lists_checks():
+    r = cli("doctor", "--profile", "sim-dgx-pod", "--json")
+    data = json.loads(r.stdout)
+    names = {c["name"] for c in data["checks"]}
+    assert {"cpu", "memory", "disk", "inotify", "cgroup", "docker", "kernel-modules", "capabilities", "gpus", "budget"} <= names
+    assert r.returncode == (0 if data["ok"] else 1)
+
+
+def test_bad_flag_and_unknown_profile_are_one_line():
+    r = cli("up", "--provider", "nope")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    r = cli("plan", "--profile", "lapto")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "did you mean 'laptop'" in r.stderr
+
+
+def test_status_of_unknown_cluster(tmp_path):
+    r = cli("status", "--cluster", "ghost", env={"APPLIANCE_STATE": str(tmp_path)})
+    assert r.returncode == 1 and "no cluster named 'ghost'" in r.stderr

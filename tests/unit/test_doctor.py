@@ -1,0 +1,111 @@
+"""Host probe and doctor: no NVML, NVML mocked as a DGX (8×H100), capability and budget checks."""
+
+import sys
+import types
+from pathlib import Path
+
+from appliance import doctor, host, profiles
+
+
+def fake_nvml(n=8, name="NVIDIA H100 80GB HBM3", mig=(0, 0), fail_init=None):
+    """A stand-in for nvidia-ml-py with `n` GPUs (NVML itself is absent on this host)."""
+    m = types.ModuleType("pynvml")
+
+    class NVMLError(Exception):
+        pass
+
+    m.NVMLError = NVMLError
+
+    def init():
+        if fail_init:
+            raise NVMLError(fail_init)
+
+    m.nvmlInit = init
+    m.nvmlShutdown = lambda: None
+    m.nvmlSystemGetDriverVersion = lambda: "550.90.07"
+    m.nvmlSystemGetCudaDriverVersion = lambda: 12040
+    m.nvmlDeviceGetCount = lambda: n
+    m.nvmlDeviceGetHandleByIndex = lambda i: i
+    m.nvmlDeviceGetName = lambda h: name
+    m.nvmlDeviceGetMemoryInfo = lambda h: types.SimpleNamespace(total=81559 * 2**20)
+    m.nvmlDeviceGetMigMode = lambda h: mig
+    m.nvmlDeviceGetUUID = lambda h: f"GPU-{h:08d}"
+    return m
+
+
+def facts(monkeypatch, nvml):
+    monkeypatch.setitem(sys.modules, "pynvml", nvml)
+    return host.facts(Path("/tmp"))
+
+
+def by_name(checks):
+    return {c.name: c for c in checks}
+
+
+def test_dgx_with_eight_h100(monkeypatch):
+    f = facts(monkeypatch, fake_nvml(mig=(1, 1)))
+    g = f["gpus"]
+    assert g["nvml"] and len(g["gpus"]) == 8 and g["driver"] == "550.90.07" and g["cuda_driver"] == "12.4"
+    assert g["gpus"][0]["memory_mib"] == 81559 and g["gpus"][7]["mig_mode"] == "enabled"
+    c = by_name(doctor.host_checks(f, "baremetal"))["gpus"]
+    assert c.status == "pass" and "8× NVIDIA H100 80GB HBM3" in c.detail and "MIG enabled on 8" in c.detail
+
+
+def test_no_nvml_is_reported_not_fatal(monkeypatch):
+    f = facts(monkeypatch, fake_nvml(fail_init="NVML Shared Library Not Found"))
+    assert f["gpus"]["nvml"] is False
+    c = by_name(doctor.host_checks(f, "kind"))["gpus"]
+    assert c.status == "pass" and "no NVIDIA GPU" in c.detail and "Library Not Found" in c.detail
+
+
+def test_nvml_without_gpus_warns(monkeypatch):
+    c = by_name(doctor.host_checks(facts(monkeypatch, fake_nvml(n=0)), "kind"))["gpus"]
+    assert c.status == "warn" and c.fix
+
+
+def base_facts(**over):
+    f = {
+        "cpus": 2, "memory_mib": 24000, "memory_available_mib": 20000, "disk_free_gib": 50.0, "disk_path": "/",
+        "cgroup_version": 1, "caps": {"CAP_NET_ADMIN": True, "CAP_SYS_ADMIN": True, "CAP_SYS_RESOURCE": False},
+        "modules": {"overlay": True, "br_netfilter": True, "ip_tables": True, "nf_conntrack": True},
+        "inotify": {"max_user_watches": 8192, "max_user_instances": 128},
+        "docker": {"client": True, "daemon": True, "version": "20.10", "error": "", "runtimes": ["runc"], "default_runtime": "runc"},
+        "go": "/usr/bin/go", "gpus": {"nvml": False, "error": "absent", "gpus": []},
+    }
+    f.update(over)
+    return f
+
+
+def test_missing_sys_resource_fails_kind_with_fix_and_passes_when_wrapped():
+    c = by_name(doctor.host_checks(base_facts(), "kind"))
+    assert c["capabilities"].status == "fail" and "runc wrapper" in c["capabilities"].fix
+    assert c["inotify"].status == "warn" and "max_user_watches=524288" in c["inotify"].fix
+    wrapped = base_facts(docker={**base_facts()["docker"], "default_runtime": "runc-nosysres"})
+    assert by_name(doctor.host_checks(wrapped, "kind"))["capabilities"].status == "pass"
+    assert by_name(doctor.host_checks(base_facts(), "sim"))["capabilities"].status == "pass"
+
+
+def test_no_docker_fails_only_for_kind():
+    f = base_facts(docker={"client": True, "daemon": False, "version": "", "error": "Cannot connect", "runtimes": []})
+    assert by_name(doctor.host_checks(f, "kind"))["docker"].status == "fail"
+    assert by_name(doctor.host_checks(f, "sim"))["docker"].status == "warn"
+
+
+def test_every_check_has_status_and_non_pass_has_fix():
+    for c in doctor.host_checks(base_facts(modules={"overlay": False, "br_netfilter": True, "ip_tables": True, "nf_conntrack": True}), "kind"):
+        assert c.status in ("pass", "warn", "fail")
+        if c.status != "pass":
+            assert c.fix, c
+
+
+def test_budget_sums_requests_and_fails_on_small_host():
+    p = profiles.load("ci").profile
+    ok = doctor.budget(p, "kind", base_facts())
+    assert ok.status == "pass" and "needs 1.25 CPU" in ok.detail
+    tiny = doctor.budget(p, "kind", base_facts(cpus=1, memory_mib=1024, memory_available_mib=512))
+    assert tiny.status == "fail" and tiny.fix
+
+
+def test_real_host_probe_reads():
+    f = host.facts(Path("/tmp"))
+    assert f["cpus"] >= 1 and f["cgroup_version"] in (1, 2) and set(f["caps"]) == set(host.CAPS)

@@ -1,0 +1,138 @@
+"""Planner: ordering, parallel waves, resume after a failure, no-op re-run, fingerprints, the lock."""
+
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from appliance.errors import UserError
+from appliance.plan import Lock, Plan, State, Step, execute
+from appliance.report import Reporter
+
+
+class Recorder(Reporter):
+    def __init__(self):
+        super().__init__()
+        self.events = []
+
+    def message(self, text):
+        self.events.append(("msg", text))
+
+    def step(self, step, status, detail="", seconds=None):
+        self.events.append((step, status))
+
+
+class Fake:
+    """Steps whose work is recorded; `fail` makes a step raise once."""
+
+    def __init__(self, fail=(), delay=0.0):
+        self.done, self.log, self.fail = set(), [], set(fail)
+        self.delay, self.active, self.max_active = delay, 0, 0
+        self.lock = threading.Lock()
+
+    def step(self, sid, deps=(), fp="v1"):
+        def run():
+            with self.lock:
+                self.active += 1
+                self.max_active = max(self.max_active, self.active)
+            time.sleep(self.delay)
+            with self.lock:
+                self.active -= 1
+            if sid in self.fail:
+                self.fail.discard(sid)
+                raise RuntimeError(f"{sid} broke")
+            self.log.append(sid)
+            self.done.add(sid)
+            return f"{sid} ok"
+
+        return Step(sid, list(deps), fp, run=run, ready=lambda: (sid in self.done, ""))
+
+
+def diamond(f, fp="v1"):
+    return Plan([f.step("cluster", fp=fp), f.step("a", ["cluster"]), f.step("b", ["cluster"]), f.step("c", ["a", "b"])])
+
+
+def test_waves_group_independent_steps():
+    assert diamond(Fake()).waves() == [["cluster"], ["a", "b"], ["c"]]
+
+
+def test_runs_in_dependency_order_and_in_parallel(tmp_path):
+    f = Fake(delay=0.3)
+    out = execute(diamond(f), State(tmp_path), Recorder(), parallel=2)
+    assert out.ran == ["cluster", "a", "b", "c"] or out.ran == ["cluster", "b", "a", "c"]
+    assert f.log[0] == "cluster" and f.log[-1] == "c"
+    assert f.max_active == 2  # a and b overlapped
+
+
+def test_parallelism_is_bounded(tmp_path):
+    f = Fake(delay=0.2)
+    execute(diamond(f), State(tmp_path), Recorder(), parallel=1)
+    assert f.max_active == 1
+
+
+def test_failure_blocks_dependents_then_resume_runs_only_the_rest(tmp_path):
+    f = Fake(fail={"b"})
+    rec = Recorder()
+    out = execute(diamond(f), State(tmp_path), rec)
+    assert out.failed == {"b": "RuntimeError: b broke"} and out.blocked == ["c"] and "a" in out.ran
+    assert State(tmp_path).step("b")["status"] == "failed"
+    f.log.clear()
+    out2 = execute(diamond(f), State(tmp_path), Recorder())  # a fresh State reads the file: a new process would
+    assert sorted(out2.skipped) == ["a", "cluster"] and out2.ran == ["b", "c"] and f.log == ["b", "c"]
+
+
+def test_rerun_on_ready_cluster_is_noop(tmp_path):
+    f = Fake()
+    execute(diamond(f), State(tmp_path), Recorder())
+    f.log.clear()
+    out = execute(diamond(f), State(tmp_path), Recorder())
+    assert out.noop and f.log == [] and len(out.skipped) == 4
+
+
+def test_drift_or_changed_input_reruns_the_step(tmp_path):
+    f = Fake()
+    execute(diamond(f), State(tmp_path), Recorder())
+    f.done.discard("a")  # someone deleted what `a` made
+    f.log.clear()
+    out = execute(diamond(f), State(tmp_path), Recorder())
+    assert out.ran == ["a"]
+    f.log.clear()
+    out = execute(diamond(f, fp="v2"), State(tmp_path), Recorder())
+    assert out.ran == ["cluster"]
+
+
+def test_interrupted_step_is_rerun(tmp_path):
+    st = State(tmp_path)
+    st.set_step("cluster", status="running", fingerprint="v1")  # the process died mid-step
+    f = Fake()
+    f.done.add("cluster")
+    out = execute(diamond(f), State(tmp_path), Recorder())
+    assert "cluster" in out.ran
+
+
+def test_corrupt_state_is_one_clear_error(tmp_path):
+    (tmp_path / "state.json").write_text("{not json")
+    with pytest.raises(UserError, match="state file is not valid JSON"):
+        State(tmp_path)
+
+
+def test_second_holder_is_refused(tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", f"""
+import time, sys
+from appliance.plan import Lock
+with Lock({str(tmp_path)!r}, 'c1'):
+    print('held', flush=True); time.sleep(30)
+"""], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(UserError) as e:
+            with Lock(tmp_path, "c1"):
+                pass
+        assert f"pid {holder.pid}" in e.value.line() and "c1" in e.value.line() and e.value.code == 3
+    finally:
+        holder.kill()
+        holder.wait()
+    with Lock(tmp_path, "c1"):  # released by the kernel when the holder died
+        pass

@@ -1,0 +1,130 @@
+"""Profile loading: shipped profiles, extends, --set, and one clear line per bad input."""
+
+import textwrap
+
+import pytest
+
+from appliance import profiles
+from appliance.errors import ProfileError
+
+
+def write(tmp_path, name, text):
+    p = tmp_path / name
+    p.write_text(textwrap.dedent(text))
+    return p
+
+
+@pytest.mark.parametrize("name", ["laptop", "ci", "dgx", "sim-dgx-pod"])
+def test_shipped_profiles_validate(name):
+    loaded = profiles.load(name)
+    assert loaded.profile.name == name
+    assert loaded.profile.components
+
+
+def test_extends_merges_and_child_wins():
+    ci = profiles.load("ci").profile
+    assert ci.cluster.name == "appliance-ci" and ci.cluster.workers == 1
+    assert ci.cluster.node_classes[0].name == "cpu"  # inherited from laptop
+    assert set(ci.components) == {"platform-base", "user-profiles"}
+
+
+def test_sim_profile_is_dgx_shaped():
+    dgx = profiles.load("sim-dgx-pod").profile.cluster.node_classes[0]
+    assert (dgx.gpus, dgx.count, dgx.gpu_product) == (8, 4, "NVIDIA-H100-80GB-HBM3")
+
+
+def test_set_overrides_typed_values_and_list_items():
+    p = profiles.load("dgx", ["cluster.workers=2", "cluster.baremetal.hosts.0.address=10.0.0.5",
+                              "components.user-profiles.enabled=false"]).profile
+    assert p.cluster.workers == 2
+    assert p.cluster.baremetal.hosts[0].address == "10.0.0.5"
+    assert not p.components["user-profiles"].enabled
+
+
+def test_unknown_key_names_file_line_field_and_suggestion(tmp_path):
+    f = write(tmp_path, "bad.yaml", """\
+        name: bad
+        cluster:
+          name: x
+          wrkers: 2
+        """)
+    with pytest.raises(ProfileError) as e:
+        profiles.load(str(f))
+    line = e.value.line()
+    assert f"{f}:4" in line and "cluster.wrkers" in line and "did you mean 'workers'" in line
+    assert e.value.code == 2 and "\n" not in line
+
+
+def test_wrong_type(tmp_path):
+    f = write(tmp_path, "bad.yaml", "name: bad\ncluster:\n  workers: many\n")
+    with pytest.raises(ProfileError) as e:
+        profiles.load(str(f))
+    assert f"{f}:3" in e.value.line() and "cluster.workers" in e.value.line() and "'many'" in e.value.line()
+
+
+def test_bad_quantity(tmp_path):
+    f = write(tmp_path, "bad.yaml", "name: bad\ncluster:\n  node_classes:\n    - name: a\n      memory: lots\n")
+    with pytest.raises(ProfileError) as e:
+        profiles.load(str(f))
+    assert f"{f}:5" in e.value.line() and "quantity" in e.value.line()
+
+
+def test_unknown_component(tmp_path):
+    f = write(tmp_path, "bad.yaml", "name: bad\ncomponents:\n  platform-base: {}\n  user-profile: {}\n")
+    with pytest.raises(ProfileError) as e:
+        profiles.load(str(f))
+    assert f"{f}:4" in e.value.line() and "user-profile" in e.value.line() and "did you mean 'user-profiles'" in e.value.line()
+
+
+def test_component_option_checked(tmp_path):
+    f = write(tmp_path, "bad.yaml", "name: bad\ncomponents:\n  platform-base: {}\n  user-profiles:\n    options:\n      users: [Alice]\n")
+    with pytest.raises(ProfileError) as e:
+        profiles.load(str(f))
+    assert "components.user-profiles.options.users" in e.value.line() and "Alice" in e.value.line()
+
+
+def test_dependency_cycle(tmp_path):
+    f = write(tmp_path, "bad.yaml", """\
+        name: bad
+        components:
+          platform-base:
+            depends_on: [user-profiles]
+          user-profiles: {}
+        """)
+    with pytest.raises(ProfileError) as e:
+        profiles.load(str(f))
+    assert "dependency cycle" in e.value.line() and "depends_on" in e.value.line()
+
+
+def test_missing_dependency(tmp_path):
+    f = write(tmp_path, "bad.yaml", "name: bad\ncomponents:\n  user-profiles: {}\n")
+    with pytest.raises(ProfileError) as e:
+        profiles.load(str(f))
+    assert "needs 'platform-base'" in e.value.line() and f"{f}:3" in e.value.line()
+
+
+def test_extends_loop_and_missing_parent(tmp_path):
+    write(tmp_path, "a.yaml", "extends: b.yaml\nname: a\n")
+    write(tmp_path, "b.yaml", "extends: a.yaml\nname: b\n")
+    with pytest.raises(ProfileError, match="loops"):
+        profiles.load(str(tmp_path / "a.yaml"))
+    write(tmp_path, "c.yaml", "extends: nope\nname: c\n")
+    with pytest.raises(ProfileError) as e:
+        profiles.load(str(tmp_path / "c.yaml"))
+    assert f"{tmp_path / 'c.yaml'}:1" in e.value.line()
+
+
+def test_bad_yaml_and_bad_set(tmp_path):
+    f = write(tmp_path, "bad.yaml", "name: bad\ncluster: [unclosed\n")
+    with pytest.raises(ProfileError, match="not valid YAML"):
+        profiles.load(str(f))
+    with pytest.raises(ProfileError, match="key=value"):
+        profiles.load("laptop", ["cluster.workers"])
+    with pytest.raises(ProfileError) as e:
+        profiles.load("laptop", ["cluster.wokers=3"])
+    assert "--set cluster.wokers=3" in e.value.line()
+
+
+def test_unknown_profile_name():
+    with pytest.raises(ProfileError, match="did you mean 'laptop'"):
+        profiles.load("lapto")
