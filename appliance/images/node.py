@@ -1,0 +1,347 @@
+"""Build the kind node image locally: Debian bookworm + systemd + containerd + our kubelet,
+with every image kubeadm and our manifests need pre-loaded (no registry is ever contacted).
+
+Same inputs give the same tag: `appliance/node:<k8s version>-<12 hex of the input hash>`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from appliance.errors import UserError
+from appliance.images import archive, debian
+from appliance.images.archive import FileEntry, ImageSpec
+from appliance.images.tools import ensure_tools
+from appliance.paths import cache_dir
+
+#: Bump when the build recipe changes in a way the file hashes don't see.
+RECIPE = "3"
+REPO = "appliance/node"
+BASE_REPO = "appliance/node-base"
+LABEL = "io.appliance.image"
+#: Where our build contexts live (images/ at the repository root, or shipped inside the package).
+CONTEXT_DIRS = [Path(__file__).resolve().parents[2] / "images", Path(__file__).resolve().parent / "context"]
+CONTROL_PLANE = ["kube-apiserver", "kube-controller-manager", "kube-scheduler"]
+NODE_BINARIES = ["kubelet", "kubeadm", "kubectl"]
+TOOLS = NODE_BINARIES + CONTROL_PLANE + ["kube-proxy", "etcd", "coredns"]
+CNI_PLUGINS = ["loopback", "ptp", "host-local", "portmap", "bridge", "bandwidth", "tuning", "firewall"]
+
+
+def context_dir() -> Path:
+    for d in CONTEXT_DIRS:
+        if (d / "node" / "files").is_dir():
+            return d
+    raise UserError("image build context not found", str(CONTEXT_DIRS[0]), "reinstall the appliance")
+
+
+@dataclass
+class NodeImage:
+    """A built node image and what it holds."""
+
+    tag: str
+    kubernetes: str
+    key: str
+    images: dict[str, str] = field(default_factory=dict)  # role -> ref
+    built: bool = False  # False = found in the cache
+    seconds: float = 0.0
+
+
+def _sha_cached(p: Path) -> str:
+    """sha256 of a file, memoised on (path, size, mtime) so warm builds stay fast."""
+    st = p.stat()
+    memo_file = cache_dir("images", "sha-memo.json")
+    try:
+        memo = json.loads(memo_file.read_text())
+    except (OSError, ValueError):
+        memo = {}
+    k = f"{p.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+    if k not in memo:
+        h = hashlib.sha256()
+        with open(p, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        memo[k] = h.hexdigest()
+        memo_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = memo_file.with_suffix(f".{os.getpid()}")
+        tmp.write_text(json.dumps(memo))
+        tmp.replace(memo_file)
+    return memo[k]
+
+
+def _tree_hash(root: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            h.update(str(p.relative_to(root)).encode())
+            h.update(oct(p.stat().st_mode & 0o777).encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def _docker(*args: str, check: bool = True, capture: bool = True, **kw) -> subprocess.CompletedProcess:
+    if not shutil.which("docker"):
+        raise UserError("docker is not installed", "images build", "install Docker (docker.io)")
+    r = subprocess.run(["docker", *args], capture_output=capture, text=True, **kw)
+    if check and r.returncode != 0:
+        msg = (r.stderr or r.stdout or "").strip().splitlines()
+        raise UserError(f"docker {args[0]} failed: {msg[-1] if msg else r.returncode}", "docker", "check `docker info`")
+    return r
+
+
+def image_exists(ref: str) -> bool:
+    return _docker("image", "inspect", "--format", "{{.Id}}", ref, check=False).returncode == 0
+
+
+def kubeadm_images(kubeadm: Path, version: str) -> dict[str, str]:
+    """The refs `kubeadm config images list` prints, keyed by short name (etcd, coredns, pause, ...)."""
+    r = subprocess.run(
+        [str(kubeadm), "config", "images", "list", "--kubernetes-version", version],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    if r.returncode != 0:
+        raise UserError(f"kubeadm config images list failed: {r.stderr.strip()[-200:]}", str(kubeadm))
+    out = {}
+    for line in r.stdout.split():
+        name = line.rsplit("/", 1)[-1].split(":")[0]
+        out[name] = line
+    return out
+
+
+def _pause_binary(ctx: Path, work: Path) -> Path:
+    out = work / "pause"
+    if out.exists():
+        return out
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if not cc:
+        raise UserError("no C compiler for the pause image", "images build", "apt-get install gcc libc6-dev")
+    r = subprocess.run([cc, "-static", "-Os", "-s", "-o", str(out), str(ctx / "pause" / "pause.c")], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise UserError(f"compiling pause failed: {r.stderr.strip()[-200:]}", "images/pause/pause.c", "apt-get install gcc libc6-dev")
+    return out
+
+
+def node_image_key(version: str, bins: dict[str, Path], ctx: Path, refs: dict[str, str]) -> str:
+    blob = {
+        "recipe": RECIPE,
+        "k8s": version,
+        "node_rootfs": debian.rootfs_key(debian.NODE_PACKAGES),
+        "slim_rootfs": debian.rootfs_key(debian.SLIM_PACKAGES),
+        "bins": {n: _sha_cached(p) for n, p in sorted(bins.items())},
+        "ctx": {d: _tree_hash(ctx / d) for d in ("node", "cni", "pause", "kube-proxy")},
+        "refs": refs,
+    }
+    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
+
+
+def build_node_image(
+    version: str = "", *, mirror: str = "", rebuild: bool = False, report=print, keep_workdir: bool = False
+) -> NodeImage:
+    """Build (or find cached) the node image for Kubernetes `version`; returns its tag."""
+    t0 = time.monotonic()
+    from appliance.toolchain.pins import KUBERNETES
+
+    version = version or KUBERNETES
+    if version != KUBERNETES:
+        raise UserError(f"only Kubernetes {KUBERNETES} is pinned", "--kubernetes-version", f"use {KUBERNETES}", code=2)
+    ctx = context_dir()
+    bins = ensure_tools(TOOLS, report=report)
+    kimgs = kubeadm_images(bins["kubeadm"], version)
+    cni_key = hashlib.sha256(
+        (_tree_hash(ctx / "cni") + _sha_cached(bins["kubectl"]) + debian.rootfs_key(debian.SLIM_PACKAGES)).encode()
+    ).hexdigest()[:12]
+    refs = dict(kimgs)
+    refs["appliance-cni"] = f"appliance.local/cni-agent:{cni_key}"
+    key = node_image_key(version, bins, ctx, refs)
+    tag = f"{REPO}:{version}-{key[:12]}"
+    result = NodeImage(tag=tag, kubernetes=version, key=key, images=refs)
+    if not rebuild and image_exists(tag):
+        result.seconds = time.monotonic() - t0
+        return result
+
+    report(f"building node image {tag}")
+    node_tar = debian.rootfs_tarball("node", debian.NODE_PACKAGES, mirror=mirror, report=report)
+    slim_tar = debian.rootfs_tarball("slim", debian.SLIM_PACKAGES, mirror=mirror, report=report)
+    work = cache_dir("images", "build", key[:16])
+    if work.exists():
+        shutil.rmtree(work)
+    (work / "images").mkdir(parents=True)
+    (work / "layers").mkdir()
+    try:
+        _component_archives(version, bins, ctx, refs, slim_tar, work, report)
+        base = _base_image(node_tar, report)
+        _stage_overlay(version, bins, ctx, refs, work)
+        _assemble(base, tag, key, version, refs, work, report)
+    finally:
+        if not keep_workdir:
+            shutil.rmtree(work, ignore_errors=True)
+    record = cache_dir("images", "node", f"{tag.replace('/', '_').replace(':', '_')}.json")
+    record.parent.mkdir(parents=True, exist_ok=True)
+    result.built, result.seconds = True, time.monotonic() - t0
+    record.write_text(json.dumps(asdict(result), indent=2))
+    report(f"built {tag} in {result.seconds:.0f}s")
+    return result
+
+
+def _component_archives(version, bins, ctx: Path, refs, slim_tar: Path, work: Path, report) -> None:
+    """One docker-archive per pre-loaded image under work/images/."""
+    layers = work / "layers"
+    report("writing component images")
+    for name in CONTROL_PLANE:
+        lt = layers / f"{name}.tar"
+        archive.write_layer([FileEntry(f"usr/local/bin/{name}", src=bins[name])], lt)
+        archive.write_docker_archive(ImageSpec(refs[name], [lt], entrypoint=[f"/usr/local/bin/{name}"]), work / "images" / f"{name}.tar")
+    lt = layers / "etcd.tar"
+    archive.write_layer([FileEntry("usr/local/bin/etcd", src=bins["etcd"]), FileEntry("var/lib/etcd/.keep", data=b"", mode=0o644)], lt)
+    archive.write_docker_archive(ImageSpec(refs["etcd"], [lt], entrypoint=["/usr/local/bin/etcd"]), work / "images" / "etcd.tar")
+    lt = layers / "coredns.tar"
+    archive.write_layer([FileEntry("coredns", src=bins["coredns"])], lt)
+    archive.write_docker_archive(ImageSpec(refs["coredns"], [lt], entrypoint=["/coredns"]), work / "images" / "coredns.tar")
+    lt = layers / "pause.tar"
+    archive.write_layer([FileEntry("pause", src=_pause_binary(ctx, work))], lt)
+    archive.write_docker_archive(ImageSpec(refs["pause"], [lt], entrypoint=["/pause"]), work / "images" / "pause.tar")
+    lt = layers / "kube-proxy.tar"
+    archive.write_layer(
+        [FileEntry("usr/local/bin/kube-proxy.real", src=bins["kube-proxy"]),
+         FileEntry("usr/local/bin/kube-proxy", src=ctx / "kube-proxy" / "kube-proxy")],
+        lt,
+    )  # fmt: skip
+    archive.write_docker_archive(
+        ImageSpec(refs["kube-proxy"], [slim_tar, lt], entrypoint=["/usr/local/bin/kube-proxy"]), work / "images" / "kube-proxy.tar"
+    )
+    lt = layers / "cni.tar"
+    archive.write_layer(
+        [FileEntry("usr/local/bin/kubectl", src=bins["kubectl"]),
+         FileEntry("usr/local/bin/appliance-cni", src=ctx / "cni" / "appliance-cni")],
+        lt,
+    )  # fmt: skip
+    archive.write_docker_archive(
+        ImageSpec(refs["appliance-cni"], [slim_tar, lt], entrypoint=["/usr/local/bin/appliance-cni"]),
+        work / "images" / "appliance-cni.tar",
+    )
+
+
+def _base_image(node_tar: Path, report) -> str:
+    ref = f"{BASE_REPO}:{node_tar.stem.rsplit('-', 1)[-1]}"
+    if not image_exists(ref):
+        report(f"importing root filesystem as {ref}")
+        _docker("import", "--change", "ENV container=docker", str(node_tar), ref)
+    return ref
+
+
+def _stage_overlay(version, bins, ctx: Path, refs, work: Path) -> None:
+    """work/overlay mirrors what is copied onto / of the node."""
+    ov = work / "overlay"
+    shutil.copytree(ctx / "node" / "files", ov, symlinks=True)
+    conf_in = ov / "etc/containerd/config.toml.in"
+    conf_in.with_suffix("").write_text(conf_in.read_text().replace("@PAUSE_IMAGE@", refs["pause"]))
+    conf_in.unlink()
+    (ov / "usr/bin").mkdir(parents=True, exist_ok=True)
+    for n in NODE_BINARIES:
+        dst = ov / "usr/bin" / n
+        try:
+            os.link(bins[n], dst)
+        except OSError:
+            shutil.copy2(bins[n], dst)
+        os.chmod(dst, 0o755)
+    kind = ov / "kind"
+    (kind / "manifests").mkdir(parents=True)
+    (kind / "version").write_text(version + "\n")
+    cni = (ctx / "cni" / "default-cni.yaml.in").read_text().replace("@CNI_IMAGE@", refs["appliance-cni"])
+    (kind / "manifests" / "default-cni.yaml").write_text(cni)
+    (kind / "images.json").write_text(json.dumps(refs, indent=2, sort_keys=True) + "\n")
+    (work / "setup.sh").write_text(SETUP_SCRIPT.replace("@CNI_PLUGINS@", " ".join(CNI_PLUGINS)))
+
+
+SETUP_SCRIPT = r"""#!/bin/bash
+# Runs once inside the build container; the result is committed as the node image.
+set -o errexit -o nounset -o pipefail -o xtrace
+cp -a /build/overlay/. /
+chmod 0755 /usr/local/bin/entrypoint
+mkdir -p /opt/cni/bin /etc/cni/net.d /etc/kubernetes/manifests /var/lib/kubelet /var/log/journal
+for p in @CNI_PLUGINS@; do ln -f /usr/lib/cni/$p /opt/cni/bin/$p; done
+# systemd for a container: only what a kubelet node needs.
+systemctl set-default multi-user.target
+systemctl enable containerd.service kubelet.service
+systemctl mask \
+  systemd-udevd.service systemd-udev-trigger.service systemd-udevd-control.socket systemd-udevd-kernel.socket \
+  getty.target console-getty.service getty@tty1.service systemd-logind.service systemd-modules-load.service \
+  systemd-remount-fs.service systemd-firstboot.service systemd-tmpfiles-setup.service \
+  sys-kernel-config.mount sys-kernel-debug.mount sys-kernel-tracing.mount sys-fs-fuse-connections.mount \
+  apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service fstrim.timer \
+  systemd-hwdb-update.service systemd-journal-catalog-update.service systemd-update-done.service
+mkdir -p /etc/systemd/journald.conf.d
+printf '[Journal]\nReadKMsg=no\nStorage=persistent\n' > /etc/systemd/journald.conf.d/10-appliance.conf
+# Pre-load the images into containerd (content only; CRI unpacks on first use).
+containerd --config /etc/containerd/config.toml > /tmp/containerd.log 2>&1 &
+cpid=$!
+for _ in $(seq 1 100); do ctr version >/dev/null 2>&1 && break; sleep 0.1; done
+shopt -s nullglob
+for t in /build/images/*.tar; do
+  ctr -n k8s.io images import --no-unpack --all-platforms "$t"
+done
+for ref in $(ctr -n k8s.io images ls -q); do
+  ctr -n k8s.io images label "$ref" io.cri-containerd.pinned=pinned >/dev/null
+done
+ctr -n k8s.io images ls
+kill "$cpid"; wait "$cpid" || true
+rm -rf /run/containerd /tmp/* /var/log/*.log
+rm -f /etc/machine-id && touch /etc/machine-id
+"""
+
+
+def _assemble(base: str, tag: str, key: str, version: str, refs, work: Path, report) -> None:
+    name = f"appliance-nodebuild-{key[:12]}"
+    _docker("rm", "-f", name, check=False)
+    report("assembling node image (containerd import)")
+    r = _docker(
+        "run", "--name", name, "--privileged", "--entrypoint", "/bin/bash",
+        "-v", f"{work}:/build:ro", base, "/build/setup.sh", check=False,
+    )  # fmt: skip
+    if r.returncode != 0:
+        log = cache_dir("images", "node-build.log")
+        log.write_text(r.stdout + r.stderr)
+        _docker("rm", "-f", name, check=False)
+        raise UserError(f"node image setup failed (exit {r.returncode})", str(log), "read the log")
+    # `docker commit` can't set STOPSIGNAL: commit, then a metadata-only build FROM the local
+    # commit (the classic builder never pulls a local base).
+    tmp = f"{REPO}-build:{key[:12]}"
+    _docker("commit", name, tmp)
+    _docker("rm", "-f", name, check=False)
+    dockerfile = "\n".join([
+        f"FROM {tmp}",
+        'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]',
+        "CMD []",
+        "ENV container=docker",
+        "STOPSIGNAL SIGRTMIN+3",
+        f'LABEL {LABEL}="node" io.appliance.kubernetes="{version}" io.appliance.key="{key}"',
+    ]) + "\n"
+    r = subprocess.run(
+        ["docker", "build", "--pull=false", "-t", tag, "-"], input=dockerfile, capture_output=True, text=True,
+        env={**os.environ, "DOCKER_BUILDKIT": "0"},
+    )
+    _docker("rmi", tmp, check=False)
+    if r.returncode != 0:
+        raise UserError(f"docker build (metadata) failed: {(r.stderr or r.stdout).strip()[-200:]}", "docker")
+
+
+def list_images() -> list[dict]:
+    """Node images this host holds (newest first), with what each pre-loads."""
+    r = _docker("images", "--filter", f"label={LABEL}=node", "--format", "{{json .}}", check=False)
+    out = []
+    for line in r.stdout.splitlines():
+        try:
+            d = json.loads(line)
+        except ValueError:
+            continue
+        tag = f"{d.get('Repository')}:{d.get('Tag')}"
+        rec = cache_dir("images", "node", f"{tag.replace('/', '_').replace(':', '_')}.json")
+        images = json.loads(rec.read_text()).get("images", {}) if rec.exists() else {}
+        out.append({"tag": tag, "id": d.get("ID", ""), "size": d.get("Size", ""), "created": d.get("CreatedSince", ""), "images": images})
+    return out
