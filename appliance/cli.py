@@ -173,13 +173,30 @@ def profiles_validate(files):
 
 
 @main.command()
-@click.option("--scenario", default=None, help="one scenario name (default: all)")
+@click.option("--scenario", default=None, help="one scenario name (default: all that fit)")
 @provider_opt
-def e2e(scenario, provider):
-    """Run end-to-end scenarios from e2e/scenarios/ against a cluster."""
-    from appliance.e2e import run_cli
+@click.option("--profile", "-p", default=None, help="profile to bring up first (default: sim-dgx-pod on sim, ci on kind)")
+@click.option("--out", "out_dir", default="e2e/reports", show_default=True, help="folder for junit.xml and report.html")
+def e2e(scenario, provider, profile, out_dir):
+    """Bring up (or reuse) a cluster and run the e2e scenarios that fit it; JUnit XML + HTML report."""
+    from pathlib import Path
 
-    run_cli(scenario, provider)
+    from appliance import e2e as e2e_mod
+
+    loaded = _load(profile or e2e_mod.DEFAULT_PROFILE.get(provider or "", "ci"), ())
+    name, why = orchestrator.choose_provider(loaded.profile, provider)
+    rep = report.make()
+    try:
+        rep.message(f"e2e on {name} ({why}), profile '{loaded.profile.name}'")
+        result = orchestrator.up(loaded.profile, name, rep)
+        enabled = {c for c, s in loaded.profile.components.items() if s.enabled}
+        results = e2e_mod.run(result["kubeconfig"], name, enabled, scenario, Path(out_dir), rep)
+    finally:
+        rep.close()
+    for r in results:
+        click.echo(f"{'PASS' if r.passed else 'FAIL'} {r.name} ({r.seconds}s)")
+    click.echo(f"reports: {Path(out_dir) / 'junit.xml'}, {Path(out_dir) / 'report.html'}")
+    sys.exit(0 if all(r.passed for r in results) else 1)
 
 
 def _register_optional() -> None:

@@ -42,7 +42,8 @@ class Kube:
             res = self._resource(obj)
             meta = obj["metadata"]
             try:
-                res.delete(name=meta["name"], namespace=meta.get("namespace") if res.namespaced else None)
+                res.delete(name=meta["name"], namespace=meta.get("namespace") if res.namespaced else None,
+                           body={"propagationPolicy": "Background"})
             except NotFoundError:
                 pass
 

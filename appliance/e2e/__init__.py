@@ -1,4 +1,4 @@
-"""End-to-end scenarios: declarative YAML steps run against a cluster's kubeconfig."""
+"""End-to-end scenarios: declarative YAML steps run against any provider's cluster, reported as JUnit + HTML."""
 
 from __future__ import annotations
 
@@ -7,16 +7,29 @@ from pathlib import Path
 from appliance.errors import UserError
 
 SCENARIOS_DIR = Path(__file__).resolve().parents[2] / "e2e" / "scenarios"
+DEFAULT_PROFILE = {"sim": "sim-dgx-pod", "kind": "ci", "baremetal": "dgx"}
 
 
-def scenarios() -> list[Path]:
-    return sorted(SCENARIOS_DIR.glob("*.yaml"))
-
-
-def run_cli(scenario: str | None, provider: str | None) -> None:
-    """Entry for `appliance e2e`; the scenario runner lands with the ML stack (issue 7)."""
-    found = [p for p in scenarios() if scenario in (None, p.stem)]
+def scenario_files(name: str | None = None) -> list[Path]:
+    found = [p for p in sorted(SCENARIOS_DIR.glob("*.yaml")) if name in (None, p.stem)]
     if not found:
-        raise UserError(f"no scenario{' ' + repr(scenario) if scenario else 's'} found", str(SCENARIOS_DIR),
-                        "add scenario files there (the runner and first scenarios arrive with the ML stack)")
-    raise UserError("the scenario runner is not built yet", str(SCENARIOS_DIR), "track issue 7")
+        known = ", ".join(p.stem for p in SCENARIOS_DIR.glob("*.yaml"))
+        raise UserError(f"no scenario named '{name}'", str(SCENARIOS_DIR), f"known: {known}", code=2)
+    return found
+
+
+def run(kubeconfig: str, provider: str, enabled: set[str], name: str | None, out_dir: Path, report=None):
+    """Run the scenarios that fit this provider and these components; write junit.xml and report.html."""
+    from appliance.e2e import reports, scenario
+    from appliance.e2e.runner import Runner
+    from appliance.kube import Kube
+
+    chosen = [s for s in map(scenario.load, scenario_files(name)) if provider in s.providers and set(s.components) <= enabled]
+    if not chosen:
+        raise UserError(f"no scenario fits provider '{provider}' with components {sorted(enabled)}", str(SCENARIOS_DIR),
+                        "pick another --scenario, --provider or --profile")
+    runner = Runner(Kube(kubeconfig))
+    results = [runner.run(s, report) for s in chosen]
+    reports.junit(results, out_dir / "junit.xml")
+    reports.html_report(results, out_dir / "report.html", f"appliance e2e on {provider}")
+    return results

@@ -1,0 +1,243 @@
+"""Run a scenario's steps against a cluster; collect durations, failures and diagnostics of failed pods."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from appliance.e2e.scenario import Scenario, Step
+
+
+@dataclass
+class StepResult:
+    name: str
+    kind: str
+    status: str  # passed | failed | skipped
+    seconds: float
+    message: str = ""
+    diagnostics: str = ""
+
+
+@dataclass
+class ScenarioResult:
+    name: str
+    steps: list[StepResult] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(s.status != "failed" for s in self.steps)
+
+    @property
+    def seconds(self) -> float:
+        return round(sum(s.seconds for s in self.steps), 2)
+
+
+def matches(expected: Any, actual: Any) -> bool:
+    """Partial match: every key in `expected` is in `actual` with a matching value; each expected list
+    item matches some actual item; scalars compare equal (as strings when types differ)."""
+    if isinstance(expected, dict):
+        return isinstance(actual, dict) and all(k in actual and matches(v, actual[k]) for k, v in expected.items())
+    if isinstance(expected, list):
+        return isinstance(actual, list) and all(any(matches(e, a) for a in actual) for e in expected)
+    return expected == actual or (type(expected) is not type(actual) and str(expected) == str(actual))
+
+
+class Runner:
+    """Executes scenario steps with one `Kube` connection; `poll` is the readiness polling interval."""
+
+    def __init__(self, kube, poll: float = 1.0):
+        self.kube = kube
+        self.poll = poll
+        self.namespaces: set[str] = set()
+
+    # --- step kinds -------------------------------------------------------------------------
+    def _objects(self, spec, scenario: Scenario) -> list[dict]:
+        objs = list(spec.objects)
+        if spec.file:
+            base = scenario.path.parent if scenario.path else Path.cwd()
+            objs += [d for d in yaml.safe_load_all((base / spec.file).read_text()) if d]
+        for o in objs:
+            if ns := o.get("metadata", {}).get("namespace"):
+                self.namespaces.add(ns)
+        return objs
+
+    def _live(self, expected: dict) -> list[dict]:
+        meta = expected.get("metadata", {})
+        res = self.kube.dynamic.resources.get(api_version=expected["apiVersion"], kind=expected["kind"])
+        ns = meta.get("namespace")
+        if ns:
+            self.namespaces.add(ns)
+        if "name" in meta:
+            obj = self.kube.get(expected["apiVersion"], expected["kind"], meta["name"], ns)
+            return [obj.to_dict()] if obj is not None else []
+        selector = ",".join(f"{k}={v}" for k, v in (meta.get("labels") or {}).items()) or None
+        return [i.to_dict() for i in res.get(namespace=ns, label_selector=selector).items]
+
+    def _wait(self, step: Step, want_match: bool, expected: dict) -> str:
+        deadline = time.monotonic() + step.timeout
+        while True:
+            live = self._live(expected)
+            found = any(matches(expected, o) for o in live)
+            if found == want_match:
+                return f"{'matched' if found else 'no match'} after checking {len(live)} object(s)"
+            if time.monotonic() >= deadline:
+                verb = "no object matched" if want_match else "an object still matches"
+                raise AssertionError(f"{verb} within {step.timeout:.0f}s; closest live: {_summary(live)}")
+            time.sleep(self.poll)
+
+    def _access(self, step: Step) -> str:
+        from kubernetes import client
+        from kubernetes.client.rest import ApiException
+
+        a = step.access
+        api = self._client_as(a.as_)
+        core = client.CoreV1Api(api)
+        calls = {
+            ("list", "pods"): lambda: core.list_namespaced_pod(a.namespace),
+            ("list", "secrets"): lambda: core.list_namespaced_secret(a.namespace),
+            ("list", "configmaps"): lambda: core.list_namespaced_config_map(a.namespace),
+            ("create", "configmaps"): lambda: core.create_namespaced_config_map(
+                a.namespace, {"metadata": {"generateName": "e2e-access-"}}, dry_run="All"),
+        }
+        call = calls.get((a.verb, a.resource))
+        if call is None:
+            raise AssertionError(f"access check supports {sorted(calls)}, not ({a.verb}, {a.resource})")
+        try:
+            call()
+            got = True
+        except ApiException as e:
+            if e.status != 403:
+                raise
+            got = False
+        if got != a.allowed:
+            raise AssertionError(f"{a.as_} {a.verb} {a.resource} in {a.namespace}: expected {'allowed' if a.allowed else '403'}, got {'allowed' if got else '403'}")
+        return f"{a.as_} {a.verb} {a.resource} in {a.namespace}: {'allowed' if got else 'forbidden (403)'} as expected"
+
+    def _token(self, identity: str) -> str:
+        from kubernetes import client
+
+        ns, _, sa = identity.partition("/")
+        req = client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=600))
+        return client.CoreV1Api(self.kube.api).create_namespaced_service_account_token(sa, ns, req).status.token
+
+    def _client_as(self, identity: str):
+        from kubernetes import client
+
+        cfg = client.Configuration()
+        base = self.kube.api.configuration
+        cfg.host, cfg.ssl_ca_cert, cfg.verify_ssl = base.host, base.ssl_ca_cert, base.verify_ssl
+        cfg.api_key = {"authorization": f"Bearer {self._token(identity)}"}
+        return client.ApiClient(cfg)
+
+    def _kubeconfig_as(self, identity: str, folder: Path) -> Path:
+        base = self.kube.api.configuration
+        cluster = {"server": base.host}
+        if base.ssl_ca_cert:
+            cluster["certificate-authority"] = base.ssl_ca_cert
+        cfg = {"apiVersion": "v1", "kind": "Config", "current-context": "e2e",
+               "clusters": [{"name": "e2e", "cluster": cluster}],
+               "users": [{"name": identity, "user": {"token": self._token(identity)}}],
+               "contexts": [{"name": "e2e", "context": {"cluster": "e2e", "user": identity}}]}
+        path = folder / "kubeconfig-as"
+        path.write_text(yaml.safe_dump(cfg))
+        return path
+
+    def _script(self, step: Step, scenario: Scenario) -> str:
+        s = step.script
+        with tempfile.TemporaryDirectory(prefix="appliance-e2e-") as tmp:
+            kubeconfig = self._kubeconfig_as(s.as_, Path(tmp)) if s.as_ else Path(self.kube.kubeconfig)
+            path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+            env = {**os.environ, "KUBECONFIG": str(kubeconfig), "E2E_TMP": tmp, "PATH": path}
+            cwd = scenario.path.parent if scenario.path else None
+            try:
+                r = subprocess.run(["bash", "-c", s.run], capture_output=True, text=True, timeout=step.timeout, env=env, cwd=cwd)
+            except subprocess.TimeoutExpired:
+                raise AssertionError(f"script ran past {step.timeout:.0f}s") from None
+        out = (r.stdout + r.stderr).strip()
+        if r.returncode != s.exit_code:
+            raise AssertionError(f"exit {r.returncode}, expected {s.exit_code}: {out[-800:]}")
+        if s.stdout_contains and s.stdout_contains not in r.stdout:
+            raise AssertionError(f"stdout lacks {s.stdout_contains!r}: {r.stdout[-800:]}")
+        return out[-300:]
+
+    # --- driver -------------------------------------------------------------------------
+    def run_step(self, step: Step, scenario: Scenario) -> str:
+        kind = step.kind
+        if kind == "apply":
+            return f"applied {self.kube.apply(self._objects(step.apply, scenario))} object(s)"
+        if kind == "delete":
+            self.kube.delete(self._objects(step.delete, scenario))
+            return "deleted"
+        if kind == "assert":
+            return self._wait(step, True, step.assert_)
+        if kind == "error":
+            return self._wait(step, False, step.error)
+        if kind == "access":
+            return self._access(step)
+        return self._script(step, scenario)
+
+    def run(self, scenario: Scenario, report=None) -> ScenarioResult:
+        """Run steps in order (stop at the first failure), then always the cleanup steps."""
+        result = ScenarioResult(scenario.name)
+        failed = False
+        for phase, steps in (("step", scenario.steps), ("cleanup", scenario.cleanup)):
+            for step in steps:
+                if failed and phase == "step":
+                    result.steps.append(StepResult(step.name, step.kind, "skipped", 0.0, "an earlier step failed"))
+                    continue
+                t0 = time.monotonic()
+                if report:
+                    report.step(f"{scenario.name}: {step.name}", "running")
+                try:
+                    msg = self.run_step(step, scenario)
+                    sr = StepResult(step.name, step.kind, "passed", round(time.monotonic() - t0, 2), msg)
+                except Exception as e:  # noqa: BLE001 — a failed step is a result, with diagnostics
+                    failed = failed or phase == "step"
+                    sr = StepResult(step.name, step.kind, "failed", round(time.monotonic() - t0, 2),
+                                    f"{type(e).__name__}: {e}", self.diagnostics())
+                if report:
+                    report.step(f"{scenario.name}: {step.name}", "done" if sr.status == "passed" else "failed", sr.message[:200], sr.seconds)
+                result.steps.append(sr)
+        return result
+
+    def diagnostics(self) -> str:
+        """Events and logs of pods that are not Running/Succeeded in the namespaces the scenario touched."""
+        from kubernetes import client
+
+        core = client.CoreV1Api(self.kube.api)
+        lines: list[str] = []
+        for ns in sorted(self.namespaces):
+            try:
+                for pod in core.list_namespaced_pod(ns).items:
+                    if pod.status.phase in ("Running", "Succeeded"):
+                        continue
+                    lines.append(f"pod {ns}/{pod.metadata.name}: {pod.status.phase} {_conditions(pod)}")
+                    try:
+                        log = core.read_namespaced_pod_log(pod.metadata.name, ns, tail_lines=30)
+                        lines += [f"  | {line}" for line in log.splitlines()]
+                    except Exception:  # noqa: BLE001 — a pod without logs yet
+                        pass
+                for ev in core.list_namespaced_event(ns).items[-20:]:
+                    lines.append(f"event {ns} {ev.involved_object.kind}/{ev.involved_object.name}: {ev.type} {ev.reason}: {ev.message}")
+            except Exception as e:  # noqa: BLE001 — diagnostics are best effort
+                lines.append(f"could not read namespace {ns}: {e}")
+        return "\n".join(lines)
+
+
+def _conditions(pod) -> str:
+    return "; ".join(f"{c.type}={c.status} {c.reason or ''} {c.message or ''}".strip() for c in pod.status.conditions or [])
+
+
+def _summary(live: list[dict]) -> str:
+    if not live:
+        return "none"
+    o = live[0]
+    return yaml.safe_dump({"name": o["metadata"]["name"], "status": o.get("status")}, default_flow_style=True, width=400).strip()[:400]

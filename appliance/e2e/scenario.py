@@ -1,0 +1,83 @@
+"""Scenario files: declarative steps (apply / assert / error / access / script / cleanup) with timeouts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from appliance.errors import ProfileError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Apply(_Strict):
+    file: str = ""
+    objects: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class Access(_Strict):
+    """An identity (`namespace/serviceaccount`) tries one request; `allowed` says whether it must succeed."""
+
+    as_: str = Field(alias="as")
+    verb: Literal["list", "get", "create", "delete"] = "list"
+    resource: str = "pods"
+    namespace: str
+    allowed: bool
+
+
+class Script(_Strict):
+    run: str
+    exit_code: int = 0
+    stdout_contains: str = ""
+    as_: str = Field("", alias="as", description="run with a kubeconfig for this namespace/serviceaccount")
+
+
+class Step(_Strict):
+    name: str
+    timeout: float = Field(60, gt=0)
+    apply: Apply | None = None
+    assert_: dict[str, Any] | None = Field(None, alias="assert")
+    error: dict[str, Any] | None = None
+    access: Access | None = None
+    script: Script | None = None
+    delete: Apply | None = None
+
+    @model_validator(mode="after")
+    def _one_action(self) -> "Step":
+        acts = [k for k in ("apply", "assert_", "error", "access", "script", "delete") if getattr(self, k) is not None]
+        if len(acts) != 1:
+            raise ValueError(f"step '{self.name}' must have exactly one of apply/assert/error/access/script/delete (has {len(acts)})")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k.rstrip("_") for k in ("apply", "assert_", "error", "access", "script", "delete") if getattr(self, k) is not None)
+
+
+class Scenario(_Strict):
+    name: str
+    description: str = ""
+    providers: list[Literal["kind", "sim", "baremetal"]] = Field(default_factory=lambda: ["kind", "sim", "baremetal"])
+    components: list[str] = Field(default_factory=list, description="components the cluster must have")
+    steps: list[Step]
+    cleanup: list[Step] = Field(default_factory=list)
+    path: Path | None = Field(None, exclude=True)
+
+
+def load(path: Path) -> Scenario:
+    """Parse and validate a scenario file; a bad one is one line naming file and field."""
+    try:
+        data = yaml.safe_load(path.read_text())
+        s = Scenario.model_validate(data)
+    except yaml.YAMLError as e:
+        raise ProfileError(f"not valid YAML ({e})", str(path), "fix the YAML syntax") from None
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise ProfileError(err["msg"].removeprefix("Value error, "), f"{path} ({'.'.join(map(str, err['loc']))})", "see e2e/README.md for the step format") from None
+    s.path = path
+    return s

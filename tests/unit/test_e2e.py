@@ -1,0 +1,48 @@
+"""Scenario format, partial matching and the JUnit/HTML reports (no cluster needed)."""
+
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from appliance.e2e import reports, scenario, scenario_files
+from appliance.e2e.runner import ScenarioResult, StepResult, matches
+from appliance.errors import ProfileError
+
+
+def test_partial_match():
+    live = {"metadata": {"name": "j", "labels": {"a": "1", "b": "2"}},
+            "status": {"succeeded": 2, "conditions": [{"type": "Failed", "status": "False"}, {"type": "Complete", "status": "True"}]}}
+    assert matches({"metadata": {"labels": {"a": "1"}}, "status": {"conditions": [{"type": "Complete", "status": "True"}]}}, live)
+    assert not matches({"status": {"conditions": [{"type": "Complete", "status": "False"}]}}, live)
+    assert matches({"status": {"succeeded": "2"}}, live)  # YAML "2" vs API 2
+    assert not matches({"status": {"active": 1}}, live)
+
+
+def test_shipped_scenarios_load():
+    names = {scenario.load(p).name for p in scenario_files()}
+    assert {"user-isolation", "gpu-scheduling"} <= names
+
+
+def test_step_needs_exactly_one_action(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text("name: s\nsteps:\n  - name: two\n    apply: {objects: []}\n    script: {run: 'true'}\n")
+    with pytest.raises(ProfileError) as e:
+        scenario.load(f)
+    assert "exactly one of" in e.value.line() and str(f) in e.value.line()
+
+
+def test_unknown_scenario_is_one_line():
+    with pytest.raises(Exception, match="no scenario named 'nope'"):
+        scenario_files("nope")
+
+
+def test_reports(tmp_path):
+    r = ScenarioResult("demo", [StepResult("ok step", "apply", "passed", 0.5, "applied 1"),
+                                StepResult("bad step", "assert", "failed", 2.0, "no object matched", "pod x: Pending <oops>"),
+                                StepResult("later", "script", "skipped", 0.0, "an earlier step failed")])
+    j = ET.parse(reports.junit([r], tmp_path / "junit.xml")).getroot()
+    suite = j.find("testsuite")
+    assert suite.get("tests") == "3" and suite.get("failures") == "1" and suite.get("skipped") == "1"
+    assert "Pending" in suite.findall("testcase")[1].find("failure").text
+    page = reports.html_report([r], tmp_path / "report.html").read_text()
+    assert "bad step" in page and "&lt;oops&gt;" in page and "failed in 2.5s" in page
