@@ -1,0 +1,91 @@
+"""Node image build pieces that need no Docker: apt sources, cache keys, docker-archive writer."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+
+import pytest
+
+from appliance.errors import UserError
+from appliance.images import archive, debian, node
+
+
+def test_apt_sources_deb822_and_one_line(tmp_path):
+    d = tmp_path / "etc/apt/sources.list.d"
+    d.mkdir(parents=True)
+    (d / "debian.sources").write_text(
+        "Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\nComponents: main\n\n"
+        "Types: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\n"
+    )
+    (tmp_path / "etc/apt/sources.list").write_text("deb [arch=amd64] http://other.example/debian trixie main\n# deb http://x y z\n")
+    assert debian.apt_sources(str(tmp_path))[0] == ("http://other.example/debian", ["trixie"])
+    assert debian.debian_mirror("bookworm", root=str(tmp_path)) == "http://mirror.example/debian"
+    assert debian.debian_mirror("trixie", root=str(tmp_path)) == "http://other.example/debian"
+    assert debian.debian_mirror("bookworm", override="http://o/", root=str(tmp_path)) == "http://o/"
+    with pytest.raises(UserError):
+        debian.debian_mirror("sid", root=str(tmp_path))
+
+
+def test_mirror_env_override(monkeypatch, tmp_path):
+    monkeypatch.setenv("APPLIANCE_DEBIAN_MIRROR", "http://env.example/debian")
+    assert debian.debian_mirror(root=str(tmp_path)) == "http://env.example/debian"
+
+
+def test_rootfs_key_depends_on_packages_only_as_a_set():
+    assert debian.rootfs_key(["a", "b"]) == debian.rootfs_key(["b", "a"])
+    assert debian.rootfs_key(["a"]) != debian.rootfs_key(["a", "b"])
+
+
+def test_docker_archive_deterministic(tmp_path):
+    binf = tmp_path / "tool"
+    binf.write_bytes(b"\x7fELF fake")
+    ids = []
+    for i in range(2):
+        lt = tmp_path / f"l{i}.tar"
+        archive.write_layer([archive.FileEntry("usr/local/bin/tool", src=binf)], lt)
+        ids.append(archive.write_docker_archive(archive.ImageSpec("registry.k8s.io/tool:v1", [lt], entrypoint=["/usr/local/bin/tool"]), tmp_path / f"a{i}.tar"))
+    assert ids[0] == ids[1]
+    assert (tmp_path / "a0.tar").read_bytes() == (tmp_path / "a1.tar").read_bytes()
+    with tarfile.open(tmp_path / "a0.tar") as t:
+        manifest = json.load(t.extractfile("manifest.json"))
+        assert manifest[0]["RepoTags"] == ["registry.k8s.io/tool:v1"]
+        cfg = json.load(t.extractfile(manifest[0]["Config"]))
+        assert cfg["config"]["Entrypoint"] == ["/usr/local/bin/tool"]
+        layer = t.extractfile(manifest[0]["Layers"][0])
+        with tarfile.open(fileobj=layer) as lt:
+            assert lt.getnames() == ["usr", "usr/local", "usr/local/bin", "usr/local/bin/tool"]
+
+
+def test_context_files_present():
+    ctx = node.context_dir()
+    for rel in [
+        "node/files/usr/local/bin/entrypoint",
+        "node/files/etc/systemd/system/kubelet.service",
+        "node/files/etc/systemd/system/containerd.service",
+        "node/files/etc/containerd/config.toml.in",
+        "cni/default-cni.yaml.in",
+        "cni/appliance-cni",
+        "pause/pause.c",
+    ]:
+        assert (ctx / rel).is_file(), rel
+    conf = (ctx / "node/files/etc/containerd/config.toml.in").read_text()
+    assert "SystemdCgroup = true" in conf and "@PAUSE_IMAGE@" in conf and "version = 2" in conf
+    cni = (ctx / "cni/default-cni.yaml.in").read_text()
+    assert "would you kindly template this file" in cni and "{{ .PodSubnet }}" in cni
+
+
+def test_kubeadm_images_parse(tmp_path):
+    fake = tmp_path / "kubeadm"
+    fake.write_text(
+        "#!/bin/sh\nprintf 'registry.k8s.io/kube-apiserver:v1.31.4\\nregistry.k8s.io/coredns/coredns:v1.11.3\\n"
+        "registry.k8s.io/pause:3.10\\nregistry.k8s.io/etcd:3.5.15-0\\n'\n"
+    )
+    fake.chmod(0o755)
+    got = node.kubeadm_images(fake, "v1.31.4")
+    assert got == {
+        "kube-apiserver": "registry.k8s.io/kube-apiserver:v1.31.4",
+        "coredns": "registry.k8s.io/coredns/coredns:v1.11.3",
+        "pause": "registry.k8s.io/pause:3.10",
+        "etcd": "registry.k8s.io/etcd:3.5.15-0",
+    }

@@ -1,0 +1,161 @@
+"""kind provider: config generation and nvkind-style GPU mapping (NVML mocked)."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import pytest
+
+from appliance.providers import kind as kp
+from appliance.schema import ClusterSpec
+
+
+def spec(**kw):
+    return ClusterSpec(name="demo", **kw)
+
+
+def test_config_counts_image_and_name():
+    cfg = kp.kind_config(spec(control_planes=1, workers=2), "appliance/node:v1.31.4-abc")
+    assert cfg["kind"] == "Cluster" and cfg["apiVersion"] == "kind.x-k8s.io/v1alpha4"
+    assert cfg["name"] == "demo"
+    assert [n["role"] for n in cfg["nodes"]] == ["control-plane", "worker", "worker"]
+    assert {n["image"] for n in cfg["nodes"]} == {"appliance/node:v1.31.4-abc"}
+    assert "featureGates" not in cfg
+
+
+def test_config_ports_mounts_feature_gates():
+    s = spec(
+        workers=1,
+        kind={
+            "port_mappings": [{"container_port": 80, "host_port": 8080}, {"containerPort": 30000, "hostPort": 30000, "role": "worker"}],
+            "extra_mounts": [{"host_path": "/data", "container_path": "/data", "read_only": True}],
+            "feature_gates": {"DynamicResourceAllocation": True},
+        },
+    )
+    cfg = kp.kind_config(s, "img")
+    cp, w = cfg["nodes"]
+    assert cp["extraPortMappings"] == [{"containerPort": 80, "hostPort": 8080}]
+    assert w["extraPortMappings"] == [{"containerPort": 30000, "hostPort": 30000}]
+    assert cp["extraMounts"] == w["extraMounts"] == [{"hostPath": "/data", "containerPath": "/data", "readOnly": True}]
+    assert cfg["featureGates"] == {"DynamicResourceAllocation": True}
+
+
+def test_node_names_match_kind():
+    assert kp.node_names("x", 1, 0) == ["x-control-plane"]
+    assert kp.node_names("x", 3, 2) == ["x-control-plane", "x-control-plane2", "x-control-plane3", "x-worker", "x-worker2"]
+
+
+def _gpus(n):
+    return [{"index": i, "uuid": f"GPU-{i}", "name": "NVIDIA H100"} for i in range(n)]
+
+
+@pytest.mark.parametrize(
+    "n,cps,ws,mode,want",
+    [
+        (8, 1, 2, "auto", {1: [0, 1, 2, 3], 2: [4, 5, 6, 7]}),
+        (3, 1, 2, "auto", {1: [0, 1], 2: [2]}),
+        (1, 1, 2, "auto", {1: [0]}),
+        (2, 1, 0, "auto", {0: [0, 1]}),
+        (2, 1, 2, "all", {1: [0, 1], 2: [0, 1]}),
+        (2, 1, 2, "none", {}),
+        (0, 1, 2, "auto", {}),
+    ],
+)
+def test_gpu_assignment(n, cps, ws, mode, want):
+    assert kp.gpu_assignment(_gpus(n), cps, ws, mode) == want
+
+
+def test_gpu_mounts_in_config():
+    cfg = kp.kind_config(spec(workers=2), "img", _gpus(4))
+    cp, w1, w2 = cfg["nodes"]
+    assert "extraMounts" not in cp
+    assert w1["extraMounts"] == [
+        {"hostPath": "/dev/null", "containerPath": "/var/run/nvidia-container-devices/0"},
+        {"hostPath": "/dev/null", "containerPath": "/var/run/nvidia-container-devices/1"},
+    ]
+    assert [m["containerPath"][-1] for m in w2["extraMounts"]] == ["2", "3"]
+    assert w1["labels"] == {"nvidia.com/gpu.present": "true"}
+
+
+def _fake_nvml(monkeypatch, names):
+    m = types.ModuleType("pynvml")
+
+    class NVMLError(Exception):
+        pass
+
+    m.NVMLError = NVMLError
+    m.nvmlInit = lambda: None
+    m.nvmlShutdown = lambda: None
+    m.nvmlDeviceGetCount = lambda: len(names)
+    m.nvmlDeviceGetHandleByIndex = lambda i: i
+    m.nvmlDeviceGetUUID = lambda h: f"GPU-{h:04d}".encode()
+    m.nvmlDeviceGetName = lambda h: names[h]
+    monkeypatch.setitem(sys.modules, "pynvml", m)
+    return m
+
+
+def test_detect_gpus_with_mocked_nvml(monkeypatch):
+    _fake_nvml(monkeypatch, ["NVIDIA H100 80GB HBM3", b"NVIDIA H100 80GB HBM3"])
+    assert kp.detect_gpus() == [
+        {"index": 0, "uuid": "GPU-0000", "name": "NVIDIA H100 80GB HBM3"},
+        {"index": 1, "uuid": "GPU-0001", "name": "NVIDIA H100 80GB HBM3"},
+    ]
+
+
+def test_detect_gpus_without_driver(monkeypatch):
+    m = _fake_nvml(monkeypatch, [])
+
+    def boom():
+        raise m.NVMLError("driver not loaded")
+
+    m.nvmlInit = boom
+    assert kp.detect_gpus() == []
+
+
+def test_toolkit_check(monkeypatch, tmp_path):
+    cfgfile = tmp_path / "config.toml"
+    monkeypatch.setattr(kp, "NVIDIA_RUNTIME_CONFIG", cfgfile)
+    monkeypatch.setattr(kp.shutil, "which", lambda n: "/usr/bin/" + n)
+    ok, why = kp.nvidia_toolkit()
+    assert not ok and "missing" in why
+    cfgfile.write_text("accept-nvidia-visible-devices-as-volume-mounts = false\n")
+    ok, why = kp.nvidia_toolkit()
+    assert not ok and "nvidia-ctk config" in why
+    cfgfile.write_text('accept-nvidia-visible-devices-as-envvar-when-unprivileged = false\naccept-nvidia-visible-devices-as-volume-mounts = true\n')
+    assert kp.nvidia_toolkit() == (True, "")
+    monkeypatch.setattr(kp.shutil, "which", lambda n: None)
+    assert kp.nvidia_toolkit()[0] is False
+
+
+def test_provider_gpu_path_end_to_end(monkeypatch, tmp_path):
+    """The real create() path: NVML GPUs + toolkit -> per-worker device mounts in the written config."""
+    _fake_nvml(monkeypatch, ["NVIDIA A100"] * 2)
+    monkeypatch.setattr(kp, "nvidia_toolkit", lambda: (True, ""))
+    p = kp.KindProvider(spec(workers=2, kind={"image": "img:1"}), tmp_path)
+    gpus = p._gpus()
+    assert [g["index"] for g in gpus] == [0, 1]
+    cfg = kp.kind_config(p.spec, p.image(), gpus)
+    assert [len(n.get("extraMounts", [])) for n in cfg["nodes"]] == [0, 1, 1]
+    p.spec.kind.gpus = "none"
+    assert p._gpus() == []
+
+
+def test_gpus_skipped_without_toolkit(monkeypatch, tmp_path):
+    _fake_nvml(monkeypatch, ["NVIDIA A100"])
+    monkeypatch.setattr(kp, "nvidia_toolkit", lambda: (False, "NVIDIA container toolkit not installed"))
+    msgs = []
+    p = kp.KindProvider(spec(workers=1), tmp_path, report=msgs.append)
+    assert p._gpus() == []
+    assert "not handed to kind nodes" in msgs[0]
+
+
+def test_available_without_docker(monkeypatch):
+    monkeypatch.setattr(kp.shutil, "which", lambda n: None)
+    ok, why = kp.KindProvider.available()
+    assert not ok and "docker" in why
+
+
+def test_last_error_line():
+    assert kp._last_error("Creating cluster\nERROR: failed to create cluster: boom\nStack") == "failed to create cluster: boom"
+    assert kp._last_error("") == "no output"
