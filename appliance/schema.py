@@ -56,6 +56,9 @@ class KindSpec(Strict):
     port_mappings: list[dict[str, Any]] = Field(default_factory=list)
     extra_mounts: list[dict[str, Any]] = Field(default_factory=list)
     feature_gates: dict[str, bool] = Field(default_factory=dict)
+    gpus: Literal["auto", "all", "none"] = Field(
+        "auto", description="auto: split host GPUs across workers (nvkind-style); all: every GPU node sees all; none"
+    )
 
 
 class Host(Strict):
