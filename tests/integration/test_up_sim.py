@@ -1,0 +1,85 @@
+"""`up` end to end on the simulator: components applied to a real API server, no-op re-run, drift repair,
+the lock, status, e2e scenarios (user isolation, GPU scheduling), and a clean `down`."""
+
+import psutil
+import pytest
+
+from appliance import e2e, orchestrator, paths, profiles
+from appliance.errors import UserError
+from appliance.kube import Kube
+from appliance.plan import Lock
+from appliance.report import Reporter
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+BASE = ("platform-base", "user-profiles")
+
+
+@pytest.fixture(scope="module")
+def sim():
+    loaded = profiles.load("sim-dgx-pod", ["cluster.name=it-up-sim", "cluster.sim.pod_run_seconds=2"])
+    profile = loaded.profile.model_copy(update={"components": {k: v for k, v in loaded.profile.components.items() if k in BASE}})
+    first = orchestrator.up(profile, "sim", Reporter())
+    yield profile, first
+    if paths.state_dir(profile.cluster.name).exists():
+        orchestrator.down(profile.cluster.name, Reporter())
+
+
+def test_first_up_runs_every_step(sim):
+    _, first = sim
+    assert first["ran"] == ["cluster", *BASE] and not first["failed"]
+
+
+def test_nodes_are_dgx_shaped(sim):
+    _, first = sim
+    nodes = Kube(first["kubeconfig"]).dynamic.resources.get(api_version="v1", kind="Node").get().items
+    gpu = [n for n in nodes if n.metadata.labels.get("nvidia.com/gpu.product") == "NVIDIA-H100-80GB-HBM3"]
+    assert len(gpu) == 4 and all(n.status.capacity["nvidia.com/gpu"] == "8" for n in gpu)
+
+
+def test_rerun_is_noop(sim):
+    profile, _ = sim
+    again = orchestrator.up(profile, "sim", Reporter())
+    assert again["noop"] and sorted(again["skipped"]) == sorted(["cluster", *BASE])
+
+
+def test_second_concurrent_up_is_refused(sim):
+    profile, _ = sim
+    with Lock(paths.state_dir(profile.cluster.name), profile.cluster.name):
+        with pytest.raises(UserError) as e:
+            orchestrator.up(profile, "sim", Reporter())
+    assert e.value.code == 3 and "working on cluster 'it-up-sim'" in e.value.line()
+
+
+def test_drift_is_repaired_by_rerunning_only_that_step(sim):
+    profile, first = sim
+    kube = Kube(first["kubeconfig"])
+    kube.delete([{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "bob-edit", "namespace": "user-bob"}}])
+    again = orchestrator.up(profile, "sim", Reporter())
+    assert again["ran"] == ["user-profiles"]
+    assert kube.get("rbac.authorization.k8s.io/v1", "RoleBinding", "bob-edit", "user-bob") is not None
+
+
+def test_status_reports_components_and_processes(sim):
+    profile, _ = sim
+    st = orchestrator.status(profile.cluster.name)
+    assert st["ready"] and st["provider"] == "sim"
+    assert all(c["ready"] for c in st["components"].values())
+    assert st["provider_status"]
+
+
+@pytest.mark.parametrize("scenario", ["user-isolation", "gpu-scheduling"])
+def test_scenarios(sim, scenario, tmp_path):
+    _, first = sim
+    results = e2e.run(first["kubeconfig"], "sim", set(BASE), scenario, tmp_path)
+    failed = [f"{s.name}: {s.message}\n{s.diagnostics}" for r in results for s in r.steps if s.status == "failed"]
+    assert not failed, "\n".join(failed)
+    assert (tmp_path / "junit.xml").exists() and (tmp_path / "report.html").exists()
+
+
+def test_down_leaves_nothing(sim):
+    profile, _ = sim
+    state = paths.state_dir(profile.cluster.name)
+    orchestrator.down(profile.cluster.name, Reporter())
+    assert not state.exists()
+    leftovers = [p.info for p in psutil.process_iter(["pid", "cmdline"]) if any(str(state) in a for a in (p.info["cmdline"] or []))]
+    assert not leftovers
