@@ -1,0 +1,165 @@
+"""Simulated nodes: Node objects for each profile node class, GPU nodes labelled like NVIDIA GFD does.
+
+Taint default: GPU nodes are NOT tainted unless the node class lists the taint
+(e.g. `taints: ["nvidia.com/gpu=present:NoSchedule"]`). Most on-prem DGX
+clusters leave GPU nodes untainted; cloud GPU pools taint them. Profiles that
+want the cloud behaviour say so explicitly.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+from appliance.errors import ProfileError
+from appliance.toolchain.pins import KUBERNETES
+
+KWOK_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
+CLASS_LABEL = "appliance.dev/node-class"
+SIM_LABEL = "appliance.dev/sim"
+GPU = "nvidia.com/gpu"
+
+# product -> (memory MiB, family, compute capability, mig capable)
+GPU_PRODUCTS: dict[str, tuple[int, str, str, bool]] = {
+    "NVIDIA-H100-80GB-HBM3": (81559, "hopper", "9.0", True),
+    "NVIDIA-H200": (143771, "hopper", "9.0", True),
+    "NVIDIA-H20": (97871, "hopper", "9.0", True),
+    "NVIDIA-A100-SXM4-80GB": (81920, "ampere", "8.0", True),
+    "NVIDIA-A100-SXM4-40GB": (40960, "ampere", "8.0", True),
+    "NVIDIA-A100-PCIE-40GB": (40960, "ampere", "8.0", True),
+    "NVIDIA-A30": (24576, "ampere", "8.0", True),
+    "NVIDIA-A10": (23028, "ampere", "8.6", False),
+    "NVIDIA-L40S": (46068, "ada-lovelace", "8.9", False),
+    "NVIDIA-L4": (23034, "ada-lovelace", "8.9", False),
+    "NVIDIA-B200": (183359, "blackwell", "10.0", True),
+    "Tesla-V100-SXM2-32GB": (32768, "volta", "7.0", False),
+    "Tesla-T4": (15360, "turing", "7.5", False),
+}
+DEFAULT_PRODUCT = "NVIDIA-H100-80GB-HBM3"
+DEFAULT_DRIVER = "550.90.07"
+# driver major -> highest CUDA runtime it supports (what GFD reports as cuda.runtime)
+_CUDA_FOR_DRIVER = [(570, "12.8"), (565, "12.7"), (560, "12.6"), (555, "12.5"), (550, "12.4"), (545, "12.3"),
+                    (535, "12.2"), (530, "12.1"), (525, "12.0"), (520, "11.8"), (515, "11.7"), (470, "11.4")]
+_FAMILY_CC = {"hopper": "9.0", "ampere": "8.0", "ada-lovelace": "8.9", "blackwell": "10.0", "volta": "7.0", "turing": "7.5"}
+_TAINT = re.compile(r"^([A-Za-z0-9./_-]+)(?:=([A-Za-z0-9._-]*))?:(NoSchedule|PreferNoSchedule|NoExecute)$")
+
+
+def parse_taint(s: str, where: str = "") -> dict[str, str]:
+    """'key=value:Effect' or 'key:Effect' -> a Node taint."""
+    m = _TAINT.match(s.strip())
+    if not m:
+        raise ProfileError(f"taint '{s}' is not key[=value]:NoSchedule|PreferNoSchedule|NoExecute", where,
+                           "write it like nvidia.com/gpu=present:NoSchedule")
+    t = {"key": m.group(1), "effect": m.group(3)}
+    if m.group(2):
+        t["value"] = m.group(2)
+    return t
+
+
+def gpu_labels(nc: Any) -> dict[str, str]:
+    """The labels NVIDIA GPU feature discovery (and NFD) put on a node with `nc.gpus` GPUs."""
+    if not nc.gpus:
+        return {}
+    product = nc.gpu_product or DEFAULT_PRODUCT
+    mem, family, cc, mig = GPU_PRODUCTS.get(product, (0, "", "", False))
+    mem = nc.gpu_memory_mib or mem
+    family = nc.gpu_family or family or "unknown"
+    cc = cc or _FAMILY_CC.get(family, "")
+    driver = nc.cuda_driver_version or DEFAULT_DRIVER
+    parts = (driver.split(".") + ["0", "0"])[:3]
+    dmaj = int(parts[0]) if parts[0].isdigit() else 0
+    cuda = next((c for d, c in _CUDA_FOR_DRIVER if dmaj >= d), "12.4")
+    cmaj, cmin = cuda.split(".")
+    labels = {
+        "feature.node.kubernetes.io/pci-10de.present": "true",
+        "nvidia.com/gpu.present": "true",
+        "nvidia.com/gpu.deploy.device-plugin": "true",
+        "nvidia.com/gpu.product": product,
+        "nvidia.com/gpu.count": str(nc.gpus),
+        "nvidia.com/gpu.memory": str(mem),
+        "nvidia.com/gpu.family": family,
+        "nvidia.com/gpu.machine": nc.name,
+        "nvidia.com/gpu.replicas": "1",
+        "nvidia.com/gpu.sharing-strategy": "none",
+        "nvidia.com/mig.capable": "true" if mig else "false",
+        "nvidia.com/mig.strategy": nc.mig_strategy,
+        "nvidia.com/cuda.driver.major": parts[0],
+        "nvidia.com/cuda.driver.minor": parts[1],
+        "nvidia.com/cuda.driver.rev": parts[2],
+        "nvidia.com/cuda.driver-version.major": parts[0],
+        "nvidia.com/cuda.driver-version.minor": parts[1],
+        "nvidia.com/cuda.driver-version.revision": parts[2],
+        "nvidia.com/cuda.driver-version.full": driver,
+        "nvidia.com/cuda.runtime.major": cmaj,
+        "nvidia.com/cuda.runtime.minor": cmin,
+        "nvidia.com/cuda.runtime-version.major": cmaj,
+        "nvidia.com/cuda.runtime-version.minor": cmin,
+        "nvidia.com/cuda.runtime-version.full": cuda,
+        "nvidia.com/gfd.timestamp": str(int(time.time())),
+    }
+    if cc:
+        labels["nvidia.com/gpu.compute.major"], labels["nvidia.com/gpu.compute.minor"] = cc.split(".")
+    return labels
+
+
+def node_name(nc: Any, i: int) -> str:
+    return f"{nc.name}-{i}"
+
+
+def node_manifest(nc: Any, i: int, cluster: str) -> dict[str, Any]:
+    """One Node object (with status, which the API keeps on create) for node `i` of class `nc`."""
+    name = node_name(nc, i)
+    labels = {
+        "kubernetes.io/hostname": name,
+        "kubernetes.io/os": "linux",
+        "kubernetes.io/arch": "amd64",
+        "node.kubernetes.io/instance-type": nc.name,
+        "type": "kwok",
+        CLASS_LABEL: nc.name,
+        SIM_LABEL: cluster,
+    }
+    labels.update(gpu_labels(nc))
+    labels.update(nc.labels)
+    capacity = {"cpu": nc.cpu, "memory": nc.memory, "pods": str(nc.pods), "ephemeral-storage": "1Ti"}
+    if nc.gpus:
+        capacity[GPU] = str(nc.gpus)
+    taints = [parse_taint(t, f"cluster.node_classes[{nc.name}].taints") for t in nc.taints]
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "labels": labels,
+            "annotations": {KWOK_ANNOTATION[0]: KWOK_ANNOTATION[1], "node.alpha.kubernetes.io/ttl": "0"},
+        },
+        "spec": {"taints": taints} if taints else {},
+        "status": {
+            "capacity": capacity,
+            "allocatable": dict(capacity),
+            "nodeInfo": {
+                "architecture": "amd64",
+                "operatingSystem": "linux",
+                "kubeletVersion": KUBERNETES,
+                "kubeProxyVersion": KUBERNETES,
+                "containerRuntimeVersion": "kwok",
+                "kernelVersion": "kwok",
+                "osImage": "appliance simulated node",
+                "machineID": "",
+                "systemUUID": "",
+                "bootID": "",
+            },
+            "phase": "Pending",
+        },
+    }
+
+
+def node_manifests(node_classes: list[Any], cluster: str) -> list[dict[str, Any]]:
+    out = []
+    seen = set()
+    for nc in node_classes:
+        if nc.name in seen:
+            raise ProfileError(f"node class '{nc.name}' is listed twice", "cluster.node_classes", "give each class its own name")
+        seen.add(nc.name)
+        out += [node_manifest(nc, i, cluster) for i in range(nc.count)]
+    return out

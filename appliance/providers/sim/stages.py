@@ -1,0 +1,219 @@
+"""kwok configuration: node and pod lifecycle stages, written as one multi-document file.
+
+Pods on simulated nodes go Running after `pod_startup_seconds`; pods owned by
+a Job go Succeeded `pod_run_seconds` after that; deleted pods are removed.
+Nodes are initialised Ready at once and kept alive with leases.
+"""
+
+from __future__ import annotations
+
+import yaml
+
+API = "kwok.x-k8s.io/v1alpha1"
+
+_NODE_STATUS = """\
+{{ $now := Now }}
+{{ $lastTransitionTime := or .metadata.creationTimestamp $now }}
+conditions:
+{{ range NodeConditions }}
+- lastHeartbeatTime: {{ $now | Quote }}
+  lastTransitionTime: {{ $lastTransitionTime | Quote }}
+  message: {{ .message | Quote }}
+  reason: {{ .reason | Quote }}
+  status: {{ .status | Quote }}
+  type: {{ .type | Quote }}
+{{ end }}
+addresses:
+{{ with .status.addresses }}
+{{ YAML . 1 }}
+{{ else }}
+{{ with NodeIP }}
+- address: {{ . | Quote }}
+  type: InternalIP
+{{ end }}
+{{ with NodeName }}
+- address: {{ . | Quote }}
+  type: Hostname
+{{ end }}
+{{ end }}
+{{ with NodePort }}
+daemonEndpoints:
+  kubeletEndpoint:
+    Port: {{ . }}
+{{ end }}
+"""
+
+_NODE_INIT = _NODE_STATUS + """\
+allocatable:
+{{ YAML .status.allocatable 1 }}
+capacity:
+{{ YAML .status.capacity 1 }}
+nodeInfo:
+{{ YAML .status.nodeInfo 1 }}
+phase: Running
+"""
+
+_POD_RUNNING = """\
+{{ $now := Now }}
+conditions:
+- lastTransitionTime: {{ $now | Quote }}
+  status: "True"
+  type: Initialized
+- lastTransitionTime: {{ $now | Quote }}
+  status: "True"
+  type: Ready
+- lastTransitionTime: {{ $now | Quote }}
+  status: "True"
+  type: ContainersReady
+- lastTransitionTime: {{ $now | Quote }}
+  status: "True"
+  type: PodReadyToStartContainers
+{{ range .spec.readinessGates }}
+- lastTransitionTime: {{ $now | Quote }}
+  status: "True"
+  type: {{ .conditionType | Quote }}
+{{ end }}
+containerStatuses:
+{{ range .spec.containers }}
+- image: {{ .image | Quote }}
+  name: {{ .name | Quote }}
+  ready: true
+  started: true
+  restartCount: 0
+  state:
+    running:
+      startedAt: {{ $now | Quote }}
+{{ end }}
+initContainerStatuses:
+{{ range .spec.initContainers }}
+- image: {{ .image | Quote }}
+  name: {{ .name | Quote }}
+  ready: true
+  restartCount: 0
+  state:
+    terminated:
+      exitCode: 0
+      finishedAt: {{ $now | Quote }}
+      reason: Completed
+      startedAt: {{ $now | Quote }}
+{{ end }}
+hostIP: {{ NodeIPWith .spec.nodeName | Quote }}
+podIP: {{ PodIPWith .spec.nodeName ( or .spec.hostNetwork false ) ( or .metadata.uid "" ) ( or .metadata.name "" ) ( or .metadata.namespace "" ) | Quote }}
+phase: Running
+startTime: {{ $now | Quote }}
+"""
+
+_POD_SUCCEEDED = """\
+{{ $now := Now }}
+{{ $start := or .status.startTime $now }}
+conditions:
+- lastTransitionTime: {{ $now | Quote }}
+  status: "True"
+  type: Initialized
+- lastTransitionTime: {{ $now | Quote }}
+  status: "False"
+  reason: PodCompleted
+  type: Ready
+- lastTransitionTime: {{ $now | Quote }}
+  status: "False"
+  reason: PodCompleted
+  type: ContainersReady
+containerStatuses:
+{{ range .spec.containers }}
+- image: {{ .image | Quote }}
+  name: {{ .name | Quote }}
+  ready: false
+  started: false
+  restartCount: 0
+  state:
+    terminated:
+      exitCode: 0
+      finishedAt: {{ $now | Quote }}
+      reason: Completed
+      startedAt: {{ $start | Quote }}
+{{ end }}
+phase: Succeeded
+"""
+
+
+def _ms(seconds: float) -> int:
+    return int(round(seconds * 1000))
+
+
+def stages(pod_startup_seconds: float = 0.0, pod_run_seconds: float = 5.0, lease_seconds: int = 40) -> list[dict]:
+    node_ref = {"apiGroup": "v1", "kind": "Node"}
+    pod_ref = {"apiGroup": "v1", "kind": "Pod"}
+    ready_true = {"key": '.status.conditions.[] | select( .type == "Ready" ) | .status', "operator": "In", "values": ["True"]}
+    not_deleting = {"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"}
+    out = [
+        {
+            "apiVersion": API, "kind": "Stage", "metadata": {"name": "node-initialize"},
+            "spec": {
+                "resourceRef": node_ref,
+                "selector": {"matchExpressions": [
+                    {"key": '.status.conditions.[] | select( .type == "Ready" ) | .status', "operator": "NotIn", "values": ["True"]},
+                ]},
+                "next": {"statusTemplate": _NODE_INIT},
+            },
+        },
+        {
+            "apiVersion": API, "kind": "Stage", "metadata": {"name": "node-heartbeat-with-lease"},
+            "spec": {
+                "resourceRef": node_ref,
+                "selector": {"matchExpressions": [{"key": ".status.phase", "operator": "In", "values": ["Running"]}, ready_true]},
+                # the lease says the node is alive; the status heartbeat only needs to be occasional
+                "delay": {"durationMilliseconds": 600000, "jitterDurationMilliseconds": 610000},
+                "next": {"statusTemplate": _NODE_STATUS},
+            },
+        },
+        {
+            "apiVersion": API, "kind": "Stage", "metadata": {"name": "pod-ready"},
+            "spec": {
+                "resourceRef": pod_ref,
+                "selector": {"matchExpressions": [not_deleting, {"key": ".status.podIP", "operator": "DoesNotExist"}]},
+                **({"delay": {"durationMilliseconds": _ms(pod_startup_seconds)}} if pod_startup_seconds > 0 else {}),
+                "next": {"statusTemplate": _POD_RUNNING},
+            },
+        },
+        {
+            "apiVersion": API, "kind": "Stage", "metadata": {"name": "pod-complete"},
+            "spec": {
+                "resourceRef": pod_ref,
+                "selector": {"matchExpressions": [
+                    not_deleting,
+                    {"key": ".status.phase", "operator": "In", "values": ["Running"]},
+                    {"key": ".metadata.ownerReferences.[].kind", "operator": "In", "values": ["Job"]},
+                ]},
+                **({"delay": {"durationMilliseconds": _ms(pod_run_seconds)}} if pod_run_seconds > 0 else {}),
+                "next": {"statusTemplate": _POD_SUCCEEDED},
+            },
+        },
+        {
+            "apiVersion": API, "kind": "Stage", "metadata": {"name": "pod-delete"},
+            "spec": {
+                "resourceRef": pod_ref,
+                "selector": {"matchExpressions": [{"key": ".metadata.deletionTimestamp", "operator": "Exists"}]},
+                "next": {"finalizers": {"empty": True}, "delete": True},
+            },
+        },
+    ]
+    return out
+
+
+def kwok_config(pod_startup_seconds: float, pod_run_seconds: float, parallelism: int = 16, lease_seconds: int = 40) -> str:
+    conf = {
+        "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
+        "kind": "KwokConfiguration",
+        "options": {
+            "cidr": "10.244.0.1/16",
+            "nodeIP": "10.240.0.1",
+            "manageAllNodes": False,
+            "manageNodesWithAnnotationSelector": "kwok.x-k8s.io/node=fake",
+            "nodeLeaseDurationSeconds": lease_seconds,
+            "podPlayStageParallelism": parallelism,
+            "nodePlayStageParallelism": parallelism,
+            "nodeLeaseParallelism": parallelism,
+        },
+    }
+    docs = [conf] + stages(pod_startup_seconds, pod_run_seconds, lease_seconds)
+    return yaml.safe_dump_all(docs, sort_keys=False, width=1000)
