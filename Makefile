@@ -41,8 +41,8 @@ e2e: $(STAMP)
 bench: $(STAMP)       ## benchmarks → bench/results/*.json and a table
 	$(BIN)/python -m bench $(ARGS)
 
-lint: $(STAMP)
-	$(BIN)/python -m compileall -q appliance tests
+lint: $(STAMP)       ## ruff over the package, tests and benchmarks
+	$(BIN)/ruff check appliance tests bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -9,7 +9,8 @@ import traceback
 
 import click
 
-from appliance import __version__, doctor as doctor_mod, host, orchestrator, paths, profiles, providers, report
+from appliance import __version__, host, orchestrator, paths, profiles, providers, report
+from appliance import doctor as doctor_mod
 from appliance.errors import UserError
 
 DEFAULT_PROFILE = "laptop"

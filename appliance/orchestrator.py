@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 from appliance import components, host, paths, providers
