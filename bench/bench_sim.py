@@ -1,0 +1,255 @@
+#!/usr/bin/env python3
+"""Simulator benchmark: cold start, then N DGX nodes and M pods; JSON to bench/results/sim.json.
+
+    python bench/bench_sim.py                       # 1,000 DGX nodes (8,000 GPUs), 10,000 pods
+    python bench/bench_sim.py --nodes 50 --pods 500 # quick
+
+1,000 DGX nodes hold 8,000 GPUs, so of the 10,000 pods 8,000 ask for one GPU
+(filling every GPU) and the rest are CPU-only; a pod asking for a GPU that does
+not exist would stay Pending by design. --gpu-pods changes the split.
+
+Timeline (sampled every second): pods created (ReplicaSet controller), pods
+scheduled (scheduler metrics), pods Ready (Deployment status) -> shows which
+component the time goes to. Control-plane RSS is sampled throughout (peak reported).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from appliance.providers.sim import SimProvider  # noqa: E402
+from appliance.providers.sim import procs as P  # noqa: E402
+from appliance.schema import ClusterSpec, NodeClass, SimSpec  # noqa: E402
+
+DGX = dict(name="dgx-h100", cpu="224", memory="2Ti", pods=110, gpus=8, gpu_product="NVIDIA-H100-80GB-HBM3",
+           gpu_family="hopper", cuda_driver_version="550.90.07")
+
+
+def machine() -> dict:
+    info = {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()}
+    try:
+        for ln in open("/proc/cpuinfo"):
+            if ln.startswith("model name"):
+                info["cpu_model"] = ln.split(":", 1)[1].strip()
+                break
+        for ln in open("/proc/meminfo"):
+            if ln.startswith("MemTotal"):
+                info["mem_gib"] = round(int(ln.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    info["cgroup"] = "v2" if Path("/sys/fs/cgroup/cgroup.controllers").exists() else "v1"
+    return info
+
+
+class RSSSampler(threading.Thread):
+    def __init__(self, provider: SimProvider, every: float = 0.5):
+        super().__init__(daemon=True)
+        self.p, self.every = provider, every
+        self.peak: dict[str, int] = {}
+        self.peak_total = 0
+        self.stop_evt = threading.Event()
+
+    def run(self):
+        while not self.stop_evt.is_set():
+            try:
+                st = self.p._load()
+                total = 0
+                for name, pr in (st or {}).get("procs", {}).items():
+                    r = pr.rss()
+                    total += r
+                    self.peak[name] = max(self.peak.get(name, 0), r)
+                self.peak_total = max(self.peak_total, total)
+            except Exception:  # noqa: BLE001
+                pass
+            self.stop_evt.wait(self.every)
+
+
+def scheduler_scheduled(p: SimProvider) -> int | None:
+    """scheduler_schedule_attempts_total{result="scheduled"} from the scheduler's /metrics."""
+    import ssl
+    import urllib.request
+
+    st = p._load()
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    pki = p.state_dir / "pki"
+    ctx.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
+    try:
+        with urllib.request.urlopen(f"https://127.0.0.1:{st['ports']['kube-scheduler']}/metrics", context=ctx, timeout=5) as r:
+            for ln in r.read().decode().splitlines():
+                if ln.startswith("scheduler_schedule_attempts_total") and 'result="scheduled"' in ln:
+                    return int(float(ln.rsplit(" ", 1)[1]))
+    except Exception:  # noqa: BLE001
+        return None
+    return 0
+
+
+def deployment(name: str, replicas: int, gpus: int) -> dict:
+    res = {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {}}
+    if gpus:
+        res["requests"]["nvidia.com/gpu"] = str(gpus)
+        res["limits"]["nvidia.com/gpu"] = str(gpus)
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "strategy": {"type": "Recreate"},
+            "template": {"metadata": {"labels": {"app": name}},
+                         "spec": {"containers": [{"name": "w", "image": "registry.local/worker:1", "resources": res}]}},
+        },
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--nodes", type=int, default=1000)
+    ap.add_argument("--pods", type=int, default=10000)
+    ap.add_argument("--gpu-pods", type=int, default=None, help="pods asking one GPU (default: min(pods, 8*nodes))")
+    ap.add_argument("--timeout", type=float, default=600)
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "sim.json"))
+    ap.add_argument("--skip-cold", action="store_true")
+    args = ap.parse_args()
+    gpu_pods = min(args.pods, args.nodes * 8) if args.gpu_pods is None else args.gpu_pods
+    cpu_pods = args.pods - gpu_pods
+
+    from kubernetes import client
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-sim-"))
+    result: dict = {"machine": machine(), "params": {"nodes": args.nodes, "gpus": args.nodes * 8, "pods": args.pods,
+                                                     "gpu_pods": gpu_pods, "cpu_pods": cpu_pods}}
+    log = lambda m: print(f"[{time.strftime('%H:%M:%S')}] {m}", flush=True)  # noqa: E731
+    try:
+        # 1. cold start (binaries cached): control plane + one node, Ready
+        if not args.skip_cold:
+            spec = ClusterSpec(name="bench-cold", node_classes=[NodeClass(count=1, **DGX)])
+            p = SimProvider(spec, tmp / "cold")
+            t0 = time.monotonic()
+            p.create()
+            result["cold_start_s"] = round(time.monotonic() - t0, 2)
+            t0 = time.monotonic()
+            p.delete()
+            result["delete_s"] = round(time.monotonic() - t0, 2)
+            log(f"cold start {result['cold_start_s']}s, delete {result['delete_s']}s")
+
+        # 2. big cluster
+        marks: dict[str, float] = {}
+        spec = ClusterSpec(name="bench", node_classes=[NodeClass(count=args.nodes, **DGX)], sim=SimSpec(pod_run_seconds=60))
+
+        def report(m: str):
+            if m.startswith("creating") and "nodes" in m:
+                marks["nodes_create_start"] = time.monotonic()
+            log(m)
+
+        p = SimProvider(spec, tmp / "big", report=report)
+        sampler = RSSSampler(p)
+        sampler.start()
+        t0 = time.monotonic()
+        p.create()
+        t_nodes = time.monotonic()
+        result["control_plane_up_s"] = round(marks.get("nodes_create_start", t0) - t0, 2)
+        result["nodes_ready_s"] = round(t_nodes - marks.get("nodes_create_start", t0), 2)
+        result["create_total_s"] = round(t_nodes - t0, 2)
+        log(f"{args.nodes} nodes Ready in {result['nodes_ready_s']}s (control plane {result['control_plane_up_s']}s)")
+
+        apps = client.AppsV1Api(p.api())
+        sched0 = scheduler_scheduled(p) or 0
+        t0 = time.monotonic()
+        deps = []
+        if gpu_pods:
+            apps.create_namespaced_deployment("default", deployment("gpu-workers", gpu_pods, 1))
+            deps.append(("gpu-workers", gpu_pods))
+        if cpu_pods:
+            apps.create_namespaced_deployment("default", deployment("cpu-workers", cpu_pods, 0))
+            deps.append(("cpu-workers", cpu_pods))
+        timeline = []
+        t_all_created = t_all_sched = t_all_ready = None
+        while True:
+            time.sleep(1.0)
+            now = time.monotonic() - t0
+            created = ready = 0
+            for name, _ in deps:
+                d = apps.read_namespaced_deployment_status(name, "default")
+                created += d.status.replicas or 0
+                ready += d.status.ready_replicas or 0
+            s = scheduler_scheduled(p)
+            sched = (s - sched0) if s is not None else None
+            timeline.append({"t": round(now, 1), "created": created, "scheduled": sched, "running": ready})
+            log(f"t={now:6.1f}s created={created} scheduled={sched} running={ready}")
+            if t_all_created is None and created >= args.pods:
+                t_all_created = now
+            if t_all_sched is None and sched is not None and sched >= args.pods:
+                t_all_sched = now
+            if ready >= args.pods:
+                t_all_ready = now
+                break
+            if now > args.timeout:
+                log("timeout")
+                break
+            p._check_alive()
+        # confirm from the pods themselves (one full list)
+        core = client.CoreV1Api(p.api())
+        pods = core.list_namespaced_pod("default", resource_version="0").items
+        running = sum(1 for x in pods if x.status.phase == "Running")
+        result.update({
+            "pods_all_created_s": t_all_created and round(t_all_created, 1),
+            "pods_all_scheduled_s": t_all_sched and round(t_all_sched, 1),
+            "pods_all_running_s": t_all_ready and round(t_all_ready, 1),
+            "pods_running_listed": running,
+            "pods_per_s": t_all_ready and round(args.pods / t_all_ready, 1),
+            "target_met": bool(t_all_ready and t_all_ready <= 120),
+            "timeline": timeline,
+        })
+        st = p.status()
+        result["process_cpu_seconds"] = {x["name"]: x.get("cpu_seconds") for x in st["processes"]}
+        sampler.stop_evt.set()
+        sampler.join()
+        result["peak_rss_mib"] = {k: round(v / 2**20) for k, v in sampler.peak.items()}
+        result["peak_rss_total_mib"] = round(sampler.peak_total / 2**20)
+        result["settings"] = {"scheduler_qps": p.scheduler_qps, "scheduler_burst": p.scheduler_burst,
+                              "kcm_qps": p.kcm_qps, "kcm_burst": p.kcm_burst, "kwok_parallelism": p.kwok_parallelism,
+                              "kwok_client": "unthrottled (kwok uses no client rate limiter)"}
+        p.delete()
+    finally:
+        for d in (tmp / "cold", tmp / "big"):
+            if (d / "sim.json").exists():
+                SimProvider(ClusterSpec(name="x"), d).delete()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    rows = [
+        ("cold start (1 node Ready)", f"{result.get('cold_start_s', '-')} s"),
+        ("control plane up", f"{result['control_plane_up_s']} s"),
+        (f"{args.nodes} nodes Ready", f"{result['nodes_ready_s']} s"),
+        (f"{args.pods} pods created", f"{result['pods_all_created_s']} s"),
+        (f"{args.pods} pods scheduled", f"{result['pods_all_scheduled_s']} s"),
+        (f"{args.pods} pods Running", f"{result['pods_all_running_s']} s  (target 120 s: {'met' if result['target_met'] else 'MISSED'})"),
+        ("control-plane peak RSS", f"{result['peak_rss_total_mib']} MiB"),
+    ]
+    w = max(len(r[0]) for r in rows)
+    print()
+    for k, v in rows:
+        print(f"  {k:<{w}}  {v}")
+    print("  peak RSS by process: " + ", ".join(f"{k} {v} MiB" for k, v in result["peak_rss_mib"].items()))
+    print("  CPU seconds by process: " + ", ".join(f"{k} {v}" for k, v in result["process_cpu_seconds"].items()))
+    print(f"  written to {out}")
+    return 0 if result["target_met"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
