@@ -136,6 +136,7 @@ def node_image_key(version: str, bins: dict[str, Path], ctx: Path, refs: dict[st
         "bins": {n: _sha_cached(p) for n, p in sorted(bins.items())},
         "ctx": {d: _tree_hash(ctx / d) for d in ("node", "cni", "pause", "kube-proxy")},
         "refs": refs,
+        "setup": hashlib.sha256(SETUP_SCRIPT.encode()).hexdigest(),
     }
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
 

@@ -31,12 +31,21 @@ SOURCES = ("auto", "download", "build")
 MANIFEST = "manifest.json"
 
 
+_HASHES: dict[tuple, str] = {}
+
+
 def sha256_file(path: Path) -> str:
+    """sha256 of a file, remembered per (inode, size, mtime) within this process."""
+    st = os.stat(path)
+    key = (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
+    if key in _HASHES:
+        return _HASHES[key]
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
-    return h.hexdigest()
+    _HASHES[key] = h.hexdigest()
+    return _HASHES[key]
 
 
 @dataclass

@@ -69,8 +69,10 @@ class SimProvider(Provider):
         try:
             from appliance.toolchain import SIM_TOOLS, Toolchain
 
-            if all(s.ok for s in Toolchain().status(SIM_TOOLS)):
-                return True, "toolchain cached"
+            tc = Toolchain()
+            for t in SIM_TOOLS:
+                tc.path(t)
+            return True, "toolchain cached"
         except Exception:  # noqa: BLE001 - availability is best effort
             pass
         if find_go():
@@ -119,7 +121,12 @@ class SimProvider(Provider):
         from appliance.toolchain import SIM_TOOLS, Toolchain
 
         tc = self._toolchain or Toolchain(source="auto", report=self.report)
-        missing = [s.tool for s in tc.status(SIM_TOOLS) if not s.ok]
+        missing = []
+        for t in SIM_TOOLS:
+            try:
+                tc.path(t)
+            except UserError:
+                missing.append(t)
         if missing:
             self.report(f"toolchain: getting {', '.join(missing)} (a first build from Go modules takes a while)")
         return tc.ensure(SIM_TOOLS)
