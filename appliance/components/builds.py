@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
 import time
@@ -134,3 +135,152 @@ def file_hash(*files: Path) -> str:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 h.update(chunk)
     return h.hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------- images (no registry)
+
+def binary_image(binary: Path, repo: str, path: str, extra: list | None = None) -> tuple[str, Path]:
+    """A scratch-like image holding one static binary at `path` (plus a /tmp), tagged by content hash,
+    written as a docker-archive under the cache. Returns (ref, archive)."""
+    from appliance.images.archive import FileEntry, ImageSpec, write_docker_archive, write_layer
+
+    tag = file_hash(binary)
+    out = paths.cache_dir("components", "images", repo.rsplit("/", 1)[-1], tag)
+    archive = out / "image.tar"
+    ref = f"{repo}:{tag}"
+    if archive.is_file():
+        return ref, archive
+    out.mkdir(parents=True, exist_ok=True)
+    layer = out / "layer.tar"
+    entries = [FileEntry(path.lstrip("/"), src=binary, mode=0o755),
+               FileEntry("etc/passwd", data=b"root:x:0:0:root:/:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/:/sbin/nologin\n", mode=0o644),
+               FileEntry("tmp/.keep", data=b"", mode=0o644)] + list(extra or [])
+    write_layer(entries, layer)
+    write_docker_archive(ImageSpec(ref=ref, layers=[layer], entrypoint=[path], user="65532"), archive)
+    layer.unlink(missing_ok=True)
+    return ref, archive
+
+
+def node_containers(kube) -> list[str]:
+    """Names of the cluster's nodes that are local Docker containers (kind makes node = container)."""
+    from kubernetes import client
+
+    names = [n.metadata.name for n in client.CoreV1Api(kube.api).list_node().items]
+    if not shutil.which("docker"):
+        return []
+    r = subprocess.run(["docker", "ps", "--format", "{{.Names}}"], capture_output=True, text=True, timeout=30)
+    running = set(r.stdout.split())
+    return [n for n in names if n in running]
+
+
+def load_image_into_nodes(kube, archive: Path, ref: str) -> list[str]:
+    """Import a docker-archive into containerd (namespace k8s.io) of every node container that lacks
+    `ref` (what `kind load image-archive` does). Returns the nodes loaded."""
+    nodes = node_containers(kube)
+    if not nodes:
+        raise BuildError(f"no node of this cluster is a local Docker container; cannot load {ref} "
+                         "(set the component option image_load: none and provide the image on the nodes)")
+    loaded = []
+    for node in nodes:
+        have = subprocess.run(["docker", "exec", node, "ctr", "-n", "k8s.io", "images", "ls", "-q", f"name=={ref}"],
+                              capture_output=True, text=True, timeout=60)
+        if have.returncode == 0 and ref in have.stdout.split():
+            continue
+        with open(archive, "rb") as f:
+            r = subprocess.run(["docker", "exec", "-i", node, "ctr", "-n", "k8s.io", "images", "import",
+                                "--all-platforms", "--digests", "--snapshotter=overlayfs", "-"],
+                               stdin=f, capture_output=True, text=True, timeout=600)
+        if r.returncode != 0:
+            raise BuildError(f"loading {ref} into node {node} failed: {(r.stderr or r.stdout).strip()[-500:]}")
+        loaded.append(node)
+    return loaded
+
+
+# ----------------------------------------------------------------------------- Python images (air-gap)
+
+PYTHON_IMAGE_BUILDER = "1"
+PY_TAG = "311"  # Debian bookworm's python3
+WHEEL_PLATFORMS = ["manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_28_x86_64", "linux_x86_64"]
+BASE_PACKAGES = ["python3", "ca-certificates"]
+
+
+def wheels(requirements: list[str], key: str) -> Path:
+    """`pip download` the requirements (and their dependencies) as cp311/manylinux wheels into a cached
+    folder: the only step that needs the package index; the image build itself is offline."""
+    out = paths.cache_dir("components", "wheels", key)
+    if (out / ".complete").exists():
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "pip", "download", "-q", "--dest", str(out), "--only-binary=:all:",
+           "--python-version", PY_TAG, "--implementation", "cp", "--abi", f"cp{PY_TAG}", "--abi", "abi3", "--abi", "none"]
+    for p in WHEEL_PLATFORMS:
+        cmd += ["--platform", p]
+    _run(cmd + requirements, log=out / "download.log")
+    (out / ".complete").write_text("\n".join(requirements))
+    return out
+
+
+def wheel_layer(wheel_dir: Path, out: Path, site: str = "usr/lib/python3/dist-packages") -> None:
+    """Unpack every wheel of `wheel_dir` into `site` as one deterministic layer (an offline install:
+    purelib/platlib only, no console scripts — run modules with `python3 -m`)."""
+    import zipfile
+
+    from appliance.images.archive import FileEntry, write_layer
+
+    entries: dict[str, FileEntry] = {}
+    for whl in sorted(wheel_dir.glob("*.whl")):
+        with zipfile.ZipFile(whl) as z:
+            for info in z.infolist():
+                if info.is_dir():
+                    continue
+                name = info.filename
+                parts = name.split("/")
+                if parts[0].endswith(".data"):
+                    if len(parts) < 3 or parts[1] not in ("purelib", "platlib"):
+                        continue
+                    name = "/".join(parts[2:])
+                mode = (info.external_attr >> 16) & 0o777 or 0o644
+                entries[f"{site}/{name}"] = FileEntry(f"{site}/{name}", data=z.read(info), mode=mode | 0o644)
+    write_layer(list(entries.values()), out)
+
+
+def python_image(repo: str, requirements: list[str], files: dict[str, Path], entrypoint: list[str],
+                 key_extra: str = "", report=print) -> tuple[str, Path]:
+    """Debian rootfs (helper-3's debootstrap cache) + python3 + wheels + `files` (image path → host
+    file), written as a docker-archive; tagged by a hash of all inputs. Returns (ref, archive)."""
+    ref = python_image_ref(repo, requirements, files, key_extra)
+    tag = ref.rsplit(":", 1)[1]
+    out = paths.cache_dir("components", "images", repo.rsplit("/", 1)[-1], tag)
+    archive = out / "image.tar"
+    if archive.is_file():
+        return ref, archive
+    from appliance.images.archive import FileEntry, ImageSpec, write_docker_archive, write_layer
+    from appliance.images.debian import rootfs_tarball
+
+    t0 = time.monotonic()
+    base = rootfs_tarball("python", BASE_PACKAGES, report=report)
+    whl = wheels(requirements, hashlib.sha256("\n".join(sorted(requirements)).encode()).hexdigest()[:16])
+    out.mkdir(parents=True, exist_ok=True)
+    l2, l3 = out / "wheels.tar", out / "app.tar"
+    wheel_layer(whl, l2)
+    write_layer([FileEntry(dst.lstrip("/"), src=src, mode=0o755 if src.suffix in ("", ".sh") else 0o644) for dst, src in files.items()], l3)
+    write_docker_archive(ImageSpec(ref=ref, layers=[base, l2, l3], entrypoint=entrypoint, workdir="/app",
+                                   env=["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                                        "PYTHONUNBUFFERED=1", "PYTHONDONTWRITEBYTECODE=1"]), archive)
+    for l in (l2, l3):
+        l.unlink(missing_ok=True)
+    (out / "build.json").write_text(json.dumps({"ref": ref, "seconds": round(time.monotonic() - t0, 1),
+                                                "bytes": archive.stat().st_size}))
+    return ref, archive
+
+
+def python_image_ref(repo: str, requirements: list[str], files: dict[str, Path], key_extra: str = "") -> str:
+    """The tag is a hash of every input, so it is known without building."""
+    from appliance.images.debian import rootfs_key
+
+    h = hashlib.sha256()
+    h.update(json.dumps([PYTHON_IMAGE_BUILDER, rootfs_key(BASE_PACKAGES), sorted(requirements), key_extra]).encode())
+    for dst in sorted(files):
+        h.update(dst.encode())
+        h.update(files[dst].read_bytes())
+    return f"{repo}:{h.hexdigest()[:16]}"

@@ -1,0 +1,98 @@
+"""Supervisor for a controller run as a host process against a cluster's kubeconfig.
+
+    python -m appliance.components.training_host --kubeconfig K [--secret NS/NAME --cert-dir D] -- BINARY ARGS...
+
+- runs the controller as its child and restarts it when it exits (backoff 1 s .. 30 s);
+- copies the webhook serving certificate from a Secret (written by the controller's cert rotator) into
+  `--cert-dir`, standing in for the Secret volume a Pod would have;
+- exits (stopping the child) when the kubeconfig file disappears, i.e. the cluster was deleted, so a
+  host controller never outlives its cluster;
+- SIGTERM/SIGINT stop the child and exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def _sync_cert(kubeconfig: str, secret: str, cert_dir: Path, last: dict) -> None:
+    try:
+        from kubernetes import client, config
+
+        ns, _, name = secret.partition("/")
+        if "api" not in last:
+            last["api"] = client.CoreV1Api(config.new_client_from_config(config_file=kubeconfig))
+        data = last["api"].read_namespaced_secret(name, ns).data or {}
+    except Exception as e:  # noqa: BLE001 - the API may be briefly away; try again next round
+        last.pop("api", None)
+        print(f"supervisor: reading secret {secret}: {str(e).splitlines()[0][:200]}", flush=True)
+        return
+    if "tls.crt" in data and "tls.key" in data and data.get("tls.crt") != last.get("crt"):
+        cert_dir.mkdir(parents=True, exist_ok=True)
+        for k in ("tls.key", "tls.crt", "ca.crt"):
+            if k in data:
+                tmp = cert_dir / f".{k}.tmp"
+                tmp.write_bytes(base64.b64decode(data[k]))
+                tmp.chmod(0o600)
+                os.replace(tmp, cert_dir / k)
+        last["crt"] = data["tls.crt"]
+        print(f"supervisor: webhook certificate written to {cert_dir}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--kubeconfig", required=True)
+    ap.add_argument("--secret", default="")
+    ap.add_argument("--cert-dir", default="")
+    ap.add_argument("cmd", nargs=argparse.REMAINDER)
+    a = ap.parse_args(argv)
+    cmd = a.cmd[1:] if a.cmd and a.cmd[0] == "--" else a.cmd
+    if not cmd:
+        ap.error("no command")
+    stopping = False
+    child: subprocess.Popen | None = None
+
+    def on_signal(signum, _frame):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    backoff, started, cert_state = 1.0, 0.0, {}
+    env = {**os.environ, "KUBECONFIG": a.kubeconfig}
+    while not stopping:
+        if not Path(a.kubeconfig).exists():
+            print("supervisor: kubeconfig is gone (cluster deleted); exiting", flush=True)
+            break
+        if a.secret and a.cert_dir:
+            _sync_cert(a.kubeconfig, a.secret, Path(a.cert_dir), cert_state)
+        if child is None or child.poll() is not None:
+            if child is not None:
+                print(f"supervisor: controller exited ({child.returncode}); restart in {backoff:.0f}s", flush=True)
+                time.sleep(backoff)
+                backoff = 1.0 if time.monotonic() - started > 60 else min(backoff * 2, 30.0)
+                if stopping:
+                    break
+            started = time.monotonic()
+            child = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL)
+            print(f"supervisor: started pid {child.pid}: {' '.join(cmd[:1])}", flush=True)
+        time.sleep(1.0)
+    if child is not None and child.poll() is None:
+        child.terminate()
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
