@@ -264,6 +264,8 @@ class BaremetalProvider(Provider):
             "appliance_offline": bool(self.bm.offline),
             "appliance_mig_profile": self.bm.mig_profile,
             "appliance_gpu_stack": self.bm.gpu_stack,
+            # skips interpreter discovery on every host (one round trip less per run)
+            "ansible_python_interpreter": "/usr/bin/python3",
         }
         return v
 
