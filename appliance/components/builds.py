@@ -173,9 +173,9 @@ def node_containers(kube) -> list[str]:
     return [n for n in names if n in running]
 
 
-def load_image_into_nodes(kube, archive: Path, ref: str) -> list[str]:
+def load_image_into_nodes(kube, archive: Path, ref: str, aliases: list[str] | None = None) -> list[str]:
     """Import a docker-archive into containerd (namespace k8s.io) of every node container that lacks
-    `ref` (what `kind load image-archive` does). Returns the nodes loaded."""
+    `ref` (what `kind load image-archive` does), and point `aliases` at it. Returns the nodes loaded."""
     nodes = node_containers(kube)
     if not nodes:
         raise BuildError(f"no node of this cluster is a local Docker container; cannot load {ref} "
@@ -184,21 +184,30 @@ def load_image_into_nodes(kube, archive: Path, ref: str) -> list[str]:
     for node in nodes:
         have = subprocess.run(["docker", "exec", node, "ctr", "-n", "k8s.io", "images", "ls", "-q", f"name=={ref}"],
                               capture_output=True, text=True, timeout=60)
-        if have.returncode == 0 and ref in have.stdout.split():
-            continue
-        with open(archive, "rb") as f:
-            r = subprocess.run(["docker", "exec", "-i", node, "ctr", "-n", "k8s.io", "images", "import",
-                                "--all-platforms", "--digests", "--snapshotter=overlayfs", "-"],
-                               stdin=f, capture_output=True, text=True, timeout=600)
-        if r.returncode != 0:
-            raise BuildError(f"loading {ref} into node {node} failed: {(r.stderr or r.stdout).strip()[-500:]}")
-        loaded.append(node)
+        if not (have.returncode == 0 and ref in have.stdout.split()):
+            with open(archive, "rb") as f:
+                r = subprocess.run(["docker", "exec", "-i", node, "ctr", "-n", "k8s.io", "images", "import",
+                                    "--all-platforms", "--digests", "--snapshotter=overlayfs", "-"],
+                                   stdin=f, capture_output=True, text=True, timeout=600)
+            if r.returncode != 0:
+                raise BuildError(f"loading {ref} into node {node} failed: {(r.stderr or r.stdout).strip()[-500:]}")
+            loaded.append(node)
+        for alias in aliases or []:
+            r = subprocess.run(["docker", "exec", node, "ctr", "-n", "k8s.io", "images", "tag", "--force", ref, alias],
+                               capture_output=True, text=True, timeout=60)
+            if r.returncode != 0:
+                raise BuildError(f"tagging {ref} as {alias} on node {node} failed: {(r.stderr or r.stdout).strip()[-300:]}")
     return loaded
 
 
 # ----------------------------------------------------------------------------- Python images (air-gap)
 
-PYTHON_IMAGE_BUILDER = "1"
+PYTHON_IMAGE_BUILDER = "2"
+#: dropped from the Debian rootfs and the wheels: nothing a python3 service needs at run time
+SLIM_DROP = ("usr/share/locale/", "usr/share/i18n/", "usr/share/zoneinfo/", "usr/lib/x86_64-linux-gnu/gconv/",
+             "usr/lib/x86_64-linux-gnu/perl-base/", "usr/lib/python3.11/test/", "usr/lib/python3.11/lib2to3/",
+             "usr/lib/python3.11/idlelib/", "usr/lib/python3.11/tkinter/", "usr/lib/python3.11/ensurepip/",
+             "usr/lib/python3.11/pydoc_data/", "var/cache/debconf/", "var/lib/apt/", "usr/share/doc/", "usr/share/man/")
 PY_TAG = "311"  # Debian bookworm's python3
 WHEEL_PLATFORMS = ["manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_28_x86_64", "linux_x86_64"]
 BASE_PACKAGES = ["python3", "ca-certificates"]
@@ -220,6 +229,20 @@ def wheels(requirements: list[str], key: str) -> Path:
     return out
 
 
+def _dropped(name: str) -> bool:
+    n = name.lstrip("./")
+    return "/__pycache__/" in f"/{n}" or any(n.startswith(d) or n + "/" == d for d in SLIM_DROP)
+
+
+def slim_rootfs(src: Path, out: Path) -> None:
+    """Copy a rootfs tarball as a layer without the SLIM_DROP paths and bytecode caches."""
+    with tarfile.open(src) as tin, tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tout:
+        for m in tin:
+            if _dropped(m.name):
+                continue
+            tout.addfile(m, tin.extractfile(m) if m.isreg() else None)
+
+
 def wheel_layer(wheel_dir: Path, out: Path, site: str = "usr/lib/python3/dist-packages") -> None:
     """Unpack every wheel of `wheel_dir` into `site` as one deterministic layer (an offline install:
     purelib/platlib only, no console scripts — run modules with `python3 -m`)."""
@@ -234,6 +257,8 @@ def wheel_layer(wheel_dir: Path, out: Path, site: str = "usr/lib/python3/dist-pa
                 if info.is_dir():
                     continue
                 name = info.filename
+                if "/__pycache__/" in f"/{name}" or "/tests/" in f"/{name}":
+                    continue  # bytecode and the packages' own test suites
                 parts = name.split("/")
                 if parts[0].endswith(".data"):
                     if len(parts) < 3 or parts[1] not in ("purelib", "platlib"):
@@ -261,14 +286,15 @@ def python_image(repo: str, requirements: list[str], files: dict[str, Path], ent
     base = rootfs_tarball("python", BASE_PACKAGES, report=report)
     whl = wheels(requirements, hashlib.sha256("\n".join(sorted(requirements)).encode()).hexdigest()[:16])
     out.mkdir(parents=True, exist_ok=True)
-    l2, l3 = out / "wheels.tar", out / "app.tar"
+    l1, l2, l3 = out / "base.tar", out / "wheels.tar", out / "app.tar"
+    slim_rootfs(base, l1)
     wheel_layer(whl, l2)
     write_layer([FileEntry(dst.lstrip("/"), src=src, mode=0o755 if src.suffix in ("", ".sh") else 0o644) for dst, src in files.items()], l3)
-    write_docker_archive(ImageSpec(ref=ref, layers=[base, l2, l3], entrypoint=entrypoint, workdir="/app",
+    write_docker_archive(ImageSpec(ref=ref, layers=[l1, l2, l3], entrypoint=entrypoint, workdir="/app",
                                    env=["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                                         "PYTHONUNBUFFERED=1", "PYTHONDONTWRITEBYTECODE=1"]), archive)
-    for l in (l2, l3):
-        l.unlink(missing_ok=True)
+    for layer in (l1, l2, l3):
+        layer.unlink(missing_ok=True)
     (out / "build.json").write_text(json.dumps({"ref": ref, "seconds": round(time.monotonic() - t0, 1),
                                                 "bytes": archive.stat().st_size}))
     return ref, archive

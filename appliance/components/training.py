@@ -60,8 +60,11 @@ class TrainingOpts(Options):
     namespace: str = Field("kubeflow", description="namespace of the operator (its Secret, Service, Deployment)")
     schemes: list[Literal["pytorchjob", "tfjob", "mpijob"]] = Field(default_factory=lambda: ["pytorchjob", "tfjob", "mpijob"])
     image: str = Field("", description="in-cluster: use this operator image instead of building one")
-    image_load: Literal["node-containers", "none"] = Field(
-        "node-containers", description="in-cluster: how a built image reaches the nodes (node-containers: `ctr import` inside each node container, e.g. kind; none: already there)")
+    image_load: Literal["auto", "node-containers", "none"] = Field(
+        "auto", description="in-cluster: how built images reach the nodes. node-containers: `ctr import` inside each node "
+        "container (kind); none: they are there already; auto: node-containers when the nodes are local containers, else none")
+    trainer_image: bool = Field(True, description="in-cluster: also build and load the trainer image (python3 + numpy + stub model), "
+                                "also tagged appliance.local/trainer:stub; it is the PyTorch init-container image")
     init_image: str = Field("", description="image of the PyTorch worker init container (needs python3); default: the trainer image")
     webhook: bool = Field(True, description="in-cluster: register the validating webhook (host runtime never does)")
     cpu: str = "100m"
@@ -341,13 +344,24 @@ class TrainingOperator(Component):
             proc = host.start(argv, kube.kubeconfig, secret=f"{o.namespace}/{SECRET}", cert_dir=CERT_DIR,
                               extra={"sig": argv_sig, "ports": ports})
             return f"host process started (pid {proc.pid}, log {host.log})"
-        ref = o.image
-        if not ref:
-            from appliance.components import builds
+        from appliance.components import builds
 
+        ref = o.image
+        loads: list[tuple[Path, str, list[str]]] = []
+        if not ref:
             ref, archive = image()
-            if o.image_load == "node-containers":
-                builds.load_image_into_nodes(kube, archive, ref)
+            loads.append((archive, ref, []))
+        if o.trainer_image and not o.init_image:
+            from appliance.components import training_images
+
+            t_ref, t_archive = training_images.trainer_image()
+            init_image = t_ref
+            loads.append((t_archive, t_ref, [training_images.STABLE_REF]))
+        if o.image_load != "none" and loads:
+            required = o.image_load == "node-containers"
+            if required or builds.node_containers(kube):
+                for archive, r, aliases in loads:
+                    builds.load_image_into_nodes(kube, archive, r, aliases)
         n = kube.apply(self.objects(ref, init_image))
         return f"applied {n} objects + {len(o.schemes)} CRDs; image {ref}"
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 REPO = "appliance.local/trainer"
+#: a stable alias scenarios can name (re-pointed at every load)
+STABLE_REF = f"{REPO}:stub"
 REQUIREMENTS = ["numpy==2.1.3"]
 
 
