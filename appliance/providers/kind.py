@@ -2,7 +2,7 @@
 
 create() writes a kind config from the profile, runs the toolchain's `kind`, then waits on
 the API (watch streams, no fixed sleeps) until every node is Ready and every kube-system
-pod is Running and ready. A failed create exports `kind` logs into a folder it names.
+pod is Running. A failed create exports `kind` logs into a folder it names.
 GPUs: with NVML GPUs and the NVIDIA container toolkit set up for volume-mount device
 selection, GPU nodes get `/dev/null -> /var/run/nvidia-container-devices/<index>` mounts
 (the nvkind mechanism), so each node container sees only its GPUs.
@@ -188,9 +188,11 @@ class KindProvider(Provider):
         return f"kind-{self.cluster}"
 
     def _kind(self) -> Path:
-        from appliance.images.tools import ensure_tools
+        if getattr(self, "_kind_path", None) is None:
+            from appliance.images.tools import ensure_tools
 
-        return ensure_tools(["kind"], report=self.report)["kind"]
+            self._kind_path = ensure_tools(["kind"], report=self.report)["kind"]
+        return self._kind_path
 
     def _run(self, *args: str, timeout: float | None = None, check: bool = False) -> subprocess.CompletedProcess:
         r = subprocess.run([str(self._kind()), *args], capture_output=True, text=True, timeout=timeout)
@@ -345,7 +347,7 @@ class KindProvider(Provider):
         return nodes, pods
 
     def _wait_ready(self, deadline: float) -> ClusterInfo:
-        """Block until every node is Ready and every kube-system pod Running+ready (watch-driven)."""
+        """Block until every node is Ready and every kube-system pod Running (watch-driven)."""
         from kubernetes import watch
 
         v1 = self._api()
@@ -388,11 +390,12 @@ def _node_ready(n) -> bool:
 
 
 def _pod_ok(p) -> bool:
+    """Succeeded, or Running with every container started (readiness probes may still be warming up)."""
     if p.status.phase == "Succeeded":
         return True
     if p.status.phase != "Running":
         return False
-    return all(cs.ready for cs in (p.status.container_statuses or []))
+    return all(cs.state is not None and cs.state.running is not None for cs in (p.status.container_statuses or []))
 
 
 def _node_row(n) -> dict[str, Any]:

@@ -159,3 +159,27 @@ def test_available_without_docker(monkeypatch):
 def test_last_error_line():
     assert kp._last_error("Creating cluster\nERROR: failed to create cluster: boom\nStack") == "failed to create cluster: boom"
     assert kp._last_error("") == "no output"
+
+
+def _pod(phase, *states):
+    from types import SimpleNamespace as NS
+
+    css = [NS(state=NS(running=NS() if s == "running" else None, waiting=NS() if s == "waiting" else None), ready=False) for s in states]
+    return NS(status=NS(phase=phase, container_statuses=css), metadata=NS(namespace="kube-system", name="p"), spec=NS(node_name="n"))
+
+
+def test_pod_running_means_all_containers_started():
+    assert kp._pod_ok(_pod("Running", "running", "running"))
+    assert not kp._pod_ok(_pod("Running", "running", "waiting"))
+    assert not kp._pod_ok(_pod("Pending"))
+    assert kp._pod_ok(_pod("Succeeded"))
+
+
+def test_node_row_roles_and_readiness():
+    from types import SimpleNamespace as NS
+
+    n = NS(
+        metadata=NS(name="x-control-plane", labels={"node-role.kubernetes.io/control-plane": ""}),
+        status=NS(conditions=[NS(type="Ready", status="True")], node_info=NS(kubelet_version="v1.31.4"), capacity={"nvidia.com/gpu": "2"}),
+    )
+    assert kp._node_row(n) == {"name": "x-control-plane", "ready": True, "roles": ["control-plane"], "version": "v1.31.4", "gpus": 2}
