@@ -92,7 +92,9 @@ def classify_failure(host: str, task: str, result: dict, unreachable: bool = Fal
     info = {"address": host, "user": "root", "port": 22, "var": "the variable"}
     info.update({k: v for k, v in (hostinfo or {}).items() if v not in (None, "")})
     msg = str(result.get("msg") or "")
-    text = "\n".join(str(result.get(k) or "") for k in ("msg", "stderr", "module_stderr", "module_stdout", "stdout"))
+    parts = [result, *(result.get("failed_modules") or {}).values(), *(result.get("results") or [])]
+    keys = ("msg", "stderr", "module_stderr", "module_stdout", "stdout")
+    text = "\n".join(str(p.get(k) or "") for p in parts if isinstance(p, dict) for k in keys)
     first = next((ln.strip() for ln in (msg or text).splitlines() if ln.strip()), "failed")
     # our playbooks' own assertions: "APPLIANCE <what> — fix: <fix>"
     m = re.search(r"APPLIANCE (.+?) — fix: (.+)", " ".join(text.split()))
@@ -108,7 +110,8 @@ def classify_failure(host: str, task: str, result: dict, unreachable: bool = Fal
                 continue
             elif what == "host unreachable" and not unreachable and "Failed to connect" not in text:
                 continue
-            return HostFailure(host, task, f"{what} ({_short(first)})", fix.format(**info), unreachable)
+            detail = next((ln.strip() for ln in text.splitlines() if pat.search(ln)), first)
+            return HostFailure(host, task, f"{what} ({_short(detail)})", fix.format(**info), unreachable)
     if unreachable:
         return HostFailure(host, task, f"host unreachable ({_short(first)})",
                            "check that {address}:{port} is up and that `ssh -p {port} {user}@{address}` works".format(**info),
