@@ -156,7 +156,7 @@ ORDER = [
 ]
 
 #: What the simulator provider needs.
-SIM_TOOLS = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kubectl"]
+SIM_TOOLS = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"]
 
 #: Staging modules of k8s.io/kubernetes v1.31 (used when the module's go.mod can't be read).
 K8S_STAGING_FALLBACK = [

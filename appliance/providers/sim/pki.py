@@ -24,6 +24,7 @@ CLIENTS = {
     "scheduler": ("system:kube-scheduler", ""),
     "kwok": ("kwok-controller", "system:masters"),
     "apiserver-kubelet-client": ("kube-apiserver-kubelet-client", "system:masters"),
+    "front-proxy-client": ("front-proxy-client", ""),
 }
 
 

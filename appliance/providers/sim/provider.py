@@ -199,6 +199,12 @@ class SimProvider(Provider):
                     f"--client-ca-file={pki / 'ca.crt'}",
                     f"--kubelet-client-certificate={pki / 'apiserver-kubelet-client.crt'}",
                     f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
+                    # aggregation layer (metrics-server & co.): the front proxy identifies itself with this cert
+                    f"--requestheader-client-ca-file={pki / 'ca.crt'}", "--requestheader-allowed-names=front-proxy-client",
+                    "--requestheader-username-headers=X-Remote-User", "--requestheader-group-headers=X-Remote-Group",
+                    "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+                    f"--proxy-client-cert-file={pki / 'front-proxy-client.crt'}",
+                    f"--proxy-client-key-file={pki / 'front-proxy-client.key'}",
                     f"--service-account-key-file={pki / 'sa.pub'}", f"--service-account-signing-key-file={pki / 'sa.key'}",
                     "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
                     "--service-cluster-ip-range=10.96.0.0/16", "--authorization-mode=Node,RBAC", "--allow-privileged=true",
