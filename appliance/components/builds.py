@@ -59,8 +59,20 @@ def go_binary(module: str, version: str, package: str, name: str, ldflags: str =
     pkg = f"{module}/{package}".rstrip("/") if package else module
     t0 = time.monotonic()
     try:
-        _run(["nice", "-n", "10", "go", "install", "-trimpath", f"-ldflags={ldflags}", f"{pkg}@{version}"],
-             env=_go_env({"GOBIN": str(tmp)}), log=out / f"{name}.build.log")
+        try:
+            _run(["nice", "-n", "10", "go", "install", "-trimpath", f"-ldflags={ldflags}", f"{pkg}@{version}"],
+                 env=_go_env({"GOBIN": str(tmp)}), log=out / f"{name}.build.log")
+        except BuildError as e:
+            if "@v/list" not in str(e) and "deprecation" not in str(e):
+                raise
+            # the proxy serves this version but not the module's version list (needed by `go install
+            # pkg@version`): build inside a writable copy of the module source instead
+            src = _writable_copy(module_dir(module, version), tmp / "src")
+            _run(["nice", "-n", "10", "go", "build", "-trimpath", f"-ldflags={ldflags}", "-o", str(tmp / "bin" / name), f"./{package}"],
+                 cwd=src, env=_go_env(), log=out / f"{name}.build.log")
+            shutil.rmtree(src, ignore_errors=True)
+            os.replace(tmp / "bin" / name, tmp / name)
+            shutil.rmtree(tmp / "bin", ignore_errors=True)
         built = [p for p in tmp.iterdir() if p.is_file()]
         if len(built) != 1:
             raise BuildError(f"go install {pkg}@{version} produced {[p.name for p in built]}")
@@ -70,6 +82,15 @@ def go_binary(module: str, version: str, package: str, name: str, ldflags: str =
     (out / f"{name}.json").write_text(json.dumps({"module": module, "version": version, "package": package,
                                                   "seconds": round(time.monotonic() - t0, 1)}))
     return binary
+
+
+def _writable_copy(src: Path, dest: Path, ignore=None) -> Path:
+    shutil.copytree(src, dest, ignore=ignore)
+    for p in dest.rglob("*"):
+        if not p.is_symlink():
+            p.chmod(0o755 if p.is_dir() else 0o644)
+    dest.chmod(0o755)
+    return dest
 
 
 def module_dir(module: str, version: str) -> Path:
@@ -95,12 +116,7 @@ def generate_crds(module: str, version: str, api_paths: list[str], key: str, crd
     work = Path(tempfile.mkdtemp(prefix="crdgen-"))
     t0 = time.monotonic()
     try:
-        shutil.copytree(src, work / "src", ignore=shutil.ignore_patterns(".git", "test", "docs", "hack", "manifests", "config", "charts", "python", "sdk", "examples"))
-        for p in (work / "src").rglob("*"):
-            if p.is_dir():
-                p.chmod(0o755)
-            else:
-                p.chmod(0o644)
+        _writable_copy(src, work / "src", shutil.ignore_patterns(".git", "test", "docs", "hack", "manifests", "config", "charts", "python", "sdk", "examples"))
         tmp_out = work / "out"
         _run(["nice", "-n", "10", str(gen), crd_options, *[f"paths=./{p}/..." for p in api_paths], f"output:crd:artifacts:config={tmp_out}"],
              cwd=work / "src", env=_go_env(), log=out.parent / f"{key}.gen.log")
