@@ -1,0 +1,217 @@
+"""Bare-metal provider without hosts: inventory, event stream, failure mapping, image inputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from appliance.errors import UserError
+from appliance.providers import baremetal_image as img
+from appliance.providers.baremetal import BaremetalProvider, RunResult, _Events, classify_failure, playbooks_dir
+from appliance.schema import ClusterSpec
+
+
+def spec(**bm) -> ClusterSpec:
+    base = {
+        "hosts": [
+            {"name": "dgx1", "address": "10.0.0.11", "user": "ubuntu", "vars": {"appliance_nvswitch": True}},
+            {"name": "dgx2", "address": "10.0.0.12", "user": "ubuntu", "port": 2222, "role": "worker"},
+        ],
+        "mig_profile": "all-1g.10gb",
+        "gpu_stack": "operator",
+    }
+    base.update(bm)
+    return ClusterSpec.model_validate({"name": "lab", "baremetal": base})
+
+
+def test_generated_inventory(tmp_path):
+    p = BaremetalProvider(spec(), tmp_path)
+    inv = p.generate_inventory()
+    cp = inv["all"]["children"]["control_plane"]["hosts"]
+    wk = inv["all"]["children"]["workers"]["hosts"]
+    assert cp["dgx1"] == {"ansible_host": "10.0.0.11", "ansible_user": "ubuntu", "ansible_port": 22,
+                          "appliance_nvswitch": True}
+    assert wk["dgx2"]["ansible_port"] == 2222
+    v = inv["all"]["vars"]
+    assert v["appliance_cluster_name"] == "lab"
+    assert v["appliance_mig_profile"] == "all-1g.10gb" and v["appliance_gpu_stack"] == "operator"
+    assert v["appliance_k8s_version"].startswith("v1.")
+    assert v["appliance_offline"] is False
+
+
+def test_write_inventory_generated(tmp_path):
+    p = BaremetalProvider(spec(), tmp_path)
+    paths = p.write_inventory()
+    assert len(paths) == 1
+    data = yaml.safe_load(Path(paths[0]).read_text())
+    assert set(data["all"]["children"]) == {"control_plane", "workers"}
+
+
+def test_user_inventory_layers_defaults_under_it(tmp_path):
+    user = tmp_path / "mine.ini"
+    user.write_text("[control_plane]\nbox ansible_host=1.2.3.4\n")
+    p = BaremetalProvider(spec(inventory=str(user), hosts=[]), tmp_path / "state")
+    paths = p.write_inventory()
+    assert paths[-1] == str(user.resolve())  # the user's inventory comes last, so it wins
+    assert yaml.safe_load(Path(paths[0]).read_text())["all"]["vars"]["appliance_cluster_name"] == "lab"
+
+
+def test_missing_user_inventory(tmp_path):
+    p = BaremetalProvider(spec(inventory=str(tmp_path / "nope.yml"), hosts=[]), tmp_path)
+    with pytest.raises(UserError) as e:
+        p.write_inventory()
+    assert "does not exist" in e.value.line() and "fix:" in e.value.line()
+
+
+def test_no_hosts(tmp_path):
+    with pytest.raises(UserError) as e:
+        BaremetalProvider(spec(hosts=[]), tmp_path).generate_inventory()
+    assert "cluster.baremetal.hosts" in e.value.line()
+
+
+def test_no_control_plane(tmp_path):
+    s = spec(hosts=[{"name": "w", "address": "1.1.1.1", "role": "worker"}])
+    with pytest.raises(UserError) as e:
+        BaremetalProvider(s, tmp_path).generate_inventory()
+    assert "control-plane" in e.value.line()
+
+
+def test_offline_uses_inventory_binaries_dir_without_toolchain(tmp_path):
+    s = spec(offline=True, hosts=[{"name": "a", "address": "1.1.1.1", "vars": {"appliance_k8s_binaries_dir": "/bins"}}])
+    p = BaremetalProvider(s, tmp_path)
+    assert not p._needs_toolchain_binaries()
+    data = yaml.safe_load(Path(p.write_inventory()[0]).read_text())
+    assert data["all"]["children"]["control_plane"]["hosts"]["a"]["appliance_k8s_binaries_dir"] == "/bins"
+
+
+@pytest.mark.parametrize(
+    "res,unreachable,what,fix",
+    [
+        ({"msg": "Failed to connect to the host via ssh: ssh: connect to host 10.0.0.11 port 22: Connection refused"},
+         True, "host unreachable", "ssh -p 22 ubuntu@10.0.0.11"),
+        ({"msg": "Failed to connect to the host via ssh: ubuntu@10.0.0.11: Permission denied (publickey)."},
+         True, "SSH login refused", "ssh-copy-id ubuntu@10.0.0.11"),
+        ({"msg": "Failed to connect to the host via ssh: Host key verification failed."},
+         True, "host key not trusted", "ssh-keyscan"),
+        ({"msg": "The following modules failed to execute: ansible.legacy.setup.",
+          "failed_modules": {"ansible.legacy.setup": {"module_stderr": "sudo: a password is required\n"}}},
+         False, "no sudo", "NOPASSWD"),
+        ({"msg": "Missing sudo password"}, False, "no sudo", "/etc/sudoers.d/ubuntu"),
+        ({"msg": "APPLIANCE unsupported OS CentOS 7 — fix: install one of Debian/Ubuntu ({})"},
+         False, "unsupported OS CentOS 7", "install one of Debian/Ubuntu"),
+        ({"msg": "APPLIANCE missing inventory var appliance_k8s_version — fix: set appliance_k8s_version for this host"},
+         False, "missing inventory var appliance_k8s_version", "set appliance_k8s_version"),
+        ({"msg": "The task includes an option with an undefined variable. 'appliance_foo' is undefined"},
+         False, "missing inventory var appliance_foo", "set appliance_foo"),
+        ({"msg": "Failed to update apt cache: unknown reason"}, False, "package install failed", "apt sources"),
+        ({"msg": "/bin/sh: 1: /usr/bin/python3: not found"}, False, "no Python", "apt-get install -y python3"),
+        ({"msg": "something odd"}, False, "something odd", "run again"),
+    ],
+)
+def test_classify_failure(res, unreachable, what, fix):
+    f = classify_failure("dgx1", "preflight : x", res, unreachable=unreachable,
+                         hostinfo={"address": "10.0.0.11", "user": "ubuntu", "port": 22})
+    assert f.what.startswith(what), f.what
+    assert fix in f.fix, f.fix
+    line = f.line()
+    assert line.startswith("dgx1: preflight : x: ") and "\n" not in line and " — fix: " in line
+
+
+def _ev(kind, host="dgx1", task="Install", role="containerd", **res):
+    return {"event": kind, "event_data": {"host": host, "task": task, "role": role, "res": res}}
+
+
+def test_event_stream_lines_and_bookkeeping():
+    lines: list[str] = []
+    h = _Events(lines.append, {"dgx1": {"address": "10.0.0.11", "user": "ubuntu", "port": 22}})
+    h({"event": "playbook_on_task_start", "event_data": {}})
+    h(_ev("runner_on_ok", changed=False))
+    h(_ev("runner_on_ok", task="Configure", changed=True))
+    h(_ev("runner_on_skipped", task="Skip me"))
+    h(_ev("runner_on_unreachable", host="dgx2", role=None, task="Gathering Facts",
+          msg="Failed to connect to the host via ssh: Connection timed out"))
+    h({"event": "playbook_on_stats", "event_data": {"ok": {"dgx1": 2}, "changed": {"dgx1": 1}, "dark": {"dgx2": 1}}})
+    assert lines[0] == "dgx1 / containerd : Install / ok"
+    assert lines[1] == "dgx1 / containerd : Configure / changed"
+    assert lines[2].startswith("dgx2 / Gathering Facts / unreachable: host unreachable")
+    assert "fix:" in lines[2]
+    assert h.changed == [("dgx1", "containerd : Configure")]
+    assert h.stats == {"dgx1": {"ok": 2, "changed": 1}, "dgx2": {"unreachable": 1}}
+    assert len(h.failures) == 1 and h.failures[0].unreachable
+
+
+def test_ignored_failure_is_not_a_failure():
+    lines: list[str] = []
+    h = _Events(lines.append, {})
+    ev = _ev("runner_on_failed", msg="nope")
+    ev["event_data"]["ignore_errors"] = True
+    h(ev)
+    assert not h.failures and lines == ["dgx1 / containerd : Install / failed (ignored)"]
+
+
+def test_error_is_one_line_and_reports_every_host(tmp_path):
+    lines: list[str] = []
+    p = BaremetalProvider(spec(), tmp_path, report=lines.append)
+    r = RunResult("x", "failed", 2, 1.0, str(tmp_path), failures=[
+        classify_failure("dgx1", "t", {"msg": "Missing sudo password"}),
+        classify_failure("dgx2", "t", {"msg": "Failed to connect: Connection refused"}, unreachable=True),
+    ])
+    err = p._error(r)
+    assert "\n" not in err.line() and "and 1 more hosts" in err.line()
+    assert [ln.split(":")[0] for ln in lines] == ["dgx1", "dgx2"]
+    assert json.dumps(r.to_dict())  # artifacts summary is plain data
+
+
+def test_status_without_runs(tmp_path):
+    st = BaremetalProvider(spec(), tmp_path).status()
+    assert st["provider"] == "baremetal" and st["last_run"] == {} and len(st["hosts"]) == 2
+
+
+def test_available_and_playbooks_dir():
+    ok, why = BaremetalProvider.available()
+    assert ok or "ansible" in why
+    assert (playbooks_dir() / "site.yml").exists()
+
+
+# -- image inputs -------------------------------------------------------------------------------
+
+
+def _apt_root(tmp_path: Path) -> Path:
+    d = tmp_path / "apt"
+    (d / "sources.list.d").mkdir(parents=True)
+    (d / "sources.list").write_text("# nothing here\n")
+    (d / "sources.list.d" / "debian.sources").write_text(
+        "Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\nComponents: main\n\n"
+        "Types: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\nComponents: main\n"
+    )
+    (d / "sources.list.d" / "other.list").write_text("deb [arch=amd64] https://vendor.example/apt stable main\n")
+    return d
+
+
+def test_mirror_from_host_apt_sources(tmp_path, monkeypatch):
+    monkeypatch.setenv("APPLIANCE_APT_ROOT", str(_apt_root(tmp_path)))
+    monkeypatch.delenv("APPLIANCE_DEBIAN_MIRROR", raising=False)
+    assert img.debian_mirrors() == ("http://mirror.example/debian", "http://mirror.example/debian-security")
+
+
+def test_mirror_override_and_key(tmp_path, monkeypatch):
+    monkeypatch.setenv("APPLIANCE_APT_ROOT", str(_apt_root(tmp_path)))
+    monkeypatch.delenv("APPLIANCE_DEBIAN_MIRROR", raising=False)
+    k1 = img.image_key()
+    monkeypatch.setenv("APPLIANCE_DEBIAN_MIRROR", "http://other.example/debian/")
+    assert img.debian_mirrors()[0] == "http://other.example/debian"
+    assert img.image_key() != k1  # the cache key follows the inputs
+    assert img.image_tag().startswith("appliance/systemd-host:bookworm-")
+
+
+def test_no_debian_source(tmp_path, monkeypatch):
+    d = tmp_path / "apt"
+    (d / "sources.list.d").mkdir(parents=True)
+    monkeypatch.setenv("APPLIANCE_APT_ROOT", str(d))
+    monkeypatch.delenv("APPLIANCE_DEBIAN_MIRROR", raising=False)
+    with pytest.raises(UserError) as e:
+        img.debian_mirrors()
+    assert "APPLIANCE_DEBIAN_MIRROR" in e.value.line()
