@@ -109,7 +109,8 @@ def deployment(name: str, replicas: int, gpus: int) -> dict:
             "selector": {"matchLabels": {"app": name}},
             "strategy": {"type": "Recreate"},
             "template": {"metadata": {"labels": {"app": name}},
-                         "spec": {"containers": [{"name": "w", "image": "registry.local/worker:1", "resources": res}]}},
+                         "spec": {"automountServiceAccountToken": False,
+                                  "containers": [{"name": "w", "image": "registry.local/worker:1", "resources": res}]}},
         },
     }
 

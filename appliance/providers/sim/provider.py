@@ -35,6 +35,7 @@ from appliance.providers.sim.stages import kwok_config
 STATE_FILE = "sim.json"
 OURS = [STATE_FILE, "kubeconfig", "pki", "etc", "etcd", "logs"]
 COMPONENTS = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"]
+WAVES = [["etcd"], ["kube-apiserver"], ["kube-controller-manager", "kube-scheduler", "kwok"]]
 PORT_KEYS = ["etcd", "etcd-peer", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"]
 
 
@@ -395,17 +396,19 @@ class SimProvider(Provider):
                                         str(self.state_dir), "stop what uses them, or `appliance down` and up again")
                     self._write_configs(st["ports"])  # refresh kubeconfigs/configs (binaries may have moved)
             ports = st["ports"]
-            for comp in COMPONENTS:
-                pr = st["procs"].get(comp)
-                if pr and pr.alive():
+            for wave in WAVES:  # each wave needs the one before it healthy; within a wave they start together
+                todo = [c for c in wave if not (st["procs"].get(c) and st["procs"][c].alive())]
+                if not todo:
                     continue
-                self.report(f"starting {comp}")
-                log = self._p("logs", f"{comp}.log")
-                pr = P.spawn(comp, self._argv(comp, bins, ports), log, self.state_dir)
-                st["procs"][comp] = pr
-                started.append(pr)
-                self._save(st)
-                self._wait_healthy(comp, pr, ports, self.start_timeout)
+                self.report(f"starting {', '.join(todo)}")
+                for comp in todo:
+                    log = self._p("logs", f"{comp}.log")
+                    pr = P.spawn(comp, self._argv(comp, bins, ports), log, self.state_dir)
+                    st["procs"][comp] = pr
+                    started.append(pr)
+                    self._save(st)
+                for comp in todo:
+                    self._wait_healthy(comp, st["procs"][comp], ports, self.start_timeout)
             manifests = self._create_nodes()
             names = {m["metadata"]["name"] for m in manifests}
             self.wait_nodes_ready(names, timeout=60 + 0.1 * len(names))
