@@ -10,7 +10,6 @@ community.docker collection (pip `ansible`). Skips with the reason otherwise.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import time
 import uuid
@@ -20,7 +19,7 @@ import pytest
 
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")  # the reaper image can't be pulled here
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.docker]
 
 CONNECTION = os.environ.get("APPLIANCE_TEST_ANSIBLE_CONNECTION", "community.docker.docker_api")
 
