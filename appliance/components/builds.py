@@ -326,3 +326,73 @@ def python_image_ref(repo: str, requirements: list[str], files: dict[str, Path],
         h.update(dst.encode())
         h.update(files[dst].read_bytes())
     return f"{repo}:{h.hexdigest()[:16]}"
+
+
+# ----------------------------------------------------------------------------- install helpers
+
+def wait_ready(check, timeout: float, what: str, poll: float = 2.0) -> None:
+    """Poll `check() -> (ok, missing)` until ok; raise with what is still missing after `timeout`."""
+    deadline = time.monotonic() + timeout
+    missing = ""
+    while True:
+        try:
+            ok, missing = check()
+        except Exception as e:  # noqa: BLE001 - the API may be briefly away while things start
+            ok, missing = False, f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+        if ok:
+            return
+        if time.monotonic() >= deadline:
+            raise BuildError(f"{what} not ready after {timeout:.0f}s: {missing}")
+        time.sleep(poll)
+
+
+def webhook_certs(service: str, namespace: str, days: int = 3650) -> dict[str, bytes]:
+    """A self-signed CA and a serving certificate for `<service>.<namespace>.svc` (PEM): keys
+    ca.crt, tls.crt, tls.key — what a webhook Secret holds; ca.crt is the webhooks' caBundle."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{service}-ca")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now).not_valid_after(now + dt.timedelta(days=days))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
+                                       key_encipherment=False, data_encipherment=False, key_agreement=False,
+                                       encipher_only=False, decipher_only=False), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    dns = [service, f"{service}.{namespace}", f"{service}.{namespace}.svc", f"{service}.{namespace}.svc.cluster.local"]
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns[2])]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now).not_valid_after(now + dt.timedelta(days=days))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(d) for d in dns]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    pem = serialization.Encoding.PEM
+    return {
+        "ca.crt": ca.public_bytes(pem),
+        "tls.crt": cert.public_bytes(pem),
+        "tls.key": key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+    }
+
+
+def cert_valid_for(tls_crt: bytes, ca_crt: bytes, dns: str, min_days: int = 30) -> bool:
+    """Whether a serving cert names `dns`, is signed by `ca_crt`'s key and is valid for `min_days` more."""
+    import datetime as dt
+
+    from cryptography import x509
+
+    try:
+        cert, ca = x509.load_pem_x509_certificate(tls_crt), x509.load_pem_x509_certificate(ca_crt)
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+        cert.verify_directly_issued_by(ca)
+        left = cert.not_valid_after_utc - dt.datetime.now(dt.timezone.utc)
+        return dns in names and left > dt.timedelta(days=min_days)
+    except Exception:  # noqa: BLE001 - anything unreadable is simply not valid
+        return False

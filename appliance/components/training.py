@@ -69,6 +69,7 @@ class TrainingOpts(Options):
     webhook: bool = Field(True, description="in-cluster: register the validating webhook (host runtime never does)")
     cpu: str = "100m"
     memory: str = "128Mi"
+    wait_seconds: int = Field(300, ge=0, description="how long install waits for the operator to be ready")
 
     @field_validator("schemes")
     @classmethod
@@ -337,13 +338,18 @@ class TrainingOperator(Component):
             argv_sig = {"version": VERSION, "schemes": o.schemes, "init_image": init_image}
             cur = host.load()
             if cur and cur.alive() and cur.extra.get("sig") == argv_sig:
-                return f"host process running (pid {cur.pid})"
-            host.stop()
-            ports = dict(zip(("probe", "webhook"), _procs().free_ports(2)))
-            argv = [str(binary())] + args(o, init_image, str(template), ports)
-            proc = host.start(argv, kube.kubeconfig, secret=f"{o.namespace}/{SECRET}", cert_dir=CERT_DIR,
-                              extra={"sig": argv_sig, "ports": ports})
-            return f"host process started (pid {proc.pid}, log {host.log})"
+                msg = f"host process running (pid {cur.pid})"
+            else:
+                host.stop()
+                ports = dict(zip(("probe", "webhook"), _procs().free_ports(2)))
+                argv = [str(binary())] + args(o, init_image, str(template), ports)
+                proc = host.start(argv, kube.kubeconfig, secret=f"{o.namespace}/{SECRET}", cert_dir=CERT_DIR,
+                                  extra={"sig": argv_sig, "ports": ports})
+                msg = f"host process started (pid {proc.pid}, log {host.log})"
+            from appliance.components import builds
+
+            builds.wait_ready(lambda: self.ready(kube), o.wait_seconds, f"{NAME} (log {host.log})")
+            return msg
         from appliance.components import builds
 
         ref = o.image
@@ -363,6 +369,7 @@ class TrainingOperator(Component):
                 for archive, r, aliases in loads:
                     builds.load_image_into_nodes(kube, archive, r, aliases)
         n = kube.apply(self.objects(ref, init_image))
+        builds.wait_ready(lambda: self.ready(kube), o.wait_seconds, f"{NAME} Deployment in {o.namespace}")
         return f"applied {n} objects + {len(o.schemes)} CRDs; image {ref}"
 
     def remove(self, kube) -> None:

@@ -1,0 +1,34 @@
+"""The model-server image: Debian + python3 + the `kserve` package and numpy (wheels fetched on the host,
+installed offline) + images/model-server/stub_server.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+REPO = "appliance.local/model-server"
+REQUIREMENTS = ["kserve==0.14.1", "numpy==1.26.4"]
+
+
+def files() -> dict[str, Path]:
+    return {"/app/stub_server.py": ROOT / "images" / "model-server" / "stub_server.py"}
+
+
+def server_ref() -> str:
+    from appliance.components import builds
+
+    return builds.python_image_ref(REPO, REQUIREMENTS, files())
+
+
+def server_image(report=print) -> tuple[str, Path]:
+    from appliance.components import builds
+
+    return builds.python_image(REPO, REQUIREMENTS, files(), ["python3", "/app/stub_server.py"], report=report)
+
+
+if __name__ == "__main__":
+    import time
+
+    t0 = time.monotonic()
+    ref, archive = server_image()
+    print(ref, archive, archive.stat().st_size, f"{time.monotonic() - t0:.1f}s")
