@@ -241,6 +241,7 @@ def stub_runtime(server_image: str) -> dict:
             "protocolVersions": ["v1", "v2"],
             "containers": [{
                 "name": "kserve-container", "image": server_image, "imagePullPolicy": "IfNotPresent",
+                "terminationMessagePolicy": "FallbackToLogsOnError",  # a failed load shows in the ISVC's modelStatus
                 "args": ["--model_name={{.Name}}", "--model_dir=/mnt/models", "--http_port=8080"],
                 "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
             }],
