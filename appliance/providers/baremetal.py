@@ -96,6 +96,12 @@ def classify_failure(host: str, task: str, result: dict, unreachable: bool = Fal
     keys = ("msg", "stderr", "module_stderr", "module_stdout", "stdout")
     text = "\n".join(str(p.get(k) or "") for p in parts if isinstance(p, dict) for k in keys)
     first = next((ln.strip() for ln in (msg or text).splitlines() if ln.strip()), "failed")
+    if msg == "non-zero return code":  # a command failed: its own words are more useful
+        cmd = result.get("cmd") or ""
+        cmd = " ".join(cmd) if isinstance(cmd, list) else str(cmd)
+        out = str(result.get("stderr") or result.get("stdout") or "")
+        err = next((ln.strip() for ln in out.splitlines() if ln.strip()), "")
+        first = f"`{_short(cmd, 80)}` exited {result.get('rc')}" + (f": {err}" if err else "")
     # our playbooks' own assertions: "APPLIANCE <what> — fix: <fix>"
     m = re.search(r"APPLIANCE (.+?) — fix: (.+)", " ".join(text.split()))
     if m:
