@@ -229,9 +229,15 @@ WHEEL_PLATFORMS = ["manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2
 BASE_PACKAGES = ["python3", "ca-certificates"]
 
 
+def read_lock(path: Path) -> list[str]:
+    """Requirement lines of a lock file (`name==version`, comments ignored)."""
+    return [ln.split("#", 1)[0].strip() for ln in path.read_text().splitlines() if ln.split("#", 1)[0].strip()]
+
+
 def wheels(requirements: list[str], key: str) -> Path:
-    """`pip download` the requirements (and their dependencies) as cp311/manylinux wheels into a cached
-    folder: the only step that needs the package index; the image build itself is offline."""
+    """`pip download` the requirements as cp311/manylinux wheels into a cached folder: the only step that
+    needs the package index; the image build itself is offline. A fully pinned list (a lock file, every
+    line `==`) is fetched with --no-deps, so the same wheels come every time."""
     out = paths.cache_dir("components", "wheels", key)
     if (out / ".complete").exists():
         return out
@@ -240,6 +246,8 @@ def wheels(requirements: list[str], key: str) -> Path:
            "--python-version", PY_TAG, "--implementation", "cp", "--abi", f"cp{PY_TAG}", "--abi", "abi3", "--abi", "none"]
     for p in WHEEL_PLATFORMS:
         cmd += ["--platform", p]
+    if requirements and all("==" in r for r in requirements) and len(requirements) > 3:
+        cmd.append("--no-deps")
     _run(cmd + requirements, log=out / "download.log")
     (out / ".complete").write_text("\n".join(requirements))
     return out

@@ -7,7 +7,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 REPO = "appliance.local/model-server"
-REQUIREMENTS = ["kserve==0.14.1", "numpy==1.26.4"]
+LOCK = ROOT / "images" / "model-server" / "requirements.lock"
 
 
 def files() -> dict[str, Path]:
@@ -17,13 +17,13 @@ def files() -> dict[str, Path]:
 def server_ref() -> str:
     from appliance.components import builds
 
-    return builds.python_image_ref(REPO, REQUIREMENTS, files())
+    return builds.python_image_ref(REPO, builds.read_lock(LOCK), files())
 
 
 def server_image(report=print) -> tuple[str, Path]:
     from appliance.components import builds
 
-    return builds.python_image(REPO, REQUIREMENTS, files(), ["python3", "/app/stub_server.py"], report=report)
+    return builds.python_image(REPO, builds.read_lock(LOCK), files(), ["python3", "/app/stub_server.py"], report=report)
 
 
 if __name__ == "__main__":

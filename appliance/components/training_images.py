@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parents[2]
 REPO = "appliance.local/trainer"
 #: a stable alias scenarios can name (re-pointed at every load)
 STABLE_REF = f"{REPO}:stub"
-REQUIREMENTS = ["numpy==2.1.3"]
+LOCK = ROOT / "images" / "trainer" / "requirements.lock"
 
 
 def files() -> dict[str, Path]:
@@ -19,13 +19,13 @@ def files() -> dict[str, Path]:
 def trainer_ref() -> str:
     from appliance.components import builds
 
-    return builds.python_image_ref(REPO, REQUIREMENTS, files())
+    return builds.python_image_ref(REPO, builds.read_lock(LOCK), files())
 
 
 def trainer_image(report=print) -> tuple[str, Path]:
     from appliance.components import builds
 
-    return builds.python_image(REPO, REQUIREMENTS, files(), ["python3", "/app/stub_train.py"], report=report)
+    return builds.python_image(REPO, builds.read_lock(LOCK), files(), ["python3", "/app/stub_train.py"], report=report)
 
 
 if __name__ == "__main__":
