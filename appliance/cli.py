@@ -92,7 +92,12 @@ def status(profile, cluster, as_json):
         state = "ready" if entry.get("ready") else f"not ready ({entry.get('missing') or entry.get('error') or entry.get('step')})"
         click.echo(f"  {comp:<24} {state}")
     for key, value in (st["provider_status"] or {}).items():
-        click.echo(f"  {key}: {json.dumps(value, default=str) if not isinstance(value, str) else value}")
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            click.echo(f"  {key}:")
+            for item in value:
+                click.echo("    " + "  ".join(f"{k}={v}" for k, v in item.items()))
+        else:
+            click.echo(f"  {key}: {value if isinstance(value, str) else json.dumps(value, default=str)}")
 
 
 @main.command()

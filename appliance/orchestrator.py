@@ -10,7 +10,7 @@ from typing import Any
 from appliance import components, host, paths, providers
 from appliance.errors import UserError
 from appliance.plan import CLUSTER, Lock, Plan, State, Step, execute, fingerprint
-from appliance.schema import ClusterSpec, Profile
+from appliance.schema import ClusterSpec, ComponentSpec, Profile
 
 
 def choose_provider(profile: Profile, override: str | None = None) -> tuple[str, str]:
@@ -106,19 +106,30 @@ def up(profile: Profile, provider: str, reporter, parallel: int = 2) -> dict[str
 
 
 def _recorded(cluster: str) -> tuple[Profile, str]:
-    """The profile section and provider a cluster was made with, from its state."""
+    """The cluster section, components and provider a cluster was made with, from its state."""
     state = State(paths.state_dir(cluster))
     if not state.path.exists():
         raise UserError(f"no cluster named '{cluster}'", str(state.path), "run `appliance up` first (or check --cluster)")
     spec = ClusterSpec.model_validate(state.data["cluster_spec"])
-    return Profile(name=state.data.get("profile", cluster), cluster=spec), state.data["provider"]
+    comps = {n: ComponentSpec(options=o) for n, o in (state.data.get("components") or {}).items() if n in components.CATALOG}
+    return Profile(name=state.data.get("profile", cluster), cluster=spec, components=comps), state.data["provider"]
 
 
 def down(cluster: str, reporter) -> None:
-    """Delete the cluster and its state folder."""
+    """Remove the components (reverse dependency order, so host-side pieces stop too), then delete
+    the cluster and its state folder."""
     profile, provider = _recorded(cluster)
     c = Cluster(profile, provider, reporter)
     with Lock(c.dir, cluster):
+        if c.provider.ready():
+            comps = components.enabled(profile)
+            for wave in reversed(c.plan().waves()):
+                for name in (n for n in wave if n in comps):
+                    try:
+                        comps[name].remove(c.kube())
+                        reporter.step(name, "done", "removed")
+                    except Exception as e:  # noqa: BLE001 — the cluster goes anyway; say what was left
+                        reporter.step(name, "failed", f"remove: {e}")
         c.provider.delete()
     shutil.rmtree(c.dir, ignore_errors=True)
 
