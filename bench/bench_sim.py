@@ -20,7 +20,6 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -30,7 +29,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from appliance.providers.sim import SimProvider  # noqa: E402
-from appliance.providers.sim import procs as P  # noqa: E402
 from appliance.schema import ClusterSpec, NodeClass, SimSpec  # noqa: E402
 
 DGX = dict(name="dgx-h100", cpu="224", memory="2Ti", pods=110, gpus=8, gpu_product="NVIDIA-H100-80GB-HBM3",
@@ -74,6 +72,68 @@ class RSSSampler(threading.Thread):
             except Exception:  # noqa: BLE001
                 pass
             self.stop_evt.wait(self.every)
+
+
+class PodWatch(threading.Thread):
+    """Follows one namespace's pods through a raw watch: when each was created, bound, Running."""
+
+    def __init__(self, api_client, namespace: str, total: int):
+        super().__init__(daemon=True)
+        from kubernetes import client
+
+        self.core = client.CoreV1Api(api_client)
+        self.ns, self.total = namespace, total
+        self.created: set[str] = set()
+        self.scheduled: set[str] = set()
+        self.running: set[str] = set()
+        self.t_all: dict[str, float] = {}
+        self.t0 = time.monotonic()
+        self.error = ""
+        self.stop_evt = threading.Event()
+        resp = self.core.list_namespaced_pod(namespace, limit=1, _preload_content=False)
+        self.rv = json.loads(resp.data)["metadata"]["resourceVersion"]
+        resp.release_conn()
+
+    def _event(self, ev: dict) -> None:
+        obj = ev.get("object") or {}
+        uid = (obj.get("metadata") or {}).get("uid")
+        if not uid or ev.get("type") not in ("ADDED", "MODIFIED"):
+            return
+        self.created.add(uid)
+        if (obj.get("spec") or {}).get("nodeName"):
+            self.scheduled.add(uid)
+        if (obj.get("status") or {}).get("phase") == "Running":
+            self.running.add(uid)
+        now = time.monotonic() - self.t0
+        for key, s in (("created", self.created), ("scheduled", self.scheduled), ("running", self.running)):
+            if key not in self.t_all and len(s) >= self.total:
+                self.t_all[key] = now
+
+    def run(self):
+        while not self.stop_evt.is_set() and len(self.t_all) < 3:
+            try:
+                resp = self.core.list_namespaced_pod(self.ns, watch=True, resource_version=self.rv, timeout_seconds=600,
+                                                     allow_watch_bookmarks=True, _preload_content=False)
+                buf = b""
+                for chunk in resp.stream(1 << 16):
+                    buf += chunk
+                    *lines, buf = buf.split(b"\n")
+                    for ln in lines:
+                        if ln.strip():
+                            ev = json.loads(ln)
+                            rv = ((ev.get("object") or {}).get("metadata") or {}).get("resourceVersion")
+                            if rv:
+                                self.rv = rv
+                            self._event(ev)
+                    if self.stop_evt.is_set() or len(self.t_all) == 3:
+                        break
+                resp.release_conn()
+            except Exception as e:  # noqa: BLE001 - reconnect from the last resourceVersion
+                self.error = str(e).splitlines()[0]
+                time.sleep(0.5)
+
+    def counts(self) -> dict:
+        return {"created": len(self.created), "scheduled": len(self.scheduled), "running": len(self.running)}
 
 
 def scheduler_scheduled(p: SimProvider) -> int | None:
@@ -153,6 +213,8 @@ def main() -> int:
         def report(m: str):
             if m.startswith("creating") and "nodes" in m:
                 marks["nodes_create_start"] = time.monotonic()
+            if "nodes created" in m:
+                marks["nodes_created"] = time.monotonic()
             log(m)
 
         p = SimProvider(spec, tmp / "big", report=report)
@@ -164,47 +226,39 @@ def main() -> int:
         result["control_plane_up_s"] = round(marks.get("nodes_create_start", t0) - t0, 2)
         result["nodes_ready_s"] = round(t_nodes - marks.get("nodes_create_start", t0), 2)
         result["create_total_s"] = round(t_nodes - t0, 2)
+        if "nodes_created" in marks:
+            result["nodes_api_create_s"] = round(marks["nodes_created"] - marks["nodes_create_start"], 2)
         log(f"{args.nodes} nodes Ready in {result['nodes_ready_s']}s (control plane {result['control_plane_up_s']}s)")
 
         apps = client.AppsV1Api(p.api())
         sched0 = scheduler_scheduled(p) or 0
-        t0 = time.monotonic()
-        deps = []
+        watch = PodWatch(p.api(), "default", args.pods)
+        watch.start()
+        t0 = watch.t0 = time.monotonic()
         if gpu_pods:
-            apps.create_namespaced_deployment("default", deployment("gpu-workers", gpu_pods, 1))
-            deps.append(("gpu-workers", gpu_pods))
+            apps.create_namespaced_deployment("default", deployment("gpu-workers", gpu_pods, 1), _preload_content=False)
         if cpu_pods:
-            apps.create_namespaced_deployment("default", deployment("cpu-workers", cpu_pods, 0))
-            deps.append(("cpu-workers", cpu_pods))
+            apps.create_namespaced_deployment("default", deployment("cpu-workers", cpu_pods, 0), _preload_content=False)
         timeline = []
-        t_all_created = t_all_sched = t_all_ready = None
         while True:
             time.sleep(1.0)
             now = time.monotonic() - t0
-            created = ready = 0
-            for name, _ in deps:
-                d = apps.read_namespaced_deployment_status(name, "default")
-                created += d.status.replicas or 0
-                ready += d.status.ready_replicas or 0
+            c = watch.counts()
             s = scheduler_scheduled(p)
-            sched = (s - sched0) if s is not None else None
-            timeline.append({"t": round(now, 1), "created": created, "scheduled": sched, "running": ready})
-            log(f"t={now:6.1f}s created={created} scheduled={sched} running={ready}")
-            if t_all_created is None and created >= args.pods:
-                t_all_created = now
-            if t_all_sched is None and sched is not None and sched >= args.pods:
-                t_all_sched = now
-            if ready >= args.pods:
-                t_all_ready = now
-                break
-            if now > args.timeout:
-                log("timeout")
+            c["scheduler_metric"] = (s - sched0) if s is not None else None
+            timeline.append({"t": round(now, 1), **c})
+            log(f"t={now:6.1f}s created={c['created']} scheduled={c['scheduled']} running={c['running']}")
+            if "running" in watch.t_all or now > args.timeout:
                 break
             p._check_alive()
+        watch.stop_evt.set()
+        t_all_created = watch.t_all.get("created")
+        t_all_sched = watch.t_all.get("scheduled")
+        t_all_ready = watch.t_all.get("running")
         # confirm from the pods themselves (one full list)
         core = client.CoreV1Api(p.api())
-        pods = core.list_namespaced_pod("default", resource_version="0").items
-        running = sum(1 for x in pods if x.status.phase == "Running")
+        resp = core.list_namespaced_pod("default", resource_version="0", _preload_content=False)
+        running = sum(1 for x in json.loads(resp.data)["items"] if x["status"].get("phase") == "Running")
         result.update({
             "pods_all_created_s": t_all_created and round(t_all_created, 1),
             "pods_all_scheduled_s": t_all_sched and round(t_all_sched, 1),

@@ -110,7 +110,7 @@ def stop_all(procs: list[Proc], grace: float = 10.0) -> None:
             except psutil.Error:
                 pass
     deadline = time.monotonic() + grace
-    for pr, p in live:
+    for _, p in live:
         if not p:
             continue
         try:
