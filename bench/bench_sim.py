@@ -127,7 +127,7 @@ class PodWatch(threading.Thread):
                             self._event(ev)
                     if self.stop_evt.is_set() or len(self.t_all) == 3:
                         break
-                resp.release_conn()
+                resp.close()  # never back to the pool: the stream may be half read
             except Exception as e:  # noqa: BLE001 - reconnect from the last resourceVersion
                 self.error = str(e).splitlines()[0]
                 time.sleep(0.5)
@@ -187,7 +187,11 @@ def main() -> int:
     gpu_pods = min(args.pods, args.nodes * 8) if args.gpu_pods is None else args.gpu_pods
     cpu_pods = args.pods - gpu_pods
 
+    import signal
+
     from kubernetes import client
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so `finally` tears the clusters down
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-sim-"))
     result: dict = {"machine": machine(), "params": {"nodes": args.nodes, "gpus": args.nodes * 8, "pods": args.pods,
@@ -236,9 +240,9 @@ def main() -> int:
         watch.start()
         t0 = watch.t0 = time.monotonic()
         if gpu_pods:
-            apps.create_namespaced_deployment("default", deployment("gpu-workers", gpu_pods, 1), _preload_content=False)
+            apps.create_namespaced_deployment("default", deployment("gpu-workers", gpu_pods, 1))
         if cpu_pods:
-            apps.create_namespaced_deployment("default", deployment("cpu-workers", cpu_pods, 0), _preload_content=False)
+            apps.create_namespaced_deployment("default", deployment("cpu-workers", cpu_pods, 0))
         timeline = []
         while True:
             time.sleep(1.0)

@@ -316,7 +316,9 @@ class SimProvider(Provider):
         def one(m):
             for attempt in range(5):
                 try:
-                    core.create_node(m, _preload_content=False).release_conn()  # skip model decoding: CPU is scarce
+                    r = core.create_node(m, _preload_content=False)  # skip model decoding: CPU is scarce
+                    r.read()  # drain, or the pooled connection hands the rest to the next request
+                    r.release_conn()
                     return
                 except ApiException as e:
                     if e.status == 409:
@@ -436,7 +438,8 @@ class SimProvider(Provider):
                 P.stop_all(started)
             if isinstance(e, UserError) or not isinstance(e, Exception):
                 raise
-            raise UserError(f"simulator failed to start: {e}", str(self.state_dir), "see logs/ in the state dir") from e
+            msg = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+            raise UserError(f"simulator failed to start: {msg}", str(self.state_dir), "see logs/ in the state dir") from e
         self.report(f"simulator ready: {len(names)} nodes, kubeconfig {self.kubeconfig}")
         return ClusterInfo(name=self.cluster, kubeconfig=self.kubeconfig, context=self.context, nodes=self.nodes())
 
