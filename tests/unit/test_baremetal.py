@@ -215,3 +215,19 @@ def test_no_debian_source(tmp_path, monkeypatch):
     with pytest.raises(UserError) as e:
         img.debian_mirrors()
     assert "APPLIANCE_DEBIAN_MIRROR" in e.value.line()
+
+
+def test_cli_inventory(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from appliance.providers.baremetal_cli import baremetal
+
+    monkeypatch.setenv("APPLIANCE_STATE", str(tmp_path / "state"))
+    prof = tmp_path / "lab.yaml"
+    prof.write_text(yaml.safe_dump({"name": "lab", "provider": "baremetal", "cluster": {"name": "lab", "baremetal": {
+        "hosts": [{"name": "dgx1", "address": "10.0.0.11", "user": "ubuntu"}]}}}))
+    r = CliRunner().invoke(baremetal, ["inventory", str(prof), "--set", "cluster.baremetal.offline=true"])
+    assert r.exit_code == 0, r.output
+    inv = yaml.safe_load(r.output)
+    assert inv["all"]["children"]["control_plane"]["hosts"]["dgx1"]["ansible_host"] == "10.0.0.11"
+    assert inv["all"]["vars"]["appliance_offline"] is True
