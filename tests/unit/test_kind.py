@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import types
+from pathlib import Path
 
 import pytest
 
@@ -183,3 +184,40 @@ def test_node_row_roles_and_readiness():
         status=NS(conditions=[NS(type="Ready", status="True")], node_info=NS(kubelet_version="v1.31.4"), capacity={"nvidia.com/gpu": "2"}),
     )
     assert kp._node_row(n) == {"name": "x-control-plane", "ready": True, "roles": ["control-plane"], "version": "v1.31.4", "gpus": 2}
+
+
+FAKE_KIND = """#!/bin/sh
+echo "$@" >> "$(dirname "$0")/calls.log"
+case "$1" in
+  get) exit 0 ;;
+  create) echo "ERROR: failed to create cluster: could not find a log line that matches" >&2; exit 1 ;;
+  export) mkdir -p "$3" && echo journal > "$3/journal.log"; exit 0 ;;
+  delete) exit 0 ;;
+esac
+"""
+
+
+def test_failed_create_exports_logs_and_names_them(monkeypatch, tmp_path):
+    from appliance.errors import UserError
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "kind").write_text(FAKE_KIND)
+    (bindir / "kind").chmod(0o755)
+    monkeypatch.setenv("APPLIANCE_TOOLCHAIN_BIN", str(bindir))
+    monkeypatch.setattr(kp, "detect_gpus", lambda: [])
+    monkeypatch.setattr(kp.KindProvider, "containers", lambda self: [])
+    p = kp.KindProvider(spec(workers=1, kind={"image": "appliance/node:test"}), tmp_path / "state")
+    with pytest.raises(UserError) as e:
+        p.create()
+    line = e.value.line()
+    assert "could not find a log line" in line and "see the logs in" in line
+    folder = line.rsplit("see the logs in ", 1)[1]
+    assert Path(folder).parent == tmp_path / "state" / "logs"
+    assert (Path(folder) / "journal.log").exists()
+    calls = (bindir / "calls.log").read_text().splitlines()
+    assert calls[0] == "get clusters"
+    assert calls[1].startswith("create cluster --name demo --config ")
+    assert any(c.startswith("export logs ") for c in calls) and calls[-1].startswith("delete cluster --name demo")
+    written = (tmp_path / "state" / "kind-config.yaml").read_text()
+    assert "appliance/node:test" in written and "role: worker" in written
