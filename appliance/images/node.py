@@ -328,6 +328,8 @@ def _assemble(base: str, tag: str, key: str, version: str, refs, work: Path, rep
         env={**os.environ, "DOCKER_BUILDKIT": "0"},
     )
     _docker("rmi", tmp, check=False)
+    # a --rebuild leaves the previous image of this tag dangling: drop it
+    _docker("image", "prune", "-f", "--filter", f"label={LABEL}=node", check=False)
     if r.returncode != 0:
         raise UserError(f"docker build (metadata) failed: {(r.stderr or r.stdout).strip()[-200:]}", "docker")
 
