@@ -227,7 +227,7 @@ def controller_objects(opts: ServingOpts, image_ref: str, server_image: str, cer
          "spec": {"replicas": 1, "selector": {"matchLabels": dict(SELECTOR)},
                   "template": {"metadata": {"labels": {**LABELS, **SELECTOR}},
                                "spec": {"serviceAccountName": NAME, "terminationGracePeriodSeconds": 10, "containers": [container],
-                                        "volumes": [{"name": "cert", "secret": {"secretName": SECRET, "defaultMode": 0o420}}]}}}},
+                                        "volumes": [{"name": "cert", "secret": {"secretName": SECRET, "defaultMode": 0o644}}]}}}},
     ]
 
 

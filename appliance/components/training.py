@@ -224,7 +224,7 @@ def deployment(opts: TrainingOpts, image_ref: str, init_image: str) -> dict:
                 "spec": {
                     "serviceAccountName": NAME, "terminationGracePeriodSeconds": 10,
                     "containers": [container],
-                    "volumes": [{"name": "cert", "secret": {"secretName": SECRET, "defaultMode": 0o420}},
+                    "volumes": [{"name": "cert", "secret": {"secretName": SECRET, "defaultMode": 0o644}},
                                 {"name": "init", "configMap": {"name": f"{NAME}-init"}}],
                 },
             },
