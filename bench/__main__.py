@@ -24,7 +24,9 @@ def main(argv: list[str]) -> int:
     print("\n== summary")
     for f in sorted(RESULTS.glob("*.json")):
         data = json.loads(f.read_text())
-        print_table(f"{data['benchmark']} ({data['machine']['cpus']} CPU, {data['machine']['when']})", data["results"])
+        rows = data.get("results") or [{"metric": k, "value": v} for k, v in data.items() if isinstance(v, (int, float, bool))]
+        m = data.get("machine", {})
+        print_table(f"{data.get('benchmark', f.stem)} ({m.get('cpus', '?')} CPU, {m.get('when') or data.get('when', '')})", rows)
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
