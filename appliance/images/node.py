@@ -134,7 +134,7 @@ def node_image_key(version: str, bins: dict[str, Path], ctx: Path, refs: dict[st
         "node_rootfs": debian.rootfs_key(debian.NODE_PACKAGES),
         "slim_rootfs": debian.rootfs_key(debian.SLIM_PACKAGES),
         "bins": {n: _sha_cached(p) for n, p in sorted(bins.items())},
-        "ctx": {d: _tree_hash(ctx / d) for d in ("node", "cni", "pause", "kube-proxy")},
+        "ctx": {d: _tree_hash(ctx / d) for d in ("node", "cni", "pause", "kube-proxy", "storage")},
         "refs": refs,
         "setup": hashlib.sha256(SETUP_SCRIPT.encode()).hexdigest(),
     }
@@ -142,7 +142,13 @@ def node_image_key(version: str, bins: dict[str, Path], ctx: Path, refs: dict[st
 
 
 def build_node_image(
-    version: str = "", *, mirror: str = "", rebuild: bool = False, report=print, keep_workdir: bool = False
+    version: str = "",
+    *,
+    mirror: str = "",
+    rebuild: bool = False,
+    report=print,
+    keep_workdir: bool = False,
+    storage: bool | None = None,
 ) -> NodeImage:
     """Build (or find cached) the node image for Kubernetes `version`; returns its tag."""
     t0 = time.monotonic()
@@ -159,6 +165,20 @@ def build_node_image(
     ).hexdigest()[:12]
     refs = dict(kimgs)
     refs["appliance-cni"] = f"appliance.local/cni-agent:{cni_key}"
+    if storage is None:
+        storage = os.environ.get("APPLIANCE_NODE_STORAGE", "1") != "0"
+    if storage:
+        from appliance.images.gobuild import PROGRAMS, go_program
+
+        lpp = go_program("local-path-provisioner", report=report, retry=rebuild)
+        if lpp is not None:
+            bins = {**bins, "local-path-provisioner": lpp}
+            lpp_key = hashlib.sha256(
+                (_sha_cached(lpp) + _tree_hash(ctx / "storage") + debian.rootfs_key(debian.SLIM_PACKAGES)).encode()
+            ).hexdigest()[:12]
+            refs["local-path-provisioner"] = f"appliance.local/local-path-provisioner:{PROGRAMS['local-path-provisioner'][1]}-{lpp_key}"
+        else:
+            report("no local-path-provisioner: kind falls back to its in-tree host-path StorageClass")
     key = node_image_key(version, bins, ctx, refs)
     tag = f"{REPO}:{version}-{key[:12]}"
     result = NodeImage(tag=tag, kubernetes=version, key=key, images=refs)
@@ -226,6 +246,14 @@ def _component_archives(version, bins, ctx: Path, refs, slim_tar: Path, work: Pa
         ImageSpec(refs["appliance-cni"], [slim_tar, lt], entrypoint=["/usr/local/bin/appliance-cni"]),
         work / "images" / "appliance-cni.tar",
     )
+    if "local-path-provisioner" in refs:
+        # also the helper image of its volume setup/teardown pods (needs only sh, mkdir, rm)
+        lt = layers / "local-path.tar"
+        archive.write_layer([FileEntry("usr/local/bin/local-path-provisioner", src=bins["local-path-provisioner"])], lt)
+        archive.write_docker_archive(
+            ImageSpec(refs["local-path-provisioner"], [slim_tar, lt], entrypoint=["/usr/local/bin/local-path-provisioner"]),
+            work / "images" / "local-path-provisioner.tar",
+        )
 
 
 def _base_image(node_tar: Path, report) -> str:
@@ -256,6 +284,9 @@ def _stage_overlay(version, bins, ctx: Path, refs, work: Path) -> None:
     (kind / "version").write_text(version + "\n")
     cni = (ctx / "cni" / "default-cni.yaml.in").read_text().replace("@CNI_IMAGE@", refs["appliance-cni"])
     (kind / "manifests" / "default-cni.yaml").write_text(cni)
+    if "local-path-provisioner" in refs:
+        sto = (ctx / "storage" / "default-storage.yaml.in").read_text().replace("@STORAGE_IMAGE@", refs["local-path-provisioner"])
+        (kind / "manifests" / "default-storage.yaml").write_text(sto)
     (kind / "images.json").write_text(json.dumps(refs, indent=2, sort_keys=True) + "\n")
     (work / "setup.sh").write_text(SETUP_SCRIPT.replace("@CNI_PLUGINS@", " ".join(CNI_PLUGINS)))
 

@@ -89,3 +89,34 @@ def test_kubeadm_images_parse(tmp_path):
         "pause": "registry.k8s.io/pause:3.10",
         "etcd": "registry.k8s.io/etcd:3.5.15-0",
     }
+
+
+def test_go_program_failure_is_remembered(monkeypatch, tmp_path):
+    from appliance.images import gobuild
+
+    monkeypatch.setenv("APPLIANCE_CACHE", str(tmp_path))
+    fake_go = tmp_path / "go"
+    fake_go.write_text("#!/bin/sh\necho 'no proxy' >&2\necho x >> \"$(dirname \"$0\")/calls\"\nexit 1\n")
+    fake_go.chmod(0o755)
+    monkeypatch.setattr(gobuild, "go_binary", lambda: str(fake_go))
+    msgs = []
+    assert gobuild.go_program("local-path-provisioner", report=msgs.append) is None
+    assert gobuild.go_program("local-path-provisioner", report=msgs.append) is None
+    assert (tmp_path / "calls").read_text().count("x") == 1  # second call did not rebuild
+    assert gobuild.go_program("local-path-provisioner", report=msgs.append, retry=True) is None
+    assert (tmp_path / "calls").read_text().count("x") == 2
+    assert any("build failed" in m for m in msgs)
+
+
+def test_go_program_without_go(monkeypatch, tmp_path):
+    from appliance.images import gobuild
+
+    monkeypatch.setenv("APPLIANCE_CACHE", str(tmp_path))
+    monkeypatch.setattr(gobuild, "go_binary", lambda: None)
+    assert gobuild.go_program("local-path-provisioner", report=lambda m: None) is None
+
+
+def test_storage_manifest_template():
+    text = (node.context_dir() / "storage/default-storage.yaml.in").read_text()
+    assert text.count("@STORAGE_IMAGE@") == 3
+    assert "storageclass.kubernetes.io/is-default-class" in text and "name: standard" in text
