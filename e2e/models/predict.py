@@ -19,19 +19,30 @@ def expected(x):
     return sum(a * b for a, b in zip(TRUE_W, x)) + TRUE_B
 
 
-def post(api, ns: str, svc: str, path: str, body: dict):
-    resp = api.call_api(
-        f"/api/v1/namespaces/{ns}/services/{svc}/proxy{path}", "POST", body=body,
-        header_params={"Content-Type": "application/json", "Accept": "application/json"},
-        auth_settings=["BearerToken"], _preload_content=False, _request_timeout=30)
-    return json.loads(resp[0].data)
+def post(cfg, ns: str, svc: str, path: str, body: dict):
+    """POST JSON through the API server's service proxy with the kubeconfig's credentials (plain urllib:
+    independent of the kubernetes client's generated-API version)."""
+    import ssl
+    import urllib.request
+
+    ctx = ssl.create_default_context(cafile=cfg.ssl_ca_cert) if cfg.verify_ssl else ssl._create_unverified_context()
+    if cfg.cert_file:
+        ctx.load_cert_chain(cfg.cert_file, cfg.key_file)
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    token = (cfg.api_key or {}).get("authorization") or (cfg.api_key or {}).get("BearerToken")
+    if token:
+        headers["Authorization"] = token if token.lower().startswith("bearer ") else f"Bearer {token}"
+    req = urllib.request.Request(f"{cfg.host}/api/v1/namespaces/{ns}/services/{svc}/proxy{path}",
+                                 data=json.dumps(body).encode(), headers=headers, method="POST")
+    with urllib.request.urlopen(req, context=ctx, timeout=30) as r:
+        return json.loads(r.read())
 
 
 def main(argv: list[str]) -> int:
     ns, isvc = argv[0], argv[1]
     port = argv[argv.index("--port") + 1] if "--port" in argv else "80"
     config.load_kube_config()
-    api = client.ApiClient()
+    api = client.Configuration.get_default_copy()
     svc = f"{isvc}-predictor:{port}"
     v1 = post(api, ns, svc, f"/v1/models/{isvc}:predict", {"instances": INSTANCES})
     got1 = v1["predictions"]
