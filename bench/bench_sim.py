@@ -194,7 +194,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so `finally` tears the clusters down
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-sim-"))
-    result: dict = {"machine": machine(), "params": {"nodes": args.nodes, "gpus": args.nodes * 8, "pods": args.pods,
+    result: dict = {"machine": machine(), "load_avg_at_start": os.getloadavg(), "params": {"nodes": args.nodes, "gpus": args.nodes * 8, "pods": args.pods,
                                                      "gpu_pods": gpu_pods, "cpu_pods": cpu_pods}}
     log = lambda m: print(f"[{time.strftime('%H:%M:%S')}] {m}", flush=True)  # noqa: E731
     try:
@@ -280,6 +280,8 @@ def main() -> int:
         result["peak_rss_total_mib"] = round(sampler.peak_total / 2**20)
         result["settings"] = {"scheduler_qps": p.scheduler_qps, "scheduler_burst": p.scheduler_burst,
                               "kcm_qps": p.kcm_qps, "kcm_burst": p.kcm_burst, "kwok_parallelism": p.kwok_parallelism,
+                              "percentage_of_nodes_to_score": p.percentage_of_nodes_to_score, "go_gc": p.go_gc,
+                              "node_lease_seconds": p.lease_seconds,
                               "kwok_client": "unthrottled (kwok uses no client rate limiter)"}
         p.delete()
     finally:
