@@ -68,6 +68,31 @@ def _manifest(server_image: str, client_image: str, cp: str, worker: str) -> str
         """)
 
 
+def _pvc_manifest(image: str, node: str) -> str:
+    return textwrap.dedent(f"""
+        apiVersion: v1
+        kind: PersistentVolumeClaim
+        metadata: {{name: data}}
+        spec:
+          accessModes: [ReadWriteOnce]
+          resources: {{requests: {{storage: 1Gi}}}}
+        ---
+        apiVersion: v1
+        kind: Pod
+        metadata: {{name: writer}}
+        spec:
+          nodeSelector: {{kubernetes.io/hostname: {node}}}
+          restartPolicy: Never
+          containers:
+          - name: w
+            image: {image}
+            imagePullPolicy: Never
+            command: [bash, -c, "echo hello > /data/x && cat /data/x"]
+            volumeMounts: [{{name: d, mountPath: /data}}]
+          volumes: [{{name: d, persistentVolumeClaim: {{claimName: data}}}}]
+        """)
+
+
 def test_kind_cluster_lifecycle(docker_ok, tmp_path):
     from appliance.images.node import build_node_image
     from appliance.images.tools import ensure_tools
@@ -93,6 +118,14 @@ def test_kind_cluster_lifecycle(docker_ok, tmp_path):
         logs = k("logs", "client").stdout
         assert r.returncode == 0, r.stderr + logs + k("describe", "pod/client").stdout
         assert "etcdserver" in logs, logs
+
+        # storage: the default StorageClass (local-path-provisioner) binds a claim on first use
+        if "local-path-provisioner" in img.images:
+            r = k("apply", "-f", "-", input=_pvc_manifest(img.images["kube-proxy"], worker))
+            assert r.returncode == 0, r.stderr
+            r = k("wait", "--for=jsonpath={.status.phase}=Succeeded", "pod/writer", "--timeout=180s")
+            assert r.returncode == 0, r.stderr + k("describe", "pod/writer").stdout
+            assert k("logs", "writer").stdout.strip() == "hello"
 
         st = p.status()
         assert st["exists"] and len(st["nodes"]) == 2
