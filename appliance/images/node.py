@@ -179,6 +179,11 @@ def build_node_image(
             refs["local-path-provisioner"] = f"appliance.local/local-path-provisioner:{PROGRAMS['local-path-provisioner'][1]}-{lpp_key}"
         else:
             report("no local-path-provisioner: kind falls back to its in-tree host-path StorageClass")
+    from appliance.images.gobuild import go_program as _gp
+
+    crictl = _gp("crictl", report=report, retry=rebuild)  # optional: `kind export logs` and debugging use it
+    if crictl is not None:
+        bins = {**bins, "crictl": crictl}
     key = node_image_key(version, bins, ctx, refs)
     tag = f"{REPO}:{version}-{key[:12]}"
     result = NodeImage(tag=tag, kubernetes=version, key=key, images=refs)
@@ -272,7 +277,8 @@ def _stage_overlay(version, bins, ctx: Path, refs, work: Path) -> None:
     conf_in.with_suffix("").write_text(conf_in.read_text().replace("@PAUSE_IMAGE@", refs["pause"]))
     conf_in.unlink()
     (ov / "usr/bin").mkdir(parents=True, exist_ok=True)
-    for n in NODE_BINARIES:
+    extra = ["crictl"] if "crictl" in bins else []
+    for n in NODE_BINARIES + extra:
         dst = ov / "usr/bin" / n
         try:
             os.link(bins[n], dst)
