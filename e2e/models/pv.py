@@ -13,6 +13,21 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 
+def _wait_gone(read, timeout: float = 90) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if read() is None:
+                return
+        except ApiException as e:
+            if e.status == 404:
+                return
+            raise
+        time.sleep(1)
+
+
 def main(argv: list[str]) -> int:
     ns, claim = argv[0], argv[1]
     config.load_kube_config()
@@ -25,8 +40,11 @@ def main(argv: list[str]) -> int:
             except ApiException as e:
                 if e.status != 404:
                     raise
+        _wait_gone(lambda: core.read_persistent_volume(pv_name))
         print("deleted")
         return 0
+    # a PV of the same name still going away (an earlier run) would swallow the create below
+    _wait_gone(lambda: core.read_persistent_volume(pv_name) if core.read_persistent_volume(pv_name).metadata.deletion_timestamp else None)
     nodes = [n for n in core.list_node().items
              if not any(t.effect in ("NoSchedule", "NoExecute") for t in (n.spec.taints or []))]
     if not nodes:
