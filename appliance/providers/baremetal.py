@@ -100,7 +100,9 @@ def classify_failure(host: str, task: str, result: dict, unreachable: bool = Fal
         cmd = result.get("cmd") or ""
         cmd = " ".join(cmd) if isinstance(cmd, list) else str(cmd)
         out = str(result.get("stderr") or result.get("stdout") or "")
-        err = next((ln.strip() for ln in out.splitlines() if ln.strip()), "")
+        lines = [ln.strip() for ln in out.splitlines() if ln.strip()]
+        errs = [ln for ln in lines if re.match(r"(error|fatal|E\d{4}|\[ERROR)", ln, re.I)]
+        err = (errs or lines or [""])[0 if errs else -1]
         first = f"`{_short(cmd, 80)}` exited {result.get('rc')}" + (f": {err}" if err else "")
     # our playbooks' own assertions: "APPLIANCE <what> — fix: <fix>"
     m = re.search(r"APPLIANCE (.+?) — fix: (.+)", " ".join(text.split()))
