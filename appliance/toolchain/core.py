@@ -219,6 +219,8 @@ class Toolchain:
             ok, why = src.available()
             if not ok:
                 errors.append(f"{s}: {why}")
+                if s == "download" and self.source == "auto":
+                    self.report(f"{why}; building from Go modules instead")
                 continue
             cache = self.caches[s]
             with cache.lock():
