@@ -131,16 +131,36 @@ def generate_crds(module: str, version: str, api_paths: list[str], key: str, crd
 
 def load_crds(folder: Path, keep: set[str] | None = None) -> list[dict]:
     """CRD objects from generated YAMLs; `keep` filters by `spec.names.kind`."""
+    import copy
+
+    key = (str(folder), tuple(sorted(keep)) if keep is not None else None)
+    if key not in _CRD_CACHE:
+        _CRD_CACHE[key] = _parse_crds(folder, keep)
+    return copy.deepcopy(_CRD_CACHE[key])
+
+
+_CRD_CACHE: dict = {}
+
+
+def _parse_crds(folder: Path, keep: set[str] | None) -> list[dict]:
+    """Parse once into crds.json next to the YAMLs (a 1 MB CRD takes seconds through PyYAML)."""
     import yaml
 
+    parsed = folder / "crds.json"
+    if parsed.exists():
+        docs = json.loads(parsed.read_text())
+    else:
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        docs = [d for f in sorted(folder.glob("*.yaml")) for d in yaml.load_all(f.read_text(), Loader=loader) if d]
+        tmp = folder / "crds.json.tmp"
+        tmp.write_text(json.dumps(docs))
+        os.replace(tmp, parsed)
     crds = []
-    for f in sorted(folder.glob("*.yaml")):
-        for doc in yaml.safe_load_all(f.read_text()):
-            if doc and doc.get("kind") == "CustomResourceDefinition":
-                if keep is None or doc["spec"]["names"]["kind"] in keep:
-                    doc.setdefault("metadata", {}).pop("annotations", None)
-                    doc["metadata"].pop("creationTimestamp", None)
-                    crds.append(doc)
+    for doc in docs:
+        if doc.get("kind") == "CustomResourceDefinition" and (keep is None or doc["spec"]["names"]["kind"] in keep):
+            doc.setdefault("metadata", {}).pop("annotations", None)
+            doc["metadata"].pop("creationTimestamp", None)
+            crds.append(doc)
     return crds
 
 

@@ -100,6 +100,18 @@ def fix_crd(crd: dict) -> dict:
 
 
 def crds() -> list[dict]:
+    """The CRDs to apply (cached in-process after the first call)."""
+    import copy
+
+    if not _CRDS:
+        _CRDS.append(_crds())
+    return copy.deepcopy(_CRDS[0])
+
+
+_CRDS: list = []
+
+
+def _crds() -> list[dict]:
     from appliance.components import builds
 
     folder = builds.generate_crds(MODULE, VERSION, API_PATHS, "crds-v0", CRD_OPTIONS)
@@ -289,7 +301,8 @@ class KServe(Component):
 
         o = self.options
         kube.apply(crds())
-        builds.wait_ready(lambda: (not (m := kube.missing(crds())), ", ".join(m)), 60, "KServe CRDs")
+        objs_crd = crds()
+        builds.wait_ready(lambda: (not (m := kube.missing(objs_crd)), ", ".join(m)), 60, "KServe CRDs")
         ref = o.image
         loads = []
         if not ref:
