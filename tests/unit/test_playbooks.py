@@ -51,3 +51,14 @@ def test_ansible_lint_clean():
     r = subprocess.run([lint, "--offline", "-q", "--nocolor", "playbooks/"], cwd=ROOT, capture_output=True, text=True,
                        timeout=600)
     assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
+
+
+def test_host_probe_prints_json():
+    import json
+
+    probe = playbooks_dir() / "roles" / "preflight" / "files" / "probe.sh"
+    r = subprocess.run(["sh", str(probe)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    facts = json.loads(r.stdout)
+    assert {"container", "nvidia_pci", "nvidia_proc", "modules", "swap", "apt_lists", "packages"} <= set(facts)
+    assert isinstance(facts["nvidia_pci"], int) and isinstance(facts["nvidia_proc"], bool)
