@@ -115,7 +115,9 @@ def make_provider(host_name: str, bins: Path, state: Path, lines: list[str], **e
     from appliance.providers.baremetal import BaremetalProvider
     from appliance.schema import ClusterSpec
 
-    hv = {"ansible_connection": CONNECTION, "appliance_k8s_binaries_dir": str(bins), **extra_vars}
+    # a busy Docker daemon can take longer than the connection's default 60 s to answer
+    hv = {"ansible_connection": CONNECTION, "ansible_docker_timeout": 300, "appliance_k8s_binaries_dir": str(bins),
+          **extra_vars}
     spec = ClusterSpec.model_validate(
         {"name": "bmtest", "baremetal": {"offline": True, "hosts": [
             {"name": host_name, "address": host_name, "user": "root", "vars": hv}]}}
