@@ -267,6 +267,24 @@ def test_status_reports_processes_and_detects_crash_then_recovers(sim):
 
 @pytest.mark.integration
 @pytest.mark.slow
+def test_stale_state_all_processes_dead_is_recovered_with_its_data(sim):
+    import psutil
+
+    p, _ = sim
+    core = _core(p)
+    core.create_namespace({"metadata": {"name": "keepme"}})
+    procs = [x["pid"] for x in p.status()["processes"]]
+    for pid in procs:  # as after a reboot or an OOM kill of everything
+        os.kill(pid, signal.SIGKILL)
+    _wait(lambda: not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE for pid in procs), 10)
+    assert p.status()["state"] == "stopped" and not p.ready()
+    info = p.create()
+    assert p.status()["state"] == "running" and all(n["ready"] for n in info.nodes)
+    assert core.read_namespace("keepme").metadata.name == "keepme"  # etcd data survived
+
+
+@pytest.mark.integration
+@pytest.mark.slow
 def test_collect_logs(sim, tmp_path):
     p, _ = sim
     out = p.collect_logs(tmp_path)
