@@ -6,6 +6,8 @@ Same inputs give the same tag: `appliance/node:<k8s version>-<12 hex of the inpu
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -191,6 +193,27 @@ def build_node_image(
         result.seconds = time.monotonic() - t0
         return result
 
+    with _build_lock(key):
+        if not rebuild and image_exists(tag):  # another process built it while we waited
+            result.seconds = time.monotonic() - t0
+            return result
+        return _build(result, version, bins, ctx, refs, key, tag, mirror, report, keep_workdir, t0)
+
+
+@contextlib.contextmanager
+def _build_lock(key: str):
+    """One builder per input hash on this host (two `up`s at once must not share a work dir)."""
+    path = cache_dir("images", "locks", f"node-{key[:16]}.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _build(result: NodeImage, version, bins, ctx, refs, key, tag, mirror, report, keep_workdir, t0) -> NodeImage:
     report(f"building node image {tag}")
     node_tar = debian.rootfs_tarball("node", debian.NODE_PACKAGES, mirror=mirror, report=report)
     slim_tar = debian.rootfs_tarball("slim", debian.SLIM_PACKAGES, mirror=mirror, report=report)
