@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -160,6 +161,7 @@ def node_names(name: str, control_planes: int, workers: int) -> list[str]:
 
 class KindProvider(Provider):
     name = "kind"
+    timings: dict[str, float] = {}
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
@@ -241,18 +243,26 @@ class KindProvider(Provider):
         cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
         self.report(f"creating kind cluster '{self.cluster}' ({self.spec.control_planes} control plane, {self.spec.workers} workers) from {image}")
         deadline = time.monotonic() + CREATE_TIMEOUT_S
+        t0 = time.monotonic()
+        # the Kubernetes client takes a second or two to import: do it while kind works
+        warm = threading.Thread(target=_import_client, daemon=True)
+        warm.start()
         r = subprocess.run(
             [str(self._kind()), "create", "cluster", "--name", self.cluster, "--config", str(cfg_path),
              "--kubeconfig", str(self.kubeconfig), "--retain"],
             capture_output=True, text=True,
         )  # fmt: skip
         (self.state_dir / "kind-create.log").write_text(r.stdout + r.stderr)
+        self.timings = {"kind_create_s": round(time.monotonic() - t0, 2)}
         if r.returncode != 0:
             self._fail("kind create cluster failed: " + _last_error(r.stderr or r.stdout))
         try:
             if gpus:
                 self._gpu_post_create(cfg)
-            return self._wait_ready(deadline)
+            t1 = time.monotonic()
+            info = self._wait_ready(deadline)
+            self.timings["wait_ready_s"] = round(time.monotonic() - t1, 2)
+            return info
         except UserError as e:
             self._fail(e.what)
         raise AssertionError("unreachable")
@@ -375,6 +385,15 @@ class KindProvider(Provider):
             ):  # fmt: skip
                 w.stop()
                 break
+
+
+def _import_client() -> None:
+    try:
+        import kubernetes.client  # noqa: F401
+        import kubernetes.config  # noqa: F401
+        import kubernetes.watch  # noqa: F401
+    except Exception:
+        pass
 
 
 def _last_error(text: str) -> str:
