@@ -256,8 +256,11 @@ class Toolchain:
                     "toolchain",
                     GO_HINT,
                 )
-            raise UserError(f"cannot get {', '.join(todo)}: {errors[-1] if errors else 'unknown error'}", "toolchain",
-                            "check network access to the Go module proxy (GOPROXY) or dl.k8s.io; build log under " + str(self.caches["build"].root))
+            if self.source == "download":
+                fix = "check access to dl.k8s.io and github.com, or use --source build (needs Go and the module proxy)"
+            else:
+                fix = f"check access to the Go module proxy ($GOPROXY); build log: {self.caches['build'].root / 'build.log'}"
+            raise UserError(f"cannot get {', '.join(todo)}: {errors[-1] if errors else 'unknown error'}", "toolchain", fix)
         return {n: result[n] for n in names}
 
 
