@@ -5,7 +5,6 @@ keyed by module version (and content hash for images)."""
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import shutil

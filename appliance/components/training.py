@@ -341,7 +341,7 @@ class TrainingOperator(Component):
                 msg = f"host process running (pid {cur.pid})"
             else:
                 host.stop()
-                ports = dict(zip(("probe", "webhook"), _procs().free_ports(2)))
+                ports = dict(zip(("probe", "webhook"), _procs().free_ports(2), strict=True))
                 argv = [str(binary())] + args(o, init_image, str(template), ports)
                 proc = host.start(argv, kube.kubeconfig, secret=f"{o.namespace}/{SECRET}", cert_dir=CERT_DIR,
                                   extra={"sig": argv_sig, "ports": ports})

@@ -16,7 +16,7 @@ INSTANCES = [[1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0], [
 
 
 def expected(x):
-    return sum(a * b for a, b in zip(TRUE_W, x)) + TRUE_B
+    return sum(a * b for a, b in zip(TRUE_W, x, strict=True)) + TRUE_B
 
 
 def post(cfg, ns: str, svc: str, path: str, body: dict):
@@ -51,7 +51,7 @@ def main(argv: list[str]) -> int:
     got2 = v2["outputs"][0]["data"]
     want = [expected(x) for x in INSTANCES]
     for name, got in (("v1", got1), ("v2", got2)):
-        bad = [(g, w) for g, w in zip(got, want) if abs(g - w) > 0.02]
+        bad = [(g, w) for g, w in zip(got, want, strict=False) if abs(g - w) > 0.02]
         assert len(got) == len(want) and not bad, f"{name}: got {got}, want ≈{want}"
     print(f"v1 predictions {[round(g, 3) for g in got1]}; v2 outputs {[round(g, 3) for g in got2]}; expected ≈{[round(w, 3) for w in want]}")
     print("predictions match")
