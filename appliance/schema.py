@@ -47,6 +47,8 @@ class SimSpec(Strict):
     pod_startup_seconds: float = Field(0.0, ge=0)
     pod_run_seconds: float = Field(5.0, ge=0, description="how long a pod of a Job runs before it Succeeds")
     apiserver_port: int = Field(0, ge=0, le=65535, description="0 = pick a free port")
+    scheduler_scoring: Literal["MostAllocated", "LeastAllocated"] = Field(
+        "MostAllocated", description="MostAllocated bin-packs GPUs onto the fullest nodes (what GPU clusters want)")
 
 
 class KindSpec(Strict):
