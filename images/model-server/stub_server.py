@@ -11,10 +11,9 @@ import argparse
 import os
 import sys
 
-import numpy as np
-
 import kserve
-from kserve import InferRequest, InferResponse, Model, ModelServer
+import numpy as np
+from kserve import Model, ModelServer
 from kserve.utils.utils import get_predict_input, get_predict_response
 
 
