@@ -197,10 +197,15 @@ def validate_data(data: dict, origins: Origins, default_where: str) -> Profile:
         raise first from None
 
 
-def load(ref: str, sets: list[str] | None = None) -> Loaded:
-    """Load, merge, override and validate a profile, then check its components against the catalog."""
+def load(ref: str, sets: list[str] | None = None, provider: str | None = None) -> Loaded:
+    """Load, merge, override and validate a profile, then check its components against the catalog.
+    With `provider`, that provider's `provider_overrides` section is merged in (before `--set`)."""
     path = resolve(ref)
     data, origins = _load_raw(path)
+    override = (data.get("provider_overrides") or {}).get(provider) if provider else None
+    if isinstance(override, dict):
+        data = _merge(data, override)
+        origins.update({k[2:]: v for k, v in origins.items() if k[:2] == ("provider_overrides", provider)})
     data = apply_sets(data, origins, sets or [])
     data.setdefault("name", path.stem)
     profile = validate_data(data, origins, str(path))

@@ -120,3 +120,5 @@ class Profile(Strict):
     provider: Literal["auto", "kind", "sim", "baremetal"] = "auto"
     cluster: ClusterSpec = Field(default_factory=ClusterSpec)
     components: dict[str, ComponentSpec] = Field(default_factory=dict)
+    provider_overrides: dict[Literal["kind", "sim", "baremetal"], dict[str, Any]] = Field(
+        default_factory=dict, description="partial profile merged in when that provider is chosen (e.g. sim: controllers as host processes)")

@@ -128,3 +128,23 @@ def test_bad_yaml_and_bad_set(tmp_path):
 def test_unknown_profile_name():
     with pytest.raises(ProfileError, match="did you mean 'laptop'"):
         profiles.load("lapto")
+
+
+def test_provider_overrides_apply_only_to_that_provider_and_set_wins():
+    assert profiles.load("laptop", provider="kind").profile.components["training-operator"].options["runtime"] == "in-cluster"
+    assert profiles.load("laptop", provider="sim").profile.components["training-operator"].options["runtime"] == "host"
+    p = profiles.load("laptop", ["components.training-operator.options.runtime=in-cluster"], provider="sim").profile
+    assert p.components["training-operator"].options["runtime"] == "in-cluster"
+
+
+def test_bad_override_names_its_line(tmp_path):
+    f = write(tmp_path, "bad.yaml", """\
+        name: bad
+        provider_overrides:
+          sim:
+            cluster:
+              wrkers: 1
+        """)
+    with pytest.raises(ProfileError) as e:
+        profiles.load(str(f), provider="sim")
+    assert f"{f}:5" in e.value.line() and "did you mean 'workers'" in e.value.line()
