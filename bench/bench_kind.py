@@ -50,7 +50,13 @@ def main(argv: list[str]) -> int:
             for name, pk in (("node", debian.NODE_PACKAGES), ("slim", debian.SLIM_PACKAGES)):
                 debian.rootfs_tarball(name, pk, rebuild=True)
         cold, img = _timed(lambda: build_node_image(rebuild=True, report=lambda m: print("  " + m)))
-        rows.append({"metric": "node image build, cold" + (" (+debootstrap)" if a.debootstrap else " (rootfs cached)"), "value": round(cold, 1), "unit": "s"})
+        rows.append(
+            {
+                "metric": "node image build, cold" + (" (+debootstrap)" if a.debootstrap else " (rootfs cached)"),
+                "value": round(cold, 1),
+                "unit": "s",
+            }
+        )
     warm, img = _timed(lambda: build_node_image(report=lambda m: None))
     rows.append({"metric": "node image build, warm (cached)", "value": round(warm, 2), "unit": "s"})
 
@@ -66,9 +72,9 @@ def main(argv: list[str]) -> int:
 
             cfg.write_text(yaml.safe_dump(kind_config(spec, img.tag)))
             subprocess.run([kind, "delete", "cluster", "--name", "bench-base"], capture_output=True)
-            t, r = _timed(lambda: subprocess.run(
-                [kind, "create", "cluster", "--name", "bench-base", "--image", img.tag, "--config", str(cfg),
-                 "--wait", "5m", "--kubeconfig", str(Path(tmp, "base.kubeconfig"))], capture_output=True, text=True))  # fmt: skip
+            cmd = [kind, "create", "cluster", "--name", "bench-base", "--image", img.tag, "--config", str(cfg),
+                   "--wait", "5m", "--kubeconfig", str(Path(tmp, "base.kubeconfig"))]  # fmt: skip
+            t, r = _timed(lambda cmd=cmd: subprocess.run(cmd, capture_output=True, text=True))
             subprocess.run([kind, "delete", "cluster", "--name", "bench-base"], capture_output=True)
             if r.returncode != 0:
                 print(r.stderr[-2000:], file=sys.stderr)

@@ -112,7 +112,7 @@ def write_docker_archive(spec: ImageSpec, out: Path) -> str:
 
         add_bytes(f"{cfg_id}.json", cfg)
         seen = set()
-        for d, p in zip(diff_ids, spec.layers):
+        for d, p in zip(diff_ids, spec.layers, strict=True):
             if d in seen:
                 continue
             seen.add(d)

@@ -83,9 +83,7 @@ def rootfs_key(packages: list[str], suite: str = SUITE, variant: str = "minbase"
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def rootfs_tarball(
-    name: str, packages: list[str], *, suite: str = SUITE, mirror: str = "", report=print, rebuild: bool = False
-) -> Path:
+def rootfs_tarball(name: str, packages: list[str], *, suite: str = SUITE, mirror: str = "", report=print, rebuild: bool = False) -> Path:
     """A cached tarball of a debootstrapped `suite` with `packages`; built when missing."""
     key = rootfs_key(packages, suite)
     dest = cache_dir("images", "rootfs", f"{name}-{suite}-{key}.tar")

@@ -375,16 +375,24 @@ def _assemble(base: str, tag: str, key: str, version: str, refs, work: Path, rep
     tmp = f"{REPO}-build:{key[:12]}"
     _docker("commit", name, tmp)
     _docker("rm", "-f", name, check=False)
-    dockerfile = "\n".join([
-        f"FROM {tmp}",
-        'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]',
-        "CMD []",
-        "ENV container=docker",
-        "STOPSIGNAL SIGRTMIN+3",
-        f'LABEL {LABEL}="node" io.appliance.kubernetes="{version}" io.appliance.key="{key}"',
-    ]) + "\n"
+    dockerfile = (
+        "\n".join(
+            [
+                f"FROM {tmp}",
+                'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]',
+                "CMD []",
+                "ENV container=docker",
+                "STOPSIGNAL SIGRTMIN+3",
+                f'LABEL {LABEL}="node" io.appliance.kubernetes="{version}" io.appliance.key="{key}"',
+            ]
+        )
+        + "\n"
+    )
     r = subprocess.run(
-        ["docker", "build", "--pull=false", "-t", tag, "-"], input=dockerfile, capture_output=True, text=True,
+        ["docker", "build", "--pull=false", "-t", tag, "-"],
+        input=dockerfile,
+        capture_output=True,
+        text=True,
         env={**os.environ, "DOCKER_BUILDKIT": "0"},
     )
     _docker("rmi", tmp, check=False)

@@ -241,7 +241,9 @@ class KindProvider(Provider):
         cfg = kind_config(self.spec, image, gpus)
         cfg_path = self.state_dir / "kind-config.yaml"
         cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-        self.report(f"creating kind cluster '{self.cluster}' ({self.spec.control_planes} control plane, {self.spec.workers} workers) from {image}")
+        self.report(
+            f"creating kind cluster '{self.cluster}' ({self.spec.control_planes} control plane, {self.spec.workers} workers) from {image}"
+        )
         deadline = time.monotonic() + CREATE_TIMEOUT_S
         t0 = time.monotonic()
         # the Kubernetes client takes a second or two to import: do it while kind works
@@ -318,7 +320,7 @@ class KindProvider(Provider):
         """What nvkind does after create: the toolkit's /proc/driver/nvidia mount would hide the
         driver from an in-node toolkit, so drop it on GPU nodes."""
         names = node_names(self.cluster, self.spec.control_planes, self.spec.workers)
-        for name, node in zip(names, cfg["nodes"]):
+        for name, node in zip(names, cfg["nodes"], strict=False):
             if any(m["containerPath"].startswith(NVIDIA_DEVICES_DIR) for m in node.get("extraMounts", [])):
                 subprocess.run(["docker", "exec", name, "umount", "-R", "/proc/driver/nvidia"], capture_output=True)
 

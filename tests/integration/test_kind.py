@@ -107,7 +107,9 @@ def test_kind_cluster_lifecycle(docker_ok, tmp_path):
         assert len(info.nodes) == 2 and all(n["ready"] for n in info.nodes)
 
         def k(*args, **kw):
-            return subprocess.run([str(kubectl), "--kubeconfig", str(info.kubeconfig), *args], capture_output=True, text=True, timeout=180, **kw)
+            return subprocess.run(
+                [str(kubectl), "--kubeconfig", str(info.kubeconfig), *args], capture_output=True, text=True, timeout=180, **kw
+            )
 
         cp, worker = f"{NAME}-control-plane", f"{NAME}-worker"
         r = k("apply", "-f", "-", input=_manifest(img.images["etcd"], img.images["appliance-cni"], cp, worker))
@@ -138,7 +140,8 @@ def test_kind_cluster_lifecycle(docker_ok, tmp_path):
         p.delete()
     left = subprocess.run(
         ["docker", "ps", "-a", "--filter", f"label=io.x-k8s.kind.cluster={NAME}", "--format", "{{.Names}}"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     ).stdout.split()
     assert left == []
     assert not p.ready()

@@ -44,7 +44,11 @@ def test_docker_archive_deterministic(tmp_path):
     for i in range(2):
         lt = tmp_path / f"l{i}.tar"
         archive.write_layer([archive.FileEntry("usr/local/bin/tool", src=binf)], lt)
-        ids.append(archive.write_docker_archive(archive.ImageSpec("registry.k8s.io/tool:v1", [lt], entrypoint=["/usr/local/bin/tool"]), tmp_path / f"a{i}.tar"))
+        ids.append(
+            archive.write_docker_archive(
+                archive.ImageSpec("registry.k8s.io/tool:v1", [lt], entrypoint=["/usr/local/bin/tool"]), tmp_path / f"a{i}.tar"
+            )
+        )
     assert ids[0] == ids[1]
     assert (tmp_path / "a0.tar").read_bytes() == (tmp_path / "a1.tar").read_bytes()
     with tarfile.open(tmp_path / "a0.tar") as t:
@@ -96,7 +100,7 @@ def test_go_program_failure_is_remembered(monkeypatch, tmp_path):
 
     monkeypatch.setenv("APPLIANCE_CACHE", str(tmp_path))
     fake_go = tmp_path / "go"
-    fake_go.write_text("#!/bin/sh\necho 'no proxy' >&2\necho x >> \"$(dirname \"$0\")/calls\"\nexit 1\n")
+    fake_go.write_text('#!/bin/sh\necho \'no proxy\' >&2\necho x >> "$(dirname "$0")/calls"\nexit 1\n')
     fake_go.chmod(0o755)
     monkeypatch.setattr(gobuild, "go_binary", lambda: str(fake_go))
     msgs = []

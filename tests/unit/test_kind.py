@@ -123,7 +123,9 @@ def test_toolkit_check(monkeypatch, tmp_path):
     cfgfile.write_text("accept-nvidia-visible-devices-as-volume-mounts = false\n")
     ok, why = kp.nvidia_toolkit()
     assert not ok and "nvidia-ctk config" in why
-    cfgfile.write_text('accept-nvidia-visible-devices-as-envvar-when-unprivileged = false\naccept-nvidia-visible-devices-as-volume-mounts = true\n')
+    cfgfile.write_text(
+        "accept-nvidia-visible-devices-as-envvar-when-unprivileged = false\naccept-nvidia-visible-devices-as-volume-mounts = true\n"
+    )
     assert kp.nvidia_toolkit() == (True, "")
     monkeypatch.setattr(kp.shutil, "which", lambda n: None)
     assert kp.nvidia_toolkit()[0] is False
