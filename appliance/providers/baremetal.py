@@ -285,7 +285,8 @@ class BaremetalProvider(Provider):
             return False
         if any("appliance_k8s_binaries_dir" in h.vars for h in self.bm.hosts):
             return False
-        if self.bm.inventory and "appliance_k8s_binaries_dir" in Path(self.bm.inventory).read_text():
+        inv = Path(self.bm.inventory).expanduser() if self.bm.inventory else None
+        if inv and inv.is_file() and "appliance_k8s_binaries_dir" in inv.read_text():
             return False
         return True
 

@@ -231,3 +231,11 @@ def test_cli_inventory(tmp_path, monkeypatch):
     inv = yaml.safe_load(r.output)
     assert inv["all"]["children"]["control_plane"]["hosts"]["dgx1"]["ansible_host"] == "10.0.0.11"
     assert inv["all"]["vars"]["appliance_offline"] is True
+
+
+def test_missing_user_inventory_offline(tmp_path):
+    p = BaremetalProvider(spec(inventory=str(tmp_path / "nope.yml"), hosts=[], offline=True), tmp_path)
+    p.k8s_binaries_dir = lambda: tmp_path  # no toolchain build in a unit test
+    with pytest.raises(UserError) as e:
+        p.write_inventory()
+    assert "does not exist" in e.value.line()
