@@ -11,32 +11,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 COMPONENTS = ("platform-base", "user-profiles", "training-operator")
 
 
-JOB_KINDS = ["Job", "PyTorchJob", "TFJob", "MPIJob"]
-
-
-def _complete_training_pods(monkeypatch):
-    """kwok's pod-complete stage (appliance/providers/sim/stages.py) finishes only pods owned by a batch
-    Job; training-operator pods are owned by PyTorchJob/TFJob/MPIJob. Until the simulator's stage lists
-    those kinds too, widen it here (no-op once it does)."""
-    from appliance.providers.sim import stages as S
-
-    orig = S.stages
-
-    def widened(*a, **k):
-        out = orig(*a, **k)
-        for st in out:
-            for e in st["spec"].get("selector", {}).get("matchExpressions", []):
-                if e["key"] == ".metadata.ownerReferences.[].kind" and "Job" in e["values"]:
-                    e["values"] = list(dict.fromkeys(e["values"] + JOB_KINDS))
-        return out
-
-    monkeypatch.setattr(S, "stages", widened)
-
-
 @pytest.fixture(scope="module")
 def sim():
-    mp = pytest.MonkeyPatch()
-    _complete_training_pods(mp)
     loaded = profiles.load("sim-dgx-pod", ["cluster.name=it-training-sim", "cluster.sim.pod_run_seconds=3"])
     profile = loaded.profile.model_copy(update={"components": {k: v for k, v in loaded.profile.components.items() if k in COMPONENTS}})
     try:
@@ -45,7 +21,6 @@ def sim():
     finally:
         if paths.state_dir(profile.cluster.name).exists():
             orchestrator.down(profile.cluster.name, report.make())
-        mp.undo()
 
 
 def test_up_installs_the_operator_as_a_host_process(sim):

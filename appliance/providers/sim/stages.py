@@ -1,7 +1,8 @@
 """kwok configuration: node and pod lifecycle stages, written as one multi-document file.
 
 Pods on simulated nodes go Running after `pod_startup_seconds`; pods owned by
-a Job go Succeeded `pod_run_seconds` after that; deleted pods are removed.
+a batch workload (Job, or a Kubeflow PyTorchJob/TFJob/MPIJob) go Succeeded
+`pod_run_seconds` after that; deleted pods are removed.
 Nodes are initialised Ready at once and kept alive with leases.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import yaml
 
 API = "kwok.x-k8s.io/v1alpha1"
+BATCH_OWNERS = ("Job", "PyTorchJob", "TFJob", "MPIJob")  # owners whose pods run to completion
 
 _NODE_STATUS = """\
 {{ $now := Now }}
@@ -182,7 +184,7 @@ def stages(pod_startup_seconds: float = 0.0, pod_run_seconds: float = 5.0, lease
                 "selector": {"matchExpressions": [
                     not_deleting,
                     {"key": ".status.phase", "operator": "In", "values": ["Running"]},
-                    {"key": ".metadata.ownerReferences.[].kind", "operator": "In", "values": ["Job"]},
+                    {"key": ".metadata.ownerReferences.[].kind", "operator": "In", "values": list(BATCH_OWNERS)},
                 ]},
                 **({"delay": {"durationMilliseconds": _ms(pod_run_seconds)}} if pod_run_seconds > 0 else {}),
                 "next": {"statusTemplate": _POD_SUCCEEDED},
