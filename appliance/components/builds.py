@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from appliance import paths
+from appliance.toolchain.sources import find_go
 
 CONTROLLER_TOOLS = ("sigs.k8s.io/controller-tools", "v0.16.5")
 
@@ -51,7 +52,8 @@ def go_binary(module: str, version: str, package: str, name: str, ldflags: str =
     binary = out / name
     if binary.is_file() and os.access(binary, os.X_OK):
         return binary
-    if not shutil.which("go"):
+    go = find_go()
+    if not go:
         raise BuildError("`go` is needed to build " + module + " (install Go >= 1.22)")
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="gobin-", dir=out))
@@ -59,7 +61,7 @@ def go_binary(module: str, version: str, package: str, name: str, ldflags: str =
     t0 = time.monotonic()
     try:
         try:
-            _run(["nice", "-n", "10", "go", "install", "-trimpath", f"-ldflags={ldflags}", f"{pkg}@{version}"],
+            _run(["nice", "-n", "10", go, "install", "-trimpath", f"-ldflags={ldflags}", f"{pkg}@{version}"],
                  env=_go_env({"GOBIN": str(tmp)}), log=out / f"{name}.build.log")
         except BuildError as e:
             if "@v/list" not in str(e) and "deprecation" not in str(e):
@@ -67,7 +69,7 @@ def go_binary(module: str, version: str, package: str, name: str, ldflags: str =
             # the proxy serves this version but not the module's version list (needed by `go install
             # pkg@version`): build inside a writable copy of the module source instead
             src = _writable_copy(module_dir(module, version), tmp / "src")
-            _run(["nice", "-n", "10", "go", "build", "-trimpath", f"-ldflags={ldflags}", "-o", str(tmp / "bin" / name), f"./{package}"],
+            _run(["nice", "-n", "10", go, "build", "-trimpath", f"-ldflags={ldflags}", "-o", str(tmp / "bin" / name), f"./{package}"],
                  cwd=src, env=_go_env(), log=out / f"{name}.build.log")
             shutil.rmtree(src, ignore_errors=True)
             os.replace(tmp / "bin" / name, tmp / name)
@@ -94,7 +96,7 @@ def _writable_copy(src: Path, dest: Path, ignore=None) -> Path:
 
 def module_dir(module: str, version: str) -> Path:
     """Source directory of a module version in the Go module cache (downloaded through GOPROXY)."""
-    out = _run(["go", "mod", "download", "-json", f"{module}@{version}"], env=_go_env())
+    out = _run([find_go() or "go", "mod", "download", "-json", f"{module}@{version}"], env=_go_env())
     return Path(json.loads(out)["Dir"])
 
 

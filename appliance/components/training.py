@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from appliance import paths
+from appliance import paths, procs
 from appliance.components import Component, Options, Resources, register
 
 MODULE = "github.com/kubeflow/training-operator"
@@ -246,13 +246,6 @@ def controllers_dir(kubeconfig: str) -> Path:
     return paths.state_dir("host-controllers") / hashlib.sha256(str(kc).encode()).hexdigest()[:12] / "controllers"
 
 
-def _procs():
-    # TODO(lead): moves to appliance/procs.py
-    from appliance.providers.sim import procs
-
-    return procs
-
-
 class HostProcess:
     """The supervised host process of one controller: record in <dir>/<name>.json, log in <dir>/<name>.log."""
 
@@ -262,7 +255,7 @@ class HostProcess:
         self.log = folder / f"{name}.log"
 
     def load(self):
-        P = _procs()
+        P = procs
         try:
             return P.Proc(**json.loads(self.record.read_text()))
         except (OSError, ValueError, TypeError):
@@ -273,7 +266,7 @@ class HostProcess:
         return bool(p and p.alive())
 
     def start(self, argv: list[str], kubeconfig: str, secret: str = "", cert_dir: str = "", extra: dict | None = None):
-        P = _procs()
+        P = procs
         self.folder.mkdir(parents=True, exist_ok=True)
         sup = [sys.executable, "-m", "appliance.components.training_host", "--kubeconfig", kubeconfig]
         if secret:
@@ -291,7 +284,7 @@ class HostProcess:
     def stop(self) -> None:
         p = self.load()
         if p:
-            _procs().stop(p, grace=15)
+            procs.stop(p, grace=15)
         self.record.unlink(missing_ok=True)
 
 
@@ -341,7 +334,7 @@ class TrainingOperator(Component):
                 msg = f"host process running (pid {cur.pid})"
             else:
                 host.stop()
-                ports = dict(zip(("probe", "webhook"), _procs().free_ports(2), strict=True))
+                ports = dict(zip(("probe", "webhook"), procs.free_ports(2), strict=True))
                 argv = [str(binary())] + args(o, init_image, str(template), ports)
                 proc = host.start(argv, kube.kubeconfig, secret=f"{o.namespace}/{SECRET}", cert_dir=CERT_DIR,
                                   extra={"sig": argv_sig, "ports": ports})

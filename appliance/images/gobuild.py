@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from appliance.paths import cache_dir
+from appliance.toolchain.sources import find_go
 
 #: name -> (module, version, main package)
 PROGRAMS = {
@@ -23,7 +24,7 @@ PROGRAMS = {
 
 
 def go_binary() -> str | None:
-    return shutil.which("go") or (str(Path("/usr/local/go/bin/go")) if Path("/usr/local/go/bin/go").exists() else None)
+    return find_go()
 
 
 def go_program(name: str, report=print, timeout: int = 1800, retry: bool = False) -> Path | None:

@@ -153,7 +153,7 @@ def test_stub_single_rank_learns_the_true_weights():
 def test_stub_two_ranks_allreduce_equals_full_batch(tmp_path):
     """Two ranks averaging shard gradients over TCP give the same model as one rank on all data."""
     s = _stub()
-    from appliance.providers.sim.procs import free_ports
+    from appliance.procs import free_ports
 
     (port,) = free_ports(1)
     out: dict[int, tuple] = {}

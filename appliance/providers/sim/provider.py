@@ -25,9 +25,9 @@ from typing import Any, Callable
 
 import yaml
 
+from appliance import procs as P
 from appliance.errors import UserError
 from appliance.providers.base import ClusterInfo, Provider
-from appliance.providers.sim import procs as P
 from appliance.providers.sim.nodes import CLASS_LABEL, GPU, SIM_LABEL, node_manifests
 from appliance.providers.sim.pki import PKI
 from appliance.providers.sim.stages import kwok_config
