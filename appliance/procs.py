@@ -84,20 +84,7 @@ def spawn(name: str, argv: list[str], log: Path, cwd: Path, env: dict | None = N
 
 def stop(proc: Proc, grace: float = 10.0) -> None:
     """SIGTERM, wait up to `grace` seconds, then SIGKILL. Only ever our recorded process."""
-    p = proc.process()
-    if not p:
-        return
-    try:
-        p.send_signal(signal.SIGTERM)
-        p.wait(timeout=grace)
-    except psutil.TimeoutExpired:
-        try:
-            p.kill()
-            p.wait(timeout=5)
-        except psutil.Error:
-            pass
-    except psutil.Error:
-        pass
+    stop_all([proc], grace)
 
 
 def stop_all(procs: list[Proc], grace: float = 10.0) -> None:
