@@ -1,6 +1,7 @@
 """Train then serve on a real kind cluster: the training operator and KServe (RawDeployment) run in the
 cluster from images built here; a 2-rank PyTorchJob trains the stub model, an InferenceService serves
-it (v1 + v2 predictions checked), and a corrupt artifact gives a clear failed condition."""
+it (v1 + v2 predictions checked), a corrupt artifact gives a clear failed condition, and one user's
+token gets 403 in another user's namespace."""
 
 import pytest
 
@@ -43,3 +44,7 @@ def test_train_then_serve(kind, tmp_path):
 
 def test_bad_model_fails_clearly(kind, tmp_path):
     _run(kind[1], "bad-model", tmp_path)
+
+
+def test_user_isolation(kind, tmp_path):
+    _run(kind[1], "user-isolation", tmp_path)
