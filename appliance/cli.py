@@ -211,20 +211,19 @@ def e2e(scenario, provider, profile, out_dir):
     sys.exit(0 if all(r.passed for r in results) else 1)
 
 
-def _register_optional() -> None:
-    """Command groups owned by other modules, added when present."""
-    import importlib
+def _register_groups() -> None:
+    """Command groups owned by the toolchain, images and bare-metal modules."""
+    from appliance.images.cli import images
+    from appliance.providers.baremetal_cli import baremetal
+    from appliance.toolchain.cli import toolchain
 
-    for module, attr in (("appliance.toolchain.cli", "toolchain"), ("appliance.images.cli", "images")):
-        try:
-            main.add_command(getattr(importlib.import_module(module), attr))
-        except ImportError:
-            continue
+    for group in (toolchain, images, baremetal):
+        main.add_command(group)
 
 
 def run() -> None:
     """Console entry: one line and an exit code for user errors, never a traceback."""
-    _register_optional()
+    _register_groups()
     try:
         main(standalone_mode=False)
     except UserError as e:
