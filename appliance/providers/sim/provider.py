@@ -418,8 +418,8 @@ class SimProvider(Provider):
                 dead = [n for n in COMPONENTS if n not in st["procs"] or not st["procs"][n].alive()]
                 if dead:
                     self.report(f"simulator: restarting {', '.join(dead)}")
-                    busy = [f"{k}={v}" for k, v in st["ports"].items()
-                            if (k in dead or (k == "etcd-peer" and "etcd" in dead)) and not P.port_free(v)]
+                    busy = P.busy_ports({k: v for k, v in st["ports"].items()
+                                         if k in dead or (k == "etcd-peer" and "etcd" in dead)})
                     if busy:
                         raise UserError(f"ports {', '.join(busy)} recorded for this cluster are now used by something else",
                                         str(self.state_dir), "stop what uses them, or `appliance down` and up again")
