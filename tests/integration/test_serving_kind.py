@@ -5,8 +5,9 @@ token gets 403 in another user's namespace."""
 
 import pytest
 
-from appliance import e2e, orchestrator, paths, profiles, report
+from appliance import e2e
 from appliance.providers.kind import KindProvider
+from tests.integration.clusters import cluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.docker]
 COMPONENTS = ("platform-base", "user-profiles", "training-operator", "kserve")
@@ -17,14 +18,8 @@ def kind():
     ok, why = KindProvider.available()
     if not ok:
         pytest.skip(why)
-    loaded = profiles.load("ci", ["cluster.name=it-serving-kind", "components.kserve.enabled=true"])
-    profile = loaded.profile.model_copy(update={"components": {k: v for k, v in loaded.profile.components.items() if k in COMPONENTS}})
-    try:
-        result = orchestrator.up(profile, "kind", report.make())
-        yield profile, result
-    finally:
-        if paths.state_dir(profile.cluster.name).exists():
-            orchestrator.down(profile.cluster.name, report.make())
+    with cluster("ci", "kind", ["cluster.name=it-serving-kind", "components.kserve.enabled=true"], COMPONENTS) as up:
+        yield up
 
 
 def _run(result, name, tmp_path):

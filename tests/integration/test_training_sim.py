@@ -3,9 +3,10 @@ reconciles a 2 x 8-GPU PyTorchJob onto two simulated DGX H100 nodes, which compl
 
 import pytest
 
-from appliance import e2e, orchestrator, paths, profiles, report
+from appliance import e2e, orchestrator, paths, report
 from appliance.components import training as T
 from appliance.kube import Kube
+from tests.integration.clusters import cluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 COMPONENTS = ("platform-base", "user-profiles", "training-operator")
@@ -13,14 +14,8 @@ COMPONENTS = ("platform-base", "user-profiles", "training-operator")
 
 @pytest.fixture(scope="module")
 def sim():
-    loaded = profiles.load("sim-dgx-pod", ["cluster.name=it-training-sim", "cluster.sim.pod_run_seconds=3"])
-    profile = loaded.profile.model_copy(update={"components": {k: v for k, v in loaded.profile.components.items() if k in COMPONENTS}})
-    try:
-        result = orchestrator.up(profile, "sim", report.make())
-        yield profile, result
-    finally:
-        if paths.state_dir(profile.cluster.name).exists():
-            orchestrator.down(profile.cluster.name, report.make())
+    with cluster("sim-dgx-pod", "sim", ["cluster.name=it-training-sim", "cluster.sim.pod_run_seconds=3"], COMPONENTS) as up:
+        yield up
 
 
 def test_up_installs_the_operator_as_a_host_process(sim):

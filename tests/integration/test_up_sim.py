@@ -4,11 +4,12 @@ the lock, status, e2e scenarios (user isolation, GPU scheduling), and a clean `d
 import psutil
 import pytest
 
-from appliance import e2e, orchestrator, paths, profiles
+from appliance import e2e, orchestrator, paths
 from appliance.errors import UserError
 from appliance.kube import Kube
 from appliance.plan import Lock
 from appliance.report import Reporter
+from tests.integration.clusters import cluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 BASE = ("platform-base", "user-profiles")
@@ -16,12 +17,8 @@ BASE = ("platform-base", "user-profiles")
 
 @pytest.fixture(scope="module")
 def sim():
-    loaded = profiles.load("sim-dgx-pod", ["cluster.name=it-up-sim", "cluster.sim.pod_run_seconds=2"])
-    profile = loaded.profile.model_copy(update={"components": {k: v for k, v in loaded.profile.components.items() if k in BASE}})
-    first = orchestrator.up(profile, "sim", Reporter())
-    yield profile, first
-    if paths.state_dir(profile.cluster.name).exists():
-        orchestrator.down(profile.cluster.name, Reporter())
+    with cluster("sim-dgx-pod", "sim", ["cluster.name=it-up-sim", "cluster.sim.pod_run_seconds=2"], BASE) as up:
+        yield up
 
 
 def test_first_up_runs_every_step(sim):

@@ -1,0 +1,17 @@
+"""Shared for integration tests: a cluster brought up through the orchestrator and always taken down."""
+
+import contextlib
+
+from appliance import orchestrator, paths, profiles, report
+
+
+@contextlib.contextmanager
+def cluster(profile_name: str, provider: str, sets: list[str], components: tuple[str, ...]):
+    """`up` the profile (only `components` of it) on `provider`; yields (profile, up result); `down` after."""
+    loaded = profiles.load(profile_name, sets, provider)
+    profile = loaded.profile.model_copy(update={"components": {k: v for k, v in loaded.profile.components.items() if k in components}})
+    try:
+        yield profile, orchestrator.up(profile, provider, report.make())
+    finally:
+        if paths.state_dir(profile.cluster.name).exists():
+            orchestrator.down(profile.cluster.name, report.make())
