@@ -32,7 +32,6 @@ class Cluster:
         self.profile = profile
         self.provider_name = provider
         self.dir = paths.state_dir(profile.cluster.name)
-        self.report = report
         self.provider = providers.get(provider)(profile.cluster, self.dir, (report.message if report else None))
         self._kube = None
         self._kube_lock = threading.Lock()
