@@ -68,13 +68,18 @@ class Kube:
 
 
 def _is_ready(kind: str, live: Any) -> bool:
-    status = live.to_dict().get("status") or {}
+    """CRD Established; Deployment/DaemonSet rolled out: the controller has seen the current spec
+    (observedGeneration) and every wanted pod is updated and ready/available."""
+    obj = live.to_dict()
+    status = obj.get("status") or {}
     conds = {c["type"]: c["status"] for c in status.get("conditions") or []}
     if kind == "CustomResourceDefinition":
         return conds.get("Established") == "True"
+    seen = status.get("observedGeneration", 0) >= (obj.get("metadata") or {}).get("generation", 1)
     if kind == "Deployment":
-        return conds.get("Available") == "True"
+        want = (obj.get("spec") or {}).get("replicas", 1)
+        return seen and conds.get("Available") == "True" and status.get("updatedReplicas", 0) >= want
     if kind == "DaemonSet":
-        return status.get("numberReady", 0) >= status.get("desiredNumberScheduled", 1)
+        want = status.get("desiredNumberScheduled", 0)
+        return seen and status.get("numberReady", 0) >= want and status.get("updatedNumberScheduled", 0) >= want
     return True
-

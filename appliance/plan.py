@@ -28,6 +28,8 @@ class Step:
     run: Callable[[], str | None]
     ready: Callable[[], tuple[bool, str]]
     description: str = ""
+    timeout: float = 900.0  # seconds for readiness after run()
+    poll: float = 1.0
 
 
 @dataclass
@@ -146,6 +148,19 @@ class Outcome:
         return not self.ran and not self.failed and not self.blocked
 
 
+def _await_ready(s: Step) -> None:
+    """After run(): poll the step's own readiness check until it passes or `s.timeout` runs out."""
+    deadline = time.monotonic() + s.timeout
+    while True:
+        ok, missing = s.ready()
+        if ok:
+            return
+        if time.monotonic() >= deadline:
+            raise UserError(f"not ready after {s.timeout:.0f}s: {missing or 'readiness check failed'}", s.id,
+                            "see `appliance status` and the pods' events; `appliance up` resumes here")
+        time.sleep(s.poll)
+
+
 def execute(plan: Plan, state: State, reporter, parallel: int = 2) -> Outcome:
     """Run the plan: skip steps recorded done with the same fingerprint and still ready; run the rest
     as soon as their dependencies are done, at most `parallel` at once; record each result."""
@@ -164,6 +179,7 @@ def execute(plan: Plan, state: State, reporter, parallel: int = 2) -> Outcome:
                 return "skipped", "already done"
         state.set_step(s.id, status="running", fingerprint=s.fingerprint, started=time.time(), error=None)
         detail = s.run() or ""
+        _await_ready(s)
         state.set_step(s.id, status="done", finished=time.time())
         return "done", detail
 

@@ -65,7 +65,7 @@ def register(cls: type[Component]) -> type[Component]:
 
 
 def _load_catalog() -> None:
-    from appliance.components import platform, serving, training, users  # noqa: F401  (registers)
+    from appliance.components import gpu, platform, serving, training, users  # noqa: F401  (registers)
 
 
 _load_catalog()

@@ -26,6 +26,7 @@ from appliance.providers.base import ClusterInfo, Provider
 KIND_API = "kind.x-k8s.io/v1alpha4"
 NVIDIA_DEVICES_DIR = "/var/run/nvidia-container-devices"
 NVIDIA_RUNTIME_CONFIG = Path("/etc/nvidia-container-runtime/config.toml")
+GPU_SETUP = Path(__file__).resolve().parents[2] / "images" / "node" / "gpu-setup.sh"
 CREATE_TIMEOUT_S = 600
 
 _PORT_KEYS = {"container_port": "containerPort", "host_port": "hostPort", "listen_address": "listenAddress"}
@@ -317,12 +318,19 @@ class KindProvider(Provider):
         return gpus
 
     def _gpu_post_create(self, cfg: dict[str, Any]) -> None:
-        """What nvkind does after create: the toolkit's /proc/driver/nvidia mount would hide the
-        driver from an in-node toolkit, so drop it on GPU nodes."""
+        """What nvkind does after create, on each node that got GPU mounts: drop the toolkit's
+        /proc/driver/nvidia mount (it would hide the driver from the in-node toolkit), then install
+        the toolkit inside the node and make it containerd's default runtime (images/node/gpu-setup.sh)."""
+        script = GPU_SETUP.read_text()
         names = node_names(self.cluster, self.spec.control_planes, self.spec.workers)
         for name, node in zip(names, cfg["nodes"], strict=False):
-            if any(m["containerPath"].startswith(NVIDIA_DEVICES_DIR) for m in node.get("extraMounts", [])):
-                subprocess.run(["docker", "exec", name, "umount", "-R", "/proc/driver/nvidia"], capture_output=True)
+            if not any(m["containerPath"].startswith(NVIDIA_DEVICES_DIR) for m in node.get("extraMounts", [])):
+                continue
+            subprocess.run(["docker", "exec", name, "umount", "-R", "/proc/driver/nvidia"], capture_output=True)
+            self.report(f"{name}: installing the NVIDIA container toolkit in the node")
+            r = subprocess.run(["docker", "exec", "-i", name, "bash", "-s"], input=script, capture_output=True, text=True)
+            if r.returncode != 0:
+                self._fail(f"GPU setup in node {name} failed: {(r.stderr or r.stdout).strip().splitlines()[-1:]}")
 
     def _fail(self, what: str) -> None:
         logs = self.state_dir / "logs"

@@ -1,10 +1,13 @@
 """`up` end to end on the simulator: components applied to a real API server, no-op re-run, drift repair,
 the lock, status, e2e scenarios (user isolation, GPU scheduling), and a clean `down`."""
 
+import time
+
 import psutil
 import pytest
 
 from appliance import e2e, orchestrator, paths
+from appliance.components.gpu import NvidiaDevicePlugin
 from appliance.errors import UserError
 from appliance.kube import Kube
 from appliance.plan import Lock
@@ -62,6 +65,20 @@ def test_status_reports_components_and_processes(sim):
     assert st["ready"] and st["provider"] == "sim"
     assert all(c["ready"] for c in st["components"].values())
     assert st["provider_status"]
+
+
+def test_device_plugin_runs_on_every_gpu_node_only(sim):
+    _, first = sim
+    kube = Kube(first["kubeconfig"])
+    comp = NvidiaDevicePlugin()
+    comp.install(kube)
+    deadline = time.monotonic() + 60
+    while not comp.ready(kube)[0] and time.monotonic() < deadline:
+        time.sleep(1)
+    assert comp.ready(kube) == (True, "")
+    ds = kube.get("apps/v1", "DaemonSet", "nvidia-device-plugin", "kube-system").to_dict()
+    assert ds["status"]["desiredNumberScheduled"] == 4  # the 4 DGX nodes, not the 2 CPU nodes
+    comp.remove(kube)
 
 
 @pytest.mark.parametrize("scenario", ["user-isolation", "gpu-scheduling"])

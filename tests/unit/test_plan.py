@@ -136,3 +136,22 @@ with Lock({str(tmp_path)!r}, 'c1'):
         holder.wait()
     with Lock(tmp_path, "c1"):  # released by the kernel when the holder died
         pass
+
+
+def test_step_waits_for_its_readiness_after_run(tmp_path):
+    checks = []
+
+    def ready():
+        checks.append(1)
+        return (len(checks) >= 3, "DaemonSet/x")
+
+    step = Step("slow", [], "v1", run=lambda: "applied", ready=ready, poll=0.01)
+    out = execute(Plan([step]), State(tmp_path), Recorder())
+    assert out.ran == ["slow"] and len(checks) == 3
+
+
+def test_never_ready_fails_with_what_is_missing(tmp_path):
+    step = Step("stuck", [], "v1", run=lambda: None, ready=lambda: (False, "DaemonSet/x"), timeout=0.05, poll=0.01)
+    out = execute(Plan([step]), State(tmp_path), Recorder())
+    assert "not ready after" in out.failed["stuck"] and "DaemonSet/x" in out.failed["stuck"]
+    assert State(tmp_path).step("stuck")["status"] == "failed"
