@@ -16,6 +16,8 @@ import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from appliance.toolchain.sources import sha256_file
+
 PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -28,14 +30,6 @@ class FileEntry:
     data: bytes | None = None
     mode: int = 0o755
     symlink: str = ""
-
-
-def _sha256_file(p: Path) -> str:
-    h = hashlib.sha256()
-    with open(p, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def write_layer(entries: list[FileEntry], out: Path) -> str:
@@ -64,7 +58,7 @@ def write_layer(entries: list[FileEntry], out: Path) -> str:
                 data = e.data or b""
                 ti.size = len(data)
                 tar.addfile(ti, io.BytesIO(data))
-    return _sha256_file(out)
+    return sha256_file(out)
 
 
 @dataclass
@@ -83,7 +77,7 @@ class ImageSpec:
 
 def write_docker_archive(spec: ImageSpec, out: Path) -> str:
     """Write `spec` as a docker-archive tar at `out`; returns the image ID (config sha256)."""
-    diff_ids = [_sha256_file(p) for p in spec.layers]
+    diff_ids = [sha256_file(p) for p in spec.layers]
     config = {
         "architecture": "amd64",
         "os": "linux",

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import time
@@ -25,27 +24,13 @@ from typing import Callable, Iterable
 from appliance.errors import UserError
 from appliance.paths import cache_dir
 from appliance.toolchain.pins import ORDER, SET_VERSION, TOOLS, Tool
-from appliance.toolchain.sources import GO_HINT, GoBuildSource, ReleaseSource, Source, SourceError
+from appliance.toolchain.sources import GO_HINT, GoBuildSource, ReleaseSource, Source, SourceError, sha256_file
 
 SOURCES = ("auto", "download", "build")
 MANIFEST = "manifest.json"
 
 
 _HASHES: dict[tuple, str] = {}
-
-
-def sha256_file(path: Path) -> str:
-    """sha256 of a file, remembered per (inode, size, mtime) within this process."""
-    st = os.stat(path)
-    key = (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
-    if key in _HASHES:
-        return _HASHES[key]
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    _HASHES[key] = h.hexdigest()
-    return _HASHES[key]
 
 
 @dataclass
