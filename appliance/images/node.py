@@ -242,46 +242,31 @@ def _component_archives(version, bins, ctx: Path, refs, slim_tar: Path, work: Pa
     """One docker-archive per pre-loaded image under work/images/."""
     layers = work / "layers"
     report("writing component images")
+
+    def image(name: str, layer: str, entries: list[FileEntry], entrypoint: str, base: list[Path] = ()) -> None:
+        lt = layers / f"{layer}.tar"
+        archive.write_layer(entries, lt)
+        archive.write_docker_archive(ImageSpec(refs[name], [*base, lt], entrypoint=[entrypoint]), work / "images" / f"{name}.tar")
+
     for name in CONTROL_PLANE:
-        lt = layers / f"{name}.tar"
-        archive.write_layer([FileEntry(f"usr/local/bin/{name}", src=bins[name])], lt)
-        archive.write_docker_archive(ImageSpec(refs[name], [lt], entrypoint=[f"/usr/local/bin/{name}"]), work / "images" / f"{name}.tar")
-    lt = layers / "etcd.tar"
-    archive.write_layer([FileEntry("usr/local/bin/etcd", src=bins["etcd"]), FileEntry("var/lib/etcd/.keep", data=b"", mode=0o644)], lt)
-    archive.write_docker_archive(ImageSpec(refs["etcd"], [lt], entrypoint=["/usr/local/bin/etcd"]), work / "images" / "etcd.tar")
-    lt = layers / "coredns.tar"
-    archive.write_layer([FileEntry("coredns", src=bins["coredns"])], lt)
-    archive.write_docker_archive(ImageSpec(refs["coredns"], [lt], entrypoint=["/coredns"]), work / "images" / "coredns.tar")
-    lt = layers / "pause.tar"
-    archive.write_layer([FileEntry("pause", src=_pause_binary(ctx, work))], lt)
-    archive.write_docker_archive(ImageSpec(refs["pause"], [lt], entrypoint=["/pause"]), work / "images" / "pause.tar")
-    lt = layers / "kube-proxy.tar"
-    archive.write_layer(
-        [FileEntry("usr/local/bin/kube-proxy.real", src=bins["kube-proxy"]),
-         FileEntry("usr/local/bin/kube-proxy", src=ctx / "kube-proxy" / "kube-proxy")],
-        lt,
-    )  # fmt: skip
-    archive.write_docker_archive(
-        ImageSpec(refs["kube-proxy"], [slim_tar, lt], entrypoint=["/usr/local/bin/kube-proxy"]), work / "images" / "kube-proxy.tar"
-    )
-    lt = layers / "cni.tar"
-    archive.write_layer(
-        [FileEntry("usr/local/bin/kubectl", src=bins["kubectl"]),
-         FileEntry("usr/local/bin/appliance-cni", src=ctx / "cni" / "appliance-cni")],
-        lt,
-    )  # fmt: skip
-    archive.write_docker_archive(
-        ImageSpec(refs["appliance-cni"], [slim_tar, lt], entrypoint=["/usr/local/bin/appliance-cni"]),
-        work / "images" / "appliance-cni.tar",
-    )
+        image(name, name, [FileEntry(f"usr/local/bin/{name}", src=bins[name])], f"/usr/local/bin/{name}")
+    image("etcd", "etcd", [FileEntry("usr/local/bin/etcd", src=bins["etcd"]), FileEntry("var/lib/etcd/.keep", data=b"", mode=0o644)],
+          "/usr/local/bin/etcd")
+    image("coredns", "coredns", [FileEntry("coredns", src=bins["coredns"])], "/coredns")
+    image("pause", "pause", [FileEntry("pause", src=_pause_binary(ctx, work))], "/pause")
+    image("kube-proxy", "kube-proxy",
+          [FileEntry("usr/local/bin/kube-proxy.real", src=bins["kube-proxy"]),
+           FileEntry("usr/local/bin/kube-proxy", src=ctx / "kube-proxy" / "kube-proxy")],
+          "/usr/local/bin/kube-proxy", [slim_tar])
+    image("appliance-cni", "cni",
+          [FileEntry("usr/local/bin/kubectl", src=bins["kubectl"]),
+           FileEntry("usr/local/bin/appliance-cni", src=ctx / "cni" / "appliance-cni")],
+          "/usr/local/bin/appliance-cni", [slim_tar])
     if "local-path-provisioner" in refs:
         # also the helper image of its volume setup/teardown pods (needs only sh, mkdir, rm)
-        lt = layers / "local-path.tar"
-        archive.write_layer([FileEntry("usr/local/bin/local-path-provisioner", src=bins["local-path-provisioner"])], lt)
-        archive.write_docker_archive(
-            ImageSpec(refs["local-path-provisioner"], [slim_tar, lt], entrypoint=["/usr/local/bin/local-path-provisioner"]),
-            work / "images" / "local-path-provisioner.tar",
-        )
+        image("local-path-provisioner", "local-path",
+              [FileEntry("usr/local/bin/local-path-provisioner", src=bins["local-path-provisioner"])],
+              "/usr/local/bin/local-path-provisioner", [slim_tar])
 
 
 def _base_image(node_tar: Path, report) -> str:
