@@ -62,7 +62,8 @@ class Cluster:
         deps = components.dependencies(self.profile)
         for name, comp in components.enabled(self.profile).items():
             steps.append(Step(
-                name, [CLUSTER] + deps[name], fingerprint([name, comp.options.model_dump()]),
+                name, [CLUSTER] + deps[name],
+                fingerprint([name, comp.options.model_dump()] + ([self.profile.cluster.images.model_dump()] if comp.images() else [])),
                 run=lambda c=comp: c.install(self.kube()), ready=lambda c=comp: c.ready(self.kube()),
                 description=comp.description,
             ))

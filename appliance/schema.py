@@ -84,6 +84,33 @@ class BaremetalSpec(Strict):
     gpu_stack: Literal["operator", "device-plugin", "none"] = "device-plugin"
 
 
+_URL = re.compile(r"^(https?://)?[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$")
+
+
+class ImagesSpec(Strict):
+    """Where component images come from (appliance/images/delivery.py)."""
+
+    source: Literal["auto", "upstream", "local"] = Field(
+        "auto", description="upstream: pull the pinned upstream images; local: build them here; auto: upstream when its registries answer")
+    registry: str = Field("", description="local: push built images to this registry (URL or host:port) and let nodes pull them")
+    mirrors: dict[str, str] = Field(default_factory=dict, description="registry host -> mirror URL the nodes pull through (e.g. docker.io: http://10.0.0.5:5000)")
+
+    @field_validator("registry")
+    @classmethod
+    def _registry(cls, v: str) -> str:
+        if v and not _URL.match(v):
+            raise ValueError(f"'{v}' is not a registry address (host[:port] or http(s)://host[:port])")
+        return v.rstrip("/")
+
+    @field_validator("mirrors")
+    @classmethod
+    def _mirrors(cls, v: dict[str, str]) -> dict[str, str]:
+        for host, url in v.items():
+            if not url.startswith(("http://", "https://")) or not _URL.match(url):
+                raise ValueError(f"mirror of '{host}': '{url}' must be an http(s)://host[:port] URL")
+        return {h: u.rstrip("/") for h, u in v.items()}
+
+
 class ClusterSpec(Strict):
     """Where and what shape: provider-neutral plus one section per provider."""
 
@@ -94,6 +121,7 @@ class ClusterSpec(Strict):
     sim: SimSpec = Field(default_factory=SimSpec)
     kind: KindSpec = Field(default_factory=KindSpec)
     baremetal: BaremetalSpec = Field(default_factory=BaremetalSpec)
+    images: ImagesSpec = Field(default_factory=ImagesSpec)
 
     @field_validator("name")
     @classmethod

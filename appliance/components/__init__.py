@@ -9,7 +9,8 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from appliance.errors import ProfileError
-from appliance.schema import Profile
+from appliance.images.delivery import ComponentImage, Images
+from appliance.schema import ImagesSpec, Profile
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,12 @@ class Component:
 
     def __init__(self, options: dict[str, Any] | None = None):
         self.options = self.Opts.model_validate(options or {})
+        #: where images come from; `enabled()` gives every component of a profile the profile's
+        self.delivery = Images(ImagesSpec(source="local"), [])
+
+    def images(self) -> list[ComponentImage]:
+        """The images this component runs (pinned upstream reference + local build); none by default."""
+        return []
 
     def requests(self) -> Resources:
         """What the component's pods request once running."""
@@ -72,8 +79,12 @@ _load_catalog()
 
 
 def enabled(profile: Profile) -> dict[str, Component]:
-    """The profile's enabled components, instantiated with their options."""
-    return {n: CATALOG[n](s.options) for n, s in profile.components.items() if s.enabled}
+    """The profile's enabled components, instantiated with their options, sharing one image delivery."""
+    comps = {n: CATALOG[n](s.options) for n, s in profile.components.items() if s.enabled}
+    delivery = Images(profile.cluster.images, [i.upstream for c in comps.values() for i in c.images() if i.upstream])
+    for c in comps.values():
+        c.delivery = delivery
+    return comps
 
 
 def dependencies(profile: Profile) -> dict[str, list[str]]:

@@ -12,11 +12,13 @@ from typing import Literal
 
 from pydantic import Field
 
-from appliance.components import Component, Options, Resources, register
+from appliance.components import Component, ComponentImage, Options, Resources, register
 from appliance.components.training import _quantity_m, _quantity_mi
 
 MODULE = "github.com/kserve/kserve"
 VERSION = "v0.14.1"
+#: the controller image of the same release (used when the registry answers)
+UPSTREAM_IMAGE = "docker.io/kserve/kserve-controller:v0.14.1"
 PACKAGE = "cmd/manager"
 API_PATHS = ["pkg/apis/serving"]
 CRD_OPTIONS = "crd:maxDescLen=0"
@@ -273,6 +275,14 @@ class KServe(Component):
     def requests(self) -> Resources:
         return Resources(_quantity_m(self.options.cpu), _quantity_mi(self.options.memory))
 
+    def images(self) -> list[ComponentImage]:
+        out = [] if self.options.image else [ComponentImage(NAME, UPSTREAM_IMAGE, image)]
+        if self.options.stub_runtime:
+            from appliance.components import serving_images
+
+            out.append(ComponentImage("model-server", "", serving_images.server_image))
+        return out
+
     def _server_ref(self) -> str:
         from appliance.components import serving_images
 
@@ -303,20 +313,9 @@ class KServe(Component):
         kube.apply(crds())
         objs_crd = crds()
         builds.wait_ready(lambda: (not (m := kube.missing(objs_crd)), ", ".join(m)), 60, "KServe CRDs")
-        ref = o.image
-        loads = []
-        if not ref:
-            ref, archive = image()
-            loads.append((archive, ref))
-        server_image = self._server_ref()
-        if o.stub_runtime:
-            from appliance.components import serving_images
-
-            server_image, s_archive = serving_images.server_image()
-            loads.append((s_archive, server_image))
-        if o.image_load != "none" and (o.image_load == "node-containers" or builds.node_containers(kube)):
-            for archive, r in loads:
-                builds.load_image_into_nodes(kube, archive, r)
+        refs = self.delivery.provide(kube, self.images(), o.image_load)
+        ref = o.image or refs[NAME]
+        server_image = refs.get("model-server") or self._server_ref()
         objs = self.objects(kube, ref, server_image)
         kube.apply(objs)
         dep = [x for x in objs if x["kind"] == "Deployment"]
@@ -324,7 +323,7 @@ class KServe(Component):
         if o.stub_runtime:
             # the runtime goes through the controller's validating webhook: retry until it answers
             builds.wait_ready(lambda: (kube.apply([stub_runtime(server_image)]) > 0, ""), 120, "ClusterServingRuntime appliance-stub")
-        return f"applied {len(objs)} objects + CRDs; controller {ref}; runtime {RUNTIME} ({server_image})"
+        return f"applied {len(objs)} objects + CRDs; controller {ref} ({self.delivery.decision().source}); runtime {RUNTIME} ({server_image})"
 
     def remove(self, kube) -> None:
         kube.delete([stub_runtime("x")])

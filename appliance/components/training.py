@@ -16,10 +16,12 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from appliance import paths, procs
-from appliance.components import Component, Options, Resources, register
+from appliance.components import Component, ComponentImage, Options, Resources, register
 
 MODULE = "github.com/kubeflow/training-operator"
 VERSION = "v1.8.1"
+#: the image of the same release, as the release's manifests pin it (used when the registry answers)
+UPSTREAM_IMAGE = "docker.io/kubeflow/training-operator:v1-5170a36"
 PACKAGE = "cmd/training-operator.v1"
 API_PATHS = ["pkg/apis/kubeflow.org/v1"]
 CRD_OPTIONS = "crd:generateEmbeddedObjectMeta=true,maxDescLen=0"
@@ -115,7 +117,7 @@ def image() -> tuple[str, Path]:
     """(ref, docker-archive) of the operator image: the static binary alone, tagged by content hash."""
     from appliance.components import builds
 
-    return builds.binary_image(binary(), "appliance.local/training-operator", "/training-operator")
+    return builds.binary_image(binary(), "appliance.local/training-operator", "/manager")
 
 
 # ----------------------------------------------------------------------------- objects
@@ -205,7 +207,7 @@ def deployment(opts: TrainingOpts, image_ref: str, init_image: str) -> dict:
     ns = opts.namespace
     container = {
         "name": NAME, "image": image_ref, "imagePullPolicy": "IfNotPresent",
-        "command": ["/training-operator"], "args": args(opts, init_image, "/etc/config/initContainer.yaml"),
+        "command": ["/manager"], "args": args(opts, init_image, "/etc/config/initContainer.yaml"),
         "env": [{"name": "MY_POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}],
         "ports": [{"name": "webhook", "containerPort": WEBHOOK_PORT}, {"name": "metrics", "containerPort": 8080}],
         "resources": {"requests": {"cpu": opts.cpu, "memory": opts.memory}, "limits": {"memory": "512Mi"}},
@@ -305,6 +307,17 @@ class TrainingOperator(Component):
     def crds(self) -> list[dict]:
         return crds(self.options.schemes)
 
+    def images(self) -> list[ComponentImage]:
+        o = self.options
+        if o.runtime == "host":
+            return []
+        out = [] if o.image else [ComponentImage(NAME, UPSTREAM_IMAGE, image)]
+        if o.trainer_image and not o.init_image:
+            from appliance.components import training_images
+
+            out.append(ComponentImage("trainer", "", training_images.trainer_image, (training_images.STABLE_REF,)))
+        return out
+
     def objects(self, image_ref: str = "", init_image: str = "") -> list[dict]:
         """Every object applied (in order), without CRDs. Host runtime: no Deployment, no webhook."""
         objs = base_objects(self.options)
@@ -345,25 +358,12 @@ class TrainingOperator(Component):
             return msg
         from appliance.components import builds
 
-        ref = o.image
-        loads: list[tuple[Path, str, list[str]]] = []
-        if not ref:
-            ref, archive = image()
-            loads.append((archive, ref, []))
-        if o.trainer_image and not o.init_image:
-            from appliance.components import training_images
-
-            t_ref, t_archive = training_images.trainer_image()
-            init_image = t_ref
-            loads.append((t_archive, t_ref, [training_images.STABLE_REF]))
-        if o.image_load != "none" and loads:
-            required = o.image_load == "node-containers"
-            if required or builds.node_containers(kube):
-                for archive, r, aliases in loads:
-                    builds.load_image_into_nodes(kube, archive, r, aliases)
+        refs = self.delivery.provide(kube, self.images(), o.image_load)
+        ref = o.image or refs[NAME]
+        init_image = refs.get("trainer", init_image)
         n = kube.apply(self.objects(ref, init_image))
         builds.wait_ready(lambda: self.ready(kube), o.wait_seconds, f"{NAME} Deployment in {o.namespace}")
-        return f"applied {n} objects + {len(o.schemes)} CRDs; image {ref}"
+        return f"applied {n} objects + {len(o.schemes)} CRDs; image {ref} ({self.delivery.decision().source})"
 
     def remove(self, kube) -> None:
         if self.options.runtime == "host":

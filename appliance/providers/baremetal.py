@@ -22,6 +22,7 @@ from typing import Any, Callable
 import yaml
 
 from appliance.errors import UserError
+from appliance.images.delivery import node_mirrors
 from appliance.providers.base import ClusterInfo, Provider
 
 K8S_BINARIES = ("kubelet", "kubeadm", "kubectl")
@@ -278,6 +279,9 @@ class BaremetalProvider(Provider):
             # skips interpreter discovery on every host (one round trip less per run)
             "ansible_python_interpreter": "/usr/bin/python3",
         }
+        images = getattr(self.spec, "images", None)
+        if images is not None and node_mirrors(images):
+            v["appliance_registry_mirrors"] = {h: [u] for h, u in node_mirrors(images).items()}
         return v
 
     def _needs_toolchain_binaries(self) -> bool:

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from appliance.errors import UserError
+from appliance.images.delivery import node_mirrors
 from appliance.providers.base import ClusterInfo, Provider
 
 KIND_API = "kind.x-k8s.io/v1alpha4"
@@ -145,9 +146,20 @@ def kind_config(spec: Any, image: str, gpus: list[dict[str, Any]] | None = None)
             node["labels"] = {"nvidia.com/gpu.present": "true"}
         nodes.append(node)
     cfg: dict[str, Any] = {"kind": "Cluster", "apiVersion": KIND_API, "name": spec.name, "nodes": nodes}
+    mirrors = node_mirrors(spec.images)
+    if mirrors:
+        cfg["containerdConfigPatches"] = [containerd_mirrors(mirrors)]
     if k.feature_gates:
         cfg["featureGates"] = dict(k.feature_gates)
     return cfg
+
+
+def containerd_mirrors(mirrors: dict[str, str]) -> str:
+    """containerd (config v2, CRI) lines sending pulls of each registry host to its mirror endpoint."""
+    lines = []
+    for host, url in sorted(mirrors.items()):
+        lines += [f'[plugins."io.containerd.grpc.v1.cri".registry.mirrors."{host}"]', f'  endpoint = ["{url}"]']
+    return "\n".join(lines) + "\n"
 
 
 def node_names(name: str, control_planes: int, workers: int) -> list[str]:

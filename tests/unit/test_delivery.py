@@ -1,0 +1,135 @@
+"""Image delivery: upstream vs local decision, push naming, node mirrors, schema checks."""
+
+import http.server
+import threading
+
+import pytest
+from pydantic import ValidationError
+
+from appliance import components, profiles
+from appliance.images import delivery as D
+from appliance.images import registry as R
+from appliance.procs import free_ports
+from appliance.schema import ImagesSpec
+
+
+@pytest.mark.parametrize("ref,host", [
+    ("docker.io/kubeflow/training-operator:v1", "docker.io"),
+    ("kubeflow/training-operator:v1", "docker.io"),
+    ("busybox", "docker.io"),
+    ("nvcr.io/nvidia/k8s-device-plugin:v0.17.0", "nvcr.io"),
+    ("localhost:5000/x:1", "localhost:5000"),
+    ("appliance.local/trainer:stub", "appliance.local"),
+])
+def test_registry_of(ref, host):
+    assert R.registry_of(ref) == host
+
+
+def test_endpoint_prefers_the_mirror():
+    assert R.endpoint_for("docker.io", {}) == "https://registry-1.docker.io"
+    assert R.endpoint_for("ghcr.io", {}) == "https://ghcr.io"
+    assert R.endpoint_for("docker.io", {"docker.io": "http://10.0.0.5:5000"}) == "http://10.0.0.5:5000"
+
+
+@pytest.fixture
+def v2_server():
+    """A loopback HTTP server answering /v2/ with 401 (what a registry wanting a token says)."""
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(401 if self.path == "/v2/" else 404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+
+
+def test_auto_takes_upstream_when_the_mirror_answers(v2_server):
+    d = D.decide(ImagesSpec(mirrors={"docker.io": v2_server}), ["docker.io/kserve/kserve-controller:v0.14.1"])
+    assert d.source == "upstream" and "docker.io" in d.why
+
+
+def test_auto_builds_locally_when_a_registry_is_unreachable():
+    port = free_ports(1)[0]
+    d = D.decide(ImagesSpec(mirrors={"docker.io": f"http://127.0.0.1:{port}"}), ["kubeflow/training-operator:v1"])
+    assert d.source == "local" and "unreachable" in d.why and str(port) in d.why
+
+
+def test_explicit_source_does_not_probe():
+    d = D.decide(ImagesSpec(source="upstream", mirrors={"docker.io": "http://127.0.0.1:9"}), ["x/y:1"])
+    assert d.source == "upstream" and "set by" in d.why
+
+
+def test_upstream_delivery_builds_only_images_without_upstream(monkeypatch):
+    built = []
+
+    def build(name):
+        def f():
+            built.append(name)
+            return f"appliance.local/{name}:abc", None
+        return f
+
+    imgs = [D.ComponentImage("op", "docker.io/org/op:v1", build("op")), D.ComponentImage("stub", "", build("stub"))]
+    refs = D.Delivery("upstream").provide(None, imgs, load="none")
+    assert refs == {"op": "docker.io/org/op:v1", "stub": "appliance.local/stub:abc"} and built == ["stub"]
+    refs = D.Delivery("local").provide(None, imgs, load="none")
+    assert refs["op"] == "appliance.local/op:abc" and built == ["stub", "op", "stub"]
+
+
+def test_push_keeps_the_repository_path_and_pushes_aliases(monkeypatch, tmp_path):
+    pushed = []
+    monkeypatch.setattr(R, "push_archive", lambda archive, ep, repo, tag: pushed.append((ep.url, repo, tag)))
+    D.push(tmp_path / "a.tar", "appliance.local/trainer:0123", "http://10.1.2.3:5000", ("appliance.local/trainer:stub",))
+    assert pushed == [("http://10.1.2.3:5000", "trainer", "0123"), ("http://10.1.2.3:5000", "trainer", "stub")]
+    with pytest.raises(D.DeliveryError, match="only appliance.local/"):
+        D.push(tmp_path / "a.tar", "docker.io/x/y:1", "reg:5000")
+
+
+def test_node_mirrors_map_appliance_local_to_the_push_registry():
+    assert D.node_mirrors(ImagesSpec()) == {}
+    m = D.node_mirrors(ImagesSpec(registry="reg.internal:5000", mirrors={"docker.io": "http://cache:5000"}))
+    assert m == {"docker.io": "http://cache:5000", "appliance.local": "https://reg.internal:5000"}
+
+
+@pytest.mark.parametrize("field,value,msg", [
+    ("registry", "http://bad host", "not a registry address"),
+    ("mirrors", {"docker.io": "cache:5000"}, "must be an http"),
+    ("source", "remote", "Input should be"),
+])
+def test_bad_images_settings_are_rejected(field, value, msg):
+    with pytest.raises(ValidationError, match=msg):
+        ImagesSpec(**{field: value})
+
+
+def test_profile_images_error_names_the_field():
+    from appliance.errors import ProfileError
+
+    with pytest.raises(ProfileError) as e:
+        profiles.load("laptop", ["cluster.images.source=remote"], "kind")
+    assert "cluster.images.source" in str(e.value)
+
+
+def test_components_of_a_profile_share_one_delivery():
+    p = profiles.load("laptop", ["components.kserve.enabled=true", "cluster.images.source=local"], "kind").profile
+    comps = components.enabled(p)
+    shared = {id(c.delivery) for c in comps.values()}
+    assert len(shared) == 1
+    ups = next(iter(comps.values())).delivery.upstreams
+    assert "docker.io/kserve/kserve-controller:v0.14.1" in ups and any("training-operator" in u for u in ups)
+    assert next(iter(comps.values())).delivery.decision().source == "local"
+
+
+def test_kind_config_writes_containerd_mirrors():
+    from appliance.providers.kind import kind_config
+
+    p = profiles.load("laptop", ["cluster.images.registry=http://172.18.0.9:5000"], "kind").profile
+    cfg = kind_config(p.cluster, "img")
+    patch = cfg["containerdConfigPatches"][0]
+    assert 'registry.mirrors."appliance.local"]' in patch and 'endpoint = ["http://172.18.0.9:5000"]' in patch
+    assert "containerdConfigPatches" not in kind_config(profiles.load("laptop", [], "kind").profile.cluster, "img")
