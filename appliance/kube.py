@@ -63,8 +63,29 @@ class Kube:
             meta = obj["metadata"]
             live = self.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
             if live is None or not _is_ready(obj["kind"], live):
-                out.append(f"{obj['kind']}/{meta['name']}")
+                why = self.pod_problems(meta.get("namespace"), live) if live is not None and obj["kind"] in ("Deployment", "DaemonSet") else ""
+                out.append(f"{obj['kind']}/{meta['name']}" + (f" ({why})" if why else ""))
         return out
+
+    def pod_problems(self, namespace: str, workload: Any) -> str:
+        """Why a workload's pods are not ready, from their containers' waiting/terminated reasons
+        (ErrImagePull, CrashLoopBackOff with the runtime's message, ...); "" when nothing says."""
+        from kubernetes import client
+
+        labels = ((workload.to_dict().get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+        if not labels:
+            return ""
+        pods = client.CoreV1Api(self.api).list_namespaced_pod(namespace, label_selector=",".join(f"{k}={v}" for k, v in labels.items()))
+        seen = []
+        for pod in pods.items:
+            for cs in (pod.status.init_container_statuses or []) + (pod.status.container_statuses or []):
+                w, t = cs.state.waiting, (cs.last_state.terminated if cs.last_state else None)
+                if w and w.reason not in (None, "ContainerCreating", "PodInitializing"):
+                    msg = w.message or ""
+                    if t and (w.reason == "CrashLoopBackOff" or not msg):
+                        msg = f"last run: {t.reason} (exit code {t.exit_code})" + (f": {t.message}" if t.message else "")
+                    seen.append(f"pod {pod.metadata.name}: {w.reason}: {' '.join((msg or '').split())[:240]}".rstrip(": "))
+        return "; ".join(dict.fromkeys(seen))[:600]
 
 
 def _is_ready(kind: str, live: Any) -> bool:

@@ -177,11 +177,14 @@ def file_hash(*files: Path) -> str:
 # ----------------------------------------------------------------------------- images (no registry)
 
 def binary_image(binary: Path, repo: str, path: str, extra: list | None = None) -> tuple[str, Path]:
-    """A scratch-like image holding one static binary at `path` (plus a /tmp), tagged by content hash,
+    """A scratch-like image holding one static binary at `path` (plus a /tmp), tagged by a hash of its contents,
     written as a docker-archive under the cache. Returns (ref, archive)."""
     from appliance.images.archive import FileEntry, ImageSpec, write_docker_archive, write_layer
 
-    tag = file_hash(binary)
+    h = hashlib.sha256(f"{file_hash(binary)}\0{path}".encode())
+    for e in extra or []:
+        h.update(e.path.encode() + (e.data if e.data is not None else e.src.read_bytes()) + str(e.mode).encode())
+    tag = h.hexdigest()[:16]
     out = paths.cache_dir("components", "images", repo.rsplit("/", 1)[-1], tag)
     archive = out / "image.tar"
     ref = f"{repo}:{tag}"

@@ -133,3 +133,36 @@ def test_kind_config_writes_containerd_mirrors():
     patch = cfg["containerdConfigPatches"][0]
     assert 'registry.mirrors."appliance.local"]' in patch and 'endpoint = ["http://172.18.0.9:5000"]' in patch
     assert "containerdConfigPatches" not in kind_config(profiles.load("laptop", [], "kind").profile.cluster, "img")
+
+
+def test_pod_problems_name_the_reason_and_the_last_error(monkeypatch):
+    from types import SimpleNamespace as NS
+
+    from kubernetes import client
+
+    from appliance.kube import Kube
+
+    crash = NS(state=NS(waiting=NS(reason="CrashLoopBackOff", message="back-off 40s")),
+               last_state=NS(terminated=NS(reason="StartError", exit_code=128, message='exec: "/manager": no such file')))
+    pull = NS(state=NS(waiting=NS(reason="ImagePullBackOff", message="Back-off pulling image x")), last_state=None)
+    creating = NS(state=NS(waiting=NS(reason="ContainerCreating", message="")), last_state=None)
+    pods = NS(items=[NS(metadata=NS(name="p1"), status=NS(init_container_statuses=None, container_statuses=[crash, creating])),
+                     NS(metadata=NS(name="p2"), status=NS(init_container_statuses=[pull], container_statuses=None))])
+    seen = {}
+
+    class Core:
+        def __init__(self, api):
+            pass
+
+        def list_namespaced_pod(self, ns, label_selector):
+            seen["args"] = (ns, label_selector)
+            return pods
+
+    monkeypatch.setattr(client, "CoreV1Api", Core)
+    kube = Kube.__new__(Kube)
+    kube.api = None
+    workload = NS(to_dict=lambda: {"spec": {"selector": {"matchLabels": {"app": "x"}}}})
+    why = kube.pod_problems("ns1", workload)
+    assert seen["args"] == ("ns1", "app=x")
+    assert 'p1: CrashLoopBackOff: last run: StartError (exit code 128): exec: "/manager": no such file' in why
+    assert "p2: ImagePullBackOff: Back-off pulling image x" in why and "ContainerCreating" not in why

@@ -1,0 +1,41 @@
+"""The registry client against a real registry (distribution v3): push a built image, read it back."""
+
+import json
+
+import pytest
+
+from appliance.components import training
+from appliance.images import delivery as D
+from appliance.images import registry as R
+from appliance.schema import ImagesSpec
+from tests.integration.registry import host_registry
+
+pytestmark = [pytest.mark.integration]
+
+
+@pytest.fixture(scope="module")
+def url():
+    with host_registry() as u:
+        yield u
+
+
+def test_push_then_the_manifest_and_blobs_are_served(url):
+    ref, archive = training.image()
+    D.push(archive, ref, url, ("appliance.local/training-operator:alias",))
+    ep = R.Endpoint(url)
+    repo, tag = ref.split("/", 1)[1].rsplit(":", 1)
+    assert repo == "training-operator"
+    status, _, body = ep.request("GET", f"/v2/{repo}/tags/list")
+    assert status == 200 and set(json.loads(body)["tags"]) == {tag, "alias"}
+    status, headers, body = ep.request("GET", f"/v2/{repo}/manifests/{tag}", headers={"Accept": R.MANIFEST_TYPE})
+    manifest = json.loads(body)
+    assert status == 200 and manifest["mediaType"] == R.MANIFEST_TYPE
+    for blob in [manifest["config"]] + manifest["layers"]:
+        assert ep.has_blob(repo, blob["digest"])
+    # a second push uploads no blob again and gives the same manifest digest
+    assert R.push_archive(archive, ep, repo, tag) == headers["Docker-Content-Digest"]
+
+
+def test_auto_takes_upstream_through_a_mirror_that_answers(url):
+    d = D.decide(ImagesSpec(mirrors={"docker.io": url}), [training.UPSTREAM_IMAGE])
+    assert d.source == "upstream", d.why
