@@ -13,6 +13,7 @@ import sys
 import tarfile
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from appliance import paths
@@ -346,6 +347,23 @@ def python_image(repo: str, requirements: list[str], files: dict[str, Path], ent
     (out / "build.json").write_text(json.dumps({"ref": ref, "seconds": round(time.monotonic() - t0, 1),
                                                 "bytes": archive.stat().st_size}))
     return ref, archive
+
+
+@dataclass(frozen=True)
+class PythonImage:
+    """A Python service image: Debian python3 + the wheels of a lock file + `files` (image path → host file)."""
+
+    repo: str
+    lock: Path
+    files: tuple[tuple[str, Path], ...]
+    entrypoint: tuple[str, ...]
+
+    def ref(self) -> str:
+        """Known without building (a hash of every input)."""
+        return python_image_ref(self.repo, read_lock(self.lock), dict(self.files))
+
+    def build(self, report=print) -> tuple[str, Path]:
+        return python_image(self.repo, read_lock(self.lock), dict(self.files), list(self.entrypoint), report=report)
 
 
 def python_image_ref(repo: str, requirements: list[str], files: dict[str, Path], key_extra: str = "") -> str:

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from appliance.components import Component, ComponentImage, Options, Resources, register
+from appliance.components import Component, ComponentImage, Options, Resources, builds, register
 from appliance.components.training import _quantity_m, _quantity_mi
 
 MODULE = "github.com/kserve/kserve"
@@ -48,9 +48,13 @@ class ServingOpts(Options):
 
 # ----------------------------------------------------------------------------- builds
 
-def binary() -> Path:
-    from appliance.components import builds
+ROOT = Path(__file__).resolve().parents[2]
+#: the stub model server: python3 + kserve + numpy + images/model-server/stub_server.py
+MODEL_SERVER = builds.PythonImage("appliance.local/model-server", ROOT / "images" / "model-server" / "requirements.lock",
+                                  (("/app/stub_server.py", ROOT / "images" / "model-server" / "stub_server.py"),),
+                                  ("python3", "/app/stub_server.py"))
 
+def binary() -> Path:
     return builds.go_binary(MODULE, VERSION, PACKAGE, "kserve-manager")
 
 
@@ -114,8 +118,6 @@ _CRDS: list = []
 
 
 def _crds() -> list[dict]:
-    from appliance.components import builds
-
     folder = builds.generate_crds(MODULE, VERSION, API_PATHS, "crds-v0", CRD_OPTIONS)
     out = [fix_crd(c) for c in builds.load_crds(folder, CRD_KINDS)]
     for c in out:
@@ -124,8 +126,6 @@ def _crds() -> list[dict]:
 
 
 def image() -> tuple[str, Path]:
-    from appliance.components import builds
-
     return builds.binary_image(binary(), "appliance.local/kserve-controller", "/manager")
 
 
@@ -278,20 +278,14 @@ class KServe(Component):
     def images(self) -> list[ComponentImage]:
         out = [] if self.options.image else [ComponentImage(NAME, UPSTREAM_IMAGE, image)]
         if self.options.stub_runtime:
-            from appliance.components import serving_images
-
-            out.append(ComponentImage("model-server", "", serving_images.server_image))
+            out.append(ComponentImage("model-server", "", MODEL_SERVER.build))
         return out
 
     def _server_ref(self) -> str:
-        from appliance.components import serving_images
-
-        return serving_images.server_ref()
+        return MODEL_SERVER.ref()
 
     def _certs(self, kube) -> dict[str, bytes]:
         """The webhook certificates: kept from the cluster's Secret while valid, else made anew."""
-        from appliance.components import builds
-
         live = kube.get("v1", "Secret", SECRET, self.options.namespace)
         data = (live.to_dict().get("data") or {}) if live is not None else {}
         got = {k: base64.b64decode(v) for k, v in data.items() if k in ("ca.crt", "tls.crt", "tls.key")}
@@ -307,8 +301,6 @@ class KServe(Component):
         return objs + webhooks(self.options.namespace, certs["ca.crt"])
 
     def install(self, kube) -> str:
-        from appliance.components import builds
-
         o = self.options
         kube.apply(crds())
         objs_crd = crds()

@@ -16,8 +16,9 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from appliance import paths, procs
-from appliance.components import Component, ComponentImage, Options, Resources, register
+from appliance.components import Component, ComponentImage, Options, Resources, builds, register
 
+ROOT = Path(__file__).resolve().parents[2]
 MODULE = "github.com/kubeflow/training-operator"
 VERSION = "v1.8.1"
 #: the image of the same release, as the release's manifests pin it (used when the registry answers)
@@ -95,15 +96,18 @@ def _quantity_mi(q: str) -> int:
 
 # ----------------------------------------------------------------------------- builds (cached)
 
-def binary() -> Path:
-    from appliance.components import builds
+#: the trainer image: python3 + numpy + the stub model's training script
+TRAINER = builds.PythonImage("appliance.local/trainer", ROOT / "images" / "trainer" / "requirements.lock",
+                             (("/app/stub_train.py", ROOT / "e2e" / "models" / "stub_train.py"),), ("python3", "/app/stub_train.py"))
+#: a stable alias scenarios can name (re-pointed at every load)
+TRAINER_STABLE_REF = "appliance.local/trainer:stub"
 
+
+def binary() -> Path:
     return builds.go_binary(MODULE, VERSION, PACKAGE, NAME)
 
 
 def crds(schemes: list[str]) -> list[dict]:
-    from appliance.components import builds
-
     folder = builds.generate_crds(MODULE, VERSION, API_PATHS, "crds-v0", CRD_OPTIONS)
     out = builds.load_crds(folder, {SCHEMES[s] for s in schemes})
     for c in out:
@@ -115,8 +119,6 @@ def crds(schemes: list[str]) -> list[dict]:
 
 def image() -> tuple[str, Path]:
     """(ref, docker-archive) of the operator image: the static binary alone, tagged by content hash."""
-    from appliance.components import builds
-
     return builds.binary_image(binary(), "appliance.local/training-operator", "/manager")
 
 
@@ -158,9 +160,7 @@ def args(opts: TrainingOpts, init_image: str, init_template: str, ports: dict[st
 
 def default_init_image() -> str:
     try:
-        from appliance.components import training_images
-
-        return training_images.trainer_ref()
+        return TRAINER.ref()
     except Exception:  # noqa: BLE001 - image not buildable here (no debootstrap): a name is still useful
         return "appliance.local/trainer:latest"
 
@@ -313,9 +313,7 @@ class TrainingOperator(Component):
             return []
         out = [] if o.image else [ComponentImage(NAME, UPSTREAM_IMAGE, image)]
         if o.trainer_image and not o.init_image:
-            from appliance.components import training_images
-
-            out.append(ComponentImage("trainer", "", training_images.trainer_image, (training_images.STABLE_REF,)))
+            out.append(ComponentImage("trainer", "", TRAINER.build, (TRAINER_STABLE_REF,)))
         return out
 
     def objects(self, image_ref: str = "", init_image: str = "") -> list[dict]:
@@ -352,12 +350,8 @@ class TrainingOperator(Component):
                 proc = host.start(argv, kube.kubeconfig, secret=f"{o.namespace}/{SECRET}", cert_dir=CERT_DIR,
                                   extra={"sig": argv_sig, "ports": ports})
                 msg = f"host process started (pid {proc.pid}, log {host.log})"
-            from appliance.components import builds
-
             builds.wait_ready(lambda: self.ready(kube), o.wait_seconds, f"{NAME} (log {host.log})")
             return msg
-        from appliance.components import builds
-
         refs = self.delivery.provide(kube, self.images(), o.image_load)
         ref = o.image or refs[NAME]
         init_image = refs.get("trainer", init_image)
