@@ -47,6 +47,11 @@ def test_built_images_are_pushed_and_pulled_by_the_node(up):
     assert any(line.startswith("appliance.local/training-operator:") for line in _ctr_images(f"{NAME}-control-plane").split())
 
 
+def test_single_node_runs_one_coredns(up):
+    scale = client.AppsV1Api(Kube(up[1]["kubeconfig"]).api).read_namespaced_deployment_scale("coredns", "kube-system")
+    assert scale.spec.replicas == 1
+
+
 def test_a_pod_pulls_an_alias_through_the_mirror(up):
     _, result = up
     node = f"{NAME}-control-plane"

@@ -148,3 +148,11 @@ def test_bad_override_names_its_line(tmp_path):
     with pytest.raises(ProfileError) as e:
         profiles.load(str(f), provider="sim")
     assert f"{f}:5" in e.value.line() and "did you mean 'workers'" in e.value.line()
+
+
+def test_dns_replicas_follow_the_node_count():
+    from appliance.components.platform import dns_target
+
+    assert dns_target("auto", 1) == 1 and dns_target("auto", 3) == 2 and dns_target(3, 1) == 3
+    with pytest.raises(ProfileError, match="dns_replicas"):
+        profiles.load("laptop", ["components.platform-base.options.dns_replicas=many"])
