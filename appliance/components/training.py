@@ -35,8 +35,9 @@ CERT_DIR = "/tmp/k8s-webhook-server/serving-certs"  # fixed in the operator (pkg
 WEBHOOK_PORT = 9443
 LABELS = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/managed-by": "appliance"}
 
-#: The PyTorch worker init container waits for the master's DNS name. Upstream uses alpine +
-#: nslookup; ours runs python3 from the trainer image (no registry, no alpine).
+#: The PyTorch worker init container waits until the master's name resolves. `sh`, `seq` and `getent`
+#: are in both images it may run: upstream alpine (musl-utils) and our Debian trainer image.
+INIT_UPSTREAM = "docker.io/library/alpine:3.20"
 INIT_TEMPLATE = """\
 - name: init-pytorch
   image: {{.InitContainerImage}}
@@ -45,16 +46,9 @@ INIT_TEMPLATE = """\
     limits: {cpu: 100m, memory: 64Mi}
     requests: {cpu: 10m, memory: 16Mi}
   command:
-  - python3
+  - sh
   - -c
-  - |
-    import socket, sys, time
-    for i in range({{.MaxTries}}):
-        try:
-            socket.getaddrinfo("{{.MasterAddr}}", None); sys.exit(0)
-        except OSError:
-            print("waiting for master {{.MasterAddr}}", flush=True); time.sleep(2)
-    sys.exit(1)
+  - for i in $(seq {{.MaxTries}}); do getent hosts {{.MasterAddr}} && exit 0; echo waiting for master {{.MasterAddr}}; sleep 2; done; exit 1
 """
 
 
@@ -66,9 +60,10 @@ class TrainingOpts(Options):
     image_load: Literal["auto", "node-containers", "none"] = Field(
         "auto", description="in-cluster: how built images reach the nodes. node-containers: `ctr import` inside each node "
         "container (kind); none: they are there already; auto: node-containers when the nodes are local containers, else none")
-    trainer_image: bool = Field(True, description="in-cluster: also build and load the trainer image (python3 + numpy + stub model), "
-                                "also tagged appliance.local/trainer:stub; it is the PyTorch init-container image")
-    init_image: str = Field("", description="image of the PyTorch worker init container (needs python3); default: the trainer image")
+    trainer_image: bool = Field(True, description="in-cluster: also build and load the stub trainer image (python3 + numpy + the stub "
+                                "model's training script), tagged appliance.local/trainer:stub, which the e2e scenarios run")
+    init_image: str = Field("", description="image of the PyTorch worker init container (needs sh, seq, getent); default: "
+                            f"{INIT_UPSTREAM} from upstream, the trainer image when built here")
     webhook: bool = Field(True, description="in-cluster: register the validating webhook (host runtime never does)")
     cpu: str = "100m"
     memory: str = "128Mi"
@@ -312,7 +307,9 @@ class TrainingOperator(Component):
         if o.runtime == "host":
             return []
         out = [] if o.image else [ComponentImage(NAME, UPSTREAM_IMAGE, image)]
-        if o.trainer_image and not o.init_image:
+        if not o.init_image:
+            out.append(ComponentImage("pytorch-init", INIT_UPSTREAM, TRAINER.build, (TRAINER_STABLE_REF,)))
+        if o.trainer_image:
             out.append(ComponentImage("trainer", "", TRAINER.build, (TRAINER_STABLE_REF,)))
         return out
 
@@ -354,7 +351,7 @@ class TrainingOperator(Component):
             return msg
         refs = self.delivery.provide(kube, self.images(), o.image_load)
         ref = o.image or refs[NAME]
-        init_image = refs.get("trainer", init_image)
+        init_image = o.init_image or refs["pytorch-init"]
         n = kube.apply(self.objects(ref, init_image))
         builds.wait_ready(lambda: self.ready(kube), o.wait_seconds, f"{NAME} Deployment in {o.namespace}")
         return f"applied {n} objects + {len(o.schemes)} CRDs; image {ref} ({self.delivery.decision().source})"

@@ -77,13 +77,16 @@ def test_host_args_move_ports_off_defaults():
     assert "--pytorch-init-container-template-file=/x/init.yaml" in a
 
 
-def test_init_template_renders_as_yaml():
+@pytest.mark.parametrize("master,tries,rc", [("localhost", "3", 0), ("no-such-master.invalid", "1", 1)])
+def test_init_template_waits_for_the_master_name(master, tries, rc):
+    import subprocess
+
     import yaml
 
-    text = T.INIT_TEMPLATE.replace("{{.InitContainerImage}}", "trainer:1").replace("{{.MaxTries}}", "3").replace("{{.MasterAddr}}", "job-master-0")
+    text = T.INIT_TEMPLATE.replace("{{.InitContainerImage}}", "trainer:1").replace("{{.MaxTries}}", tries).replace("{{.MasterAddr}}", master)
     (c,) = yaml.safe_load(text)
-    assert c["name"] == "init-pytorch" and c["command"][0] == "python3"
-    compile(c["command"][2], "init", "exec")
+    assert c["name"] == "init-pytorch" and c["command"][:2] == ["sh", "-c"]
+    assert subprocess.run(c["command"], capture_output=True, timeout=30).returncode == rc
 
 
 def test_controllers_dir_is_under_the_cluster_state(tmp_path, monkeypatch):
