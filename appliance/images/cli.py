@@ -54,3 +54,71 @@ def list_cmd(as_json: bool) -> None:
         click.echo(f"{r['tag']}  {r['size']}  {r['created']}")
         for role, ref in sorted(r["images"].items()):
             click.echo(f"    {role:<24} {ref}")
+
+
+def _profile_images(profile: str, sets: tuple[str, ...], provider: str | None):
+    """(profile, [(component, ComponentImage)]) for the profile's enabled components."""
+    from appliance import components
+    from appliance.cli import _load_for
+
+    loaded, _, _ = _load_for(profile, sets, provider)
+    comps = components.enabled(loaded.profile)
+    return loaded.profile, [(n, img) for n, c in comps.items() for img in c.images()]
+
+
+@images.command("components")
+@click.option("--profile", "-p", default="laptop", show_default=True, help="profile name or YAML file")
+@click.option("--provider", default=None, help="provider whose overrides apply (default: as `up` chooses)")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="override a profile field (repeatable)")
+@click.option("--decide", is_flag=True, help="also resolve cluster.images.source (auto probes the registries)")
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+def components_cmd(profile: str, sets: tuple[str, ...], provider: str | None, decide: bool, as_json: bool) -> None:
+    """The images the profile's components run: pinned upstream reference and local build."""
+    from appliance.images.delivery import decide as decide_source
+
+    prof, imgs = _profile_images(profile, sets, provider)
+    rows = [{"component": n, "image": i.name, "upstream": i.upstream or "(ours: always built here)"} for n, i in imgs]
+    out: dict = {"profile": prof.name, "images": rows}
+    if decide:
+        d = decide_source(prof.cluster.images, [i.upstream for _, i in imgs if i.upstream])
+        out["source"], out["why"] = d.source, d.why
+    if as_json:
+        click.echo(json.dumps(out, indent=2))
+        return
+    for r in rows:
+        click.echo(f"{r['component']:<20} {r['image']:<26} {r['upstream']}")
+    if decide:
+        click.echo(f"source: {out['source']} — {out['why']}")
+
+
+@images.command("push")
+@click.option("--profile", "-p", default="laptop", show_default=True, help="profile name or YAML file")
+@click.option("--provider", default=None, help="provider whose overrides apply (default: as `up` chooses)")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="override a profile field (repeatable)")
+@click.option("--registry", required=True, help="registry to fill: host:port (HTTPS) or http://host:port")
+def push_cmd(profile: str, sets: tuple[str, ...], provider: str | None, registry: str) -> None:
+    """Build the profile's images here and push them to a registry (for air-gapped sites: clusters there
+    then run with cluster.images.source=local and cluster.images.registry=<the same registry>)."""
+    from pydantic import ValidationError
+
+    from appliance.images import registry as reg
+    from appliance.images.delivery import Delivery
+    from appliance.schema import ImagesSpec
+
+    try:
+        spec = ImagesSpec(source="local", registry=registry)  # validates the address like the profile does
+    except ValidationError as e:
+        raise UserError(e.errors()[0]["msg"].removeprefix("Value error, "), "--registry", "e.g. --registry http://10.0.0.5:5000", code=2) from None
+    base = spec.registry if "://" in spec.registry else f"https://{spec.registry}"
+    ok, why = reg.Endpoint(base).answers()
+    if not ok:
+        raise UserError(f"registry does not answer: {why}", "--registry", "start it, or check the address and scheme (http:// for plain HTTP)")
+    _, imgs = _profile_images(profile, sets, provider)
+    done = set()
+    for comp, img in imgs:
+        refs = Delivery("local", registry=spec.registry).provide(None, [img])
+        ref = refs[img.name]
+        if ref not in done:
+            click.echo(f"{comp:<20} {ref} -> {spec.registry}")
+            done.add(ref)
+    click.echo(f"pushed {len(done)} images; use: --set cluster.images.source=local --set cluster.images.registry={spec.registry}")

@@ -39,3 +39,26 @@ def test_push_then_the_manifest_and_blobs_are_served(url):
 def test_auto_takes_upstream_through_a_mirror_that_answers(url):
     d = D.decide(ImagesSpec(mirrors={"docker.io": url}), [training.UPSTREAM_IMAGE])
     assert d.source == "upstream", d.why
+
+
+def test_images_push_fills_a_registry_for_an_air_gapped_site(url):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", "from appliance.cli import run; run()", "images", "push", "--profile", "laptop",
+                        "--provider", "kind", "--set", "components.kserve.enabled=false", "--registry", url],
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr
+    assert "cluster.images.registry=" + url in r.stdout
+    status, _, body = R.Endpoint(url).request("GET", "/v2/_catalog")
+    assert {"training-operator", "trainer"} <= set(json.loads(body)["repositories"])
+
+
+@pytest.mark.parametrize("registry,code,text", [("http://bad host", 2, "not a registry address"), ("http://127.0.0.1:9", 1, "does not answer")])
+def test_images_push_bad_registry_is_one_line(registry, code, text):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", "from appliance.cli import run; run()", "images", "push", "--registry", registry],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == code and len(r.stderr.strip().splitlines()) == 1 and text in r.stderr
