@@ -135,7 +135,7 @@ def doctor(profile, provider, sets, as_json):
     """Check this host for the profile: each check pass / warn / fail with a one-line fix."""
     loaded, name, _ = _load_for(profile, sets, provider)
     facts = host.facts(paths.cache_dir())
-    checks = doctor_mod.host_checks(facts, name) + [doctor_mod.budget(loaded.profile, name, facts)]
+    checks = doctor_mod.host_checks(facts, name) + [doctor_mod.budget(loaded.profile, name, facts), doctor_mod.images(loaded.profile, facts)]
     failed = any(c.status == "fail" for c in checks)
     if as_json:
         _emit_json({"provider": name, "profile": loaded.profile.name, "ok": not failed, "checks": doctor_mod.as_json(checks), "facts": facts})

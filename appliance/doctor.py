@@ -95,5 +95,20 @@ def budget(profile: Profile, provider: str, f: dict[str, Any]) -> Check:
     return Check("budget", "pass", detail)
 
 
+def images(profile: Profile, f: dict[str, Any]) -> Check:
+    """Where the components' images will come from (auto probes the registries), and whether a local
+    build can happen here."""
+    comps = components.enabled(profile)
+    if not any(c.images() for c in comps.values()):
+        return Check("images", "pass", "no component image to deliver")
+    d = next(iter(comps.values())).delivery.decision()
+    if d.source == "upstream":
+        return Check("images", "pass", f"upstream: {d.why}")
+    if not f["go"]:
+        return Check("images", "fail", f"local builds: {d.why}, and no Go toolchain to build with",
+                     "install Go ≥ 1.22, or give a registry mirror (--set cluster.images.mirrors.docker.io=URL)")
+    return Check("images", "pass", f"local builds: {d.why}")
+
+
 def as_json(checks: list[Check]) -> list[dict[str, Any]]:
     return [asdict(c) for c in checks]

@@ -111,3 +111,14 @@ def test_budget_sums_requests_and_fails_on_small_host():
 def test_real_host_probe_reads():
     f = host.facts(Path("/tmp"))
     assert f["cpus"] >= 1 and f["cgroup_version"] in (1, 2) and set(f["caps"]) == set(host.CAPS)
+
+
+def test_images_check_says_where_images_come_from():
+    p = profiles.load("laptop", ["cluster.images.source=local"], "kind").profile
+    c = doctor.images(p, {"go": ""})
+    assert c.status == "fail" and "no Go toolchain" in c.detail and "mirrors" in c.fix
+    assert doctor.images(p, {"go": "/usr/bin/go"}).status == "pass"
+    up = doctor.images(profiles.load("laptop", ["cluster.images.source=upstream"], "kind").profile, {"go": ""})
+    assert up.status == "pass" and up.detail.startswith("upstream")
+    sim = profiles.load("laptop", [], "sim").profile  # host-process operator, no KServe: nothing to deliver
+    assert doctor.images(sim, {"go": ""}).detail == "no component image to deliver"
