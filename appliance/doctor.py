@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -102,6 +103,10 @@ def images(profile: Profile, f: dict[str, Any]) -> Check:
     if not any(c.images() for c in comps.values()):
         return Check("images", "pass", "no component image to deliver")
     d = next(iter(comps.values())).delivery.decision()
+    ours = [i.name for c in comps.values() for i in c.images() if not i.upstream]
+    if ours and not shutil.which("debootstrap"):
+        return Check("images", "warn", f"{d.source}: {d.why}; {', '.join(ours)} are built here from a Debian rootfs and debootstrap is missing",
+                     "apt-get install debootstrap (not needed when those images are already in ~/.cache/appliance)")
     if d.source == "upstream":
         return Check("images", "pass", f"upstream: {d.why}")
     if not f["go"]:

@@ -122,3 +122,10 @@ def test_images_check_says_where_images_come_from():
     assert up.status == "pass" and up.detail.startswith("upstream")
     sim = profiles.load("laptop", [], "sim").profile  # host-process operator, no KServe: nothing to deliver
     assert doctor.images(sim, {"go": ""}).detail == "no component image to deliver"
+
+
+def test_images_check_warns_without_debootstrap(monkeypatch):
+    monkeypatch.setattr(doctor.shutil, "which", lambda name: None)
+    p = profiles.load("laptop", ["cluster.images.source=upstream"], "kind").profile
+    c = doctor.images(p, {"go": "/usr/bin/go"})
+    assert c.status == "warn" and "trainer" in c.detail and "debootstrap" in c.fix
