@@ -5,6 +5,17 @@ import contextlib
 from appliance import orchestrator, paths, profiles, report
 
 
+def require_kind() -> None:
+    """Skip the calling test when kind cannot run here (no Docker daemon), saying why."""
+    import pytest
+
+    from appliance.providers.kind import KindProvider
+
+    ok, why = KindProvider.available()
+    if not ok:
+        pytest.skip(why)
+
+
 @contextlib.contextmanager
 def cluster(profile_name: str, provider: str, sets: list[str], components: tuple[str, ...]):
     """`up` the profile (only `components` of it) on `provider`; yields (profile, up result); `down` after."""

@@ -10,6 +10,7 @@ import pytest
 
 from appliance.providers.kind import KindProvider
 from appliance.schema import ClusterSpec
+from tests.integration.clusters import require_kind
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.docker]
 
@@ -18,9 +19,7 @@ NAME = "appliance-it"
 
 @pytest.fixture(scope="module")
 def docker_ok():
-    ok, why = KindProvider.available()
-    if not ok:
-        pytest.skip(why)
+    require_kind()
 
 
 def _manifest(server_image: str, client_image: str, cp: str, worker: str) -> str:

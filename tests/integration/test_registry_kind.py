@@ -12,8 +12,7 @@ from kubernetes import client
 
 from appliance.images import registry as R
 from appliance.kube import Kube
-from appliance.providers.kind import KindProvider
-from tests.integration.clusters import cluster
+from tests.integration.clusters import cluster, require_kind
 from tests.integration.registry import container_registry
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.docker]
@@ -22,9 +21,7 @@ NAME = "it-registry-kind"
 
 @pytest.fixture(scope="module")
 def up():
-    ok, why = KindProvider.available()
-    if not ok:
-        pytest.skip(why)
+    require_kind()
     with container_registry("kind", f"{NAME}-registry") as url:
         sets = [f"cluster.name={NAME}", "cluster.workers=0", "cluster.images.source=local", f"cluster.images.registry={url}"]
         with cluster("ci", "kind", sets, ("platform-base", "training-operator")) as (profile, result):

@@ -6,8 +6,7 @@ token gets 403 in another user's namespace."""
 import pytest
 
 from appliance import e2e
-from appliance.providers.kind import KindProvider
-from tests.integration.clusters import cluster
+from tests.integration.clusters import cluster, require_kind
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.docker]
 COMPONENTS = ("platform-base", "user-profiles", "training-operator", "kserve")
@@ -15,9 +14,7 @@ COMPONENTS = ("platform-base", "user-profiles", "training-operator", "kserve")
 
 @pytest.fixture(scope="module")
 def kind():
-    ok, why = KindProvider.available()
-    if not ok:
-        pytest.skip(why)
+    require_kind()
     with cluster("ci", "kind", ["cluster.name=it-serving-kind", "components.kserve.enabled=true"], COMPONENTS) as up:
         yield up
 
