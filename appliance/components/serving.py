@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from appliance import certs
 from appliance.components import Component, ComponentImage, Options, Resources, builds, register
 from appliance.components.training import _quantity_m, _quantity_mi
 
@@ -208,7 +209,7 @@ def webhooks(ns: str, ca: bytes) -> list[dict]:
     return [mutating, validating]
 
 
-def controller_objects(opts: ServingOpts, image_ref: str, server_image: str, certs: dict[str, bytes]) -> list[dict]:
+def controller_objects(opts: ServingOpts, image_ref: str, server_image: str, tls: dict[str, bytes]) -> list[dict]:
     ns = opts.namespace
     meta = lambda name, **kw: {"name": name, "labels": dict(LABELS), **kw}  # noqa: E731
     container = {
@@ -232,7 +233,7 @@ def controller_objects(opts: ServingOpts, image_ref: str, server_image: str, cer
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "kserve-manager"},
          "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": ns}]},
         {"apiVersion": "v1", "kind": "Secret", "metadata": meta(SECRET, namespace=ns), "type": "kubernetes.io/tls",
-         "data": {k: base64.b64encode(v).decode() for k, v in certs.items()}},
+         "data": {k: base64.b64encode(v).decode() for k, v in tls.items()}},
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta("inferenceservice-config", namespace=ns),
          "data": inferenceservice_config(opts, server_image)},
         {"apiVersion": "v1", "kind": "Service", "metadata": meta(SERVICE, namespace=ns),
@@ -289,16 +290,16 @@ class KServe(Component):
         live = kube.get("v1", "Secret", SECRET, self.options.namespace)
         data = (live.to_dict().get("data") or {}) if live is not None else {}
         got = {k: base64.b64decode(v) for k, v in data.items() if k in ("ca.crt", "tls.crt", "tls.key")}
-        if len(got) == 3 and builds.cert_valid_for(got["tls.crt"], got["ca.crt"], f"{SERVICE}.{self.options.namespace}.svc"):
+        if len(got) == 3 and certs.valid_for(got["tls.crt"], got["ca.crt"], f"{SERVICE}.{self.options.namespace}.svc"):
             return got
-        return builds.webhook_certs(SERVICE, self.options.namespace)
+        return certs.service_certs(SERVICE, self.options.namespace)
 
     def objects(self, kube=None, image_ref: str = "", server_image: str = "") -> list[dict]:
-        certs = self._certs(kube) if kube is not None else {"ca.crt": b"", "tls.crt": b"", "tls.key": b""}
+        tls = self._certs(kube) if kube is not None else {"ca.crt": b"", "tls.crt": b"", "tls.key": b""}
         server_image = server_image or self._server_ref()
         objs = controller_objects(self.options, image_ref or self.options.image or "appliance.local/kserve-controller:latest",
-                                  server_image, certs)
-        return objs + webhooks(self.options.namespace, certs["ca.crt"])
+                                  server_image, tls)
+        return objs + webhooks(self.options.namespace, tls["ca.crt"])
 
     def install(self, kube) -> str:
         o = self.options

@@ -6,7 +6,8 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from appliance.components import CATALOG, Resources, builds
+from appliance import certs
+from appliance.components import CATALOG, Resources
 from appliance.components import serving as S
 
 
@@ -47,19 +48,19 @@ def test_crd_fix_makes_predictor_fields_optional_and_defaults_protocol():
 
 
 def test_webhooks_carry_the_ca_and_point_at_the_service():
-    certs = builds.webhook_certs(S.SERVICE, "kserve")
-    assert builds.cert_valid_for(certs["tls.crt"], certs["ca.crt"], f"{S.SERVICE}.kserve.svc")
-    mut, val = S.webhooks("kserve", certs["ca.crt"])
+    pem = certs.service_certs(S.SERVICE, "kserve")
+    assert certs.valid_for(pem["tls.crt"], pem["ca.crt"], f"{S.SERVICE}.kserve.svc")
+    mut, val = S.webhooks("kserve", pem["ca.crt"])
     hooks = mut["webhooks"] + val["webhooks"]
-    assert all(base64.b64decode(h["clientConfig"]["caBundle"]) == certs["ca.crt"] for h in hooks)
+    assert all(base64.b64decode(h["clientConfig"]["caBundle"]) == pem["ca.crt"] for h in hooks)
     assert all(h["clientConfig"]["service"] == {**h["clientConfig"]["service"], "name": S.SERVICE, "namespace": "kserve"} for h in hooks)
     pod = next(h for h in mut["webhooks"] if h["clientConfig"]["service"]["path"] == "/mutate-pods")
     assert pod["objectSelector"]["matchExpressions"][0]["key"] == "serving.kserve.io/inferenceservice"
 
 
 def test_cert_for_another_service_is_not_reused():
-    certs = builds.webhook_certs("other", "kserve")
-    assert not builds.cert_valid_for(certs["tls.crt"], certs["ca.crt"], f"{S.SERVICE}.kserve.svc")
+    pem = certs.service_certs("other", "kserve")
+    assert not certs.valid_for(pem["tls.crt"], pem["ca.crt"], f"{S.SERVICE}.kserve.svc")
 
 
 def test_controller_objects():

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import base64
-import datetime as dt
-import ipaddress
 from pathlib import Path
 
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from appliance import certs
 
 SERVICE_IP = "10.96.0.1"
 API_SANS_DNS = ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"]
@@ -26,25 +24,6 @@ CLIENTS = {
     "apiserver-kubelet-client": ("kube-apiserver-kubelet-client", "system:masters"),
     "front-proxy-client": ("front-proxy-client", ""),
 }
-
-
-def _key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def _pem_key(k) -> bytes:
-    return k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-
-
-def _pem_cert(c: x509.Certificate) -> bytes:
-    return c.public_bytes(serialization.Encoding.PEM)
-
-
-def _name(cn: str, o: str = "") -> x509.Name:
-    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, cn)]
-    if o:
-        attrs.insert(0, x509.NameAttribute(NameOID.ORGANIZATION_NAME, o))
-    return x509.Name(attrs)
 
 
 def _write(path: Path, data: bytes, private: bool = False) -> None:
@@ -70,58 +49,17 @@ class PKI:
     def create(self, days: int = 3650) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         self.root.chmod(0o700)
-        now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
-        until = now + dt.timedelta(days=days)
-
-        ca_key = _key()
-        ca_name = _name("appliance-sim-ca")
-        ca = (
-            x509.CertificateBuilder()
-            .subject_name(ca_name)
-            .issuer_name(ca_name)
-            .public_key(ca_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now)
-            .not_valid_after(until)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-            .sign(ca_key, hashes.SHA256())
-        )
-        _write(self.p("ca.crt"), _pem_cert(ca))
-        _write(self.p("ca.key"), _pem_key(ca_key), private=True)
-
-        def leaf(stem: str, cn: str, o: str, server: bool) -> None:
-            k = _key()
-            b = (
-                x509.CertificateBuilder()
-                .subject_name(_name(cn, o))
-                .issuer_name(ca_name)
-                .public_key(k.public_key())
-                .serial_number(x509.random_serial_number())
-                .not_valid_before(now)
-                .not_valid_after(until)
-                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-                .add_extension(x509.KeyUsage(True, False, True, False, False, False, False, False, False), critical=True)
-                .add_extension(
-                    x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH] if server else [ExtendedKeyUsageOID.CLIENT_AUTH]),
-                    critical=False,
-                )
-                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-            )
-            if server:
-                sans = [x509.DNSName(d) for d in API_SANS_DNS] + [x509.IPAddress(ipaddress.ip_address(i)) for i in API_SANS_IP]
-                b = b.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-            c = b.sign(ca_key, hashes.SHA256())
-            _write(self.p(f"{stem}.crt"), _pem_cert(c))
-            _write(self.p(f"{stem}.key"), _pem_key(k), private=True)
-
-        leaf("apiserver", "kube-apiserver", "", server=True)
+        ca = certs.new_ca("appliance-sim-ca", days)
+        _write(self.p("ca.crt"), ca.cert_pem())
+        _write(self.p("ca.key"), ca.key_pem(), private=True)
+        leaves = {"apiserver": certs.issue(ca, "kube-apiserver", server=True, dns=API_SANS_DNS, ips=API_SANS_IP, days=days)}
         for stem, (cn, o) in CLIENTS.items():
-            leaf(stem, cn, o, server=False)
-
-        sa = _key()
-        _write(self.p("sa.key"), _pem_key(sa), private=True)
+            leaves[stem] = certs.issue(ca, cn, o, days=days)
+        for stem, pair in leaves.items():
+            _write(self.p(f"{stem}.crt"), pair.cert_pem())
+            _write(self.p(f"{stem}.key"), pair.key_pem(), private=True)
+        sa = ec.generate_private_key(ec.SECP256R1())
+        _write(self.p("sa.key"), certs.key_pem(sa), private=True)
         _write(self.p("sa.pub"), sa.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
 
     def kubeconfig(self, client: str, server: str, cluster: str, context: str, user: str) -> str:
