@@ -46,7 +46,7 @@ def _run(cmd: list[str], cwd: str | Path | None = None, env: dict | None = None,
     return p.stdout
 
 
-def go_binary(module: str, version: str, package: str, name: str, ldflags: str = "-s -w") -> Path:
+def go_binary(module: str, version: str, package: str, name: str, ldflags: str = "-s -w", report=None) -> Path:
     """`go install module/package@version` statically (CGO_ENABLED=0, -trimpath) into the cache; cached
     by (module, version, package). Returns the binary's path."""
     out = paths.cache_dir("components", "go", module.replace("/", "_"), version)
@@ -56,6 +56,8 @@ def go_binary(module: str, version: str, package: str, name: str, ldflags: str =
     go = find_go()
     if not go:
         raise BuildError("`go` is needed to build " + module + " (install Go >= 1.22)")
+    if report:
+        report(f"building {name} {version} from {module} (go install)")
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="gobin-", dir=out))
     pkg = f"{module}/{package}".rstrip("/") if package else module
@@ -65,10 +67,11 @@ def go_binary(module: str, version: str, package: str, name: str, ldflags: str =
             _run(["nice", "-n", "10", go, "install", "-trimpath", f"-ldflags={ldflags}", f"{pkg}@{version}"],
                  env=_go_env({"GOBIN": str(tmp)}), log=out / f"{name}.build.log")
         except BuildError as e:
-            if "@v/list" not in str(e) and "deprecation" not in str(e):
+            if not any(m in str(e) for m in ("@v/list", "deprecation", "replace directives", "exclude directives")):
                 raise
-            # the proxy serves this version but not the module's version list (needed by `go install
-            # pkg@version`): build inside a writable copy of the module source instead
+            # `go install pkg@version` refused (the proxy serves the version but not the module's
+            # version list, or the module's go.mod has replace lines): build inside a writable copy of
+            # the module source instead, where its go.mod applies in full
             src = _writable_copy(module_dir(module, version), tmp / "src")
             _run(["nice", "-n", "10", go, "build", "-trimpath", f"-ldflags={ldflags}", "-o", str(tmp / "bin" / name), f"./{package}"],
                  cwd=src, env=_go_env(), log=out / f"{name}.build.log")

@@ -169,9 +169,9 @@ def build_node_image(
     refs["appliance-cni"] = f"appliance.local/cni-agent:{cni_key}"
     if storage is None:
         storage = os.environ.get("APPLIANCE_NODE_STORAGE", "1") != "0"
-    if storage:
-        from appliance.images.gobuild import PROGRAMS, go_program
+    from appliance.images.gobuild import PROGRAMS, go_program
 
+    if storage:
         lpp = go_program("local-path-provisioner", report=report, retry=rebuild)
         if lpp is not None:
             bins = {**bins, "local-path-provisioner": lpp}
@@ -181,9 +181,7 @@ def build_node_image(
             refs["local-path-provisioner"] = f"appliance.local/local-path-provisioner:{PROGRAMS['local-path-provisioner'][1]}-{lpp_key}"
         else:
             report("no local-path-provisioner: kind falls back to its in-tree host-path StorageClass")
-    from appliance.images.gobuild import go_program as _gp
-
-    crictl = _gp("crictl", report=report, retry=rebuild)  # optional: `kind export logs` and debugging use it
+    crictl = go_program("crictl", report=report, retry=rebuild)  # optional: `kind export logs` and debugging use it
     if crictl is not None:
         bins = {**bins, "crictl": crictl}
     key = node_image_key(version, bins, ctx, refs)

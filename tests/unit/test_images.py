@@ -102,7 +102,7 @@ def test_go_program_failure_is_remembered(monkeypatch, tmp_path):
     fake_go = tmp_path / "go"
     fake_go.write_text('#!/bin/sh\necho \'no proxy\' >&2\necho x >> "$(dirname "$0")/calls"\nexit 1\n')
     fake_go.chmod(0o755)
-    monkeypatch.setattr(gobuild, "go_binary", lambda: str(fake_go))
+    monkeypatch.setattr(gobuild.builds, "find_go", lambda: str(fake_go))
     msgs = []
     assert gobuild.go_program("local-path-provisioner", report=msgs.append) is None
     assert gobuild.go_program("local-path-provisioner", report=msgs.append) is None
@@ -116,7 +116,7 @@ def test_go_program_without_go(monkeypatch, tmp_path):
     from appliance.images import gobuild
 
     monkeypatch.setenv("APPLIANCE_CACHE", str(tmp_path))
-    monkeypatch.setattr(gobuild, "go_binary", lambda: None)
+    monkeypatch.setattr(gobuild.builds, "find_go", lambda: None)
     assert gobuild.go_program("local-path-provisioner", report=lambda m: None) is None
 
 
