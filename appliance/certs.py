@@ -73,22 +73,23 @@ def issue(ca: Pair, cn: str, o: str = "", server: bool = False, dns: list[str] |
     return Pair(b.sign(ca.key, hashes.SHA256()), key)
 
 
-def service_certs(service: str, namespace: str, days: int = 3650) -> dict[str, bytes]:
-    """A fresh CA and a serving certificate for `<service>.<namespace>.svc` (PEM), as a webhook Secret
-    holds them: ca.crt (also the webhooks' caBundle), tls.crt, tls.key."""
+def service_certs(service: str, namespace: str, ips: list[str] | None = None, days: int = 3650) -> dict[str, bytes]:
+    """A fresh CA and a serving certificate for `<service>.<namespace>.svc` (and `ips`) (PEM), as a
+    webhook Secret holds them: ca.crt (also the webhooks' caBundle), tls.crt, tls.key."""
     ca = new_ca(f"{service}-ca", days)
     dns = [service, f"{service}.{namespace}", f"{service}.{namespace}.svc", f"{service}.{namespace}.svc.cluster.local"]
-    leaf = issue(ca, dns[2], server=True, dns=dns, days=days)
+    leaf = issue(ca, dns[2], server=True, dns=dns, ips=ips, days=days)
     return {"ca.crt": ca.cert_pem(), "tls.crt": leaf.cert_pem(), "tls.key": leaf.key_pem()}
 
 
-def valid_for(tls_crt: bytes, ca_crt: bytes, dns: str, min_days: int = 30) -> bool:
-    """Whether a serving cert names `dns`, is signed by `ca_crt`'s key and is valid for `min_days` more."""
+def valid_for(tls_crt: bytes, ca_crt: bytes, dns: str, ips: list[str] | None = None, min_days: int = 30) -> bool:
+    """Whether a serving cert names `dns` (and `ips`), is signed by `ca_crt`'s key and is valid for `min_days` more."""
     try:
         cert, ca = x509.load_pem_x509_certificate(tls_crt), x509.load_pem_x509_certificate(ca_crt)
-        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        have_ips = {str(i) for i in san.get_values_for_type(x509.IPAddress)}
         cert.verify_directly_issued_by(ca)
         left = cert.not_valid_after_utc - dt.datetime.now(dt.timezone.utc)
-        return dns in names and left > dt.timedelta(days=min_days)
+        return dns in san.get_values_for_type(x509.DNSName) and set(ips or []) <= have_ips and left > dt.timedelta(days=min_days)
     except Exception:  # noqa: BLE001 - anything unreadable is simply not valid
         return False

@@ -12,8 +12,9 @@ from typing import Literal
 
 from pydantic import Field
 
-from appliance import certs
+from appliance import certs, procs
 from appliance.components import Component, ComponentImage, Options, Resources, builds, register
+from appliance.components.hostproc import HostProcess, controllers_dir
 from appliance.components.training import _quantity_m, _quantity_mi
 
 MODULE = "github.com/kserve/kserve"
@@ -28,6 +29,7 @@ SECRET = "kserve-webhook-server-cert"
 SERVICE = "kserve-webhook-server-service"
 CERT_DIR = "/tmp/k8s-webhook-server/serving-certs"
 WEBHOOK_PORT = 9443
+HOST_IP = "127.0.0.1"  # host runtime: where the API server reaches the controller's webhooks
 LABELS = {"app.kubernetes.io/name": "kserve", "app.kubernetes.io/managed-by": "appliance"}
 SELECTOR = {"control-plane": NAME}
 RUNTIME = "appliance-stub"
@@ -37,6 +39,8 @@ CRD_KINDS = {"InferenceService", "ServingRuntime", "ClusterServingRuntime", "Tra
 
 
 class ServingOpts(Options):
+    runtime: Literal["in-cluster", "host"] = Field("in-cluster", description="in-cluster: a Deployment; host: a supervised host "
+                                                   "process whose webhooks the API server calls on 127.0.0.1 (the simulator)")
     namespace: str = Field("kserve", description="namespace of the controller and its inferenceservice-config")
     image: str = Field("", description="use this controller image instead of building one")
     image_load: Literal["auto", "node-containers", "none"] = Field("auto", description="as training-operator's image_load")
@@ -178,13 +182,16 @@ def rbac_rules() -> list[dict]:
     ]
 
 
-def webhooks(ns: str, ca: bytes) -> list[dict]:
+def webhooks(ns: str, ca: bytes, url: str = "") -> list[dict]:
+    """The mutating and validating webhook configurations; `url` (https://host:port) instead of the
+    in-cluster Service when the controller runs on the host."""
     bundle = base64.b64encode(ca).decode()
 
     def hook(name, path, group, version, resources, ops=("CREATE", "UPDATE"), **extra):
+        target = {"url": f"{url}{path}"} if url else {"service": {"name": SERVICE, "namespace": ns, "path": path, "port": 443}}
         return {"name": name, "admissionReviewVersions": ["v1"], "sideEffects": "None", "failurePolicy": "Fail",
                 "timeoutSeconds": 10,
-                "clientConfig": {"caBundle": bundle, "service": {"name": SERVICE, "namespace": ns, "path": path, "port": 443}},
+                "clientConfig": {"caBundle": bundle, **target},
                 "rules": [{"apiGroups": [group], "apiVersions": [version], "operations": list(ops), "resources": resources}], **extra}
 
     mutating = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
@@ -274,9 +281,13 @@ class KServe(Component):
     Opts = ServingOpts
 
     def requests(self) -> Resources:
+        if self.options.runtime == "host":
+            return Resources()
         return Resources(_quantity_m(self.options.cpu), _quantity_mi(self.options.memory))
 
     def images(self) -> list[ComponentImage]:
+        if self.options.runtime == "host":
+            return []  # the controller runs on the host; simulated nodes pull nothing
         out = [] if self.options.image else [ComponentImage(NAME, UPSTREAM_IMAGE, image)]
         if self.options.stub_runtime:
             out.append(ComponentImage("model-server", "", MODEL_SERVER.build))
@@ -286,46 +297,95 @@ class KServe(Component):
         return MODEL_SERVER.ref()
 
     def _certs(self, kube) -> dict[str, bytes]:
-        """The webhook certificates: kept from the cluster's Secret while valid, else made anew."""
+        """The webhook certificates: kept from the cluster's Secret while valid, else made anew (host
+        runtime: also valid for 127.0.0.1, where the API server calls the webhooks)."""
+        ips = [HOST_IP] if self.options.runtime == "host" else []
         live = kube.get("v1", "Secret", SECRET, self.options.namespace)
         data = (live.to_dict().get("data") or {}) if live is not None else {}
         got = {k: base64.b64decode(v) for k, v in data.items() if k in ("ca.crt", "tls.crt", "tls.key")}
-        if len(got) == 3 and certs.valid_for(got["tls.crt"], got["ca.crt"], f"{SERVICE}.{self.options.namespace}.svc"):
+        if len(got) == 3 and certs.valid_for(got["tls.crt"], got["ca.crt"], f"{SERVICE}.{self.options.namespace}.svc", ips):
             return got
-        return certs.service_certs(SERVICE, self.options.namespace)
+        return certs.service_certs(SERVICE, self.options.namespace, ips)
 
-    def objects(self, kube=None, image_ref: str = "", server_image: str = "") -> list[dict]:
+    def objects(self, kube=None, image_ref: str = "", server_image: str = "", webhook_url: str = "") -> list[dict]:
+        """Every object applied, without CRDs and the runtime. Host runtime (`webhook_url` set): no
+        Deployment and no Service; the webhooks point at the host process."""
         tls = self._certs(kube) if kube is not None else {"ca.crt": b"", "tls.crt": b"", "tls.key": b""}
         server_image = server_image or self._server_ref()
         objs = controller_objects(self.options, image_ref or self.options.image or "appliance.local/kserve-controller:latest",
                                   server_image, tls)
-        return objs + webhooks(self.options.namespace, tls["ca.crt"])
+        if webhook_url:
+            objs = [x for x in objs if x["kind"] not in ("Deployment", "Service")]
+        return objs + webhooks(self.options.namespace, tls["ca.crt"], webhook_url)
+
+    def _host(self, kube) -> HostProcess:
+        return HostProcess(controllers_dir(kube.kubeconfig), NAME)
 
     def install(self, kube) -> str:
         o = self.options
         kube.apply(crds())
         objs_crd = crds()
         builds.wait_ready(lambda: (not (m := kube.missing(objs_crd)), ", ".join(m)), 60, "KServe CRDs")
-        refs = self.delivery.provide(kube, self.images(), o.image_load)
-        ref = o.image or refs[NAME]
-        server_image = refs.get("model-server") or self._server_ref()
-        objs = self.objects(kube, ref, server_image)
-        kube.apply(objs)
-        dep = [x for x in objs if x["kind"] == "Deployment"]
-        builds.wait_ready(lambda: (not (m := kube.missing(dep)), ", ".join(m)), o.wait_seconds, f"{NAME} in {o.namespace}")
+        if o.runtime == "host":
+            msg, server_image = self._install_host(kube)
+        else:
+            refs = self.delivery.provide(kube, self.images(), o.image_load)
+            ref = o.image or refs[NAME]
+            server_image = refs.get("model-server") or self._server_ref()
+            objs = self.objects(kube, ref, server_image)
+            kube.apply(objs)
+            dep = [x for x in objs if x["kind"] == "Deployment"]
+            builds.wait_ready(lambda: (not (m := kube.missing(dep)), ", ".join(m)), o.wait_seconds, f"{NAME} in {o.namespace}")
+            msg = f"applied {len(objs)} objects + CRDs; controller {ref} ({self.delivery.decision().source})"
         if o.stub_runtime:
             # the runtime goes through the controller's validating webhook: retry until it answers
             builds.wait_ready(lambda: (kube.apply([stub_runtime(server_image)]) > 0, ""), 120, "ClusterServingRuntime appliance-stub")
-        return f"applied {len(objs)} objects + CRDs; controller {ref} ({self.delivery.decision().source}); runtime {RUNTIME} ({server_image})"
+        return f"{msg}; runtime {RUNTIME} ({server_image})"
+
+    def _install_host(self, kube) -> tuple[str, str]:
+        """The controller as a supervised host process: its webhooks on 127.0.0.1:<port>, its certificate
+        copied from the Secret into $TMPDIR/k8s-webhook-server/serving-certs (controller-runtime's default)."""
+        o = self.options
+        host = self._host(kube)
+        sig = {"version": VERSION, "namespace": o.namespace}
+        cur = host.load()
+        running = bool(cur and cur.alive() and cur.extra.get("sig") == sig)
+        if running:
+            ports = cur.extra["ports"]
+        else:
+            host.stop()
+            ports = dict(zip(("webhook", "metrics", "probe"), procs.free_ports(3), strict=True))
+        server_image = self._server_ref()
+        objs = self.objects(kube, "", server_image, f"https://{HOST_IP}:{ports['webhook']}")
+        kube.apply(objs)
+        if running:
+            msg = f"host process running (pid {cur.pid})"
+        else:
+            tmp = host.folder / f"{NAME}-tmp"
+            argv = [str(binary()), f"--metrics-addr={HOST_IP}:{ports['metrics']}", "--leader-elect=false",
+                    f"--webhook-port={ports['webhook']}", f"--health-probe-addr={HOST_IP}:{ports['probe']}"]
+            proc = host.start(argv, kube.kubeconfig, secret=f"{o.namespace}/{SECRET}", cert_dir=str(tmp / "k8s-webhook-server" / "serving-certs"),
+                              extra={"sig": sig, "ports": ports}, env={"TMPDIR": str(tmp), "POD_NAMESPACE": o.namespace, "SECRET_NAME": SECRET})
+            msg = f"host process started (pid {proc.pid}, log {host.log})"
+        builds.wait_ready(lambda: self.ready(kube, runtime_too=False), o.wait_seconds, f"{NAME} (log {host.log})")
+        return f"applied {len(objs)} objects + CRDs; {msg}", server_image
 
     def remove(self, kube) -> None:
+        if self.options.runtime == "host":
+            self._host(kube).stop()
         kube.delete([stub_runtime("x")])
         kube.delete(reversed(self.objects()))
         kube.delete(crds())
 
-    def ready(self, kube) -> tuple[bool, str]:
-        objs = crds() + [x for x in controller_objects(self.options, "", "", {}) if x["kind"] == "Deployment"]
-        if self.options.stub_runtime:
+    def ready(self, kube, runtime_too: bool = True) -> tuple[bool, str]:
+        objs = crds()
+        missing = []
+        if self.options.runtime == "host":
+            if not self._host(kube).alive():
+                missing.append(f"host process {NAME}")
+        else:
+            objs += [x for x in controller_objects(self.options, "", "", {}) if x["kind"] == "Deployment"]
+        if self.options.stub_runtime and runtime_too:
             objs.append(stub_runtime(""))
-        missing = kube.missing(objs)
+        missing += kube.missing(objs)
         return (not missing, ", ".join(missing[:5]))

@@ -8,15 +8,14 @@ cluster's kubeconfig (the simulator has no real kubelet to run it).
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator
 
-from appliance import paths, procs
+from appliance import procs
 from appliance.components import Component, ComponentImage, Options, Resources, builds, register
+from appliance.components.hostproc import HostProcess, controllers_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 MODULE = "github.com/kubeflow/training-operator"
@@ -230,60 +229,6 @@ def deployment(opts: TrainingOpts, image_ref: str, init_image: str) -> dict:
 
 
 # ----------------------------------------------------------------------------- host runtime
-
-def controllers_dir(kubeconfig: str) -> Path:
-    """Where host controllers of this cluster keep pid and log files: <state_dir(cluster)>/controllers.
-    The cluster is the state folder holding the kubeconfig; otherwise a folder keyed by the kubeconfig."""
-    kc = Path(kubeconfig).resolve()
-    base = paths.state_dir().resolve()
-    if kc.parent.parent == base:
-        return paths.state_dir(kc.parent.name) / "controllers"
-    import hashlib
-
-    return paths.state_dir("host-controllers") / hashlib.sha256(str(kc).encode()).hexdigest()[:12] / "controllers"
-
-
-class HostProcess:
-    """The supervised host process of one controller: record in <dir>/<name>.json, log in <dir>/<name>.log."""
-
-    def __init__(self, folder: Path, name: str):
-        self.folder, self.name = folder, name
-        self.record = folder / f"{name}.json"
-        self.log = folder / f"{name}.log"
-
-    def load(self):
-        P = procs
-        try:
-            return P.Proc(**json.loads(self.record.read_text()))
-        except (OSError, ValueError, TypeError):
-            return None
-
-    def alive(self) -> bool:
-        p = self.load()
-        return bool(p and p.alive())
-
-    def start(self, argv: list[str], kubeconfig: str, secret: str = "", cert_dir: str = "", extra: dict | None = None):
-        P = procs
-        self.folder.mkdir(parents=True, exist_ok=True)
-        sup = [sys.executable, "-m", "appliance.components.training_host", "--kubeconfig", kubeconfig]
-        if secret:
-            sup += ["--secret", secret, "--cert-dir", cert_dir]
-        import os
-
-        env = dict(os.environ)
-        root = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = os.pathsep.join([root] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-        proc = P.spawn(self.name, sup + ["--"] + argv, self.log, self.folder, env)
-        proc.extra = extra or {}
-        self.record.write_text(json.dumps(proc.to_dict(), indent=2))
-        return proc
-
-    def stop(self) -> None:
-        p = self.load()
-        if p:
-            procs.stop(p, grace=15)
-        self.record.unlink(missing_ok=True)
-
 
 # ----------------------------------------------------------------------------- the component
 

@@ -4,6 +4,7 @@ reconciles a 2 x 8-GPU PyTorchJob onto two simulated DGX H100 nodes, which compl
 import pytest
 
 from appliance import e2e, orchestrator, paths, report
+from appliance.components import hostproc
 from appliance.components import training as T
 from appliance.kube import Kube
 from tests.integration.clusters import cluster
@@ -24,7 +25,7 @@ def test_up_installs_the_operator_as_a_host_process(sim):
     kube = Kube(result["kubeconfig"])
     comp = T.TrainingOperator(profile.components["training-operator"].options)
     assert comp.ready(kube) == (True, "")
-    host = T.HostProcess(T.controllers_dir(result["kubeconfig"]), T.NAME)
+    host = hostproc.HostProcess(hostproc.controllers_dir(result["kubeconfig"]), T.NAME)
     assert host.folder == paths.state_dir(profile.cluster.name) / "controllers" and host.alive()
     crds = {c["metadata"]["name"] for c in comp.crds()}
     assert crds == {"pytorchjobs.kubeflow.org", "tfjobs.kubeflow.org", "mpijobs.kubeflow.org"}
@@ -41,7 +42,7 @@ def test_pytorchjob_gpu_scenario_passes(sim, tmp_path):
 
 def test_rerun_is_noop_and_keeps_the_process(sim):
     profile, result = sim
-    host = T.HostProcess(T.controllers_dir(result["kubeconfig"]), T.NAME)
+    host = hostproc.HostProcess(hostproc.controllers_dir(result["kubeconfig"]), T.NAME)
     pid = host.load().pid
     again = orchestrator.up(profile, "sim", report.make())
     assert again["noop"] and host.load().pid == pid
@@ -49,7 +50,7 @@ def test_rerun_is_noop_and_keeps_the_process(sim):
 
 def test_down_stops_the_host_process(sim):
     profile, result = sim
-    host = T.HostProcess(T.controllers_dir(result["kubeconfig"]), T.NAME)
+    host = hostproc.HostProcess(hostproc.controllers_dir(result["kubeconfig"]), T.NAME)
     proc = host.load()
     orchestrator.down(profile.cluster.name, report.make())
     import time

@@ -82,3 +82,19 @@ def test_stub_runtime_selects_the_stub_format():
     c = rt["spec"]["containers"][0]
     assert c["name"] == "kserve-container" and "--model_dir=/mnt/models" in c["args"]
     assert c["terminationMessagePolicy"] == "FallbackToLogsOnError"
+
+
+def test_host_runtime_points_webhooks_at_the_host_and_runs_no_pod():
+    from appliance import certs
+
+    c = S.KServe({"runtime": "host"})
+    assert c.images() == [] and c.requests() == Resources()
+    objs = c.objects(None, "", "srv:1", "https://127.0.0.1:4443")
+    kinds = {o["kind"] for o in objs}
+    assert "Deployment" not in kinds and "Service" not in kinds and {"Secret", "ConfigMap"} <= kinds
+    hooks = [w for o in objs if o["kind"].endswith("WebhookConfiguration") for w in o["webhooks"]]
+    assert hooks and all(w["clientConfig"]["url"].startswith("https://127.0.0.1:4443/") and "service" not in w["clientConfig"] for w in hooks)
+    pem = certs.service_certs(S.SERVICE, "kserve", ["127.0.0.1"])
+    assert certs.valid_for(pem["tls.crt"], pem["ca.crt"], f"{S.SERVICE}.kserve.svc", ["127.0.0.1"])
+    plain = certs.service_certs(S.SERVICE, "kserve")
+    assert not certs.valid_for(plain["tls.crt"], plain["ca.crt"], f"{S.SERVICE}.kserve.svc", ["127.0.0.1"])

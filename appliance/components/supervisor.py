@@ -1,6 +1,6 @@
 """Supervisor for a controller run as a host process against a cluster's kubeconfig.
 
-    python -m appliance.components.training_host --kubeconfig K [--secret NS/NAME --cert-dir D] -- BINARY ARGS...
+    python -m appliance.components.supervisor --kubeconfig K [--secret NS/NAME --cert-dir D] -- BINARY ARGS...
 
 - runs the controller as its child and restarts it when it exits (backoff 1 s .. 30 s);
 - copies the webhook serving certificate from a Secret (written by the controller's cert rotator) into

@@ -1,0 +1,63 @@
+"""Controllers run as supervised host processes against a cluster's kubeconfig (the simulator has no
+kubelet to run them as pods): where their records live, and start/stop/alive."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+
+from appliance import paths, procs
+
+
+def controllers_dir(kubeconfig: str) -> Path:
+    """Where host controllers of this cluster keep pid and log files: <state_dir(cluster)>/controllers.
+    The cluster is the state folder holding the kubeconfig; otherwise a folder keyed by the kubeconfig."""
+    kc = Path(kubeconfig).resolve()
+    base = paths.state_dir().resolve()
+    if kc.parent.parent == base:
+        return paths.state_dir(kc.parent.name) / "controllers"
+    return paths.state_dir("host-controllers") / hashlib.sha256(str(kc).encode()).hexdigest()[:12] / "controllers"
+
+
+class HostProcess:
+    """The supervised host process of one controller: record in <dir>/<name>.json, log in <dir>/<name>.log."""
+
+    def __init__(self, folder: Path, name: str):
+        self.folder, self.name = folder, name
+        self.record = folder / f"{name}.json"
+        self.log = folder / f"{name}.log"
+
+    def load(self) -> procs.Proc | None:
+        try:
+            return procs.Proc(**json.loads(self.record.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def alive(self) -> bool:
+        p = self.load()
+        return bool(p and p.alive())
+
+    def start(self, argv: list[str], kubeconfig: str, secret: str = "", cert_dir: str = "", extra: dict | None = None,
+              env: dict[str, str] | None = None) -> procs.Proc:
+        """Spawn the supervisor (appliance/components/supervisor.py) running `argv`; `secret` (ns/name) is
+        copied into `cert_dir` as a Pod's Secret volume would be; `env` is added to the controller's."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        sup = [sys.executable, "-m", "appliance.components.supervisor", "--kubeconfig", kubeconfig]
+        if secret:
+            sup += ["--secret", secret, "--cert-dir", cert_dir]
+        full = {**os.environ, **(env or {})}
+        root = str(Path(__file__).resolve().parents[2])
+        full["PYTHONPATH"] = os.pathsep.join([root] + ([full["PYTHONPATH"]] if full.get("PYTHONPATH") else []))
+        proc = procs.spawn(self.name, sup + ["--"] + argv, self.log, self.folder, full)
+        proc.extra = extra or {}
+        self.record.write_text(json.dumps(proc.to_dict(), indent=2))
+        return proc
+
+    def stop(self) -> None:
+        p = self.load()
+        if p:
+            procs.stop(p, grace=15)
+        self.record.unlink(missing_ok=True)
