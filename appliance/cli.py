@@ -25,15 +25,6 @@ def _load(profile: str, sets: tuple[str, ...], provider: str | None = None):
     return profiles.load(profile, list(sets), provider)
 
 
-def _load_for(profile: str, sets: tuple[str, ...], flag: str | None):
-    """Load the profile, pick the provider (flag > profile > host), apply that provider's overrides."""
-    loaded = _load(profile, sets)
-    name, why = orchestrator.choose_provider(loaded.profile, flag)
-    if loaded.profile.provider_overrides.get(name):
-        loaded = _load(profile, sets, name)
-    return loaded, name, why
-
-
 profile_opt = click.option("--profile", "-p", default=DEFAULT_PROFILE, show_default=True, help="profile name or YAML file")
 set_opt = click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="override a profile field, e.g. cluster.workers=2 (repeatable)")
 provider_opt = click.option("--provider", type=click.Choice(providers.NAMES), default=None, help="override the profile's provider (default: from the profile, else kind with Docker, else sim)")
@@ -55,7 +46,7 @@ def main() -> None:
 @click.option("--parallel", default=2, show_default=True, type=click.IntRange(1, 16), help="steps run at once")
 def up(profile, provider, sets, as_json, parallel):
     """Create the cluster and install the profile's components (resumes; a no-op when ready)."""
-    loaded, name, why = _load_for(profile, sets, provider)
+    loaded, name, why = orchestrator.load_for(profile, sets, provider)
     rep = report.make(as_json)
     rep.message(f"profile '{loaded.profile.name}' ({loaded.path}); provider {name}: {why}")
     try:
@@ -116,7 +107,7 @@ def status(profile, cluster, as_json):
 @json_opt
 def plan(profile, provider, sets, as_json):
     """Show what `up` would do: ordered steps and the waves that run in parallel. Executes nothing."""
-    loaded, name, why = _load_for(profile, sets, provider)
+    loaded, name, why = orchestrator.load_for(profile, sets, provider)
     p = orchestrator.Cluster(loaded.profile, name).plan()
     if as_json:
         _emit_json({"profile": loaded.profile.name, "cluster": loaded.profile.cluster.name, "provider": name, "provider_reason": why, **p.to_json()})
@@ -133,7 +124,7 @@ def plan(profile, provider, sets, as_json):
 @json_opt
 def doctor(profile, provider, sets, as_json):
     """Check this host for the profile: each check pass / warn / fail with a one-line fix."""
-    loaded, name, _ = _load_for(profile, sets, provider)
+    loaded, name, _ = orchestrator.load_for(profile, sets, provider)
     facts = host.facts(paths.cache_dir())
     checks = doctor_mod.host_checks(facts, name) + [doctor_mod.budget(loaded.profile, name, facts), doctor_mod.images(loaded.profile, facts)]
     failed = any(c.status == "fail" for c in checks)
@@ -196,7 +187,7 @@ def e2e(scenario, provider, profile, out_dir):
 
     from appliance import e2e as e2e_mod
 
-    loaded, name, why = _load_for(profile or e2e_mod.DEFAULT_PROFILE.get(provider or "", "ci"), (), provider)
+    loaded, name, why = orchestrator.load_for(profile or e2e_mod.DEFAULT_PROFILE.get(provider or "", "ci"), (), provider)
     rep = report.make()
     try:
         rep.message(f"e2e on {name} ({why}), profile '{loaded.profile.name}'")

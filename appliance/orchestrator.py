@@ -7,7 +7,7 @@ import threading
 import time
 from typing import Any
 
-from appliance import components, host, paths, providers
+from appliance import components, host, paths, profiles, providers
 from appliance.errors import UserError
 from appliance.plan import CLUSTER, Lock, Plan, State, Step, execute, fingerprint
 from appliance.schema import ClusterSpec, ComponentSpec, Profile
@@ -23,6 +23,16 @@ def choose_provider(profile: Profile, override: str | None = None) -> tuple[str,
     if d["daemon"]:
         return "kind", f"a Docker daemon ({d['version']}) answers"
     return "sim", f"no Docker daemon answers ({d['error']}); the simulator needs none"
+
+
+def load_for(profile: str, sets, flag: str | None = None):
+    """Load a profile with its `--set`s, pick the provider (flag > profile > host) and apply that
+    provider's overrides. Returns (loaded profile, provider, why)."""
+    loaded = profiles.load(profile, list(sets))
+    name, why = choose_provider(loaded.profile, flag)
+    if loaded.profile.provider_overrides.get(name):
+        loaded = profiles.load(profile, list(sets), name)
+    return loaded, name, why
 
 
 class Cluster:

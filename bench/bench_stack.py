@@ -109,12 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-scenarios", action="store_true")
     a = ap.parse_args(argv)
 
-    from appliance import e2e, orchestrator, profiles, report
+    from appliance import e2e, orchestrator, report
     from appliance.kube import Kube
 
-    loaded = profiles.load(a.profile, ["cluster.name=bench-stack", *a.set])
+    loaded, provider, why = orchestrator.load_for(a.profile, ["cluster.name=bench-stack", *a.set], a.provider)
     profile = loaded.profile
-    provider, why = orchestrator.choose_provider(profile, a.provider)
     print(f"profile {profile.name} on {provider} ({why})", flush=True)
     rows: list[dict] = []
     t0 = time.monotonic()

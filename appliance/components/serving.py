@@ -276,7 +276,7 @@ def stub_runtime(server_image: str) -> dict:
 @register
 class KServe(Component):
     name = "kserve"
-    description = "KServe (RawDeployment, no Istio/Knative), built from source, own webhook certs; stub model runtime"
+    description = "KServe (RawDeployment, no Istio/Knative): upstream image or built from source; own webhook certs; stub model runtime"
     depends = ("platform-base",)
     Opts = ServingOpts
 

@@ -235,7 +235,7 @@ def deployment(opts: TrainingOpts, image_ref: str, init_image: str) -> dict:
 @register
 class TrainingOperator(Component):
     name = "training-operator"
-    description = "Kubeflow training operator (PyTorchJob/TFJob/MPIJob), built from source; in-cluster or host process"
+    description = "Kubeflow training operator (PyTorchJob/TFJob/MPIJob): upstream image or built from source; in-cluster or host process"
     depends = ("platform-base",)
     Opts = TrainingOpts
 

@@ -59,9 +59,9 @@ def list_cmd(as_json: bool) -> None:
 def _profile_images(profile: str, sets: tuple[str, ...], provider: str | None):
     """(profile, [(component, ComponentImage)]) for the profile's enabled components."""
     from appliance import components
-    from appliance.cli import _load_for
+    from appliance.orchestrator import load_for
 
-    loaded, _, _ = _load_for(profile, sets, provider)
+    loaded, _, _ = load_for(profile, sets, provider)
     comps = components.enabled(loaded.profile)
     return loaded.profile, [(n, img) for n, c in comps.items() for img in c.images()]
 
