@@ -15,17 +15,23 @@ def images() -> None:
 
 
 @images.command("build")
-@click.argument("what", type=click.Choice(["node"]), default="node")
+@click.argument("what", type=click.Choice(["node", "control-plane"]), default="node")
 @click.option("--kubernetes-version", default="", help="Kubernetes version (default: the pinned one)")
 @click.option("--mirror", default="", help="Debian archive URL (default: from the host's apt sources or $APPLIANCE_DEBIAN_MIRROR)")
 @click.option("--rebuild", is_flag=True, help="build even when an image with the same inputs exists")
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 def build(what: str, kubernetes_version: str, mirror: str, rebuild: bool, as_json: bool) -> None:
-    """Build the kind node image (cached by a hash of its inputs)."""
+    """Build the kind node image, or the control-plane image archives an offline `kubeadm init` imports
+    (bare metal: set appliance_k8s_images_dir to the printed folder). Cached by a hash of their inputs."""
     from dataclasses import asdict
 
-    from appliance.images.node import build_node_image
+    from appliance.images.node import build_node_image, control_plane_archives
 
+    if what == "control-plane":
+        folder = control_plane_archives(mirror=mirror, report=lambda m: click.echo(m, err=True))
+        archives = sorted(p.name for p in folder.glob("*.tar"))
+        click.echo(json.dumps({"folder": str(folder), "archives": archives}, indent=2) if as_json else f"{folder}  ({len(archives)} archives)")
+        return
     try:
         img = build_node_image(kubernetes_version, mirror=mirror, rebuild=rebuild, report=lambda m: click.echo(m, err=True))
     except UserError as e:

@@ -242,6 +242,8 @@ def _component_archives(version, bins, ctx: Path, refs, slim_tar: Path, work: Pa
     report("writing component images")
 
     def image(name: str, layer: str, entries: list[FileEntry], entrypoint: str, base: list[Path] = ()) -> None:
+        if name not in refs:
+            return
         lt = layers / f"{layer}.tar"
         archive.write_layer(entries, lt)
         archive.write_docker_archive(ImageSpec(refs[name], [*base, lt], entrypoint=[entrypoint]), work / "images" / f"{name}.tar")
@@ -260,11 +262,45 @@ def _component_archives(version, bins, ctx: Path, refs, slim_tar: Path, work: Pa
           [FileEntry("usr/local/bin/kubectl", src=bins["kubectl"]),
            FileEntry("usr/local/bin/appliance-cni", src=ctx / "cni" / "appliance-cni")],
           "/usr/local/bin/appliance-cni", [slim_tar])
-    if "local-path-provisioner" in refs:
-        # also the helper image of its volume setup/teardown pods (needs only sh, mkdir, rm)
+    if "local-path-provisioner" in refs:  # also the helper image of its volume pods (needs only sh, mkdir, rm)
         image("local-path-provisioner", "local-path",
               [FileEntry("usr/local/bin/local-path-provisioner", src=bins["local-path-provisioner"])],
               "/usr/local/bin/local-path-provisioner", [slim_tar])
+
+
+def control_plane_archives(mirror: str = "", report=print) -> Path:
+    """A folder of docker-archives of the images `kubeadm init` needs (API server, controller-manager,
+    scheduler, kube-proxy, etcd, CoreDNS, pause) under the tags kubeadm expects, made exactly as the
+    node image pre-loads them; cached by their inputs. For offline hosts: `ctr images import` each."""
+    from appliance.toolchain.pins import KUBERNETES
+
+    ctx = context_dir()
+    bins = ensure_tools(TOOLS, report=report)
+    refs = kubeadm_images(bins["kubeadm"], KUBERNETES)
+    key = hashlib.sha256(json.dumps({
+        "recipe": RECIPE, "refs": refs, "slim": debian.rootfs_key(debian.SLIM_PACKAGES),
+        "bins": {n: _sha_cached(bins[n]) for n in CONTROL_PLANE + ["kube-proxy", "etcd", "coredns"]},
+        "ctx": {d: _tree_hash(ctx / d) for d in ("pause", "kube-proxy")},
+    }, sort_keys=True).encode()).hexdigest()[:16]
+    dest = cache_dir("images", "control-plane", f"{KUBERNETES}-{key}")
+    if (dest / ".complete").exists():
+        return dest
+    slim_tar = debian.rootfs_tarball("slim", debian.SLIM_PACKAGES, mirror=mirror, report=report)
+    with _build_lock(f"cp-{key}"):
+        if (dest / ".complete").exists():
+            return dest
+        work = cache_dir("images", "build", f"cp-{key}")
+        shutil.rmtree(work, ignore_errors=True)
+        (work / "images").mkdir(parents=True)
+        (work / "layers").mkdir()
+        try:
+            _component_archives(KUBERNETES, bins, ctx, refs, slim_tar, work, report)
+            shutil.rmtree(dest, ignore_errors=True)
+            shutil.copytree(work / "images", dest)
+            (dest / ".complete").write_text(json.dumps(refs, indent=2))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return dest
 
 
 def _base_image(node_tar: Path, report) -> str:

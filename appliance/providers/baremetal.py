@@ -284,15 +284,21 @@ class BaremetalProvider(Provider):
             v["appliance_registry_mirrors"] = {h: [u] for h, u in node_mirrors(images).items()}
         return v
 
-    def _needs_toolchain_binaries(self) -> bool:
+    def _offline_default(self, var: str) -> bool:
+        """Offline, and the user's hosts or inventory do not set `var`: the appliance provides it."""
         if not self.bm.offline:
             return False
-        if any("appliance_k8s_binaries_dir" in h.vars for h in self.bm.hosts):
+        if any(var in h.vars for h in self.bm.hosts):
             return False
         inv = Path(self.bm.inventory).expanduser() if self.bm.inventory else None
-        if inv and inv.is_file() and "appliance_k8s_binaries_dir" in inv.read_text():
-            return False
-        return True
+        return not (inv and inv.is_file() and var in inv.read_text())
+
+    def k8s_images_dir(self) -> Path:
+        """Control-plane image archives for `kubeadm init` without a registry (built once, cached)."""
+        from appliance.images.node import control_plane_archives
+
+        self.report("images: making sure the control-plane image archives exist (built once)")
+        return control_plane_archives(report=self.report)
 
     def generate_inventory(self) -> dict[str, Any]:
         """The inventory (as YAML data) made from the profile's hosts."""
@@ -315,8 +321,11 @@ class BaremetalProvider(Provider):
         inv_dir = self.state_dir / "inventory"
         inv_dir.mkdir(exist_ok=True)
         defaults = self.defaults_vars()
-        if self._needs_toolchain_binaries():
+        if self._offline_default("appliance_k8s_binaries_dir"):
             defaults["appliance_k8s_binaries_dir"] = str(self.k8s_binaries_dir())
+        init = all(h.vars.get("appliance_kubeadm_init", True) for h in self.bm.hosts)
+        if init and self._offline_default("appliance_k8s_images_dir"):
+            defaults["appliance_k8s_images_dir"] = str(self.k8s_images_dir())
         if self.bm.inventory:
             user_inv = Path(self.bm.inventory).expanduser()
             if not user_inv.exists():

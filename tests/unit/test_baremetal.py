@@ -80,11 +80,24 @@ def test_no_control_plane(tmp_path):
 
 
 def test_offline_uses_inventory_binaries_dir_without_toolchain(tmp_path):
-    s = spec(offline=True, hosts=[{"name": "a", "address": "1.1.1.1", "vars": {"appliance_k8s_binaries_dir": "/bins"}}])
-    p = BaremetalProvider(s, tmp_path)
-    assert not p._needs_toolchain_binaries()
+    hv = {"appliance_k8s_binaries_dir": "/bins", "appliance_k8s_images_dir": "/imgs"}
+    p = BaremetalProvider(spec(offline=True, hosts=[{"name": "a", "address": "1.1.1.1", "vars": hv}]), tmp_path)
+    assert not p._offline_default("appliance_k8s_binaries_dir") and not p._offline_default("appliance_k8s_images_dir")
     data = yaml.safe_load(Path(p.write_inventory()[0]).read_text())
     assert data["all"]["children"]["control_plane"]["hosts"]["a"]["appliance_k8s_binaries_dir"] == "/bins"
+    assert "appliance_k8s_images_dir" not in data["all"]["vars"]
+
+
+def test_offline_provides_control_plane_images_unless_init_is_off(tmp_path, monkeypatch):
+    monkeypatch.setattr(BaremetalProvider, "k8s_images_dir", lambda self: Path("/cache/control-plane"))
+    hv = {"appliance_k8s_binaries_dir": "/bins"}
+    p = BaremetalProvider(spec(offline=True, hosts=[{"name": "a", "address": "1.1.1.1", "vars": hv}]), tmp_path)
+    assert yaml.safe_load(Path(p.write_inventory()[0]).read_text())["all"]["vars"]["appliance_k8s_images_dir"] == "/cache/control-plane"
+    hv = {"appliance_k8s_binaries_dir": "/bins", "appliance_kubeadm_init": False}
+    p = BaremetalProvider(spec(offline=True, hosts=[{"name": "a", "address": "1.1.1.1", "vars": hv}]), tmp_path / "b")
+    assert "appliance_k8s_images_dir" not in yaml.safe_load(Path(p.write_inventory()[0]).read_text())["all"]["vars"]
+    online = BaremetalProvider(spec(hosts=[{"name": "a", "address": "1.1.1.1"}]), tmp_path / "c")
+    assert "appliance_k8s_images_dir" not in yaml.safe_load(Path(online.write_inventory()[0]).read_text())["all"]["vars"]
 
 
 @pytest.mark.parametrize(
