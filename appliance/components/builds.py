@@ -205,45 +205,6 @@ def binary_image(binary: Path, repo: str, path: str, extra: list | None = None) 
     return ref, archive
 
 
-def node_containers(kube) -> list[str]:
-    """Names of the cluster's nodes that are local Docker containers (kind makes node = container)."""
-    from kubernetes import client
-
-    names = [n.metadata.name for n in client.CoreV1Api(kube.api).list_node().items]
-    if not shutil.which("docker"):
-        return []
-    r = subprocess.run(["docker", "ps", "--format", "{{.Names}}"], capture_output=True, text=True, timeout=30)
-    running = set(r.stdout.split())
-    return [n for n in names if n in running]
-
-
-def load_image_into_nodes(kube, archive: Path, ref: str, aliases: list[str] | None = None) -> list[str]:
-    """Import a docker-archive into containerd (namespace k8s.io) of every node container that lacks
-    `ref` (what `kind load image-archive` does), and point `aliases` at it. Returns the nodes loaded."""
-    nodes = node_containers(kube)
-    if not nodes:
-        raise BuildError(f"no node of this cluster is a local Docker container; cannot load {ref} "
-                         "(set the component option image_load: none and provide the image on the nodes)")
-    loaded = []
-    for node in nodes:
-        have = subprocess.run(["docker", "exec", node, "ctr", "-n", "k8s.io", "images", "ls", "-q", f"name=={ref}"],
-                              capture_output=True, text=True, timeout=60)
-        if not (have.returncode == 0 and ref in have.stdout.split()):
-            with open(archive, "rb") as f:
-                r = subprocess.run(["docker", "exec", "-i", node, "ctr", "-n", "k8s.io", "images", "import",
-                                    "--all-platforms", "--digests", "--snapshotter=overlayfs", "-"],
-                                   stdin=f, capture_output=True, text=True, timeout=600)
-            if r.returncode != 0:
-                raise BuildError(f"loading {ref} into node {node} failed: {(r.stderr or r.stdout).strip()[-500:]}")
-            loaded.append(node)
-        for alias in aliases or []:
-            r = subprocess.run(["docker", "exec", node, "ctr", "-n", "k8s.io", "images", "tag", "--force", ref, alias],
-                               capture_output=True, text=True, timeout=60)
-            if r.returncode != 0:
-                raise BuildError(f"tagging {ref} as {alias} on node {node} failed: {(r.stderr or r.stdout).strip()[-300:]}")
-    return loaded
-
-
 # ----------------------------------------------------------------------------- Python images (air-gap)
 
 PYTHON_IMAGE_BUILDER = "2"
