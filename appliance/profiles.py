@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,7 +118,9 @@ def _parse_set(item: str) -> tuple[list, Any]:
         value = yaml.safe_load(raw) if raw else ""
     except yaml.YAMLError:
         value = raw
-    path = [int(p) if p.isdigit() else p for p in key.strip().split(".")]
+    # a segment in double quotes may hold dots: cluster.images.mirrors."docker.io"=URL
+    parts = [m.group(1) if m.group(1) is not None else m.group(2) for m in re.finditer(r'"([^"]*)"|([^.]+)', key.strip())]
+    path = [int(p) if p.isdigit() else p for p in parts]
     return path, value
 
 

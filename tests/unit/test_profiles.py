@@ -156,3 +156,8 @@ def test_dns_replicas_follow_the_node_count():
     assert dns_target("auto", 1) == 1 and dns_target("auto", 3) == 2 and dns_target(3, 1) == 3
     with pytest.raises(ProfileError, match="dns_replicas"):
         profiles.load("laptop", ["components.platform-base.options.dns_replicas=many"])
+
+
+def test_set_with_a_quoted_key_holding_dots():
+    p = profiles.load("laptop", ['cluster.images.mirrors."docker.io"=http://mirror:5000'], "kind").profile
+    assert p.cluster.images.mirrors == {"docker.io": "http://mirror:5000"}
