@@ -111,7 +111,7 @@ def images(profile: Profile, f: dict[str, Any]) -> Check:
         return Check("images", "pass", f"upstream: {d.why}")
     if not f["go"]:
         return Check("images", "fail", f"local builds: {d.why}, and no Go toolchain to build with",
-                     "install Go ≥ 1.22, or give a registry mirror (--set 'cluster.images.mirrors."docker.io"=URL')")
+                     "install Go ≥ 1.22, or give a registry mirror (--set 'cluster.images.mirrors.\"docker.io\"=URL')")
     return Check("images", "pass", f"local builds: {d.why}")
 
 
