@@ -107,8 +107,9 @@ def push_cmd(profile: str, sets: tuple[str, ...], provider: str | None, registry
     then run with cluster.images.source=local and cluster.images.registry=<the same registry>)."""
     from pydantic import ValidationError
 
+    from appliance.components.builds import BuildError
     from appliance.images import registry as reg
-    from appliance.images.delivery import Delivery
+    from appliance.images.delivery import Delivery, DeliveryError
     from appliance.schema import ImagesSpec
 
     try:
@@ -122,8 +123,10 @@ def push_cmd(profile: str, sets: tuple[str, ...], provider: str | None, registry
     _, imgs = _profile_images(profile, sets, provider)
     done = set()
     for comp, img in imgs:
-        refs = Delivery("local", registry=spec.registry).provide(None, [img])
-        ref = refs[img.name]
+        try:
+            ref = Delivery("local", registry=spec.registry).provide(None, [img])[img.name]
+        except (DeliveryError, BuildError) as e:
+            raise UserError(str(e), f"images push ({comp}: {img.name})", "fix the cause and run it again: pushed blobs are kept") from None
         if ref not in done:
             click.echo(f"{comp:<20} {ref} -> {spec.registry}")
             done.add(ref)

@@ -10,6 +10,7 @@ through its mirror), else local. Images without an upstream (our stub model imag
 
 from __future__ import annotations
 
+import http.client
 import shutil
 import subprocess
 import threading
@@ -84,7 +85,11 @@ def push(archive: Path, ref: str, registry: str, aliases: tuple[str, ...] = ()) 
         if host != LOCAL_HOST:
             raise DeliveryError(f"{r}: only {LOCAL_HOST}/ images are pushed")
         repo, tag = rest.rsplit(":", 1)
-        reg.push_archive(archive, endpoint, repo, tag)
+        try:
+            reg.push_archive(archive, endpoint, repo, tag)
+        except (OSError, http.client.HTTPException, reg.RegistryError) as e:
+            raise DeliveryError(f"pushing {r} to {endpoint.url} failed ({type(e).__name__}: {e}); check that the registry "
+                                "runs and this host reaches it (cluster.images.registry; http:// for plain HTTP)") from None
 
 
 def node_mirrors(spec) -> dict[str, str]:

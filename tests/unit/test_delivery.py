@@ -166,3 +166,15 @@ def test_pod_problems_name_the_reason_and_the_last_error(monkeypatch):
     assert seen["args"] == ("ns1", "app=x")
     assert 'p1: CrashLoopBackOff: last run: StartError (exit code 128): exec: "/manager": no such file' in why
     assert "p2: ImagePullBackOff: Back-off pulling image x" in why and "ContainerCreating" not in why
+
+
+def test_push_to_a_silent_registry_is_one_clear_error(tmp_path):
+    from appliance.images.archive import FileEntry, ImageSpec, write_docker_archive, write_layer
+
+    layer = tmp_path / "l.tar"
+    write_layer([FileEntry("hello", data=b"hi", mode=0o644)], layer)
+    write_docker_archive(ImageSpec("appliance.local/x:1", [layer]), tmp_path / "x.tar")
+    port = free_ports(1)[0]
+    with pytest.raises(D.DeliveryError) as e:
+        D.push(tmp_path / "x.tar", "appliance.local/x:1", f"http://127.0.0.1:{port}")
+    assert f"127.0.0.1:{port}" in str(e.value) and "ConnectionRefusedError" in str(e.value) and "cluster.images.registry" in str(e.value)
