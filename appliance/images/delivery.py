@@ -41,12 +41,11 @@ LOCAL_HOST = "appliance.local"
 
 @dataclass(frozen=True)
 class Delivery:
-    """The decided source (`upstream` | `local`) with the registry settings; `why` says how it was chosen."""
+    """The decided source (`upstream` | `local`) and the push registry; `why` says how it was chosen."""
 
     source: Literal["upstream", "local"]
     why: str = ""
     registry: str = ""
-    mirrors: tuple[tuple[str, str], ...] = ()
 
     def provide(self, kube, images: list[ComponentImage], load: str = "auto") -> dict[str, str]:
         """Make `images` available to the nodes; returns name → the reference pod specs should use.
@@ -146,17 +145,15 @@ def registries(upstreams: list[str]) -> list[str]:
 
 def decide(spec, upstreams: list[str]) -> Delivery:
     """Resolve `spec.source` (auto | upstream | local) for images pinned to `upstreams`."""
-    mirrors = dict(spec.mirrors)
-    common = {"registry": spec.registry, "mirrors": tuple(sorted(mirrors.items()))}
     if spec.source != "auto":
-        return Delivery(spec.source, f"set by cluster.images.source={spec.source}", **common)
+        return Delivery(spec.source, f"set by cluster.images.source={spec.source}", spec.registry)
     if not upstreams:
-        return Delivery("local", "no component image has an upstream reference", **common)
+        return Delivery("local", "no component image has an upstream reference", spec.registry)
     for host in registries(upstreams):
-        ok, why = reg.Endpoint(reg.endpoint_for(host, mirrors)).answers()
+        ok, why = reg.Endpoint(reg.endpoint_for(host, spec.mirrors)).answers()
         if not ok:
-            return Delivery("local", f"{host} unreachable ({why}): building images here", **common)
-    return Delivery("upstream", f"{', '.join(registries(upstreams))} reachable: pulling pinned upstream images", **common)
+            return Delivery("local", f"{host} unreachable ({why}): building images here", spec.registry)
+    return Delivery("upstream", f"{', '.join(registries(upstreams))} reachable: pulling pinned upstream images", spec.registry)
 
 
 class Images:
