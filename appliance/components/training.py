@@ -228,8 +228,6 @@ def deployment(opts: TrainingOpts, image_ref: str, init_image: str) -> dict:
     }
 
 
-# ----------------------------------------------------------------------------- host runtime
-
 # ----------------------------------------------------------------------------- the component
 
 @register
