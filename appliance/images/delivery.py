@@ -52,25 +52,26 @@ class Delivery:
         `load` (local, no registry): node-containers | none | auto (node-containers when the nodes are
         local containers)."""
         refs: dict[str, str] = {}
-        built: list[tuple[ComponentImage, str, Path]] = []
+        built: dict[str, tuple[Path, tuple[str, ...]]] = {}  # ref -> (archive, aliases); one transfer per image
         for img in images:
             if self.source == "upstream" and img.upstream:
                 refs[img.name] = img.upstream
-            else:
-                ref, archive = img.build()
-                built.append((img, ref, archive))
-                refs[img.name] = ref
+                continue
+            ref, archive = img.build()
+            refs[img.name] = ref
+            aliases = built[ref][1] if ref in built else ()
+            built[ref] = (archive, tuple(dict.fromkeys(aliases + img.aliases)))
         if not built:
             return refs
         if self.registry:
-            for img, ref, archive in built:
-                push(archive, ref, self.registry, img.aliases)
+            for ref, (archive, aliases) in built.items():
+                push(archive, ref, self.registry, aliases)
             return refs
         if load == "none":
             return refs
         if load == "node-containers" or node_containers(kube):
-            for img, ref, archive in built:
-                load_image_into_nodes(kube, archive, ref, list(img.aliases))
+            for ref, (archive, aliases) in built.items():
+                load_image_into_nodes(kube, archive, ref, list(aliases))
         return refs
 
 

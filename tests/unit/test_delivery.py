@@ -178,3 +178,14 @@ def test_push_to_a_silent_registry_is_one_clear_error(tmp_path):
     with pytest.raises(D.DeliveryError) as e:
         D.push(tmp_path / "x.tar", "appliance.local/x:1", f"http://127.0.0.1:{port}")
     assert f"127.0.0.1:{port}" in str(e.value) and "ConnectionRefusedError" in str(e.value) and "cluster.images.registry" in str(e.value)
+
+
+def test_an_image_two_components_share_is_pushed_once_with_both_aliases(monkeypatch):
+    pushed = []
+    monkeypatch.setattr(D, "push", lambda archive, ref, registry, aliases: pushed.append((ref, aliases)))
+    same = lambda: ("appliance.local/trainer:abc", "a.tar")  # noqa: E731
+    imgs = [D.ComponentImage("pytorch-init", "docker.io/library/alpine:3.20", same, ("appliance.local/trainer:stub",)),
+            D.ComponentImage("trainer", "", same, ("appliance.local/trainer:stub", "appliance.local/trainer:x"))]
+    refs = D.Delivery("local", registry="reg:5000").provide(None, imgs)
+    assert refs == {"pytorch-init": "appliance.local/trainer:abc", "trainer": "appliance.local/trainer:abc"}
+    assert pushed == [("appliance.local/trainer:abc", ("appliance.local/trainer:stub", "appliance.local/trainer:x"))]
