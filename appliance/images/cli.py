@@ -116,18 +116,17 @@ def push_cmd(profile: str, sets: tuple[str, ...], provider: str | None, registry
         spec = ImagesSpec(source="local", registry=registry)  # validates the address like the profile does
     except ValidationError as e:
         raise UserError(e.errors()[0]["msg"].removeprefix("Value error, "), "--registry", "e.g. --registry http://10.0.0.5:5000", code=2) from None
-    base = spec.registry if "://" in spec.registry else f"https://{spec.registry}"
-    ok, why = reg.Endpoint(base).answers()
+    ok, why = reg.Endpoint(spec.registry).answers()
     if not ok:
         raise UserError(f"registry does not answer: {why}", "--registry", "start it, or check the address and scheme (http:// for plain HTTP)")
     _, imgs = _profile_images(profile, sets, provider)
+    try:  # one call: an image two components share goes up once, with all its tags
+        refs = Delivery("local", registry=spec.registry).provide(None, [img for _, img in imgs])
+    except (DeliveryError, BuildError) as e:
+        raise UserError(str(e), "images push", "fix the cause and run it again: pushed blobs are kept") from None
     done = set()
     for comp, img in imgs:
-        try:
-            ref = Delivery("local", registry=spec.registry).provide(None, [img])[img.name]
-        except (DeliveryError, BuildError) as e:
-            raise UserError(str(e), f"images push ({comp}: {img.name})", "fix the cause and run it again: pushed blobs are kept") from None
-        if ref not in done:
-            click.echo(f"{comp:<20} {ref} -> {spec.registry}")
-            done.add(ref)
+        if refs[img.name] not in done:
+            click.echo(f"{comp:<20} {refs[img.name]} -> {spec.registry}")
+            done.add(refs[img.name])
     click.echo(f"pushed {len(done)} images; use: --set cluster.images.source=local --set cluster.images.registry={spec.registry}")

@@ -79,7 +79,7 @@ def push(archive: Path, ref: str, registry: str, aliases: tuple[str, ...] = ()) 
     """Push a locally built image `appliance.local/<repo>:<tag>` (and its aliases' tags) to `registry`
     (a URL, or host[:port] = https) as <repo>:<tag>. The nodes keep the same references: their
     containerd maps the host `appliance.local` to that registry (a mirror the provider writes)."""
-    endpoint = reg.Endpoint(registry if "://" in registry else f"https://{registry}")
+    endpoint = reg.Endpoint(registry)
     for r in (ref, *aliases):
         host, _, rest = r.partition("/")
         if host != LOCAL_HOST:
@@ -97,7 +97,7 @@ def node_mirrors(spec) -> dict[str, str]:
     `appliance.local` → the push registry when one is set."""
     out = dict(spec.mirrors)
     if spec.registry:
-        out[LOCAL_HOST] = spec.registry if "://" in spec.registry else f"https://{spec.registry}"
+        out[LOCAL_HOST] = reg.Endpoint(spec.registry).url
     return out
 
 

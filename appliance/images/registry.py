@@ -38,13 +38,17 @@ def endpoint_for(host: str, mirrors: dict[str, str]) -> str:
 
 @dataclass
 class Endpoint:
-    """A registry API base URL, e.g. http://10.0.0.5:5000 or https://registry.example."""
+    """A registry API base URL, e.g. http://10.0.0.5:5000 or registry.example (= https://registry.example)."""
 
     url: str
     timeout: float = 60.0
 
+    def __post_init__(self):
+        """A bare host[:port] means HTTPS."""
+        self.url = (self.url if "://" in self.url else f"https://{self.url}").rstrip("/")
+
     def _conn(self, timeout: float | None = None) -> http.client.HTTPConnection:
-        u = urllib.parse.urlsplit(self.url if "://" in self.url else f"https://{self.url}")
+        u = urllib.parse.urlsplit(self.url)
         if u.scheme == "http":
             return http.client.HTTPConnection(u.netloc, timeout=timeout or self.timeout)
         return http.client.HTTPSConnection(u.netloc, timeout=timeout or self.timeout, context=ssl.create_default_context())
