@@ -36,6 +36,15 @@ class HostProcess:
         except (OSError, ValueError, TypeError):
             return None
 
+    def current(self, sig: dict) -> procs.Proc | None:
+        """The running process if it was started with signature `sig`; otherwise stop whatever runs
+        (a stale or differently configured one) and return None, so the caller starts anew."""
+        cur = self.load()
+        if cur and cur.alive() and cur.extra.get("sig") == sig:
+            return cur
+        self.stop()
+        return None
+
     def alive(self) -> bool:
         p = self.load()
         return bool(p and p.alive())

@@ -348,17 +348,15 @@ class KServe(Component):
         o = self.options
         host = self._host(kube)
         sig = {"version": VERSION, "namespace": o.namespace}
-        cur = host.load()
-        running = bool(cur and cur.alive() and cur.extra.get("sig") == sig)
-        if running:
+        cur = host.current(sig)
+        if cur:
             ports = cur.extra["ports"]
         else:
-            host.stop()
             ports = dict(zip(("webhook", "metrics", "probe"), procs.free_ports(3), strict=True))
         server_image = self._server_ref()
         objs = self.objects(kube, "", server_image, f"https://{HOST_IP}:{ports['webhook']}")
         kube.apply(objs)
-        if running:
+        if cur:
             msg = f"host process running (pid {cur.pid})"
         else:
             tmp = host.folder / f"{NAME}-tmp"

@@ -280,11 +280,10 @@ class TrainingOperator(Component):
             host.folder.mkdir(parents=True, exist_ok=True)
             template.write_text(INIT_TEMPLATE)
             argv_sig = {"version": VERSION, "schemes": o.schemes, "init_image": init_image}
-            cur = host.load()
-            if cur and cur.alive() and cur.extra.get("sig") == argv_sig:
+            cur = host.current(argv_sig)
+            if cur:
                 msg = f"host process running (pid {cur.pid})"
             else:
-                host.stop()
                 ports = dict(zip(("probe", "webhook"), procs.free_ports(2), strict=True))
                 argv = [str(binary())] + args(o, init_image, str(template), ports)
                 proc = host.start(argv, kube.kubeconfig, secret=f"{o.namespace}/{SECRET}", cert_dir=CERT_DIR,
