@@ -184,7 +184,12 @@ def test_sixteen_gpu_pod_is_unschedulable(sim, ns):
 
     ev = _wait(failed, timeout=30)
     assert "nvidia.com/gpu" in ev[0].message
-    pod = core.read_namespaced_pod("big", ns)
+    # the scheduler records the event and patches the pod's condition separately: wait for both
+    def with_conditions():
+        pod = core.read_namespaced_pod("big", ns)
+        return pod if pod.status.conditions else None
+
+    pod = _wait(with_conditions, timeout=30)
     assert pod.status.phase == "Pending" and not pod.spec.node_name
     cond = {c.type: c for c in pod.status.conditions}
     assert cond["PodScheduled"].status == "False" and cond["PodScheduled"].reason == "Unschedulable"
