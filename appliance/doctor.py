@@ -10,6 +10,8 @@ from appliance import components, providers
 from appliance.schema import Profile
 
 INOTIFY_MIN = {"max_user_watches": 524288, "max_user_instances": 512}
+KERNEL_MODULE = {"overlay": "overlay", "br_netfilter": "br_netfilter", "iptables": "ip_tables", "nf_conntrack": "nf_conntrack"}
+KERNEL_FATAL = {"overlay", "br_netfilter"}  # kind and kubelet cannot run without these; the others degrade
 
 
 @dataclass
@@ -48,11 +50,15 @@ def host_checks(f: dict[str, Any], provider: str) -> list[Check]:
         fix = "install Docker (Debian: apt-get install docker.io) and start dockerd" if not d["client"] else "start the Docker daemon (systemctl start docker) or use --provider sim"
         out.append(Check("docker", "fail" if needs_docker else "warn", d["error"] or "no daemon", fix))
 
-    mods = f["modules"]
-    missing = [m for m, ok in mods.items() if not ok]
-    out.append(Check("kernel-modules", ("fail" if needs_kernel and {"overlay", "br_netfilter"} & set(missing) else "warn") if missing else "pass",
-                     "loaded: " + ", ".join(m for m, ok in mods.items() if ok) if not missing else "missing: " + ", ".join(missing),
-                     f"modprobe {' '.join(missing)}" if missing else ""))
+    kernel = f["kernel"]
+    missing = [k for k, proof in kernel.items() if not proof]
+    present = "present: " + (", ".join(k for k, proof in kernel.items() if proof) or "none")
+    if missing:
+        status = "fail" if needs_kernel and KERNEL_FATAL & set(missing) else "warn"
+        out.append(Check("kernel-modules", status, f"missing: {', '.join(missing)}; {present}",
+                         f"modprobe {' '.join(KERNEL_MODULE[k] for k in missing)}"))
+    else:
+        out.append(Check("kernel-modules", "pass", present))
 
     caps = f["caps"]
     if not caps.get("CAP_SYS_RESOURCE", True):

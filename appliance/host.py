@@ -97,12 +97,27 @@ def bounding_caps() -> dict[str, bool]:
     return {name: False for name in CAPS}
 
 
-def kernel_modules(names: list[str]) -> dict[str, bool]:
-    """Whether each module is loaded or built in."""
-    loaded = set()
-    if Path("/proc/modules").exists():
-        loaded = {line.split()[0] for line in Path("/proc/modules").read_text().splitlines()}
-    return {n: n in loaded or Path("/sys/module", n).exists() for n in names}
+def kernel_features(root: Path = Path("/")) -> dict[str, str]:
+    """What kind and kubelet need from the kernel, found by function rather than by module list (a built-in
+    module has no /proc/modules line and often no /sys/module entry): each feature → the path that proves
+    it ('' when missing). `root` is where /proc and /sys live (a fake tree in tests)."""
+    modules = root / "proc/modules"
+    loaded = {ln.split()[0] for ln in modules.read_text().splitlines() if ln.strip()} if modules.exists() else set()
+
+    def found(*paths: str) -> str:
+        return next((f"/{p}" for p in paths if (root / p).exists()), "")
+
+    def module(*names: str) -> str:
+        return next((f"/proc/modules ({n})" for n in names if n in loaded), "") or found(*(f"sys/module/{n}" for n in names))
+
+    filesystems = root / "proc/filesystems"
+    overlay = filesystems.exists() and "overlay" in filesystems.read_text().split()
+    return {
+        "overlay": "/proc/filesystems (overlay)" if overlay else module("overlay"),
+        "br_netfilter": found("proc/sys/net/bridge/bridge-nf-call-iptables") or module("br_netfilter"),
+        "iptables": found("proc/net/ip_tables_names") or module("ip_tables", "nf_tables"),
+        "nf_conntrack": found("proc/sys/net/netfilter/nf_conntrack_max", "proc/net/nf_conntrack") or module("nf_conntrack"),
+    }
 
 
 def sysctl(name: str) -> int | None:
@@ -134,7 +149,7 @@ def facts(disk_path: Path) -> dict[str, Any]:
         **resources(disk_path),
         "cgroup_version": cgroup_version(),
         "caps": bounding_caps(),
-        "modules": kernel_modules(["overlay", "br_netfilter", "ip_tables", "nf_conntrack"]),
+        "kernel": kernel_features(),
         "inotify": {k: sysctl(f"fs.inotify.{k}") for k in ("max_user_watches", "max_user_instances")},
         "docker": docker(),
         "go": shutil.which("go") or "",

@@ -67,7 +67,8 @@ def base_facts(**over):
     f = {
         "cpus": 2, "memory_mib": 24000, "memory_available_mib": 20000, "disk_free_gib": 50.0, "disk_path": "/",
         "cgroup_version": 1, "caps": {"CAP_NET_ADMIN": True, "CAP_SYS_ADMIN": True, "CAP_SYS_RESOURCE": False},
-        "modules": {"overlay": True, "br_netfilter": True, "ip_tables": True, "nf_conntrack": True},
+        "kernel": {"overlay": "/proc/filesystems (overlay)", "br_netfilter": "/proc/sys/net/bridge/bridge-nf-call-iptables",
+                   "iptables": "/proc/net/ip_tables_names", "nf_conntrack": "/proc/sys/net/netfilter/nf_conntrack_max"},
         "inotify": {"max_user_watches": 8192, "max_user_instances": 128},
         "docker": {"client": True, "daemon": True, "version": "20.10", "error": "", "runtimes": ["runc"], "default_runtime": "runc"},
         "go": "/usr/bin/go", "gpus": {"nvml": False, "error": "absent", "gpus": []},
@@ -92,10 +93,51 @@ def test_no_docker_fails_only_for_kind():
 
 
 def test_every_check_has_status_and_non_pass_has_fix():
-    for c in doctor.host_checks(base_facts(modules={"overlay": False, "br_netfilter": True, "ip_tables": True, "nf_conntrack": True}), "kind"):
+    for c in doctor.host_checks(base_facts(kernel={**base_facts()["kernel"], "overlay": ""}), "kind"):
         assert c.status in ("pass", "warn", "fail")
         if c.status != "pass":
             assert c.fix, c
+
+
+def fake_root(tmp_path, *files, modules=None):
+    """A /proc and /sys tree under tmp_path with `files` present; /proc/modules only when `modules` is given."""
+    for f in files:
+        (tmp_path / f).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / f).write_text("0\n")
+    (tmp_path / "proc").mkdir(exist_ok=True)
+    (tmp_path / "proc/filesystems").write_text("nodev\tsysfs\nnodev\tproc\n")
+    if modules is not None:
+        (tmp_path / "proc/modules").write_text("".join(f"{m} 16384 0 - Live 0x0000000000000000\n" for m in modules))
+    return tmp_path
+
+
+def test_kernel_built_in_is_found_by_function(tmp_path):
+    """No /proc/modules and no /sys/module entries (the reported host): the sysctl and proc paths prove it."""
+    root = fake_root(tmp_path, "proc/sys/net/bridge/bridge-nf-call-iptables", "proc/net/ip_tables_names",
+                     "proc/sys/net/netfilter/nf_conntrack_max", "sys/module/overlay/parameters/metacopy")
+    k = host.kernel_features(root)
+    assert all(k.values()) and k["br_netfilter"] == "/proc/sys/net/bridge/bridge-nf-call-iptables"
+    f = base_facts(kernel=k)
+    assert by_name(doctor.host_checks(f, "kind"))["kernel-modules"].status == "pass"
+
+
+def test_kernel_loadable_modules_loaded(tmp_path):
+    root = fake_root(tmp_path, "sys/module/br_netfilter/refcnt", modules=["overlay", "nf_tables", "nf_conntrack"])
+    k = host.kernel_features(root)
+    assert k == {"overlay": "/proc/modules (overlay)", "br_netfilter": "/sys/module/br_netfilter",
+                 "iptables": "/proc/modules (nf_tables)", "nf_conntrack": "/proc/modules (nf_conntrack)"}
+
+
+def test_kernel_missing_fails_with_the_modules_to_load(tmp_path):
+    root = fake_root(tmp_path, "sys/module/overlay/refcnt", modules=["overlay"])
+    k = host.kernel_features(root)
+    assert k["overlay"] and not k["br_netfilter"] and not k["iptables"] and not k["nf_conntrack"]
+    c = by_name(doctor.host_checks(base_facts(kernel=k), "kind"))["kernel-modules"]
+    assert c.status == "fail" and c.detail.startswith("missing: br_netfilter, iptables, nf_conntrack")
+    assert c.fix == "modprobe br_netfilter ip_tables nf_conntrack"
+    assert by_name(doctor.host_checks(base_facts(kernel=k), "sim"))["kernel-modules"].status == "warn"
+    no_iptables = base_facts(kernel={**base_facts()["kernel"], "iptables": ""})
+    assert by_name(doctor.host_checks(no_iptables, "kind"))["kernel-modules"].status == "warn"
 
 
 def test_budget_sums_requests_and_fails_on_small_host():
