@@ -79,25 +79,15 @@ def down(profile, cluster):
 @profile_opt
 @cluster_opt
 @json_opt
-def status(profile, cluster, as_json):
+@click.option("--verbose", "-v", is_flag=True, help="also show file paths (logs, binaries, state) and ports")
+def status(profile, cluster, as_json, verbose):
     """Show the cluster, its provider's view, and each component's readiness."""
     name = cluster or _load(profile, ()).profile.cluster.name
     st = orchestrator.status(name)
     if as_json:
         _emit_json(st)
-        return
-    click.echo(f"cluster {st['cluster']} ({st['provider']}, profile {st['profile']}): {'ready' if st['ready'] else 'NOT READY'}")
-    click.echo(f"  kubeconfig: {st['kubeconfig']}")
-    for comp, entry in st["components"].items():
-        state = "ready" if entry.get("ready") else f"not ready ({entry.get('missing') or entry.get('error') or entry.get('step')})"
-        click.echo(f"  {comp:<24} {state}")
-    for key, value in (st["provider_status"] or {}).items():
-        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-            click.echo(f"  {key}:")
-            for item in value:
-                click.echo("    " + "  ".join(f"{k}={v}" for k, v in item.items()))
-        else:
-            click.echo(f"  {key}: {value if isinstance(value, str) else json.dumps(value, default=str)}")
+    else:
+        click.echo(report.status_text(st, verbose))
 
 
 @main.command()

@@ -58,7 +58,7 @@ class Proc:
             except psutil.Error:
                 pass
         return {"name": self.name, "pid": self.pid, "alive": p is not None, "rss_bytes": rss, "cpu_seconds": round(cpu, 1),
-                "log": self.log, "binary": self.argv[0] if self.argv else ""}
+                "create_time": self.create_time if p else 0.0, "log": self.log, "binary": self.argv[0] if self.argv else ""}
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -74,3 +74,61 @@ def test_bad_flag_and_unknown_profile_are_one_line():
 def test_status_of_unknown_cluster(tmp_path):
     r = cli("status", "--cluster", "ghost", env={"APPLIANCE_STATE": str(tmp_path)})
     assert r.returncode == 1 and "no cluster named 'ghost'" in r.stderr
+
+
+NOW = 1_700_000_000.0
+SIM_STATUS = {
+    "cluster": "demo", "provider": "sim", "profile": "laptop", "ready": True, "kubeconfig": "/state/demo/kubeconfig",
+    "steps": {"cluster": "done", "platform-base": "done"},
+    "components": {"platform-base": {"step": "done", "error": None, "ready": True, "missing": []}},
+    "provider_status": {
+        "provider": "sim", "state": "degraded", "state_dir": "/state/demo/sim", "kubeconfig": "/state/demo/kubeconfig",
+        "apiserver": "https://127.0.0.1:6443", "ports": {"etcd": 2379, "kube-apiserver": 6443},
+        "processes": [
+            {"name": "etcd", "pid": 29934, "alive": True, "rss_bytes": 81883136, "cpu_seconds": 3.5,
+             "create_time": NOW - 7380, "log": "/state/demo/sim/etcd.log", "binary": "/cache/bin/etcd"},
+            {"name": "kube-scheduler", "pid": 0, "alive": False, "rss_bytes": 0},
+        ],
+        "crashed": ["kube-scheduler"], "rss_bytes_total": 81883136,
+        "nodes": {"total": 6, "ready": 6, "gpus": 32},
+    },
+}
+
+
+def test_status_text_is_a_table_without_paths():
+    from appliance.report import status_text
+
+    text = status_text(SIM_STATUS, now=NOW)
+    lines = text.splitlines()
+    header = next(ln for ln in lines if ln.split()[:1] == ["NAME"])
+    assert header.split() == ["NAME", "PID", "STATE", "MEMORY", "CPU", "TIME", "UPTIME"]
+    etcd = next(ln for ln in lines if ln.split()[:1] == ["etcd"])
+    assert etcd.split() == ["etcd", "29934", "running", "78", "MiB", "3.5s", "2h03m"]
+    assert etcd.index("29934") == header.index("PID") and etcd.index("78 MiB") == header.index("MEMORY")
+    assert next(ln for ln in lines if ln.split()[:1] == ["kube-scheduler"]).split() == ["kube-scheduler", "-", "exited", "-", "-", "-"]
+    assert "memory: 78 MiB" in text and "nodes: total 6, ready 6, gpus 32" in text and "crashed: kube-scheduler" in text
+    assert "ports" not in text and "/state/demo/sim" not in text and "/cache/bin" not in text
+    assert "=" not in text and "{" not in text and "rss_bytes" not in text
+    assert "  kubeconfig: /state/demo/kubeconfig" in lines and text.count("/state/demo/kubeconfig") == 1
+
+
+def test_status_text_verbose_adds_paths_and_ports():
+    from appliance.report import status_text
+
+    text = status_text(SIM_STATUS, verbose=True, now=NOW)
+    header = next(ln for ln in text.splitlines() if ln.split()[:1] == ["NAME"])
+    assert header.split()[-2:] == ["LOG", "BINARY"]
+    assert "/state/demo/sim/etcd.log" in text and "/cache/bin/etcd" in text and "state_dir: /state/demo/sim" in text
+    assert "ports: etcd 2379, kube-apiserver 6443" in text
+
+
+def test_status_json_keeps_everything(monkeypatch):
+    from click.testing import CliRunner
+
+    from appliance import cli as cli_mod
+
+    monkeypatch.setattr(cli_mod.orchestrator, "status", lambda name: SIM_STATUS)
+    r = CliRunner().invoke(cli_mod.main, ["status", "--cluster", "demo", "--json"])
+    assert r.exit_code == 0 and json.loads(r.output) == SIM_STATUS
+    r = CliRunner().invoke(cli_mod.main, ["status", "--cluster", "demo", "-v"])
+    assert r.exit_code == 0 and "/cache/bin/etcd" in r.output and "LOG" in r.output
