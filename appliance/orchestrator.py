@@ -7,7 +7,7 @@ import threading
 import time
 from typing import Any
 
-from appliance import components, host, paths, profiles, providers
+from appliance import components, host, paths, profiles, progress, providers
 from appliance.errors import UserError
 from appliance.plan import CLUSTER, Lock, Plan, State, Step, execute, fingerprint
 from appliance.schema import ClusterSpec, ComponentSpec, Profile
@@ -99,7 +99,8 @@ def up(profile: Profile, provider: str, reporter, parallel: int = 2) -> dict[str
         state.data.update(provider=provider, profile=profile.name, cluster_spec=profile.cluster.model_dump(),
                           components={n: s.options for n, s in profile.components.items() if s.enabled})
         state.save()
-        out = execute(c.plan(state), state, reporter, parallel)
+        with progress.reporting(reporter, progress.announce(profile, provider, reporter)):
+            out = execute(c.plan(state), state, reporter, parallel)
         result = {"cluster": profile.cluster.name, "provider": provider, "ran": out.ran, "skipped": out.skipped,
                   "failed": out.failed, "blocked": out.blocked, "noop": out.noop, "seconds": round(time.monotonic() - t0, 2),
                   "kubeconfig": (state.data.get("cluster") or {}).get("kubeconfig")}

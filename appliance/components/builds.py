@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance import paths
+from appliance import paths, progress
 from appliance.toolchain.sources import find_go
 
 CONTROLLER_TOOLS = ("sigs.k8s.io/controller-tools", "v0.16.5")
@@ -46,44 +46,48 @@ def _run(cmd: list[str], cwd: str | Path | None = None, env: dict | None = None,
     return p.stdout
 
 
+def go_binary_path(module: str, version: str, name: str) -> Path:
+    """Where `go_binary` caches the binary `name` of module@version."""
+    return paths.cache_dir("components", "go", module.replace("/", "_"), version) / name
+
+
 def go_binary(module: str, version: str, package: str, name: str, ldflags: str = "-s -w", report=None) -> Path:
     """`go install module/package@version` statically (CGO_ENABLED=0, -trimpath) into the cache; cached
     by (module, version, package). Returns the binary's path."""
-    out = paths.cache_dir("components", "go", module.replace("/", "_"), version)
-    binary = out / name
+    binary = go_binary_path(module, version, name)
+    out = binary.parent
     if binary.is_file() and os.access(binary, os.X_OK):
         return binary
     go = find_go()
     if not go:
         raise BuildError("`go` is needed to build " + module + " (install Go >= 1.22)")
-    if report:
-        report(f"building {name} {version} from {module} (go install)")
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="gobin-", dir=out))
     pkg = f"{module}/{package}".rstrip("/") if package else module
     t0 = time.monotonic()
-    try:
+    with progress.build(name, report, f"{version} from {module} (go install)"):
         try:
-            _run(["nice", "-n", "10", go, "install", "-trimpath", f"-ldflags={ldflags}", f"{pkg}@{version}"],
-                 env=_go_env({"GOBIN": str(tmp)}), log=out / f"{name}.build.log")
-        except BuildError as e:
-            if not any(m in str(e) for m in ("@v/list", "deprecation", "replace directives", "exclude directives")):
-                raise
-            # `go install pkg@version` refused (the proxy serves the version but not the module's
-            # version list, or the module's go.mod has replace lines): build inside a writable copy of
-            # the module source instead, where its go.mod applies in full
-            src = _writable_copy(module_dir(module, version), tmp / "src")
-            _run(["nice", "-n", "10", go, "build", "-trimpath", f"-ldflags={ldflags}", "-o", str(tmp / "bin" / name), f"./{package}"],
-                 cwd=src, env=_go_env(), log=out / f"{name}.build.log")
-            shutil.rmtree(src, ignore_errors=True)
-            os.replace(tmp / "bin" / name, tmp / name)
-            shutil.rmtree(tmp / "bin", ignore_errors=True)
-        built = [p for p in tmp.iterdir() if p.is_file()]
-        if len(built) != 1:
-            raise BuildError(f"go install {pkg}@{version} produced {[p.name for p in built]}")
-        os.replace(built[0], binary)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+            try:
+                _run(["nice", "-n", "10", go, "install", "-trimpath", f"-ldflags={ldflags}", f"{pkg}@{version}"],
+                     env=_go_env({"GOBIN": str(tmp)}), log=out / f"{name}.build.log")
+            except BuildError as e:
+                if not any(m in str(e) for m in ("@v/list", "deprecation", "replace directives", "exclude directives")):
+                    raise
+                # `go install pkg@version` refused (the proxy serves the version but not the module's
+                # version list, or the module's go.mod has replace lines): build inside a writable copy of
+                # the module source instead, where its go.mod applies in full
+                src = _writable_copy(module_dir(module, version), tmp / "src")
+                _run(["nice", "-n", "10", go, "build", "-trimpath", f"-ldflags={ldflags}", "-o", str(tmp / "bin" / name), f"./{package}"],
+                     cwd=src, env=_go_env(), log=out / f"{name}.build.log")
+                shutil.rmtree(src, ignore_errors=True)
+                os.replace(tmp / "bin" / name, tmp / name)
+                shutil.rmtree(tmp / "bin", ignore_errors=True)
+            built = [p for p in tmp.iterdir() if p.is_file()]
+            if len(built) != 1:
+                raise BuildError(f"go install {pkg}@{version} produced {[p.name for p in built]}")
+            os.replace(built[0], binary)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     (out / f"{name}.json").write_text(json.dumps({"module": module, "version": version, "package": package,
                                                   "seconds": round(time.monotonic() - t0, 1)}))
     return binary
@@ -115,21 +119,22 @@ def generate_crds(module: str, version: str, api_paths: list[str], key: str, crd
     if out.is_dir() and any(out.glob("*.yaml")):
         return out
     gen = controller_gen()
-    src = module_dir(module, version)
-    # The module cache is read-only and may lack a go.sum entry set for controller-gen's loader: work
-    # on a writable copy of the module source.
-    work = Path(tempfile.mkdtemp(prefix="crdgen-"))
-    t0 = time.monotonic()
-    try:
-        _writable_copy(src, work / "src", shutil.ignore_patterns(".git", "test", "docs", "hack", "manifests", "config", "charts", "python", "sdk", "examples"))
-        tmp_out = work / "out"
-        _run(["nice", "-n", "10", str(gen), crd_options, *[f"paths=./{p}/..." for p in api_paths], f"output:crd:artifacts:config={tmp_out}"],
-             cwd=work / "src", env=_go_env(), log=out.parent / f"{key}.gen.log")
-        out.mkdir(parents=True, exist_ok=True)
-        for f in tmp_out.glob("*.yaml"):
-            shutil.copy(f, out / f.name)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    with progress.build(f"CRDs of {module.rsplit('/', 1)[-1]} {version}", counted=False, detail="controller-gen"):
+        src = module_dir(module, version)
+        # The module cache is read-only and may lack a go.sum entry set for controller-gen's loader: work
+        # on a writable copy of the module source.
+        work = Path(tempfile.mkdtemp(prefix="crdgen-"))
+        t0 = time.monotonic()
+        try:
+            _writable_copy(src, work / "src", shutil.ignore_patterns(".git", "test", "docs", "hack", "manifests", "config", "charts", "python", "sdk", "examples"))
+            tmp_out = work / "out"
+            _run(["nice", "-n", "10", str(gen), crd_options, *[f"paths=./{p}/..." for p in api_paths], f"output:crd:artifacts:config={tmp_out}"],
+                 cwd=work / "src", env=_go_env(), log=out.parent / f"{key}.gen.log")
+            out.mkdir(parents=True, exist_ok=True)
+            for f in tmp_out.glob("*.yaml"):
+                shutil.copy(f, out / f.name)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     (out / "build.json").write_text(json.dumps({"seconds": round(time.monotonic() - t0, 1)}))
     return out
 
@@ -296,18 +301,19 @@ def python_image(repo: str, requirements: list[str], files: dict[str, Path], ent
     from appliance.images.debian import rootfs_tarball
 
     t0 = time.monotonic()
-    base = rootfs_tarball("python", BASE_PACKAGES, report=report)
-    whl = wheels(requirements, hashlib.sha256("\n".join(sorted(requirements)).encode()).hexdigest()[:16])
-    out.mkdir(parents=True, exist_ok=True)
-    l1, l2, l3 = out / "base.tar", out / "wheels.tar", out / "app.tar"
-    slim_rootfs(base, l1)
-    wheel_layer(whl, l2)
-    write_layer([FileEntry(dst.lstrip("/"), src=src, mode=0o755 if src.suffix in ("", ".sh") else 0o644) for dst, src in files.items()], l3)
-    write_docker_archive(ImageSpec(ref=ref, layers=[l1, l2, l3], entrypoint=entrypoint, workdir="/app",
-                                   env=["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                                        "PYTHONUNBUFFERED=1", "PYTHONDONTWRITEBYTECODE=1"]), archive)
-    for layer in (l1, l2, l3):
-        layer.unlink(missing_ok=True)
+    with progress.build(f"image {repo}", report, "Debian python3 + wheels", counted=False):
+        base = rootfs_tarball("python", BASE_PACKAGES, report=report)
+        whl = wheels(requirements, hashlib.sha256("\n".join(sorted(requirements)).encode()).hexdigest()[:16])
+        out.mkdir(parents=True, exist_ok=True)
+        l1, l2, l3 = out / "base.tar", out / "wheels.tar", out / "app.tar"
+        slim_rootfs(base, l1)
+        wheel_layer(whl, l2)
+        write_layer([FileEntry(dst.lstrip("/"), src=src, mode=0o755 if src.suffix in ("", ".sh") else 0o644) for dst, src in files.items()], l3)
+        write_docker_archive(ImageSpec(ref=ref, layers=[l1, l2, l3], entrypoint=entrypoint, workdir="/app",
+                                       env=["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                                            "PYTHONUNBUFFERED=1", "PYTHONDONTWRITEBYTECODE=1"]), archive)
+        for layer in (l1, l2, l3):
+            layer.unlink(missing_ok=True)
     (out / "build.json").write_text(json.dumps({"ref": ref, "seconds": round(time.monotonic() - t0, 1),
                                                 "bytes": archive.stat().st_size}))
     return ref, archive

@@ -17,6 +17,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from appliance import progress
 from appliance.errors import UserError
 from appliance.images import archive, debian
 from appliance.images.archive import FileEntry, ImageSpec
@@ -212,23 +213,23 @@ def _build_lock(key: str):
 
 
 def _build(result: NodeImage, version, bins, ctx, refs, key, tag, mirror, report, keep_workdir, t0) -> NodeImage:
-    report(f"building node image {tag}")
-    node_tar = debian.rootfs_tarball("node", debian.NODE_PACKAGES, mirror=mirror, report=report)
-    slim_tar = debian.rootfs_tarball("slim", debian.SLIM_PACKAGES, mirror=mirror, report=report)
-    work = cache_dir("images", "build", key[:16])
-    if work.exists():
-        shutil.rmtree(work)
-    (work / "images").mkdir(parents=True)
-    (work / "layers").mkdir()
-    try:
-        _component_archives(version, bins, ctx, refs, slim_tar, work, report)
-        base = _base_image(node_tar, report)
-        _stage_overlay(version, bins, ctx, refs, work)
-        _assemble(base, tag, key, version, refs, work, report)
-    finally:
-        if not keep_workdir:
-            shutil.rmtree(work, ignore_errors=True)
-    record = cache_dir("images", "node", f"{tag.replace('/', '_').replace(':', '_')}.json")
+    with progress.build("node image", report, f"{tag}: debootstrap, component images, containerd import"):
+        node_tar = debian.rootfs_tarball("node", debian.NODE_PACKAGES, mirror=mirror, report=report)
+        slim_tar = debian.rootfs_tarball("slim", debian.SLIM_PACKAGES, mirror=mirror, report=report)
+        work = cache_dir("images", "build", key[:16])
+        if work.exists():
+            shutil.rmtree(work)
+        (work / "images").mkdir(parents=True)
+        (work / "layers").mkdir()
+        try:
+            _component_archives(version, bins, ctx, refs, slim_tar, work, report)
+            base = _base_image(node_tar, report)
+            _stage_overlay(version, bins, ctx, refs, work)
+            _assemble(base, tag, key, version, refs, work, report)
+        finally:
+            if not keep_workdir:
+                shutil.rmtree(work, ignore_errors=True)
+    record = _record(tag)
     record.parent.mkdir(parents=True, exist_ok=True)
     result.built, result.seconds = True, time.monotonic() - t0
     record.write_text(json.dumps(asdict(result), indent=2))
@@ -421,6 +422,18 @@ def _assemble(base: str, tag: str, key: str, version: str, refs, work: Path, rep
         raise UserError(f"docker build (metadata) failed: {(r.stderr or r.stdout).strip()[-200:]}", "docker")
 
 
+def _record(tag: str) -> Path:
+    """What a build of `tag` held (written when it was built)."""
+    return cache_dir("images", "node", f"{tag.replace('/', '_').replace(':', '_')}.json")
+
+
+def built_before(version: str = "") -> bool:
+    """A node image for Kubernetes `version` (default: the pinned one) was built on this host before."""
+    from appliance.toolchain.pins import KUBERNETES
+
+    return any(_record(REPO).parent.glob(_record(f"{REPO}:{version or KUBERNETES}-*").name))
+
+
 def list_images() -> list[dict]:
     """Node images this host holds (newest first), with what each pre-loads."""
     r = _docker("images", "--filter", f"label={LABEL}=node", "--format", "{{json .}}", check=False)
@@ -431,7 +444,7 @@ def list_images() -> list[dict]:
         except ValueError:
             continue
         tag = f"{d.get('Repository')}:{d.get('Tag')}"
-        rec = cache_dir("images", "node", f"{tag.replace('/', '_').replace(':', '_')}.json")
+        rec = _record(tag)
         images = json.loads(rec.read_text()).get("images", {}) if rec.exists() else {}
         out.append({"tag": tag, "id": d.get("ID", ""), "size": d.get("Size", ""), "created": d.get("CreatedSince", ""), "images": images})
     return out

@@ -26,7 +26,7 @@ def ensure_tools(names: list[str], report=print) -> dict[str, Path]:
     except ImportError:
         Toolchain = None  # noqa: N806
     if Toolchain is not None:
-        return {k: Path(v) for k, v in Toolchain(source="auto").ensure(list(names)).items()}
+        return {k: Path(v) for k, v in Toolchain(source="auto", report=report).ensure(list(names)).items()}
     # Toolchain package not importable: use whatever its cache already holds, then PATH.
     out: dict[str, Path] = {}
     for n in names:

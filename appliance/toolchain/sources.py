@@ -20,6 +20,7 @@ import urllib.request
 from pathlib import Path
 from typing import Callable, Iterable
 
+from appliance import progress
 from appliance.errors import UserError
 from appliance.paths import cache_dir
 from appliance.toolchain.pins import K8S_STAGING_FALLBACK, TOOLS, Tool, staging_version
@@ -257,25 +258,26 @@ class GoBuildSource(Source):
         for group, members in groups.items():
             src = work / group
             t0 = time.monotonic()
-            report(f"building {', '.join(t.name for t in members)} from {members[0].module}@{members[0].version} (go build, CGO off)")
-            self.prepare(group, members, src, log)
-            ldflags = ["-s", "-w", "-extldflags=-static", *members[0].ldflags]
-            with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".build-") as tmp:
-                args = [self.go, "build", "-trimpath", "-ldflags", " ".join(ldflags)]
-                if self.jobs:
-                    args += ["-p", str(self.jobs)]
-                args += ["-o", tmp + "/"]
-                args += [t.package for t in members]
-                self._run(args, src, log)
-                for t in members:
-                    # `go build -o dir/` names the binary after the package's last element
-                    produced = Path(tmp, t.package.rsplit("/", 1)[-1])
-                    if t.package.endswith("/v3"):  # go.etcd.io/etcd/server/v3 -> "server"
-                        produced = Path(tmp, t.package.split("/")[-2])
-                    if not produced.exists():
-                        cands = list(Path(tmp).iterdir())
-                        raise SourceError(f"{t.name}: build produced {[c.name for c in cands]}, not {produced.name}")
-                    os.replace(produced, dest / t.name)
+            with progress.build(", ".join(t.name for t in members), report,
+                                f"from {members[0].module}@{members[0].version} (go build, CGO off)"):
+                self.prepare(group, members, src, log)
+                ldflags = ["-s", "-w", "-extldflags=-static", *members[0].ldflags]
+                with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".build-") as tmp:
+                    args = [self.go, "build", "-trimpath", "-ldflags", " ".join(ldflags)]
+                    if self.jobs:
+                        args += ["-p", str(self.jobs)]
+                    args += ["-o", tmp + "/"]
+                    args += [t.package for t in members]
+                    self._run(args, src, log)
+                    for t in members:
+                        # `go build -o dir/` names the binary after the package's last element
+                        produced = Path(tmp, t.package.rsplit("/", 1)[-1])
+                        if t.package.endswith("/v3"):  # go.etcd.io/etcd/server/v3 -> "server"
+                            produced = Path(tmp, t.package.split("/")[-2])
+                        if not produced.exists():
+                            cands = list(Path(tmp).iterdir())
+                            raise SourceError(f"{t.name}: build produced {[c.name for c in cands]}, not {produced.name}")
+                        os.replace(produced, dest / t.name)
             per = (time.monotonic() - t0) / len(members)
             for t in members:
                 took[t.name] = per

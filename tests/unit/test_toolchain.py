@@ -82,6 +82,25 @@ def test_build_source_env_is_static_and_honours_goproxy(monkeypatch):
     assert env["GOTOOLCHAIN"] == "local" and "toolchain" in env["GOCACHE"] and "toolchain" in env["GOMODCACHE"]
 
 
+def test_go_build_of_a_group_is_one_numbered_step_with_a_heartbeat(tmp_path, monkeypatch):
+    """A fake `go` that takes a while: the group build says its step, beats, then its time."""
+    from appliance import progress
+
+    monkeypatch.setenv("APPLIANCE_CACHE", str(tmp_path / "cache"))
+    go = tmp_path / "go"
+    go.write_text('#!/bin/sh\nsleep 0.3\nwhile [ "$1" != "-o" ]; do shift; done\ntouch "$2kwok" "$2kwokctl"\n')
+    go.chmod(0o755)
+    monkeypatch.setattr(progress, "HEARTBEAT_S", 0.1)
+    (tmp_path / "bin").mkdir()
+    lines: list[str] = []
+    with progress.reporting(None, total=2):
+        took = GoBuildSource(go=str(go)).fetch([TOOLS["kwok"], TOOLS["kwokctl"]], tmp_path / "bin", lines.append)
+    assert set(took) == {"kwok", "kwokctl"} and (tmp_path / "bin" / "kwokctl").exists()
+    assert lines[0].startswith("build 1/2 kwok, kwokctl: from sigs.k8s.io/kwok@")
+    assert any(ln.startswith("still building kwok, kwokctl, 0s (build 1/2)") for ln in lines)
+    assert lines[-1].startswith("build 1/2 kwok, kwokctl done in ")
+
+
 # --------------------------------------------------------------------------- cache + fallback
 
 

@@ -1,0 +1,182 @@
+"""Progress of long builds: a step count ("build 3/12 kube-apiserver"), the elapsed time of each, a
+heartbeat line while one runs ("still building kube-apiserver, 2m30s"), and at the start of `up` a rough
+estimate of how long the builds the caches lack will take on this machine.
+
+Build helpers wrap each long build in `build(name, report)`. While `up` runs, `reporting(reporter)` sends
+every build's lines to its reporter (on a terminal a live row with a spinner and the elapsed time, no
+heartbeat lines); outside `up` they go to the helper's `report` callable, or stderr.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+import time
+from typing import Callable, Iterator
+
+HEARTBEAT_S = 30.0
+
+#: Seconds one cold build took on the 2-CPU CI machine (cache build records, bench/results/stack-*.json).
+COST_2CPU = {
+    "toolchain kubernetes": 600, "toolchain etcd": 120, "toolchain kwok": 150, "toolchain coredns": 200,
+    "toolchain kind": 100, "training-operator": 500, "kserve-manager": 410, "controller-gen": 60,
+    "local-path-provisioner": 120, "crictl": 90, "node image": 300,
+}
+COST_DEFAULT = 120
+DOWNLOAD_S = 20  # a toolchain group fetched from the release hosts instead of built
+
+
+def duration(seconds: float) -> str:
+    """90 -> '1m30s', 45 -> '45s', 3700 -> '1h01m'."""
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+def estimate_seconds(builds: list[str], cpus: int, downloads: int = 0) -> float:
+    """Rough wall time of `builds` (names from COST_2CPU) plus `downloads` toolchain groups: the 2-CPU
+    cost scaled by 2/cpus (Go compiles in parallel; beyond 8 CPUs linking and fetching dominate)."""
+    scale = 2 / min(max(cpus, 1), 8)
+    return sum(COST_2CPU.get(b, COST_DEFAULT) for b in builds) * scale + downloads * DOWNLOAD_S
+
+
+class Counter:
+    """Numbers the builds of one run; the total is what the estimate expected, or more if more came."""
+
+    def __init__(self, total: int = 0, reporter=None):
+        self.total, self.n, self.reporter = total, 0, reporter
+        self._lock = threading.Lock()
+
+    def next(self) -> str:
+        """'build 3/12'."""
+        with self._lock:
+            self.n += 1
+            self.total = max(self.total, self.n)
+            return f"build {self.n}/{self.total}"
+
+
+_current = Counter()
+
+
+@contextlib.contextmanager
+def reporting(reporter, total: int = 0) -> Iterator[Counter]:
+    """Builds inside this block report to `reporter` (a report.Reporter), numbered out of `total`."""
+    global _current
+    before, _current = _current, Counter(total, reporter)
+    try:
+        yield _current
+    finally:
+        _current = before
+
+
+def _live(reporter) -> bool:
+    from appliance.report import RichReporter
+
+    return isinstance(reporter, RichReporter)
+
+
+@contextlib.contextmanager
+def build(name: str, report: Callable[[str], None] | None = None, detail: str = "", counted: bool = True,
+          every: float | None = None, clock: Callable[[], float] = time.monotonic) -> Iterator[None]:
+    """Wrap one long build: a start line (numbered when `counted`), a heartbeat every `every` seconds
+    (default HEARTBEAT_S) until the block ends, and a done/failed line with the elapsed time."""
+    every = every or HEARTBEAT_S
+    counter = _current
+    step = counter.next() if counted else ""
+    label = f"{step} {name}".strip()
+    reporter = counter.reporter
+    live = reporter is not None and _live(reporter)
+    if reporter is not None:
+        say = reporter.message
+    else:
+        say = report or (lambda m: print(m, file=sys.stderr, flush=True))
+    t0 = clock()
+    if live:
+        reporter.step(label, "running", detail)
+    else:
+        say(f"{label}{': ' + detail if detail else ''}")
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(every):
+            say(f"still building {name}, {duration(clock() - t0)}{f' ({step})' if step else ''}")
+
+    beater = None if live else threading.Thread(target=beat, daemon=True, name=f"heartbeat {name}")
+    if beater:
+        beater.start()
+    ok = False
+    try:
+        yield
+        ok = True
+    finally:
+        stop.set()
+        if beater:
+            beater.join()
+        took = clock() - t0
+        if live:
+            reporter.step(label, "done" if ok else "failed", seconds=took)
+        else:
+            say(f"{label} {'done in' if ok else 'failed after'} {duration(took)}")
+
+
+def cpus() -> int:
+    """CPUs this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def pending(profile, provider: str) -> tuple[list[str], int]:
+    """What a cold `up` of `profile` on `provider` would build that the caches lack (names of COST_2CPU),
+    and how many toolchain groups it would download instead of build (release hosts reachable)."""
+    from appliance.components import builds
+    from appliance.errors import UserError
+    from appliance.toolchain import SIM_TOOLS, TOOLS, Toolchain
+    from appliance.toolchain.sources import ReleaseSource
+
+    todo: list[str] = []
+    go: list[tuple[str, str, str]] = []
+    tools = SIM_TOOLS if provider == "sim" else []
+    if provider == "kind":
+        from appliance.images import node
+        from appliance.images.gobuild import PROGRAMS
+
+        tools = node.TOOLS
+        go += [(module, version, name) for name, (module, version, _) in PROGRAMS.items()]
+        todo += [] if node.built_before() else ["node image"]
+    tc, groups = Toolchain(), []
+    for t in tools:
+        try:
+            tc.path(t)
+        except UserError:
+            groups += [TOOLS[t].group] if TOOLS[t].group not in groups else []
+    downloads = len(groups) if groups and ReleaseSource().available()[0] else 0
+    todo[:0] = [] if downloads else [f"toolchain {g}" for g in groups]
+    enabled = {n for n, c in profile.components.items() if c.enabled}
+    if enabled & {"training-operator", "kserve"}:
+        from appliance.components import serving, training
+
+        go.append((*builds.CONTROLLER_TOOLS, "controller-gen"))
+        go += [(training.MODULE, training.VERSION, "training-operator")] if "training-operator" in enabled else []
+        go += [(serving.MODULE, serving.VERSION, "kserve-manager")] if "kserve" in enabled else []
+    todo += [name for module, version, name in go if not builds.go_binary_path(module, version, name).is_file()]
+    return todo, downloads
+
+
+def announce(profile, provider: str, reporter) -> int:
+    """At the start of `up`: say what is not cached and roughly how long building it takes here.
+    Returns the number of builds (the step count's total)."""
+    todo, downloads = pending(profile, provider)
+    if todo or downloads:
+        n = cpus()
+        what = ", ".join(todo) + (f"; {downloads} toolchain downloads" if downloads else "")
+        minutes = max(1, round(estimate_seconds(todo, n, downloads) / 60))
+        reporter.message(f"first run: {len(todo)} builds not cached yet ({what}); roughly {minutes} min "
+                         f"on this machine ({n} CPUs), once")
+    return len(todo)
