@@ -49,6 +49,8 @@ class SimSpec(Strict):
     apiserver_port: int = Field(0, ge=0, le=65535, description="0 = pick a free port")
     scheduler_scoring: Literal["MostAllocated", "LeastAllocated"] = Field(
         "MostAllocated", description="MostAllocated bin-packs GPUs onto the fullest nodes (what GPU clusters want)")
+    tuning: Literal["auto", "small", "large"] = Field(
+        "auto", description="control-plane sizing: auto follows the node count (large from 100 nodes); large forces the 1,000-node settings")
 
 
 class KindSpec(Strict):

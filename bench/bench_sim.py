@@ -16,6 +16,7 @@ component the time goes to. Control-plane RSS is sampled throughout (peak report
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -283,9 +284,8 @@ def main() -> int:
         sampler.join()
         result["peak_rss_mib"] = {k: round(v / 2**20) for k, v in sampler.peak.items()}
         result["peak_rss_total_mib"] = round(sampler.peak_total / 2**20)
-        result["settings"] = {"scheduler_qps": p.scheduler_qps, "scheduler_burst": p.scheduler_burst,
-                              "kcm_qps": p.kcm_qps, "kcm_burst": p.kcm_burst, "kwok_parallelism": p.kwok_parallelism,
-                              "percentage_of_nodes_to_score": p.percentage_of_nodes_to_score, "go_gc": p.go_gc,
+        result["settings"] = {**dataclasses.asdict(p.tuning),
+                              "percentage_of_nodes_to_score": p.percentage_of_nodes_to_score,
                               "node_lease_seconds": p.lease_seconds,
                               "kwok_client": "unthrottled (kwok uses no client rate limiter)"}
         p.delete()

@@ -31,6 +31,7 @@ from appliance.providers.base import ClusterInfo, Provider
 from appliance.providers.sim.nodes import CLASS_LABEL, GPU, SIM_LABEL, node_manifests
 from appliance.providers.sim.pki import PKI
 from appliance.providers.sim.stages import kwok_config
+from appliance.providers.sim.tuning import tuning
 
 STATE_FILE = "sim.json"
 OURS = [STATE_FILE, "kubeconfig", "pki", "etc", "etcd", "logs"]
@@ -44,15 +45,7 @@ class SimProvider(Provider):
 
     name = "sim"
 
-    # knobs the benchmark raises; defaults fit a laptop
-    scheduler_qps = 2000
-    scheduler_burst = 4000
-    kcm_qps = 1000
-    kcm_burst = 2000
-    kwok_parallelism = 64  # kwok is latency-bound (one patch per pod): overlap more of them
     percentage_of_nodes_to_score = 10
-    # Go GC: control-plane heaps churn hard under thousands of pods; collect less often, bounded by a memory cap
-    go_gc = {"GOGC": "400", "GOMEMLIMIT": "3GiB"}
     lease_seconds = 600  # kwok renews at lease/4: 1,000 nodes cost ~7 writes/s instead of 100
     start_timeout = 90.0
 
@@ -60,6 +53,8 @@ class SimProvider(Provider):
         super().__init__(spec, state_dir, report)
         self._toolchain = toolchain
         self._api = None
+        #: settings sized to the node count (tuning.py)
+        self.tuning = tuning(sum(nc.count for nc in spec.node_classes), spec.sim.tuning)
 
     # ------------------------------------------------------------------ basics
 
@@ -165,7 +160,8 @@ class SimProvider(Provider):
         sched = {
             "apiVersion": "kubescheduler.config.k8s.io/v1",
             "kind": "KubeSchedulerConfiguration",
-            "clientConnection": {"kubeconfig": str(etc / "scheduler.kubeconfig"), "qps": self.scheduler_qps, "burst": self.scheduler_burst},
+            "clientConnection": {"kubeconfig": str(etc / "scheduler.kubeconfig"), "qps": self.tuning.scheduler_qps,
+                                 "burst": self.tuning.scheduler_burst},
             "leaderElection": {"leaderElect": False},
             # k8s' adaptive default scores ~42% of 1,000 nodes for every pod; 100 sampled feasible nodes
             # (the floor) keep bin-packing good and cut scheduler CPU ~4x at that size
@@ -182,7 +178,7 @@ class SimProvider(Provider):
         }
         (etc / "scheduler.yaml").write_text(yaml.safe_dump(sched, sort_keys=False))
         sim = self.spec.sim
-        (etc / "kwok.yaml").write_text(kwok_config(sim.pod_startup_seconds, sim.pod_run_seconds, self.kwok_parallelism,
+        (etc / "kwok.yaml").write_text(kwok_config(sim.pod_startup_seconds, sim.pod_run_seconds, self.tuning.kwok_parallelism,
                                                       self.lease_seconds))
 
     def _scoring(self) -> dict:
@@ -193,7 +189,7 @@ class SimProvider(Provider):
                                             {"name": GPU, "weight": 5}]}
 
     def _argv(self, comp: str, bins: dict[str, Path], ports: dict[str, int]) -> list[str]:
-        pki, etc = self._p("pki"), self._p("etc")
+        pki, etc, tu = self._p("pki"), self._p("etc"), self.tuning
         ec = f"http://127.0.0.1:{ports['etcd']}"
         ep = f"http://127.0.0.1:{ports['etcd-peer']}"
         if comp == "etcd":
@@ -201,7 +197,7 @@ class SimProvider(Provider):
                     f"--listen-client-urls={ec}", f"--advertise-client-urls={ec}",
                     f"--listen-peer-urls={ep}", f"--initial-advertise-peer-urls={ep}", f"--initial-cluster=sim={ep}",
                     "--unsafe-no-fsync=true",  # a simulator: speed over crash safety
-                    "--quota-backend-bytes=8589934592", "--snapshot-count=50000",
+                    f"--quota-backend-bytes={tu.etcd_quota_bytes}", f"--snapshot-count={tu.etcd_snapshot_count}",
                     "--auto-compaction-mode=periodic", "--auto-compaction-retention=5m", "--log-level=warn"]
         if comp == "kube-apiserver":
             return [str(bins["kube-apiserver"]), f"--etcd-servers={ec}",
@@ -220,8 +216,9 @@ class SimProvider(Provider):
                     "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
                     "--service-cluster-ip-range=10.96.0.0/16", "--authorization-mode=Node,RBAC", "--allow-privileged=true",
                     "--endpoint-reconciler-type=none",  # loopback can't be an Endpoints address
-                    "--enable-priority-and-fairness=false", "--max-requests-inflight=3000",
-                    "--max-mutating-requests-inflight=1500", "--profiling=false", "--event-ttl=1h", "--v=1"]
+                    "--enable-priority-and-fairness=false", f"--max-requests-inflight={tu.max_requests_inflight}",
+                    f"--max-mutating-requests-inflight={tu.max_mutating_requests_inflight}", "--profiling=false",
+                    "--event-ttl=1h", "--v=1"]
         if comp == "kube-controller-manager":
             kc = etc / "controller-manager.kubeconfig"
             return [str(bins["kube-controller-manager"]), f"--kubeconfig={kc}",
@@ -231,10 +228,10 @@ class SimProvider(Provider):
                     f"--service-account-private-key-file={pki / 'sa.key'}", f"--root-ca-file={pki / 'ca.crt'}",
                     f"--cluster-signing-cert-file={pki / 'ca.crt'}", f"--cluster-signing-key-file={pki / 'ca.key'}",
                     f"--cluster-name={self.cluster}", "--allocate-node-cidrs=false",
-                    f"--kube-api-qps={self.kcm_qps}", f"--kube-api-burst={self.kcm_burst}",
+                    f"--kube-api-qps={tu.kcm_qps}", f"--kube-api-burst={tu.kcm_burst}",
                     # a simulated node is as alive as kwok: status() watches kwok itself
                     f"--node-monitor-grace-period={self.lease_seconds + 60}s",
-                    "--concurrent-replicaset-syncs=10", "--concurrent-deployment-syncs=10", "--concurrent-job-syncs=10",
+                    *(f"--concurrent-{c}-syncs={tu.concurrent_syncs}" for c in ("replicaset", "deployment", "job")),
                     "--profiling=false", "--v=1"]
         if comp == "kube-scheduler":
             kc = etc / "scheduler.kubeconfig"
@@ -433,7 +430,7 @@ class SimProvider(Provider):
                 for comp in todo:
                     log = self._p("logs", f"{comp}.log")
                     env = dict(os.environ)
-                    env.update(self.go_gc)
+                    env.update(self.tuning.go_gc)
                     pr = P.spawn(comp, self._argv(comp, bins, ports), log, self.state_dir, env=env)
                     st["procs"][comp] = pr
                     started.append(pr)
