@@ -72,7 +72,7 @@ def register(cls: type[Component]) -> type[Component]:
 
 
 def _load_catalog() -> None:
-    from appliance.components import gpu, platform, serving, training, users  # noqa: F401  (registers)
+    from appliance.components import gpu, netpol, platform, serving, training, users  # noqa: F401  (registers)
 
 
 _load_catalog()

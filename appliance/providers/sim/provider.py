@@ -38,6 +38,8 @@ OURS = [STATE_FILE, "kubeconfig", "pki", "etc", "etcd", "logs"]
 COMPONENTS = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"]
 WAVES = [["etcd"], ["kube-apiserver"], ["kube-controller-manager", "kube-scheduler", "kwok"]]
 PORT_KEYS = ["etcd", "etcd-peer", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"]
+#: what `status` says about NetworkPolicy here
+NETWORK_POLICY = "objects only: simulated nodes have no data plane, so NetworkPolicies are stored, never enforced"
 
 
 class SimProvider(Provider):
@@ -498,6 +500,7 @@ class SimProvider(Provider):
             "processes": procs,
             "crashed": [p["name"] for p in procs if not p["alive"]],
             "rss_bytes_total": sum(p["rss_bytes"] for p in procs),
+            "network_policy": NETWORK_POLICY,
         }
         if state != "stopped" and self._healthy("kube-apiserver", st["ports"]):
             try:

@@ -1,0 +1,140 @@
+"""NetworkPolicy enforcement (issue 11 D) and user namespaces' Pod Security (11 C), without a cluster: the
+network-policy agent's objects, the default policy of each user namespace, the profiles and the scenario."""
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from appliance import profiles
+from appliance.components import CATALOG, Resources, netpol
+from appliance.e2e import scenario
+from appliance.providers.sim import provider as sim
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def by_kind(objs: list[dict]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for o in objs:
+        out.setdefault(o["kind"], []).append(o)
+    return out
+
+
+# ----------------------------------------------------------------------------- the agent
+
+
+def test_agent_runs_on_every_node_with_net_admin_only():
+    comp = CATALOG["network-policy"]()
+    (ds,) = by_kind(comp.objects("appliance.local/kube-network-policies:abc"))["DaemonSet"]
+    assert ds["metadata"]["namespace"] == "kube-system"
+    pod = ds["spec"]["template"]["spec"]
+    assert pod["hostNetwork"] and pod["tolerations"] == [{"operator": "Exists"}] and pod["nodeSelector"] == {"kubernetes.io/os": "linux"}
+    (c,) = pod["containers"]
+    assert c["image"] == "appliance.local/kube-network-policies:abc" and c["command"] == ["/bin/netpol"]
+    sc = c["securityContext"]
+    assert sc["capabilities"] == {"drop": ["ALL"], "add": ["NET_ADMIN"]} and not sc.get("privileged")
+    assert sc["runAsUser"] == 0 and sc["allowPrivilegeEscalation"] is False  # added capabilities need root
+    assert "--hostname-override=$(NODE_NAME)" in c["args"] and {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}} in c["env"]
+    assert "--metrics-bind-address=127.0.0.1:9080" in c["args"]  # the node's network: not on every interface
+    assert c["readinessProbe"]["httpGet"] == {"host": "127.0.0.1", "port": 9080, "path": "/metrics"}
+    assert "--fail-open" not in c["args"]  # policies hold while the agent restarts
+    assert "--fail-open" in netpol.args(netpol.NetpolOpts(fail_open=True))
+
+
+def test_agent_requests_are_small_and_match_the_pod():
+    comp = CATALOG["network-policy"]()
+    r = comp.requests()
+    assert r == Resources(10, 32) and r.cpu_m <= 20 and r.memory_mi <= 50
+    (ds,) = by_kind(comp.objects())["DaemonSet"]
+    assert ds["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"] == {"cpu": "10m", "memory": "32Mi"}
+
+
+def test_agent_rbac_reads_pods_namespaces_and_policies_only():
+    objs = by_kind(CATALOG["network-policy"]().objects())
+    (role,) = objs["ClusterRole"]
+    granted = {(g, r, v) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
+    assert granted == {(g, r, v) for g, r in (("", "pods"), ("", "namespaces"), ("networking.k8s.io", "networkpolicies"))
+                       for v in ("list", "watch")}
+    (binding,) = objs["ClusterRoleBinding"]
+    (sa,) = objs["ServiceAccount"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": "kube-system"}]
+    assert objs["DaemonSet"][0]["spec"]["template"]["spec"]["serviceAccountName"] == sa["metadata"]["name"]
+
+
+def test_agent_image_is_built_from_the_pinned_module_or_given():
+    (img,) = CATALOG["network-policy"]().images()
+    assert (netpol.MODULE, netpol.VERSION) == ("sigs.k8s.io/kube-network-policies", "v0.8.0")
+    assert img.upstream == "registry.k8s.io/networking/kube-network-policies:v0.8.0" and img.build is netpol.image
+    assert CATALOG["network-policy"]({"image": "example.org/netpol:1"}).images() == []
+
+
+# ----------------------------------------------------------------------------- user namespaces
+
+
+def user_objects(nodes=()) -> dict[str, list[dict]]:
+    return by_kind(CATALOG["user-profiles"]({"users": ["alice", "bob"]}).objects(list(nodes)))
+
+
+def test_user_namespaces_enforce_pod_security_baseline():
+    for ns in user_objects()["Namespace"]:
+        labels = ns["metadata"]["labels"]
+        assert labels["pod-security.kubernetes.io/enforce"] == "baseline"
+        assert labels["pod-security.kubernetes.io/warn"] == labels["pod-security.kubernetes.io/audit"] == "restricted"
+
+
+def test_each_user_namespace_admits_itself_the_platform_and_the_nodes_only():
+    pols = user_objects(["172.18.0.2", "fc00:f853:ccd:e793::3"])["NetworkPolicy"]
+    assert sorted(p["metadata"]["namespace"] for p in pols) == ["user-alice", "user-bob"]
+    for p in pols:
+        spec = p["spec"]
+        assert spec["podSelector"] == {} and spec["policyTypes"] == ["Ingress"]  # every pod; egress untouched
+        (rule,) = spec["ingress"]
+        assert "ports" not in rule
+        own, platform, *blocks = rule["from"]
+        assert own == {"podSelector": {}}  # no namespaceSelector: this namespace only
+        (expr,) = platform["namespaceSelector"]["matchExpressions"]
+        assert (expr["key"], expr["operator"]) == ("kubernetes.io/metadata.name", "In")
+        assert set(expr["values"]) == {"appliance-system", "kubeflow", "kserve", "kube-system"}
+        assert not any(v.startswith("user-") for v in expr["values"])
+        assert blocks == [{"ipBlock": {"cidr": "172.18.0.2/32"}}, {"ipBlock": {"cidr": "fc00:f853:ccd:e793::3/128"}}]
+
+
+def test_install_admits_the_cluster_nodes_internal_addresses(monkeypatch):
+    def node(*addrs):
+        return SimpleNamespace(status=SimpleNamespace(addresses=[SimpleNamespace(type=t, address=a) for t, a in addrs]))
+
+    nodes = [node(("InternalIP", "172.18.0.3"), ("Hostname", "cp")), node(("InternalIP", "172.18.0.2"), ("ExternalIP", "203.0.113.9"))]
+    import kubernetes.client
+
+    monkeypatch.setattr(kubernetes.client, "CoreV1Api", lambda api: SimpleNamespace(list_node=lambda: SimpleNamespace(items=nodes)))
+    applied = []
+    kube = SimpleNamespace(api=None, apply=lambda objs: applied.extend(objs) or len(objs))
+    CATALOG["user-profiles"]({"users": ["alice"]}).install(kube)
+    (pol,) = by_kind(applied)["NetworkPolicy"]
+    assert [p["ipBlock"]["cidr"] for p in pol["spec"]["ingress"][0]["from"] if "ipBlock" in p] == ["172.18.0.2/32", "172.18.0.3/32"]
+
+
+# ----------------------------------------------------------------------------- profiles, simulator, scenario
+
+
+@pytest.mark.parametrize("name", ["laptop", "ci", "dgx"])
+def test_profiles_enforce_policies_where_nodes_have_a_data_plane(name):
+    assert profiles.load(name).profile.components["network-policy"].enabled
+
+
+def test_simulator_keeps_policies_as_objects_and_says_so(monkeypatch, tmp_path):
+    laptop = profiles.load("laptop", [], "sim").profile
+    assert not laptop.components["network-policy"].enabled
+    p = sim.SimProvider(laptop.cluster, tmp_path)
+    monkeypatch.setattr(p, "_load", lambda: {"procs": {}, "ports": {"kube-apiserver": 1}})
+    assert "objects only" in p.status()["network_policy"]
+
+
+def test_isolation_scenario_probes_from_both_sides():
+    sc = scenario.load(ROOT / "e2e" / "scenarios" / "network-isolation.yaml")
+    assert sc.providers == ["kind"] and "network-policy" in sc.components
+    jobs = {o["metadata"]["namespace"]: (s.apply.as_, o["spec"]["template"]["spec"]["containers"][0]["args"])
+            for s in sc.steps if s.kind == "apply" for o in s.apply.objects if o["kind"] == "Job"}
+    assert jobs == {"user-bob": ("user-bob/bob", ["blocked"]), "user-alice": ("user-alice/alice", ["reach"]),
+                    "appliance-system": ("", ["reach"])}
