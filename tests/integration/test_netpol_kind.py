@@ -1,0 +1,36 @@
+"""NetworkPolicy enforced on a real kind cluster (issue 11 D): the network-policy agent runs on both nodes of
+the ci profile, and the network-isolation scenario shows bob's pod cannot reach alice's Service while alice's
+own pod, a platform pod, the API server's service proxy and the kubelet's probes still can."""
+
+import pytest
+
+from appliance import e2e
+from tests.integration.clusters import cluster, require_kind
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.docker]
+COMPONENTS = ("platform-base", "user-profiles", "network-policy", "training-operator")
+
+
+@pytest.fixture(scope="module")
+def kind():
+    require_kind()
+    with cluster("ci", "kind", ["cluster.name=it-netpol-kind"], COMPONENTS) as up:
+        yield up
+
+
+def test_agent_ready_on_every_node(kind):
+    from kubernetes import client, config
+
+    _, result = kind
+    assert not result["failed"]
+    api = config.new_client_from_config(config_file=result["kubeconfig"])
+    ds = client.AppsV1Api(api).read_namespaced_daemon_set("kube-network-policies", "kube-system").status
+    nodes = client.CoreV1Api(api).list_node().items
+    assert ds.number_ready == ds.desired_number_scheduled == len(nodes) == 2
+
+
+def test_network_isolation(kind, tmp_path):
+    _, result = kind
+    (r,) = e2e.run(result["kubeconfig"], "kind", set(COMPONENTS), "network-isolation", tmp_path)
+    failed = [f"{s.name}: {s.message}" for s in r.steps if s.status == "failed"]
+    assert r.passed, failed
