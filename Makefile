@@ -6,7 +6,7 @@ ARGS     ?=
 BIN      := $(VENV)/bin
 STAMP    := $(VENV)/.installed
 
-.PHONY: up down status doctor plan test test-unit e2e bench lint clean
+.PHONY: up down status doctor plan host-setup test test-unit e2e bench lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)
 
-up: $(STAMP)          ## create the cluster and install the profile's components
+host-setup: $(STAMP)  ## install the host programs plans need (debootstrap, gcc) where allowed (root + apt); else say what to run
+	$(BIN)/appliance host-setup
+
+up: $(STAMP) host-setup  ## create the cluster and install the profile's components
 	$(BIN)/appliance up --profile $(PROFILE) $(ARGS)
 
 down: $(STAMP)        ## delete the cluster
@@ -29,7 +32,7 @@ doctor: $(STAMP)
 plan: $(STAMP)
 	$(BIN)/appliance plan --profile $(PROFILE) $(ARGS)
 
-test: $(STAMP)        ## every test CI runs (unit + integration)
+test: $(STAMP) host-setup  ## every test CI runs (unit + integration)
 	$(BIN)/pytest $(ARGS)
 
 test-unit: $(STAMP)

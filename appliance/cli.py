@@ -116,7 +116,8 @@ def doctor(profile, provider, sets, as_json):
     """Check this host for the profile: each check pass / warn / fail with a one-line fix."""
     loaded, name, _ = orchestrator.load_for(profile, sets, provider)
     facts = host.facts(paths.cache_dir())
-    checks = doctor_mod.host_checks(facts, name) + [doctor_mod.budget(loaded.profile, name, facts), doctor_mod.images(loaded.profile, facts)]
+    checks = doctor_mod.host_checks(facts, name) + [doctor_mod.budget(loaded.profile, name, facts), doctor_mod.images(loaded.profile, facts),
+                                                  doctor_mod.host_programs(loaded.profile, name)]
     failed = any(c.status == "fail" for c in checks)
     if as_json:
         _emit_json({"provider": name, "profile": loaded.profile.name, "ok": not failed, "checks": doctor_mod.as_json(checks), "facts": facts})
@@ -125,6 +126,14 @@ def doctor(profile, provider, sets, as_json):
         for c in checks:
             click.echo(f"{marks[c.status]} {c.name:<15} {c.detail}" + (f"\n     fix: {c.fix}" if c.fix and c.status != "pass" else ""))
     sys.exit(1 if failed else 0)
+
+
+@main.command("host-setup")
+def host_setup():
+    """Install the host programs any plan may need (debootstrap, gcc) where allowed (root, apt-get)."""
+    from appliance import prereqs
+
+    prereqs.setup(click.echo)
 
 
 @main.group("profiles")

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from appliance import components, providers
+from appliance import components, prereqs, providers
 from appliance.schema import Profile
 
 INOTIFY_MIN = {"max_user_watches": 524288, "max_user_instances": 512}
@@ -102,6 +101,14 @@ def budget(profile: Profile, provider: str, f: dict[str, Any]) -> Check:
     return Check("budget", "pass", detail)
 
 
+def host_programs(profile: Profile, provider: str) -> Check:
+    """The programs `up` will run for this plan (debootstrap, gcc, ...); `up` refuses to start without them."""
+    what, fix = prereqs.missing(profile, provider)
+    if what:
+        return Check("host-programs", "fail", f"missing: {what}", fix)
+    return Check("host-programs", "pass", ", ".join(n.program for n, _ in prereqs.needs(profile, provider)) or "no host program needed beyond Python and Go")
+
+
 def images(profile: Profile, f: dict[str, Any]) -> Check:
     """Where the components' images will come from (auto probes the registries), and whether a local
     build can happen here."""
@@ -109,10 +116,6 @@ def images(profile: Profile, f: dict[str, Any]) -> Check:
     if not any(c.images() for c in comps.values()):
         return Check("images", "pass", "no component image to deliver")
     d = next(iter(comps.values())).delivery.decision()
-    ours = [i.name for c in comps.values() for i in c.images() if not i.upstream]
-    if ours and not shutil.which("debootstrap"):
-        return Check("images", "warn", f"{d.source}: {d.why}; {', '.join(ours)} are built here from a Debian rootfs and debootstrap is missing",
-                     "apt-get install debootstrap (not needed when those images are already in ~/.cache/appliance)")
     if d.source == "upstream":
         return Check("images", "pass", f"upstream: {d.why}")
     if not f["go"]:

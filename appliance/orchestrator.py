@@ -7,7 +7,7 @@ import threading
 import time
 from typing import Any
 
-from appliance import components, host, paths, profiles, progress, providers
+from appliance import components, host, paths, prereqs, profiles, progress, providers
 from appliance.errors import UserError
 from appliance.plan import CLUSTER, Lock, Plan, State, Step, execute, fingerprint
 from appliance.schema import ClusterSpec, ComponentSpec, Profile
@@ -90,7 +90,9 @@ def _check_owner(state: State, provider: str, cluster: str) -> None:
 
 
 def up(profile: Profile, provider: str, reporter, parallel: int = 2) -> dict[str, Any]:
-    """Bring the cluster and its components to the profile; resumes; refuses a second concurrent run."""
+    """Bring the cluster and its components to the profile; resumes; refuses a second concurrent run.
+    Fails at once when the host lacks a program the plan needs (before any build)."""
+    prereqs.check(profile, provider)
     c = Cluster(profile, provider, reporter)
     t0 = time.monotonic()
     with Lock(c.dir, profile.cluster.name):

@@ -83,10 +83,14 @@ def rootfs_key(packages: list[str], suite: str = SUITE, variant: str = "minbase"
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def rootfs_path(name: str, packages: list[str], suite: str = SUITE) -> Path:
+    """Where the tarball of this rootfs is cached (it may not exist yet)."""
+    return cache_dir("images", "rootfs", f"{name}-{suite}-{rootfs_key(packages, suite)}.tar")
+
+
 def rootfs_tarball(name: str, packages: list[str], *, suite: str = SUITE, mirror: str = "", report=print, rebuild: bool = False) -> Path:
     """A cached tarball of a debootstrapped `suite` with `packages`; built when missing."""
-    key = rootfs_key(packages, suite)
-    dest = cache_dir("images", "rootfs", f"{name}-{suite}-{key}.tar")
+    dest = rootfs_path(name, packages, suite)
     if dest.exists() and not rebuild:
         return dest
     if not shutil.which("debootstrap"):

@@ -4,7 +4,7 @@ import sys
 import types
 from pathlib import Path
 
-from appliance import components, doctor, host, profiles, providers
+from appliance import components, doctor, host, prereqs, profiles, providers
 
 
 def fake_nvml(n=8, name="NVIDIA H100 80GB HBM3", mig=(0, 0), fail_init=None):
@@ -166,8 +166,10 @@ def test_images_check_says_where_images_come_from():
     assert doctor.images(sim, {"go": ""}).detail == "no component image to deliver"
 
 
-def test_images_check_warns_without_debootstrap(monkeypatch):
-    monkeypatch.setattr(doctor.shutil, "which", lambda name: None)
-    p = profiles.load("laptop", ["cluster.images.source=upstream"], "kind").profile
-    c = doctor.images(p, {"go": "/usr/bin/go"})
-    assert c.status == "warn" and "trainer" in c.detail and "debootstrap" in c.fix
+def test_host_programs_fail_when_the_plan_needs_them(monkeypatch, tmp_path):
+    monkeypatch.setenv("APPLIANCE_CACHE", str(tmp_path))  # nothing cached: the node image and stub images get built
+    monkeypatch.setattr(prereqs.shutil, "which", lambda name: None)
+    p = profiles.load("laptop", [], "kind").profile
+    c = doctor.host_programs(p, "kind")
+    assert c.status == "fail" and "debootstrap" in c.detail and "gcc" in c.detail and "make host-setup" in c.fix
+    assert doctor.host_programs(profiles.load("laptop", [], "sim").profile, "sim").status == "pass"
