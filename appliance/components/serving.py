@@ -14,6 +14,7 @@ from pydantic import Field
 
 from appliance import certs, procs
 from appliance.components import Component, ComponentImage, Options, Resources, builds, register
+from appliance.components.access import user_roles
 from appliance.components.hostproc import HostProcess, controllers_dir
 from appliance.components.training import _quantity_m, _quantity_mi
 
@@ -34,6 +35,8 @@ LABELS = {"app.kubernetes.io/name": "kserve", "app.kubernetes.io/managed-by": "a
 SELECTOR = {"control-plane": NAME}
 RUNTIME = "appliance-stub"
 MODEL_FORMAT = "stub-npz"
+#: the namespaced kinds users work with in their own namespace
+USER_RESOURCES = ["inferenceservices", "inferencegraphs", "servingruntimes", "trainedmodels"]
 CRD_KINDS = {"InferenceService", "ServingRuntime", "ClusterServingRuntime", "TrainedModel", "InferenceGraph",
              "ClusterStorageContainer", "LocalModelCache", "LocalModelNode", "LocalModelNodeGroup"}
 
@@ -239,6 +242,7 @@ def controller_objects(opts: ServingOpts, image_ref: str, server_image: str, tls
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": meta("kserve-manager"),
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "kserve-manager"},
          "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": ns}]},
+        *user_roles("kserve", "serving.kserve.io", USER_RESOURCES, LABELS),
         {"apiVersion": "v1", "kind": "Secret", "metadata": meta(SECRET, namespace=ns), "type": "kubernetes.io/tls",
          "data": {k: base64.b64encode(v).decode() for k, v in tls.items()}},
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta("inferenceservice-config", namespace=ns),

@@ -15,6 +15,7 @@ from pydantic import Field, field_validator
 
 from appliance import procs
 from appliance.components import Component, ComponentImage, Options, Resources, builds, register
+from appliance.components.access import user_roles
 from appliance.components.hostproc import HostProcess, controllers_dir
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -172,6 +173,7 @@ def base_objects(opts: TrainingOpts) -> list[dict]:
          "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": ns}]},
         {"apiVersion": "v1", "kind": "Secret", "metadata": meta(SECRET, namespace=ns), "type": "Opaque"},
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(f"{NAME}-init", namespace=ns), "data": {"initContainer.yaml": INIT_TEMPLATE}},
+        *user_roles(NAME, "kubeflow.org", [s + "s" for s in opts.schemes], LABELS),
     ]
 
 

@@ -28,7 +28,7 @@ def run(kubeconfig: str, provider: str, enabled: set[str], name: str | None, out
     if not chosen:
         raise UserError(f"no scenario fits provider '{provider}' with components {sorted(enabled)}", str(SCENARIOS_DIR),
                         "pick another --scenario, --provider or --profile")
-    runner = Runner(Kube(kubeconfig))
+    runner = Runner(Kube(kubeconfig), enabled=enabled)
     results = [runner.run(s, report) for s in chosen]
     reports.junit(results, out_dir / "junit.xml")
     reports.html_report(results, out_dir / "report.html", f"appliance e2e on {provider}")

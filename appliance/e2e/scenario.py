@@ -15,18 +15,25 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+IDENTITY = "`namespace/serviceaccount`: act with that service account's token (a user's own identity)"
+
+
 class Apply(_Strict):
     file: str = ""
     objects: list[dict[str, Any]] = Field(default_factory=list)
+    as_: str = Field("", alias="as", description=IDENTITY + "; default: the cluster admin")
 
 
 class Access(_Strict):
-    """An identity (`namespace/serviceaccount`) tries one request; `allowed` says whether it must succeed."""
+    """An identity tries each verb on each resource; `allowed` says whether RBAC must let every request
+    through (else each must get 403). A resource is `plural` (core API) or `plural.group`, as kubectl names
+    it (`pytorchjobs.kubeflow.org`)."""
 
-    as_: str = Field(alias="as")
-    verb: Literal["list", "get", "create", "delete"] = "list"
-    resource: str = "pods"
+    as_: str = Field(alias="as", description=IDENTITY)
+    verbs: list[Literal["list", "get", "create", "delete"]] = Field(default_factory=lambda: ["list"], min_length=1)
+    resources: list[str] = Field(default_factory=lambda: ["pods"], min_length=1)
     namespace: str
+    name: str = Field("e2e-access-probe", description="get/delete: the object's name (it need not exist)")
     allowed: bool
 
 
@@ -46,6 +53,7 @@ class Step(_Strict):
     access: Access | None = None
     script: Script | None = None
     delete: Apply | None = None
+    components: list[str] = Field(default_factory=list, description="skip this step unless the cluster has these components")
 
     @model_validator(mode="after")
     def _one_action(self) -> "Step":

@@ -1,0 +1,26 @@
+"""What users may do with a component's resources: ClusterRoles aggregated into the built-in namespace
+roles (`edit`, `admin` and `view`), so whoever is bound to `edit` in a namespace may use them there, and
+nowhere else."""
+
+from __future__ import annotations
+
+AGGREGATE = "rbac.authorization.k8s.io/aggregate-to-"
+EDIT_VERBS = ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"]
+VIEW_VERBS = ["get", "list", "watch"]
+
+
+def user_roles(component: str, group: str, resources: list[str], labels: dict[str, str]) -> list[dict]:
+    """Two ClusterRoles: full use of `resources` (in API `group`) joins `edit` and `admin`; reading them
+    and their status joins `view`."""
+    def role(suffix: str, to: tuple[str, ...], rules: list[dict]) -> dict:
+        return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                "metadata": {"name": f"appliance:{component}:{suffix}",
+                             "labels": {**labels, **{AGGREGATE + r: "true" for r in to}}},
+                "rules": rules}
+
+    status = [r + "/status" for r in resources]
+    return [
+        role("edit", ("edit", "admin"), [{"apiGroups": [group], "resources": list(resources), "verbs": EDIT_VERBS},
+                                         {"apiGroups": [group], "resources": status, "verbs": VIEW_VERBS}]),
+        role("view", ("view",), [{"apiGroups": [group], "resources": list(resources) + status, "verbs": VIEW_VERBS}]),
+    ]
