@@ -1,12 +1,16 @@
-"""What users may do with a component's resources: ClusterRoles aggregated into the built-in namespace
-roles (`edit`, `admin` and `view`), so whoever is bound to `edit` in a namespace may use them there, and
-nowhere else."""
+"""Who may do what: ClusterRoles that aggregate a component's kinds into the built-in namespace roles
+(`edit`, `admin` and `view`), so whoever is bound to `edit` in a namespace may use them there and nowhere
+else; and the Pod Security level a namespace enforces."""
 
 from __future__ import annotations
 
 AGGREGATE = "rbac.authorization.k8s.io/aggregate-to-"
 EDIT_VERBS = ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"]
 VIEW_VERBS = ["get", "list", "watch"]
+#: labels of a platform namespace: the API server admits only pods meeting the `restricted` standard
+RESTRICTED = {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "warn", "audit")}
+#: pod-level settings the `restricted` standard asks for beyond each container's own
+RESTRICTED_POD = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
 
 
 def user_roles(component: str, group: str, resources: list[str], labels: dict[str, str]) -> list[dict]:

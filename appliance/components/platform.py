@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from appliance.components import Options, register
+from appliance.components.access import RESTRICTED
 from appliance.components.objects import ObjectsComponent
 
 NAMESPACE = "appliance-system"
@@ -33,7 +34,7 @@ class PlatformBase(ObjectsComponent):
 
     def objects(self) -> list[dict]:
         labels = {"app.kubernetes.io/managed-by": "appliance"}
-        objs = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE, "labels": labels}}]
+        objs = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE, "labels": {**labels, **RESTRICTED}}}]
         for name, value in PRIORITIES.items():
             objs.append({
                 "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",

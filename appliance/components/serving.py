@@ -14,7 +14,7 @@ from pydantic import Field
 
 from appliance import certs, procs
 from appliance.components import Component, ComponentImage, Options, Resources, builds, register
-from appliance.components.access import user_roles
+from appliance.components.access import RESTRICTED, RESTRICTED_POD, user_roles
 from appliance.components.hostproc import HostProcess, controllers_dir
 from appliance.components.training import _quantity_m, _quantity_mi
 
@@ -236,7 +236,7 @@ def controller_objects(opts: ServingOpts, image_ref: str, server_image: str, tls
         "volumeMounts": [{"name": "cert", "mountPath": CERT_DIR, "readOnly": True}],
     }
     return [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": meta(ns)},
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": {**LABELS, **RESTRICTED}}},
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(NAME, namespace=ns)},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": meta("kserve-manager"), "rules": rbac_rules()},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": meta("kserve-manager"),
@@ -252,7 +252,8 @@ def controller_objects(opts: ServingOpts, image_ref: str, server_image: str, tls
         {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta(NAME, namespace=ns),
          "spec": {"replicas": 1, "selector": {"matchLabels": dict(SELECTOR)},
                   "template": {"metadata": {"labels": {**LABELS, **SELECTOR}},
-                               "spec": {"serviceAccountName": NAME, "terminationGracePeriodSeconds": 10, "containers": [container],
+                               "spec": {"serviceAccountName": NAME, "terminationGracePeriodSeconds": 10,
+                                        "securityContext": dict(RESTRICTED_POD), "containers": [container],
                                         "volumes": [{"name": "cert", "secret": {"secretName": SECRET, "defaultMode": 0o644}}]}}}},
     ]
 

@@ -15,7 +15,7 @@ from pydantic import Field, field_validator
 
 from appliance import procs
 from appliance.components import Component, ComponentImage, Options, Resources, builds, register
-from appliance.components.access import user_roles
+from appliance.components.access import RESTRICTED, RESTRICTED_POD, user_roles
 from appliance.components.hostproc import HostProcess, controllers_dir
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -165,7 +165,7 @@ def base_objects(opts: TrainingOpts) -> list[dict]:
     ns = opts.namespace
     meta = lambda name, **kw: {"name": name, "labels": dict(LABELS), **kw}  # noqa: E731
     return [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": meta(ns)},
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": {**LABELS, **RESTRICTED}}},
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(NAME, namespace=ns)},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": meta(NAME), "rules": rbac_rules(opts.schemes, ns)},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": meta(NAME),
@@ -221,7 +221,7 @@ def deployment(opts: TrainingOpts, image_ref: str, init_image: str) -> dict:
                 "metadata": {"labels": dict(LABELS)},
                 "spec": {
                     "serviceAccountName": NAME, "terminationGracePeriodSeconds": 10,
-                    "containers": [container],
+                    "securityContext": dict(RESTRICTED_POD), "containers": [container],
                     "volumes": [{"name": "cert", "secret": {"secretName": SECRET, "defaultMode": 0o644}},
                                 {"name": "init", "configMap": {"name": f"{NAME}-init"}}],
                 },
