@@ -1,9 +1,9 @@
-"""Scenario helper: a hostPath PersistentVolume pinned to one schedulable node, and its claim.
+"""Scenario helper (the cluster admin's part): a hostPath PersistentVolume pinned to one schedulable node,
+reserved for the claim NAMESPACE/CLAIM, which the user then creates with their own token.
 
     python3 ../models/pv.py NAMESPACE CLAIM [--delete]
 
-Works on clusters without a storage provisioner (the kind node image has none): every pod using the
-claim lands on the PV's node, so a trainer's output is there for the model server."""
+Every pod using the claim lands on the PV's node, so a trainer's output is there for the model server."""
 
 from __future__ import annotations
 
@@ -34,12 +34,11 @@ def main(argv: list[str]) -> int:
     core = client.CoreV1Api()
     pv_name = f"e2e-{ns}-{claim}"
     if "--delete" in argv:
-        for call in (lambda: core.delete_namespaced_persistent_volume_claim(claim, ns), lambda: core.delete_persistent_volume(pv_name)):
-            try:
-                call()
-            except ApiException as e:
-                if e.status != 404:
-                    raise
+        try:
+            core.delete_persistent_volume(pv_name)
+        except ApiException as e:
+            if e.status != 404:
+                raise
         _wait_gone(lambda: core.read_persistent_volume(pv_name))
         print("deleted")
         return 0
@@ -57,16 +56,12 @@ def main(argv: list[str]) -> int:
                    "hostPath": {"path": f"/var/lib/appliance-e2e/{ns}/{claim}", "type": "DirectoryOrCreate"},
                    "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
                        {"key": "kubernetes.io/hostname", "operator": "In", "values": [node]}]}]}}}}
-    pvc = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": claim, "namespace": ns},
-           "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "", "volumeName": pv_name,
-                    "resources": {"requests": {"storage": "1Gi"}}}}
-    for create in (lambda: core.create_persistent_volume(pv), lambda: core.create_namespaced_persistent_volume_claim(ns, pvc)):
-        try:
-            create()
-        except ApiException as e:
-            if e.status != 409:
-                raise
-    print(f"pv {pv_name} on node {node}, claim {ns}/{claim}")
+    try:
+        core.create_persistent_volume(pv)
+    except ApiException as e:
+        if e.status != 409:
+            raise
+    print(f"pv {pv_name} on node {node} for claim {ns}/{claim}")
     return 0
 
 
