@@ -74,7 +74,8 @@ def daemonset(opts: NetpolOpts, image_ref: str) -> dict:
         "readinessProbe": {"httpGet": {"host": host, "port": int(port), "path": "/metrics"}, "periodSeconds": 5},
         # root with NET_ADMIN alone: nftables and nfqueue over netlink
         "securityContext": {"runAsUser": 0, "runAsNonRoot": False, "allowPrivilegeEscalation": False,
-                            "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"], "add": ["NET_ADMIN"]}},
+                            "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"], "add": ["NET_ADMIN"]},
+                            "seccompProfile": {"type": "RuntimeDefault"}},
     }
     return {
         "apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": NAME, "namespace": NAMESPACE, "labels": dict(LABELS)},
