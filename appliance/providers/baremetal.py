@@ -14,6 +14,8 @@ import os
 import re
 import shutil
 import subprocess
+import sys
+import sysconfig
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,6 +40,32 @@ def playbooks_dir() -> Path:
             return cand
     raise UserError("the bare-metal playbooks are missing", where=str(here.parent / "playbooks"),
                     fix="reinstall the appliance or set APPLIANCE_PLAYBOOKS to the playbooks folder")
+
+
+def ansible_program(name: str) -> Path:
+    """Ansible program `name` installed beside the running interpreter (its venv's bin), whatever PATH says.
+
+    PATH is the fallback only (an Ansible installed for another interpreter, e.g. by the OS)."""
+    for folder in (sysconfig.get_path("scripts"), os.path.dirname(sys.executable)):
+        cand = Path(folder, name)
+        if cand.is_file() and os.access(cand, os.X_OK):
+            return cand
+    found = shutil.which(name)
+    if found:
+        return Path(found)
+    raise UserError(f"{name} not found beside {sys.executable} nor on PATH", where="bare-metal provider",
+                    fix=f"{sys.executable} -m pip install ansible-core ansible-runner")
+
+
+def ansible_envvars(pb_dir: Path) -> dict[str, str]:
+    """Environment of every Ansible run: the playbooks' config and roles, and the Ansible programs of this
+    interpreter first on PATH (ansible-runner starts `ansible-playbook` by name)."""
+    programs = ansible_program("ansible-playbook").parent
+    return {
+        "ANSIBLE_CONFIG": str(pb_dir / "ansible.cfg"),
+        "ANSIBLE_ROLES_PATH": str(pb_dir / "roles"),
+        "PATH": os.pathsep.join([str(programs), os.environ.get("PATH", os.defpath)]),
+    }
 
 
 def _k8s_version() -> str:
@@ -359,12 +387,7 @@ class BaremetalProvider(Provider):
         handler = _Events(self.report, self._hostinfo())
         xv = {"appliance_kubeconfig_dest": str(self.kubeconfig_path)}
         xv.update(extravars or {})
-        envvars = {
-            "ANSIBLE_CONFIG": str(pb_dir / "ansible.cfg"),
-            "ANSIBLE_ROLES_PATH": str(pb_dir / "roles"),
-            "ANSIBLE_NOCOLOR": "1",
-            "ANSIBLE_LOCAL_TEMP": str(private / "tmp"),
-        }
+        envvars = {**ansible_envvars(pb_dir), "ANSIBLE_NOCOLOR": "1", "ANSIBLE_LOCAL_TEMP": str(private / "tmp")}
         if os.environ.get("APPLIANCE_SSH_HOST_KEY_CHECKING", "").lower() in ("0", "false", "no"):
             envvars["ANSIBLE_HOST_KEY_CHECKING"] = "False"
         t0 = time.monotonic()
@@ -384,6 +407,7 @@ class BaremetalProvider(Provider):
             event_handler=handler,
             quiet=True,
             rotate_artifacts=KEEP_RUNS,
+            suppress_env_files=True,  # else the first run's env/envvars (PATH included) overrides every later run's
         )
         result = RunResult(
             ident=ident, status=r.status, rc=r.rc if r.rc is not None else -1,

@@ -35,7 +35,9 @@ def _skip_unless_ready() -> None:
         docker.from_env().ping()
     except Exception as e:  # noqa: BLE001
         pytest.skip(f"no Docker daemon ({e.__class__.__name__}); start one (CI: sandbox-docker-up)")
-    r = subprocess.run(["ansible-doc", "-t", "connection", "-l"], capture_output=True, text=True)
+    from appliance.providers.baremetal import ansible_program
+
+    r = subprocess.run([ansible_program("ansible-doc"), "-t", "connection", "-l"], capture_output=True, text=True)
     if CONNECTION not in r.stdout:
         pytest.skip(f"Ansible connection {CONNECTION} missing (pip install ansible, which bundles community.docker)")
 
