@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+FIX = " — fix: "
+
 
 class UserError(Exception):
-    """A problem the user can fix; printed as one line, exit code `code` (never a traceback)."""
+    """A problem the user can fix; printed as one line, exit code `code` (never a traceback).
+
+    A `what` that quotes another error's line (a step's failure wrapped by the planner) keeps that
+    error's fix, the more specific one, in place of `fix`: a line carries exactly one fix."""
 
     def __init__(self, what: str, where: str = "", fix: str = "", code: int = 1):
+        what, _, inner = what.partition(FIX)
+        if inner:
+            fix = inner.split(FIX)[0]
         self.what, self.where, self.fix, self.code = what, where, fix, code
         super().__init__(self.line())
 
     def line(self) -> str:
-        parts = [f"{self.where}: {self.what}" if self.where else self.what]
-        if self.fix:
-            parts.append(f"fix: {self.fix}")
-        return " — ".join(parts)
+        head = f"{self.where}: {self.what}" if self.where else self.what
+        return head + FIX + self.fix if self.fix else head
 
 
 class ProfileError(UserError):

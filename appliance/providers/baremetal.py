@@ -440,14 +440,11 @@ class BaremetalProvider(Provider):
         return result
 
     def _error(self, result: RunResult) -> UserError:
-        lines = [f.line() for f in result.failures]
-        for ln in lines:
-            self.report(ln)
-        err = UserError(
-            lines[0] + (f" (and {len(lines) - 1} more hosts)" if len(lines) > 1 else ""),
-            where="",
-            fix="" if "fix:" in lines[0] else "fix it and run again (the run resumes)",
-        )
+        for f in result.failures:
+            self.report(f.line())
+        first, more = result.failures[0], len(result.failures) - 1
+        err = UserError(f"{first.host}: {first.task}: {first.what}" + (f" (and {more} more hosts)" if more else ""),
+                        fix=first.fix or "fix it and run again (the run resumes)")
         err.failures = result.failures  # type: ignore[attr-defined]
         err.artifacts = result.artifacts  # type: ignore[attr-defined]
         return err
