@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import yaml
 
-from appliance.errors import UserError
+from appliance.errors import ProfileError, UserError
 from appliance.images.delivery import node_mirrors
 from appliance.providers.base import ClusterInfo, Provider
 
@@ -246,6 +246,19 @@ class BaremetalProvider(Provider):
         super().__init__(spec, state_dir, report)
         self.bm = getattr(spec, "baremetal", spec)
         self.cluster_name = getattr(spec, "name", "appliance")
+        self._check_addresses()
+
+    def _check_addresses(self) -> None:
+        """Refuse a host without an address (the `dgx` profile ships one) before any work, unless an
+        inventory of the user's says where the hosts are."""
+        if self.bm.inventory:
+            return
+        for i, h in enumerate(self.bm.hosts):
+            if not h.address.strip():
+                raise ProfileError(
+                    f"host '{h.name}' has no address", where=f"cluster.baremetal.hosts.{i}.address",
+                    fix=f"set it: --set cluster.baremetal.hosts.{i}.address=<IP or DNS name>, or use your own "
+                        "inventory: --set cluster.baremetal.inventory=./hosts.ini")
 
     # -- availability
 

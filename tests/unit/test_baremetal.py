@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
 import yaml
 
-from appliance.errors import UserError
+from appliance import orchestrator, profiles, report
+from appliance.errors import ProfileError, UserError
 from appliance.providers import baremetal_image as img
-from appliance.providers.baremetal import BaremetalProvider, RunResult, _Events, classify_failure, playbooks_dir
+from appliance.providers.baremetal import (
+    BaremetalProvider,
+    RunResult,
+    _Events,
+    ansible_envvars,
+    ansible_program,
+    classify_failure,
+    playbooks_dir,
+)
 from appliance.schema import ClusterSpec
 
 
@@ -176,6 +189,59 @@ def test_error_is_one_line_and_reports_every_host(tmp_path):
     assert "\n" not in err.line() and "and 1 more hosts" in err.line()
     assert [ln.split(":")[0] for ln in lines] == ["dgx1", "dgx2"]
     assert json.dumps(r.to_dict())  # artifacts summary is plain data
+
+
+def test_failed_up_step_prints_one_fix(tmp_path, monkeypatch):
+    """A host's failure wrapped by the planner and `up` keeps its own fix, and only that one."""
+    monkeypatch.setenv("APPLIANCE_STATE", str(tmp_path / "state"))
+    failure = classify_failure("dgx-01", "Gathering Facts", {"msg": "Failed to connect: Connection refused"},
+                               unreachable=True, hostinfo={"address": "10.0.0.5", "user": "ubuntu", "port": 22})
+    monkeypatch.setattr(BaremetalProvider, "run_playbook", lambda self, playbook="site.yml", **kw: RunResult(
+        "x", "failed", 4, 0.1, str(tmp_path / "runs" / "x"), failures=[failure]))
+    profile = profiles.load("dgx", ["cluster.baremetal.hosts.0.address=10.0.0.5"]).profile
+    with pytest.raises(UserError) as e:
+        orchestrator.up(profile, "baremetal", report.Reporter(io.StringIO()))
+    line = e.value.line()
+    assert "step 'cluster' failed: dgx-01: Gathering Facts: host unreachable" in line, line
+    assert line.count("fix:") == 1 and line.endswith(f"fix: {failure.fix}"), line
+
+
+def test_host_without_address_is_refused_first(tmp_path):
+    with pytest.raises(ProfileError) as e:
+        BaremetalProvider(spec(hosts=[{"name": "dgx-01", "address": ""}]), tmp_path)
+    line = e.value.line()
+    assert line.startswith("cluster.baremetal.hosts.0.address: host 'dgx-01' has no address — fix: ")
+    assert "--set cluster.baremetal.hosts.0.address=" in line and "cluster.baremetal.inventory" in line
+    assert line.count("fix:") == 1 and not tmp_path.joinpath("inventory").exists()
+    # the user's own inventory says where the hosts are
+    BaremetalProvider(spec(hosts=[{"name": "dgx-01", "address": ""}], inventory="hosts.ini"), tmp_path)
+
+
+def test_dgx_profile_needs_an_address(tmp_path, monkeypatch):
+    monkeypatch.setenv("APPLIANCE_STATE", str(tmp_path / "state"))
+    with pytest.raises(ProfileError) as e:
+        orchestrator.up(profiles.load("dgx").profile, "baremetal", report.Reporter(io.StringIO()))
+    assert "cluster.baremetal.hosts.0.address" in e.value.line()
+    assert not (tmp_path / "state").exists()  # refused before any work: no lock, no state
+    set_ = profiles.load("dgx", ["cluster.baremetal.hosts.0.address=10.0.0.5"]).profile
+    assert BaremetalProvider(set_.cluster, tmp_path).generate_inventory()["all"]["children"]["control_plane"][
+        "hosts"]["dgx-01"]["ansible_host"] == "10.0.0.5"
+
+
+def test_ansible_programs_of_this_interpreter_whatever_path(monkeypatch):
+    pytest.importorskip("ansible")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    beside = {sysconfig.get_path("scripts"), os.path.dirname(sys.executable)}
+    prog = ansible_program("ansible-playbook")
+    assert str(prog.parent) in beside and os.access(prog, os.X_OK)
+    assert ansible_envvars(playbooks_dir())["PATH"].split(os.pathsep)[0] == str(prog.parent)
+
+
+def test_missing_ansible_program_is_one_line(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(UserError) as e:
+        ansible_program("ansible-no-such-program")
+    assert "ansible-no-such-program not found" in e.value.line() and "pip install" in e.value.fix
 
 
 def test_status_without_runs(tmp_path):
