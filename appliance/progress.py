@@ -18,11 +18,12 @@ from typing import Callable, Iterator
 
 HEARTBEAT_S = 30.0
 
-#: Seconds one cold build took on the 2-CPU CI machine (cache build records, bench/results/stack-*.json).
+#: Seconds one cold build took on the 2-CPU CI machine (the caches' build records: toolchain manifest,
+#: components/go/*/*.json, images/node/*.json; bench/results/stack-*.json).
 COST_2CPU = {
-    "toolchain kubernetes": 600, "toolchain etcd": 120, "toolchain kwok": 150, "toolchain coredns": 200,
-    "toolchain kind": 100, "training-operator": 500, "kserve-manager": 410, "controller-gen": 60,
-    "local-path-provisioner": 120, "crictl": 90, "node image": 300,
+    "toolchain kubernetes": 300, "toolchain etcd": 60, "toolchain kwok": 120, "toolchain coredns": 90,
+    "toolchain kind": 30, "training-operator": 500, "kserve-manager": 410, "controller-gen": 60,
+    "local-path-provisioner": 90, "crictl": 45, "node image": 180,
 }
 COST_DEFAULT = 120
 DOWNLOAD_S = 20  # a toolchain group fetched from the release hosts instead of built

@@ -100,7 +100,7 @@ def test_duration():
 def test_estimate_scales_with_cpus_and_counts_downloads():
     builds = ["toolchain kubernetes", "training-operator"]
     two = progress.estimate_seconds(builds, 2)
-    assert two == 600 + 500
+    assert two == progress.COST_2CPU["toolchain kubernetes"] + progress.COST_2CPU["training-operator"]
     assert progress.estimate_seconds(builds, 4) == two / 2
     assert progress.estimate_seconds(builds, 64) == progress.estimate_seconds(builds, 8)  # no gain past 8
     assert progress.estimate_seconds(["something new"], 2) == progress.COST_DEFAULT
