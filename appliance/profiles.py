@@ -196,7 +196,8 @@ def validate_data(data: dict, origins: Origins, default_where: str) -> Profile:
         errors = [_explain(err, origins, default_where) for err in e.errors()]
         first = errors[0]
         if len(errors) > 1:
-            first.fix += f" (and {len(errors) - 1} more problem(s): {'; '.join(x.line() for x in errors[1:])})"
+            more = "; ".join(f"{x.where}: {x.what}" for x in errors[1:])
+            first.fix += f" (and {len(errors) - 1} more problem(s): {more})"
         raise first from None
 
 

@@ -161,3 +161,12 @@ def test_dns_replicas_follow_the_node_count():
 def test_set_with_a_quoted_key_holding_dots():
     p = profiles.load("laptop", ['cluster.images.mirrors."docker.io"=http://mirror:5000'], "kind").profile
     assert p.cluster.images.mirrors == {"docker.io": "http://mirror:5000"}
+
+
+def test_several_problems_still_give_one_fix(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\ncluster: {workers: many, control_planes: none}\n")
+    with pytest.raises(ProfileError) as e:
+        profiles.load(str(bad))
+    line = e.value.line()
+    assert line.count("fix:") == 1 and "1 more problem(s)" in line
