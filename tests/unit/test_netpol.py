@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from appliance import profiles
-from appliance.components import CATALOG, Resources, netpol
+from appliance.components import CATALOG, Resources, builds, netpol
 from appliance.e2e import scenario
 from appliance.providers.sim import provider as sim
 
@@ -45,9 +45,9 @@ def test_agent_runs_on_every_node_with_net_admin_only():
 def test_agent_requests_are_small_and_match_the_pod():
     comp = CATALOG["network-policy"]()
     r = comp.requests()
-    assert r == Resources(10, 32) and r.cpu_m <= 20 and r.memory_mi <= 50
+    assert r == Resources(10, 48) and r.cpu_m <= 20 and r.memory_mi <= 50
     (ds,) = by_kind(comp.objects())["DaemonSet"]
-    assert ds["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"] == {"cpu": "10m", "memory": "32Mi"}
+    assert ds["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"] == {"cpu": "10m", "memory": "48Mi"}
 
 
 def test_agent_rbac_reads_pods_namespaces_and_policies_only():
@@ -67,6 +67,26 @@ def test_agent_image_is_built_from_the_pinned_module_or_given():
     assert (netpol.MODULE, netpol.VERSION) == ("sigs.k8s.io/kube-network-policies", "v0.8.0")
     assert img.upstream == "registry.k8s.io/networking/kube-network-policies:v0.8.0" and img.build is netpol.image
     assert CATALOG["network-policy"]({"image": "example.org/netpol:1"}).images() == []
+
+
+def test_build_patch_makes_both_queue_verdicts_fall_back_to_the_xtables_target(tmp_path):
+    pkg = tmp_path / "pkg" / "networkpolicy"
+    pkg.mkdir(parents=True)
+    controller = pkg / "controller.go"
+    controller.write_text(f"func a() {{\n{netpol.NATIVE_QUEUE}}}\nfunc b() {{\n{netpol.NATIVE_QUEUE}}}\n")
+    netpol.patch(tmp_path)
+    assert controller.read_text().count("\tqueue := c.queueExpr()\n") == 2 and "expr.Queue" not in controller.read_text()
+    compat = (pkg / "zz_appliance_queue_compat.go").read_text()
+    assert "package networkpolicy" in compat and "func (c *Controller) queueExpr() expr.Any" in compat
+    assert 'Name: "NFQUEUE", Rev: 3' in compat
+
+
+def test_build_patch_refuses_an_upstream_it_does_not_know(tmp_path):
+    pkg = tmp_path / "pkg" / "networkpolicy"
+    pkg.mkdir(parents=True)
+    (pkg / "controller.go").write_text(f"func a() {{\n{netpol.NATIVE_QUEUE}}}\n")
+    with pytest.raises(builds.BuildError, match="native queue expression twice"):
+        netpol.patch(tmp_path)
 
 
 # ----------------------------------------------------------------------------- user namespaces
