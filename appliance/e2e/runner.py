@@ -217,7 +217,7 @@ class Runner:
                 except Exception as e:  # noqa: BLE001 — a failed step is a result, with diagnostics
                     failed = failed or phase == "step"
                     sr = StepResult(step.name, step.kind, "failed", round(time.monotonic() - t0, 2),
-                                    f"{type(e).__name__}: {e}", self.diagnostics())
+                                    _describe(e), self.diagnostics())
                 if report:
                     report.step(f"{scenario.name}: {step.name}", "done" if sr.status == "passed" else "failed", sr.message[:200], sr.seconds)
                 result.steps.append(sr)
@@ -245,6 +245,18 @@ class Runner:
             except Exception as e:  # noqa: BLE001 — diagnostics are best effort
                 lines.append(f"could not read namespace {ns}: {e}")
         return "\n".join(lines)
+
+
+def _describe(e: Exception) -> str:
+    """A failed step's reason; an API error is its status code and the API server's message (no headers)."""
+    import json
+
+    body = getattr(e, "body", None)
+    try:
+        msg = json.loads(body)["message"] if body else ""
+    except (ValueError, KeyError, TypeError):
+        msg = ""
+    return f"{type(e).__name__}: {getattr(e, 'status', '')} {msg}".strip() if msg else f"{type(e).__name__}: {e}"
 
 
 def _request(res, verb: str, a) -> None:

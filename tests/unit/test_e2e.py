@@ -46,3 +46,16 @@ def test_reports(tmp_path):
     assert "Pending" in suite.findall("testcase")[1].find("failure").text
     page = reports.html_report([r], tmp_path / "report.html").read_text()
     assert "bad step" in page and "&lt;oops&gt;" in page and "failed in 2.5s" in page
+
+
+def test_an_api_error_is_described_by_its_message_not_its_headers():
+    from kubernetes.client.rest import ApiException
+
+    from appliance.e2e.runner import _describe
+
+    e = ApiException(status=403, reason="Forbidden")
+    e.body = '{"kind":"Status","message":"inferenceservices.serving.kserve.io \\"x\\" is forbidden: User \\"bob\\" cannot create"}'
+    e.headers = {"Audit-Id": "123"}
+    got = _describe(e)
+    assert got == 'ApiException: 403 inferenceservices.serving.kserve.io "x" is forbidden: User "bob" cannot create'
+    assert _describe(ValueError("plain")) == "ValueError: plain"
