@@ -59,3 +59,14 @@ def test_an_api_error_is_described_by_its_message_not_its_headers():
     got = _describe(e)
     assert got == 'ApiException: 403 inferenceservices.serving.kserve.io "x" is forbidden: User "bob" cannot create'
     assert _describe(ValueError("plain")) == "ValueError: plain"
+
+
+def test_a_step_for_a_missing_component_is_skipped_and_says_why():
+    from appliance.e2e.runner import Runner
+    from appliance.e2e.scenario import Scenario
+
+    s = Scenario.model_validate({"name": "x", "steps": [
+        {"name": "needs serving", "components": ["kserve"],
+         "access": {"as": "user-a/a", "verbs": ["list"], "resources": ["inferenceservices.serving.kserve.io"], "namespace": "user-a", "allowed": True}}]})
+    r = Runner(kube=None, enabled={"user-profiles"}).run(s)
+    assert [(x.status, x.message) for x in r.steps] == [("skipped", "needs kserve")] and r.passed
