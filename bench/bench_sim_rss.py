@@ -7,7 +7,7 @@ what every size ran before), in one run.
 
 Reports, per profile and tuning: the control plane's (etcd, kube-apiserver, controller-manager, scheduler,
 kwok) peak resident memory during `up`, its resident memory after `settle` idle seconds, and kube-apiserver's
-alone; the auto rows carry the large run as baseline and their ratio. Host controllers are not counted.
+alone, and the time `up` took; the auto rows carry the large run as baseline and their ratio. Host controllers are not counted.
 Writes bench/results/sim-rss.json.
 """
 
@@ -57,9 +57,10 @@ def rows_for(profile_name: str, auto: dict, large: dict) -> list[dict]:
     label = f"{profile_name} ({auto['tuning']} tuning)"
     out = []
     for key, what in (("peak", "control plane peak RSS during up"), ("settled", "control plane RSS settled"),
-                      ("apiserver", "kube-apiserver RSS settled")):
-        out.append({"metric": f"{label}: {what}", "value": round(auto[key]), "unit": "MiB",
-                    "baseline": round(large[key]), "ratio": round(auto[key] / large[key], 2) if large[key] else None})
+                      ("apiserver", "kube-apiserver RSS settled"), ("up_s", "up to ready")):
+        out.append({"metric": f"{label}: {what}", "value": round(auto[key], 1 if key == "up_s" else None),
+                    "unit": "s" if key == "up_s" else "MiB", "baseline": round(large[key], 1 if key == "up_s" else None),
+                    "ratio": round(auto[key] / large[key], 2) if large[key] else None})
     return out
 
 
