@@ -56,6 +56,11 @@ class Kube:
         except NotFoundError:
             return None
 
+    def list_labelled(self, api_version: str, kind: str, selector: str) -> list[dict]:
+        """Objects of a kind carrying these labels, in every namespace."""
+        res = self.dynamic.resources.get(api_version=api_version, kind=kind)
+        return [i.to_dict() for i in res.get(label_selector=selector).items]
+
     def missing(self, objs: Iterable[dict]) -> list[str]:
         """`Kind/name` of each object that does not exist (or is not ready, for Deployments and CRDs)."""
         out = []

@@ -72,7 +72,10 @@ def register(cls: type[Component]) -> type[Component]:
 
 
 def _load_catalog() -> None:
-    from appliance.components import gpu, netpol, platform, serving, training, users  # noqa: F401  (registers)
+    from appliance.components import kit, netpol, serving, training, users  # noqa: F401  (registers)
+
+    for cls in kit.discover():
+        register(cls)
 
 
 _load_catalog()

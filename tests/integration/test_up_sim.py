@@ -7,7 +7,7 @@ import psutil
 import pytest
 
 from appliance import e2e, orchestrator, paths
-from appliance.components.gpu import NvidiaDevicePlugin
+from appliance.components import CATALOG
 from appliance.errors import UserError
 from appliance.kube import Kube
 from appliance.plan import Lock
@@ -70,7 +70,7 @@ def test_status_reports_components_and_processes(sim):
 def test_device_plugin_runs_on_every_gpu_node_only(sim):
     _, first = sim
     kube = Kube(first["kubeconfig"])
-    comp = NvidiaDevicePlugin()
+    comp = CATALOG["nvidia-device-plugin"]()
     comp.install(kube)
     deadline = time.monotonic() + 60
     while not comp.ready(kube)[0] and time.monotonic() < deadline:

@@ -2,14 +2,14 @@
 
 from types import SimpleNamespace
 
-from appliance.components.gpu import GPU_NODES, NvidiaDevicePlugin
+from appliance.components import CATALOG
 from appliance.providers import kind as kp
 
 
 def test_device_plugin_targets_gpu_nodes_only_with_a_pinned_image():
-    (ds,) = NvidiaDevicePlugin({"mig_strategy": "single"}).objects()
+    (ds,) = CATALOG["nvidia-device-plugin"]({"mig_strategy": "single"}).objects()
     pod = ds["spec"]["template"]["spec"]
-    assert pod["nodeSelector"] == GPU_NODES == {"nvidia.com/gpu.present": "true"}
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
     assert any(t["key"] == "nvidia.com/gpu" for t in pod["tolerations"])
     c = pod["containers"][0]
     assert c["image"].startswith("nvcr.io/nvidia/k8s-device-plugin:v") and {"name": "MIG_STRATEGY", "value": "single"} in c["env"]
