@@ -20,11 +20,6 @@ def _emit_json(data) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
 
-def _load(profile: str, sets: tuple[str, ...], provider: str | None = None):
-    """The profile with its `--set`s; with `provider`, also that provider's overrides."""
-    return profiles.load(profile, list(sets), provider)
-
-
 profile_opt = click.option("--profile", "-p", default=DEFAULT_PROFILE, show_default=True, help="profile name or YAML file")
 set_opt = click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="override a profile field, e.g. cluster.workers=2 (repeatable)")
 provider_opt = click.option("--provider", type=click.Choice(providers.NAMES), default=None, help="override the profile's provider (default: from the profile, else kind with Docker, else sim)")
@@ -66,7 +61,7 @@ def up(profile, provider, sets, as_json, parallel):
 @cluster_opt
 def down(profile, cluster):
     """Delete the cluster and everything the appliance left for it on this host."""
-    name = cluster or _load(profile, ()).profile.cluster.name
+    name = cluster or profiles.load(profile).profile.cluster.name
     rep = report.make()
     try:
         orchestrator.down(name, rep)
@@ -82,7 +77,7 @@ def down(profile, cluster):
 @click.option("--verbose", "-v", is_flag=True, help="also show file paths (logs, binaries, state) and ports")
 def status(profile, cluster, as_json, verbose):
     """Show the cluster, its provider's view, and each component's readiness."""
-    name = cluster or _load(profile, ()).profile.cluster.name
+    name = cluster or profiles.load(profile).profile.cluster.name
     st = orchestrator.status(name)
     if as_json:
         _emit_json(st)
@@ -163,7 +158,7 @@ def profiles_show(profile, sets):
     """The fully merged profile (after extends and --set), as YAML."""
     import yaml
 
-    click.echo(yaml.safe_dump(_load(profile, sets).profile.model_dump(mode="json"), sort_keys=False))
+    click.echo(yaml.safe_dump(profiles.load(profile, list(sets)).profile.model_dump(mode="json"), sort_keys=False))
 
 
 @profiles_group.command("validate")

@@ -26,6 +26,8 @@ import yaml
 from appliance.errors import ProfileError, UserError
 from appliance.images.delivery import node_mirrors
 from appliance.providers.base import ClusterInfo, Provider
+from appliance.toolchain import Toolchain
+from appliance.toolchain.pins import KUBERNETES
 
 K8S_BINARIES = ("kubelet", "kubeadm", "kubectl")
 KEEP_RUNS = 10
@@ -66,15 +68,6 @@ def ansible_envvars(pb_dir: Path) -> dict[str, str]:
         "ANSIBLE_ROLES_PATH": str(pb_dir / "roles"),
         "PATH": os.pathsep.join([str(programs), os.environ.get("PATH", os.defpath)]),
     }
-
-
-def _k8s_version() -> str:
-    try:
-        from appliance.toolchain.pins import KUBERNETES
-
-        return KUBERNETES
-    except Exception:  # pragma: no cover - toolchain not importable
-        return "v1.31.4"
 
 
 # -- failures -------------------------------------------------------------------------------
@@ -197,10 +190,9 @@ class _Events:
         "runner_on_skipped": "skipped",
     }
 
-    def __init__(self, report: Callable[[str], None], hostinfo: dict[str, dict], verbose_skips: bool = False):
+    def __init__(self, report: Callable[[str], None], hostinfo: dict[str, dict]):
         self.report = report
         self.hostinfo = hostinfo
-        self.verbose_skips = verbose_skips
         self.changed: list[tuple[str, str]] = []
         self.failures: list[HostFailure] = []
         self.stats: dict[str, dict[str, int]] = {}
@@ -231,7 +223,7 @@ class _Events:
             self.failures.append(f)
             self.report(f"{host} / {label} / {status}: {f.what} — fix: {f.fix}")
             return True
-        if status == "skipped" and not self.verbose_skips:
+        if status == "skipped":
             return True
         self.report(f"{host} / {label} / {status}" + (" (ignored)" if ignored and status == "failed" else ""))
         return True
@@ -291,11 +283,6 @@ class BaremetalProvider(Provider):
 
     def k8s_binaries_dir(self) -> Path:
         """A folder with kubelet/kubeadm/kubectl from the appliance toolchain (offline installs)."""
-        try:
-            from appliance.toolchain import Toolchain
-        except ImportError as e:  # pragma: no cover
-            raise UserError("the appliance toolchain is not available", where="baremetal offline",
-                            fix="set appliance_k8s_binaries_dir in the inventory") from e
         self.report("toolchain: making sure kubelet, kubeadm, kubectl are cached (built once)")
         paths = Toolchain(report=self.report).ensure(list(K8S_BINARIES))
         dest = self.state_dir / "k8s-bin"
@@ -313,7 +300,7 @@ class BaremetalProvider(Provider):
         """Variables every host gets (the user's inventory overrides them)."""
         v: dict[str, Any] = {
             "appliance_cluster_name": self.cluster_name,
-            "appliance_k8s_version": _k8s_version(),
+            "appliance_k8s_version": KUBERNETES,
             "appliance_offline": bool(self.bm.offline),
             "appliance_mig_profile": self.bm.mig_profile,
             "appliance_gpu_stack": self.bm.gpu_stack,
@@ -472,10 +459,8 @@ class BaremetalProvider(Provider):
 
     def _kubectl(self) -> str | None:
         try:
-            from appliance.toolchain import Toolchain
-
             return str(Toolchain().path("kubectl"))
-        except Exception:
+        except UserError:
             return shutil.which("kubectl")
 
     def ready(self) -> bool:

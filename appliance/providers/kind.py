@@ -10,7 +10,6 @@ selection, GPU nodes get `/dev/null -> /var/run/nvidia-container-devices/<index>
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import threading
@@ -174,7 +173,6 @@ def node_names(name: str, control_planes: int, workers: int) -> list[str]:
 
 class KindProvider(Provider):
     name = "kind"
-    timings: dict[str, float] = {}
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
@@ -258,7 +256,6 @@ class KindProvider(Provider):
             f"creating kind cluster '{self.cluster}' ({self.spec.control_planes} control plane, {self.spec.workers} workers) from {image}"
         )
         deadline = time.monotonic() + CREATE_TIMEOUT_S
-        t0 = time.monotonic()
         # the Kubernetes client takes a second or two to import: do it while kind works
         warm = threading.Thread(target=_import_client, daemon=True)
         warm.start()
@@ -268,16 +265,12 @@ class KindProvider(Provider):
             capture_output=True, text=True,
         )  # fmt: skip
         (self.state_dir / "kind-create.log").write_text(r.stdout + r.stderr)
-        self.timings = {"kind_create_s": round(time.monotonic() - t0, 2)}
         if r.returncode != 0:
             self._fail("kind create cluster failed: " + _last_error(r.stderr or r.stdout))
         try:
             if gpus:
                 self._gpu_post_create(cfg)
-            t1 = time.monotonic()
-            info = self._wait_ready(deadline)
-            self.timings["wait_ready_s"] = round(time.monotonic() - t1, 2)
-            return info
+            return self._wait_ready(deadline)
         except UserError as e:
             self._fail(e.what)
         raise AssertionError("unreachable")
@@ -452,10 +445,6 @@ def _node_row(n) -> dict[str, Any]:
 def _pod_row(p) -> dict[str, Any]:
     return {"namespace": p.metadata.namespace, "name": p.metadata.name, "phase": p.status.phase,
             "ready": _pod_ok(p), "node": p.spec.node_name or ""}  # fmt: skip
-
-
-def to_json(data: Any) -> str:
-    return json.dumps(data, indent=2, default=str)
 
 
 __all__ = ["KindProvider", "kind_config", "gpu_assignment", "gpu_mounts", "detect_gpus", "nvidia_toolkit", "node_names"]

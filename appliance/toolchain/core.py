@@ -30,9 +30,6 @@ SOURCES = ("auto", "download", "build")
 MANIFEST = "manifest.json"
 
 
-_HASHES: dict[tuple, str] = {}
-
-
 @dataclass
 class ToolStatus:
     tool: str
@@ -42,9 +39,6 @@ class ToolStatus:
     ok: bool
     state: str  # "ok", "missing", "corrupted"
     seconds: float = 0.0  # how long fetching/building took
-
-    def as_tuple(self) -> tuple:
-        return (self.tool, self.version, self.source, self.path, self.ok)
 
 
 class Cache:
