@@ -2,6 +2,7 @@
 the lock, status, e2e scenarios (user isolation, GPU scheduling), and a clean `down`."""
 
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -106,3 +107,26 @@ def test_down_removes_components_then_leaves_nothing(sim):
     assert not state.exists()
     leftovers = [p.info for p in psutil.process_iter(["pid", "cmdline"]) if any(str(state) in a for a in (p.info["cmdline"] or []))]
     assert not leftovers
+
+
+def test_the_guide_example_component_works_as_written(sim, tmp_path):
+    """docs/components.md's `hello-api`, taken from the guide's code blocks, installs and becomes ready."""
+    import re
+
+    from appliance.components import kit
+
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "components.md").read_text()
+    folder = tmp_path / "hello_api"
+    for name, body in re.findall(r"^`((?:manifests/)?[\w.-]+\.yaml)`:\n\n```yaml\n(.*?)```", guide, re.S | re.M):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(body)
+    assert sorted(p.name for p in folder.rglob("*.yaml")) == ["10-namespace.yaml", "20-deployment.yaml", "component.yaml"]
+    kube = Kube(sim[1]["kubeconfig"])
+    comp = kit.load(folder)({"replicas": 2, "greeting": "hi"})
+    assert comp.requests() == kit.Resources(20, 64)
+    assert "applied 4 objects" in comp.install(kube)
+    deadline = time.monotonic() + 60
+    while not comp.ready(kube)[0] and time.monotonic() < deadline:
+        time.sleep(1)
+    assert comp.ready(kube) == (True, "")
+    comp.remove(kube)
