@@ -37,7 +37,8 @@ def main(argv: list[str]) -> int:
     from appliance.images import debian
     from appliance.images.node import build_node_image
     from appliance.images.tools import ensure_tools
-    from appliance.providers.kind import KindProvider, kind_config
+    from appliance.providers.kind import KindProvider
+    from appliance.providers.kind.config import kind_config
     from appliance.schema import ClusterSpec
 
     rows = []

@@ -126,7 +126,7 @@ def test_components_of_a_profile_share_one_delivery():
 
 
 def test_kind_config_writes_containerd_mirrors():
-    from appliance.providers.kind import kind_config
+    from appliance.providers.kind.config import kind_config
 
     p = profiles.load("laptop", ["cluster.images.registry=http://172.18.0.9:5000"], "kind").profile
     cfg = kind_config(p.cluster, "img")

@@ -3,7 +3,8 @@
 from types import SimpleNamespace
 
 from appliance.components import CATALOG
-from appliance.providers import kind as kp
+from appliance.providers.kind import gpu as kg
+from appliance.providers.kind.config import node_names
 
 
 def test_device_plugin_targets_gpu_nodes_only_with_a_pinned_image():
@@ -16,17 +17,15 @@ def test_device_plugin_targets_gpu_nodes_only_with_a_pinned_image():
     assert c["volumeMounts"][0]["mountPath"] == "/var/lib/kubelet/device-plugins"
 
 
-def test_kind_gpu_nodes_get_the_toolkit_set_up_inside(monkeypatch, tmp_path):
+def test_kind_gpu_nodes_get_the_toolkit_set_up_inside(monkeypatch):
     calls = []
-    monkeypatch.setattr(kp.subprocess, "run", lambda cmd, **kw: calls.append((cmd, kw.get("input"))) or SimpleNamespace(returncode=0, stdout="", stderr=""))
-    spec = SimpleNamespace(name="g", control_planes=1, workers=2, kind=SimpleNamespace(gpus="auto"))
-    p = kp.KindProvider.__new__(kp.KindProvider)
-    p.spec, p.report = spec, lambda m: None
-    cfg = {"nodes": [{"role": "control-plane"},
-                     {"role": "worker", "extraMounts": kp.gpu_mounts([0, 1])},
-                     {"role": "worker", "extraMounts": []}]}
-    p._gpu_post_create(cfg)
-    gpu_node = kp.node_names("g", 1, 2)[1]
+    monkeypatch.setattr(kg.subprocess, "run", lambda cmd, **kw: calls.append((cmd, kw.get("input"))) or SimpleNamespace(returncode=0, stdout="", stderr=""))
+    nodes = [{"role": "control-plane"},
+             {"role": "worker", "extraMounts": kg.gpu_mounts([0, 1])},
+             {"role": "worker", "extraMounts": []}]
+    names = node_names("g", 1, 2)
+    kg.setup_nodes(names, nodes, lambda m: None)
+    gpu_node = names[1]
     assert [c for c, _ in calls] == [["docker", "exec", gpu_node, "umount", "-R", "/proc/driver/nvidia"],
                                      ["docker", "exec", "-i", gpu_node, "bash", "-s"]]
     script = calls[1][1]

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from appliance.providers import kind as kp
+from appliance.providers.kind import config as kc
+from appliance.providers.kind import gpu as kg
+from appliance.providers.kind import provider as kp
 from appliance.schema import ClusterSpec
 
 
@@ -17,7 +19,7 @@ def spec(**kw):
 
 
 def test_config_counts_image_and_name():
-    cfg = kp.kind_config(spec(control_planes=1, workers=2), "appliance/node:v1.31.4-abc")
+    cfg = kc.kind_config(spec(control_planes=1, workers=2), "appliance/node:v1.31.4-abc")
     assert cfg["kind"] == "Cluster" and cfg["apiVersion"] == "kind.x-k8s.io/v1alpha4"
     assert cfg["name"] == "demo"
     assert [n["role"] for n in cfg["nodes"]] == ["control-plane", "worker", "worker"]
@@ -34,7 +36,7 @@ def test_config_ports_mounts_feature_gates():
             "feature_gates": {"DynamicResourceAllocation": True},
         },
     )
-    cfg = kp.kind_config(s, "img")
+    cfg = kc.kind_config(s, "img")
     cp, w = cfg["nodes"]
     assert cp["extraPortMappings"] == [{"containerPort": 80, "hostPort": 8080}]
     assert w["extraPortMappings"] == [{"containerPort": 30000, "hostPort": 30000}]
@@ -43,8 +45,8 @@ def test_config_ports_mounts_feature_gates():
 
 
 def test_node_names_match_kind():
-    assert kp.node_names("x", 1, 0) == ["x-control-plane"]
-    assert kp.node_names("x", 3, 2) == ["x-control-plane", "x-control-plane2", "x-control-plane3", "x-worker", "x-worker2"]
+    assert kc.node_names("x", 1, 0) == ["x-control-plane"]
+    assert kc.node_names("x", 3, 2) == ["x-control-plane", "x-control-plane2", "x-control-plane3", "x-worker", "x-worker2"]
 
 
 def _gpus(n):
@@ -64,11 +66,11 @@ def _gpus(n):
     ],
 )
 def test_gpu_assignment(n, cps, ws, mode, want):
-    assert kp.gpu_assignment(_gpus(n), cps, ws, mode) == want
+    assert kg.gpu_assignment(_gpus(n), cps, ws, mode) == want
 
 
 def test_gpu_mounts_in_config():
-    cfg = kp.kind_config(spec(workers=2), "img", _gpus(4))
+    cfg = kc.kind_config(spec(workers=2), "img", _gpus(4))
     cp, w1, w2 = cfg["nodes"]
     assert "extraMounts" not in cp
     assert w1["extraMounts"] == [
@@ -92,64 +94,67 @@ def _fake_nvml(monkeypatch, names):
     m.nvmlDeviceGetHandleByIndex = lambda i: i
     m.nvmlDeviceGetUUID = lambda h: f"GPU-{h:04d}".encode()
     m.nvmlDeviceGetName = lambda h: names[h]
+    m.nvmlSystemGetDriverVersion = lambda: "550.90.07"
+    m.nvmlSystemGetCudaDriverVersion = lambda: 12040
+    m.nvmlDeviceGetMemoryInfo = lambda h: types.SimpleNamespace(total=81559 * 2**20)
+    m.nvmlDeviceGetMigMode = lambda h: (0, 0)
     monkeypatch.setitem(sys.modules, "pynvml", m)
     return m
 
 
-def test_detect_gpus_with_mocked_nvml(monkeypatch):
+def test_usable_gpus_with_mocked_nvml(monkeypatch):
     _fake_nvml(monkeypatch, ["NVIDIA H100 80GB HBM3", b"NVIDIA H100 80GB HBM3"])
-    assert kp.detect_gpus() == [
+    monkeypatch.setattr(kg, "nvidia_toolkit", lambda: (True, ""))
+    assert kg.usable_gpus("auto", print) == [
         {"index": 0, "uuid": "GPU-0000", "name": "NVIDIA H100 80GB HBM3"},
         {"index": 1, "uuid": "GPU-0001", "name": "NVIDIA H100 80GB HBM3"},
     ]
 
 
-def test_detect_gpus_without_driver(monkeypatch):
+def test_usable_gpus_without_driver(monkeypatch):
     m = _fake_nvml(monkeypatch, [])
 
     def boom():
         raise m.NVMLError("driver not loaded")
 
     m.nvmlInit = boom
-    assert kp.detect_gpus() == []
+    assert kg.usable_gpus("auto", print) == []
 
 
 def test_toolkit_check(monkeypatch, tmp_path):
     cfgfile = tmp_path / "config.toml"
-    monkeypatch.setattr(kp, "NVIDIA_RUNTIME_CONFIG", cfgfile)
-    monkeypatch.setattr(kp.shutil, "which", lambda n: "/usr/bin/" + n)
-    ok, why = kp.nvidia_toolkit()
+    monkeypatch.setattr(kg, "NVIDIA_RUNTIME_CONFIG", cfgfile)
+    monkeypatch.setattr(kg.shutil, "which", lambda n: "/usr/bin/" + n)
+    ok, why = kg.nvidia_toolkit()
     assert not ok and "missing" in why
     cfgfile.write_text("accept-nvidia-visible-devices-as-volume-mounts = false\n")
-    ok, why = kp.nvidia_toolkit()
+    ok, why = kg.nvidia_toolkit()
     assert not ok and "nvidia-ctk config" in why
     cfgfile.write_text(
         "accept-nvidia-visible-devices-as-envvar-when-unprivileged = false\naccept-nvidia-visible-devices-as-volume-mounts = true\n"
     )
-    assert kp.nvidia_toolkit() == (True, "")
-    monkeypatch.setattr(kp.shutil, "which", lambda n: None)
-    assert kp.nvidia_toolkit()[0] is False
+    assert kg.nvidia_toolkit() == (True, "")
+    monkeypatch.setattr(kg.shutil, "which", lambda n: None)
+    assert kg.nvidia_toolkit()[0] is False
 
 
 def test_provider_gpu_path_end_to_end(monkeypatch, tmp_path):
     """The real create() path: NVML GPUs + toolkit -> per-worker device mounts in the written config."""
     _fake_nvml(monkeypatch, ["NVIDIA A100"] * 2)
-    monkeypatch.setattr(kp, "nvidia_toolkit", lambda: (True, ""))
+    monkeypatch.setattr(kg, "nvidia_toolkit", lambda: (True, ""))
     p = kp.KindProvider(spec(workers=2, kind={"image": "img:1"}), tmp_path)
-    gpus = p._gpus()
+    gpus = kg.usable_gpus(p.spec.kind.gpus, p.report)
     assert [g["index"] for g in gpus] == [0, 1]
-    cfg = kp.kind_config(p.spec, p.image(), gpus)
+    cfg = kc.kind_config(p.spec, p.image(), gpus)
     assert [len(n.get("extraMounts", [])) for n in cfg["nodes"]] == [0, 1, 1]
-    p.spec.kind.gpus = "none"
-    assert p._gpus() == []
+    assert kg.usable_gpus("none", p.report) == []
 
 
-def test_gpus_skipped_without_toolkit(monkeypatch, tmp_path):
+def test_gpus_skipped_without_toolkit(monkeypatch):
     _fake_nvml(monkeypatch, ["NVIDIA A100"])
-    monkeypatch.setattr(kp, "nvidia_toolkit", lambda: (False, "NVIDIA container toolkit not installed"))
+    monkeypatch.setattr(kg, "nvidia_toolkit", lambda: (False, "NVIDIA container toolkit not installed"))
     msgs = []
-    p = kp.KindProvider(spec(workers=1), tmp_path, report=msgs.append)
-    assert p._gpus() == []
+    assert kg.usable_gpus("auto", msgs.append) == []
     assert "not handed to kind nodes" in msgs[0]
 
 
@@ -207,7 +212,7 @@ def test_failed_create_exports_logs_and_names_them(monkeypatch, tmp_path):
     (bindir / "kind").write_text(FAKE_KIND)
     (bindir / "kind").chmod(0o755)
     monkeypatch.setenv("APPLIANCE_TOOLCHAIN_BIN", str(bindir))
-    monkeypatch.setattr(kp, "detect_gpus", lambda: [])
+    monkeypatch.setattr(kg.host, "gpus", lambda: kg.host.GpuInfo(nvml=False))
     monkeypatch.setattr(kp.KindProvider, "containers", lambda self: [])
     p = kp.KindProvider(spec(workers=1, kind={"image": "appliance/node:test"}), tmp_path / "state")
     with pytest.raises(UserError) as e:

@@ -1,11 +1,9 @@
-"""kind provider: a Docker-in-Docker cluster from our locally built node image.
+"""The kind provider.
 
-create() writes a kind config from the profile, runs the toolchain's `kind`, then waits on
-the API (watch streams, no fixed sleeps) until every node is Ready and every kube-system
-pod is Running. A failed create exports `kind` logs into a folder it names.
-GPUs: with NVML GPUs and the NVIDIA container toolkit set up for volume-mount device
-selection, GPU nodes get `/dev/null -> /var/run/nvidia-container-devices/<index>` mounts
-(the nvkind mechanism), so each node container sees only its GPUs.
+create() writes a kind config from the profile (config.py), runs the toolchain's `kind`, then
+waits on the API (watch streams, no fixed sleeps) until every node is Ready and every
+kube-system pod is Running. A failed create exports `kind` logs into a folder it names.
+GPU nodes are set up the nvkind way (gpu.py).
 """
 
 from __future__ import annotations
@@ -20,158 +18,16 @@ from typing import Any
 import yaml
 
 from appliance.errors import UserError
-from appliance.images.delivery import node_mirrors
 from appliance.providers.base import ClusterInfo, Provider
+from appliance.providers.kind import gpu
+from appliance.providers.kind.config import kind_config, node_names
 
-KIND_API = "kind.x-k8s.io/v1alpha4"
-NVIDIA_DEVICES_DIR = "/var/run/nvidia-container-devices"
-NVIDIA_RUNTIME_CONFIG = Path("/etc/nvidia-container-runtime/config.toml")
-GPU_SETUP = Path(__file__).resolve().parents[2] / "images" / "node" / "gpu-setup.sh"
 CREATE_TIMEOUT_S = 600
-
-_PORT_KEYS = {"container_port": "containerPort", "host_port": "hostPort", "listen_address": "listenAddress"}
-_MOUNT_KEYS = {
-    "host_path": "hostPath", "container_path": "containerPath", "read_only": "readOnly",
-    "selinux_relabel": "selinuxRelabel",
-}  # fmt: skip
-
-
-def _camel(d: dict[str, Any], keys: dict[str, str]) -> dict[str, Any]:
-    return {keys.get(k, k): v for k, v in d.items()}
-
-
-# --------------------------------------------------------------------------- GPUs
-
-
-def detect_gpus() -> list[dict[str, Any]]:
-    """GPUs NVML sees on this host: [{index, uuid, name}]; [] without a driver or pynvml."""
-    try:
-        import pynvml
-    except ImportError:
-        return []
-    try:
-        pynvml.nvmlInit()
-    except Exception:  # NVMLError_LibraryNotFound, DriverNotLoaded, ...
-        return []
-    try:
-        out = []
-        for i in range(pynvml.nvmlDeviceGetCount()):
-            h = pynvml.nvmlDeviceGetHandleByIndex(i)
-            uuid, name = pynvml.nvmlDeviceGetUUID(h), pynvml.nvmlDeviceGetName(h)
-            out.append({
-                "index": i,
-                "uuid": uuid.decode() if isinstance(uuid, bytes) else uuid,
-                "name": name.decode() if isinstance(name, bytes) else name,
-            })  # fmt: skip
-        return out
-    finally:
-        try:
-            pynvml.nvmlShutdown()
-        except Exception:
-            pass
-
-
-def nvidia_toolkit() -> tuple[bool, str]:
-    """Whether the NVIDIA container toolkit can hand GPUs to kind nodes through volume mounts."""
-    if not (shutil.which("nvidia-ctk") or shutil.which("nvidia-container-runtime")):
-        return False, "NVIDIA container toolkit not installed"
-    try:
-        text = NVIDIA_RUNTIME_CONFIG.read_text()
-    except OSError:
-        return False, f"{NVIDIA_RUNTIME_CONFIG} missing"
-    for line in text.splitlines():
-        k, _, v = line.partition("=")
-        if k.strip() == "accept-nvidia-visible-devices-as-volume-mounts" and v.strip().lower() == "true":
-            return True, ""
-    return False, (
-        "accept-nvidia-visible-devices-as-volume-mounts is off; run: nvidia-ctk config --in-place "
-        "--set accept-nvidia-visible-devices-as-volume-mounts=true && nvidia-ctk runtime configure "
-        "--runtime=docker --set-as-default && systemctl restart docker"
-    )
-
-
-def gpu_assignment(gpus: list[dict[str, Any]], control_planes: int, workers: int, mode: str = "auto") -> dict[int, list[int]]:
-    """Node position (0-based, control planes first) -> GPU indexes it gets.
-
-    auto: GPUs are split into contiguous, disjoint groups across the workers (the control
-    plane gets them all when there are no workers); all: every GPU node sees every GPU;
-    none: no GPUs.
-    """
-    if mode == "none" or not gpus:
-        return {}
-    idx = [g["index"] for g in gpus]
-    targets = list(range(control_planes, control_planes + workers)) or [0]
-    if mode == "all":
-        return {t: list(idx) for t in targets}
-    out: dict[int, list[int]] = {}
-    n = len(targets)
-    base, extra = divmod(len(idx), n)
-    start = 0
-    for i, t in enumerate(targets):
-        size = base + (1 if i < extra else 0)
-        if size:
-            out[t] = idx[start : start + size]
-        start += size
-    return out
-
-
-def gpu_mounts(indexes: list[int]) -> list[dict[str, Any]]:
-    """extraMounts that make the toolkit inject exactly these GPUs into a node container."""
-    return [{"hostPath": "/dev/null", "containerPath": f"{NVIDIA_DEVICES_DIR}/{i}"} for i in indexes]
-
-
-# --------------------------------------------------------------------------- config
-
-
-def kind_config(spec: Any, image: str, gpus: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """The kind Cluster config for a profile's `cluster` section."""
-    k = spec.kind
-    mode = getattr(k, "gpus", "auto")
-    assign = gpu_assignment(gpus or [], spec.control_planes, spec.workers, mode)
-    mounts = [_camel(m, _MOUNT_KEYS) for m in k.extra_mounts]
-    ports = [_camel(p, _PORT_KEYS) for p in k.port_mappings]
-    nodes: list[dict[str, Any]] = []
-    roles = ["control-plane"] * spec.control_planes + ["worker"] * spec.workers
-    for pos, role in enumerate(roles):
-        node: dict[str, Any] = {"role": role, "image": image}
-        mine = [dict(p) for p in ports if p.get("role", "control-plane") == role]
-        first_of_role = pos == roles.index(role)
-        if mine and first_of_role:
-            node["extraPortMappings"] = [{kk: vv for kk, vv in p.items() if kk != "role"} for p in mine]
-        node_mounts = list(mounts) + gpu_mounts(assign.get(pos, []))
-        if node_mounts:
-            node["extraMounts"] = node_mounts
-        if assign.get(pos):
-            node["labels"] = {"nvidia.com/gpu.present": "true"}
-        nodes.append(node)
-    cfg: dict[str, Any] = {"kind": "Cluster", "apiVersion": KIND_API, "name": spec.name, "nodes": nodes}
-    mirrors = node_mirrors(spec.images)
-    if mirrors:
-        cfg["containerdConfigPatches"] = [containerd_mirrors(mirrors)]
-    if k.feature_gates:
-        cfg["featureGates"] = dict(k.feature_gates)
-    return cfg
-
-
-def containerd_mirrors(mirrors: dict[str, str]) -> str:
-    """containerd (config v2, CRI) lines sending pulls of each registry host to its mirror endpoint."""
-    lines = []
-    for host, url in sorted(mirrors.items()):
-        lines += [f'[plugins."io.containerd.grpc.v1.cri".registry.mirrors."{host}"]', f'  endpoint = ["{url}"]']
-    return "\n".join(lines) + "\n"
-
-
-def node_names(name: str, control_planes: int, workers: int) -> list[str]:
-    """The container names kind gives the nodes."""
-    cps = [f"{name}-control-plane"] + [f"{name}-control-plane{i}" for i in range(2, control_planes + 1)]
-    ws = ([f"{name}-worker"] if workers else []) + [f"{name}-worker{i}" for i in range(2, workers + 1)]
-    return cps + ws
-
-
-# --------------------------------------------------------------------------- provider
 
 
 class KindProvider(Provider):
+    """A kind cluster from the appliance's node image."""
+
     name = "kind"
 
     @classmethod
@@ -248,7 +104,7 @@ class KindProvider(Provider):
             self.report(f"kind cluster '{self.cluster}' is half-made; recreating it")
             self.delete()
         image = self.image()
-        gpus = self._gpus()
+        gpus = gpu.usable_gpus(getattr(self.spec.kind, "gpus", "auto"), self.report)
         cfg = kind_config(self.spec, image, gpus)
         cfg_path = self.state_dir / "kind-config.yaml"
         cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
@@ -269,7 +125,7 @@ class KindProvider(Provider):
             self._fail("kind create cluster failed: " + _last_error(r.stderr or r.stdout))
         try:
             if gpus:
-                self._gpu_post_create(cfg)
+                gpu.setup_nodes(node_names(self.cluster, self.spec.control_planes, self.spec.workers), cfg["nodes"], self.report)
             return self._wait_ready(deadline)
         except UserError as e:
             self._fail(e.what)
@@ -309,33 +165,6 @@ class KindProvider(Provider):
         return folder
 
     # -- internals
-
-    def _gpus(self) -> list[dict[str, Any]]:
-        if getattr(self.spec.kind, "gpus", "auto") == "none":
-            return []
-        gpus = detect_gpus()
-        if not gpus:
-            return []
-        ok, why = nvidia_toolkit()
-        if not ok:
-            self.report(f"{len(gpus)} GPU(s) found but not handed to kind nodes: {why}")
-            return []
-        return gpus
-
-    def _gpu_post_create(self, cfg: dict[str, Any]) -> None:
-        """What nvkind does after create, on each node that got GPU mounts: drop the toolkit's
-        /proc/driver/nvidia mount (it would hide the driver from the in-node toolkit), then install
-        the toolkit inside the node and make it containerd's default runtime (images/node/gpu-setup.sh)."""
-        script = GPU_SETUP.read_text()
-        names = node_names(self.cluster, self.spec.control_planes, self.spec.workers)
-        for name, node in zip(names, cfg["nodes"], strict=False):
-            if not any(m["containerPath"].startswith(NVIDIA_DEVICES_DIR) for m in node.get("extraMounts", [])):
-                continue
-            subprocess.run(["docker", "exec", name, "umount", "-R", "/proc/driver/nvidia"], capture_output=True)
-            self.report(f"{name}: installing the NVIDIA container toolkit in the node")
-            r = subprocess.run(["docker", "exec", "-i", name, "bash", "-s"], input=script, capture_output=True, text=True)
-            if r.returncode != 0:
-                self._fail(f"GPU setup in node {name} failed: {(r.stderr or r.stdout).strip().splitlines()[-1:]}")
 
     def _fail(self, what: str) -> None:
         logs = self.state_dir / "logs"
@@ -446,5 +275,3 @@ def _pod_row(p) -> dict[str, Any]:
     return {"namespace": p.metadata.namespace, "name": p.metadata.name, "phase": p.status.phase,
             "ready": _pod_ok(p), "node": p.spec.node_name or ""}  # fmt: skip
 
-
-__all__ = ["KindProvider", "kind_config", "gpu_assignment", "gpu_mounts", "detect_gpus", "nvidia_toolkit", "node_names"]
