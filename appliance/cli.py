@@ -199,7 +199,7 @@ def e2e(scenario, provider, profile, out_dir):
 def _register_groups() -> None:
     """Command groups owned by the toolchain, images and bare-metal modules."""
     from appliance.images.cli import images
-    from appliance.providers.baremetal_cli import baremetal
+    from appliance.providers.baremetal.cli import baremetal
     from appliance.toolchain.cli import toolchain
 
     for group in (toolchain, images, baremetal):

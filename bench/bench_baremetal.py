@@ -59,7 +59,7 @@ def main() -> int:
 
     import test_baremetal as tb  # the integration test's host and provider helpers
 
-    from appliance.providers.baremetal_image import build_image
+    from appliance.providers.baremetal.image import build_image
 
     info = machine()
     t0 = time.monotonic()

@@ -35,7 +35,7 @@ def _skip_unless_ready() -> None:
         docker.from_env().ping()
     except Exception as e:  # noqa: BLE001
         pytest.skip(f"no Docker daemon ({e.__class__.__name__}); start one (CI: sandbox-docker-up)")
-    from appliance.providers.baremetal import ansible_program
+    from appliance.providers.baremetal.runner import ansible_program
 
     r = subprocess.run([ansible_program("ansible-doc"), "-t", "connection", "-l"], capture_output=True, text=True)
     if CONNECTION not in r.stdout:
@@ -74,7 +74,7 @@ class Host:
     def __init__(self, image: str, name: str):
         from testcontainers.core.container import DockerContainer
 
-        from appliance.providers.baremetal_image import STOP_SIGNAL
+        from appliance.providers.baremetal.image import STOP_SIGNAL
 
         self.name = name
         self.volume = f"{name}-var"
@@ -132,7 +132,7 @@ def make_provider(host_name: str, bins: Path, state: Path, lines: list[str], **e
 def image() -> str:
     _skip_unless_ready()
     from appliance.errors import UserError
-    from appliance.providers.baremetal_image import build_image
+    from appliance.providers.baremetal.image import build_image
 
     try:
         return build_image(report=print)
@@ -283,7 +283,7 @@ def test_missing_inventory_var(provider, work):
     p.bm.inventory = str(inv)
     p.bm.offline = False  # nothing to copy: the run must stop at the missing variable first
     p.bm.hosts = []
-    p.defaults_vars = lambda: {"appliance_offline": False}  # a hand-written inventory that lacks the version
+    p.inventory.defaults = lambda: {"appliance_offline": False}  # a hand-written inventory that lacks the version
     with pytest.raises(UserError) as e:
         p.converge(tags=["preflight"])
     assert "missing inventory var appliance_k8s_version" in e.value.line(), e.value.line()

@@ -14,9 +14,10 @@ import yaml
 
 from appliance import orchestrator, profiles, report
 from appliance.errors import ProfileError, UserError
-from appliance.providers import baremetal_image as img
-from appliance.providers.baremetal import (
-    BaremetalProvider,
+from appliance.providers.baremetal import BaremetalProvider
+from appliance.providers.baremetal import image as img
+from appliance.providers.baremetal.inventory import Inventory
+from appliance.providers.baremetal.runner import (
     RunResult,
     _Events,
     ansible_envvars,
@@ -42,7 +43,7 @@ def spec(**bm) -> ClusterSpec:
 
 def test_generated_inventory(tmp_path):
     p = BaremetalProvider(spec(), tmp_path)
-    inv = p.generate_inventory()
+    inv = p.inventory.generate()
     cp = inv["all"]["children"]["control_plane"]["hosts"]
     wk = inv["all"]["children"]["workers"]["hosts"]
     assert cp["dgx1"] == {"ansible_host": "10.0.0.11", "ansible_user": "ubuntu", "ansible_port": 22,
@@ -57,7 +58,7 @@ def test_generated_inventory(tmp_path):
 
 def test_write_inventory_generated(tmp_path):
     p = BaremetalProvider(spec(), tmp_path)
-    paths = p.write_inventory()
+    paths = p.inventory.write()
     assert len(paths) == 1
     data = yaml.safe_load(Path(paths[0]).read_text())
     assert set(data["all"]["children"]) == {"control_plane", "workers"}
@@ -67,7 +68,7 @@ def test_user_inventory_layers_defaults_under_it(tmp_path):
     user = tmp_path / "mine.ini"
     user.write_text("[control_plane]\nbox ansible_host=1.2.3.4\n")
     p = BaremetalProvider(spec(inventory=str(user), hosts=[]), tmp_path / "state")
-    paths = p.write_inventory()
+    paths = p.inventory.write()
     assert paths[-1] == str(user.resolve())  # the user's inventory comes last, so it wins
     assert yaml.safe_load(Path(paths[0]).read_text())["all"]["vars"]["appliance_cluster_name"] == "lab"
 
@@ -75,42 +76,42 @@ def test_user_inventory_layers_defaults_under_it(tmp_path):
 def test_missing_user_inventory(tmp_path):
     p = BaremetalProvider(spec(inventory=str(tmp_path / "nope.yml"), hosts=[]), tmp_path)
     with pytest.raises(UserError) as e:
-        p.write_inventory()
+        p.inventory.write()
     assert "does not exist" in e.value.line() and "fix:" in e.value.line()
 
 
 def test_no_hosts(tmp_path):
     with pytest.raises(UserError) as e:
-        BaremetalProvider(spec(hosts=[]), tmp_path).generate_inventory()
+        BaremetalProvider(spec(hosts=[]), tmp_path).inventory.generate()
     assert "cluster.baremetal.hosts" in e.value.line()
 
 
 def test_no_control_plane(tmp_path):
     s = spec(hosts=[{"name": "w", "address": "1.1.1.1", "role": "worker"}])
     with pytest.raises(UserError) as e:
-        BaremetalProvider(s, tmp_path).generate_inventory()
+        BaremetalProvider(s, tmp_path).inventory.generate()
     assert "control-plane" in e.value.line()
 
 
 def test_offline_uses_inventory_binaries_dir_without_toolchain(tmp_path):
     hv = {"appliance_k8s_binaries_dir": "/bins", "appliance_k8s_images_dir": "/imgs"}
     p = BaremetalProvider(spec(offline=True, hosts=[{"name": "a", "address": "1.1.1.1", "vars": hv}]), tmp_path)
-    assert not p._offline_default("appliance_k8s_binaries_dir") and not p._offline_default("appliance_k8s_images_dir")
-    data = yaml.safe_load(Path(p.write_inventory()[0]).read_text())
+    assert not p.inventory.offline_default("appliance_k8s_binaries_dir") and not p.inventory.offline_default("appliance_k8s_images_dir")
+    data = yaml.safe_load(Path(p.inventory.write()[0]).read_text())
     assert data["all"]["children"]["control_plane"]["hosts"]["a"]["appliance_k8s_binaries_dir"] == "/bins"
     assert "appliance_k8s_images_dir" not in data["all"]["vars"]
 
 
 def test_offline_provides_control_plane_images_unless_init_is_off(tmp_path, monkeypatch):
-    monkeypatch.setattr(BaremetalProvider, "k8s_images_dir", lambda self: Path("/cache/control-plane"))
+    monkeypatch.setattr(Inventory, "k8s_images_dir", lambda self: Path("/cache/control-plane"))
     hv = {"appliance_k8s_binaries_dir": "/bins"}
     p = BaremetalProvider(spec(offline=True, hosts=[{"name": "a", "address": "1.1.1.1", "vars": hv}]), tmp_path)
-    assert yaml.safe_load(Path(p.write_inventory()[0]).read_text())["all"]["vars"]["appliance_k8s_images_dir"] == "/cache/control-plane"
+    assert yaml.safe_load(Path(p.inventory.write()[0]).read_text())["all"]["vars"]["appliance_k8s_images_dir"] == "/cache/control-plane"
     hv = {"appliance_k8s_binaries_dir": "/bins", "appliance_kubeadm_init": False}
     p = BaremetalProvider(spec(offline=True, hosts=[{"name": "a", "address": "1.1.1.1", "vars": hv}]), tmp_path / "b")
-    assert "appliance_k8s_images_dir" not in yaml.safe_load(Path(p.write_inventory()[0]).read_text())["all"]["vars"]
+    assert "appliance_k8s_images_dir" not in yaml.safe_load(Path(p.inventory.write()[0]).read_text())["all"]["vars"]
     online = BaremetalProvider(spec(hosts=[{"name": "a", "address": "1.1.1.1"}]), tmp_path / "c")
-    assert "appliance_k8s_images_dir" not in yaml.safe_load(Path(online.write_inventory()[0]).read_text())["all"]["vars"]
+    assert "appliance_k8s_images_dir" not in yaml.safe_load(Path(online.inventory.write()[0]).read_text())["all"]["vars"]
 
 
 @pytest.mark.parametrize(
@@ -224,7 +225,7 @@ def test_dgx_profile_needs_an_address(tmp_path, monkeypatch):
     assert "cluster.baremetal.hosts.0.address" in e.value.line()
     assert not (tmp_path / "state").exists()  # refused before any work: no lock, no state
     set_ = profiles.load("dgx", ["cluster.baremetal.hosts.0.address=10.0.0.5"]).profile
-    assert BaremetalProvider(set_.cluster, tmp_path).generate_inventory()["all"]["children"]["control_plane"][
+    assert BaremetalProvider(set_.cluster, tmp_path).inventory.generate()["all"]["children"]["control_plane"][
         "hosts"]["dgx-01"]["ansible_host"] == "10.0.0.5"
 
 
@@ -299,7 +300,7 @@ def test_no_debian_source(tmp_path, monkeypatch):
 def test_cli_inventory(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
-    from appliance.providers.baremetal_cli import baremetal
+    from appliance.providers.baremetal.cli import baremetal
 
     monkeypatch.setenv("APPLIANCE_STATE", str(tmp_path / "state"))
     prof = tmp_path / "lab.yaml"
@@ -314,7 +315,7 @@ def test_cli_inventory(tmp_path, monkeypatch):
 
 def test_missing_user_inventory_offline(tmp_path):
     p = BaremetalProvider(spec(inventory=str(tmp_path / "nope.yml"), hosts=[], offline=True), tmp_path)
-    p.k8s_binaries_dir = lambda: tmp_path  # no toolchain build in a unit test
+    p.inventory.k8s_binaries_dir = lambda: tmp_path  # no toolchain build in a unit test
     with pytest.raises(UserError) as e:
-        p.write_inventory()
+        p.inventory.write()
     assert "does not exist" in e.value.line()

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from appliance.errors import UserError
-from appliance.providers.baremetal import ansible_envvars, ansible_program, playbooks_dir
+from appliance.providers.baremetal.runner import ansible_envvars, ansible_program, playbooks_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAYBOOKS = ["site.yml", "reset.yml", "logs.yml"]

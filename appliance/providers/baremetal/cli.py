@@ -34,9 +34,9 @@ def inventory_cmd(profile: str, sets: tuple[str, ...]) -> None:
     p = _provider(profile, sets)
     if p.bm.inventory:
         click.echo(f"# your inventory {p.bm.inventory} is used, with these defaults under it:")
-        click.echo(yaml.safe_dump({"all": {"vars": p.defaults_vars()}}, sort_keys=False), nl=False)
+        click.echo(yaml.safe_dump({"all": {"vars": p.inventory.defaults()}}, sort_keys=False), nl=False)
         return
-    click.echo(yaml.safe_dump(p.generate_inventory(), sort_keys=False), nl=False)
+    click.echo(yaml.safe_dump(p.inventory.generate(), sort_keys=False), nl=False)
 
 
 @baremetal.command("converge")
@@ -77,7 +77,7 @@ def runs_cmd(profile: str, sets: tuple[str, ...], as_json: bool) -> None:
 @click.option("--force", is_flag=True, help="rebuild even when cached")
 def image_cmd(mirror: str, force: bool) -> None:
     """Build (or reuse) the systemd Debian host image the bare-metal tests converge."""
-    from appliance.providers.baremetal_image import build_image
+    from appliance.providers.baremetal.image import build_image
 
     try:
         click.echo(build_image(mirror=mirror, report=click.echo, force=force))
