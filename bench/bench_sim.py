@@ -285,8 +285,8 @@ def main() -> int:
         result["peak_rss_mib"] = {k: round(v / 2**20) for k, v in sampler.peak.items()}
         result["peak_rss_total_mib"] = round(sampler.peak_total / 2**20)
         result["settings"] = {**dataclasses.asdict(p.tuning),
-                              "percentage_of_nodes_to_score": p.percentage_of_nodes_to_score,
-                              "node_lease_seconds": p.lease_seconds,
+                              "percentage_of_nodes_to_score": p.control_plane.percentage_of_nodes_to_score,
+                              "node_lease_seconds": p.control_plane.lease_seconds,
                               "kwok_client": "unthrottled (kwok uses no client rate limiter)"}
         p.delete()
     finally:

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from appliance import orchestrator
-from appliance.providers.sim.provider import COMPONENTS, PORT_KEYS, SimProvider
+from appliance.providers.sim import SimProvider
+from appliance.providers.sim.processes import COMPONENTS, PORT_KEYS
 from appliance.providers.sim.tuning import LARGE, LARGE_NODES, SMALL, tuning
 from appliance.schema import ClusterSpec, NodeClass
 
@@ -35,7 +36,7 @@ def _argv(tmp_path: Path, spec: ClusterSpec) -> dict[str, list[str]]:
     p = SimProvider(spec, tmp_path)
     bins = {c: Path("/bin", c) for c in COMPONENTS}
     ports = dict.fromkeys(PORT_KEYS, 1)
-    return {c: p._argv(c, bins, ports) for c in COMPONENTS}
+    return {c: p.control_plane.argv(c, bins, ports) for c in COMPONENTS}
 
 
 def test_one_node_cluster_runs_its_control_plane_with_the_small_settings(tmp_path):

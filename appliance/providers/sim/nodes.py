@@ -1,4 +1,5 @@
-"""Simulated nodes: Node objects for each profile node class, GPU nodes labelled like NVIDIA GFD does.
+"""Simulated nodes: Node objects for each profile node class, GPU nodes labelled like NVIDIA GFD does;
+created, listed and awaited through the API server.
 
 Taint default: GPU nodes are NOT tainted unless the node class lists the taint
 (e.g. `taints: ["nvidia.com/gpu=present:NoSchedule"]`). Most on-prem DGX
@@ -8,11 +9,13 @@ want the cloud behaviour say so explicitly.
 
 from __future__ import annotations
 
+import json
 import re
 import time
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
 
-from appliance.errors import ProfileError
+from appliance.errors import ProfileError, UserError
 from appliance.toolchain.pins import KUBERNETES
 
 KWOK_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
@@ -163,3 +166,99 @@ def node_manifests(node_classes: list[Any], cluster: str) -> list[dict[str, Any]
         seen.add(nc.name)
         out += [node_manifest(nc, i, cluster) for i in range(nc.count)]
     return out
+
+
+# ------------------------------------------------------------------ through the API
+
+
+def list_nodes(api, cluster: str) -> list[dict]:
+    """This cluster's simulated nodes as plain JSON dicts (no client-model decoding: 1,000 nodes stay cheap)."""
+    from kubernetes import client
+
+    resp = client.CoreV1Api(api).list_node(label_selector=f"{SIM_LABEL}={cluster}", resource_version="0",
+                                           _preload_content=False)
+    try:
+        return json.loads(resp.data)["items"]
+    finally:
+        resp.release_conn()
+
+
+def create_nodes(api, manifests: list[dict], cluster: str, report: Callable[[str], None]) -> None:
+    """Create the Nodes of `manifests` that do not exist yet, 16 at a time."""
+    existing = {n["metadata"]["name"] for n in list_nodes(api, cluster)}
+    todo = [m for m in manifests if m["metadata"]["name"] not in existing]
+    if todo:
+        report(f"creating {len(todo)} simulated nodes")
+
+    pool, url = api.rest_client.pool_manager, api.configuration.host + "/api/v1/nodes"
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+
+    def one(m):
+        # straight through the client's TLS pool: the generated client's (de)serialisation costs more
+        # CPU than the API server spends on the request, and at 1,000 nodes CPU is what we lack
+        body = json.dumps(m).encode()
+        for attempt in range(5):
+            try:
+                r = pool.request("POST", url, body=body, headers=headers, timeout=60)
+            except Exception as e:  # noqa: BLE001 - connection trouble: retry, then say so
+                if attempt < 4:
+                    time.sleep(0.2 * (attempt + 1))
+                    continue
+                raise UserError(f"creating node {m['metadata']['name']} failed: {e}", "sim",
+                                "see logs/kube-apiserver.log in the state dir") from e
+            if r.status < 300 or r.status == 409:
+                return
+            if r.status in (429, 500, 503) and attempt < 4:
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            raise UserError(f"creating node {m['metadata']['name']} failed: HTTP {r.status} "
+                            f"{r.data[:200].decode(errors='replace')}", "sim", "see logs/kube-apiserver.log in the state dir")
+
+    with ThreadPoolExecutor(max_workers=16) as ex:
+        list(ex.map(one, todo))
+    if todo:
+        report(f"{len(todo)} nodes created; waiting for them to be Ready")
+
+
+def wait_ready(api, cluster: str, names: set[str], timeout: float, check_alive: Callable[[], None], log: str) -> list[dict]:
+    """Poll the API until every named node is Ready; return the nodes (JSON dicts). `check_alive` raises
+    when a process the nodes need died; `log` is where to look when they never become Ready."""
+    deadline = time.monotonic() + timeout
+    delay = 0.1
+    while True:
+        nodes = list_nodes(api, cluster)
+        ready = [n for n in nodes if n["metadata"]["name"] in names and is_ready(n)]
+        if len(ready) >= len(names):
+            return [n for n in nodes if n["metadata"]["name"] in names]
+        if time.monotonic() > deadline:
+            raise UserError(f"only {len(ready)}/{len(names)} simulated nodes became Ready within {timeout:.0f}s", "sim",
+                            f"see {log}")
+        check_alive()
+        time.sleep(delay)
+        delay = min(delay * 1.5, 1.0)
+
+
+def summary(nodes: list[dict]) -> list[dict]:
+    """One row per node (class, readiness, allocatable CPU, memory, GPUs), in natural name order."""
+    out = []
+    for n in nodes:
+        alloc = n.get("status", {}).get("allocatable") or {}
+        labels = n["metadata"].get("labels") or {}
+        out.append({
+            "name": n["metadata"]["name"],
+            "node_class": labels.get(CLASS_LABEL, ""),
+            "ready": is_ready(n),
+            "cpu": alloc.get("cpu", ""),
+            "memory": alloc.get("memory", ""),
+            "gpus": int(alloc.get(GPU, "0")),
+            "gpu_product": labels.get("nvidia.com/gpu.product", ""),
+        })
+    return sorted(out, key=lambda d: _natural(d["name"]))
+
+
+def is_ready(n: dict) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in (n.get("status", {}).get("conditions") or []))
+
+
+def _natural(s: str):
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s)]
