@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from appliance.errors import UserError
+from appliance.util.files import atomic_write
 
 CLUSTER = "cluster"
 
@@ -98,10 +99,7 @@ class State:
             self.save()
 
     def save(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.data, indent=2, sort_keys=True))
-        os.replace(tmp, self.path)
+        atomic_write(self.path, json.dumps(self.data, indent=2, sort_keys=True))
 
 
 class Lock:

@@ -7,7 +7,6 @@ Same inputs give the same tag: `appliance/node:<k8s version>-<12 hex of the inpu
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -23,6 +22,7 @@ from appliance.images import archive, debian
 from appliance.images.archive import FileEntry, ImageSpec
 from appliance.images.tools import ensure_tools
 from appliance.paths import cache_dir
+from appliance.util.files import atomic_write, file_lock, sha256_file
 
 #: Bump when the build recipe changes in a way the file hashes don't see.
 RECIPE = "3"
@@ -66,15 +66,8 @@ def _sha_cached(p: Path) -> str:
         memo = {}
     k = f"{p.resolve()}:{st.st_size}:{st.st_mtime_ns}"
     if k not in memo:
-        h = hashlib.sha256()
-        with open(p, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        memo[k] = h.hexdigest()
-        memo_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = memo_file.with_suffix(f".{os.getpid()}")
-        tmp.write_text(json.dumps(memo))
-        tmp.replace(memo_file)
+        memo[k] = sha256_file(p)
+        atomic_write(memo_file, json.dumps(memo))
     return memo[k]
 
 
@@ -202,14 +195,8 @@ def build_node_image(
 @contextlib.contextmanager
 def _build_lock(key: str):
     """One builder per input hash on this host (two `up`s at once must not share a work dir)."""
-    path = cache_dir("images", "locks", f"node-{key[:16]}.lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    with file_lock(cache_dir("images", "locks", f"node-{key[:16]}.lock")):
+        yield
 
 
 def _build(result: NodeImage, version, bins, ctx, refs, key, tag, mirror, report, keep_workdir, t0) -> NodeImage:

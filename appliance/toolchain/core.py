@@ -13,9 +13,7 @@ reported as corrupted by status() and rebuilt by ensure().
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,7 +22,8 @@ from typing import Callable, Iterable
 from appliance.errors import UserError
 from appliance.paths import cache_dir
 from appliance.toolchain.pins import ORDER, SET_VERSION, TOOLS, Tool
-from appliance.toolchain.sources import GO_HINT, GoBuildSource, ReleaseSource, Source, SourceError, sha256_file
+from appliance.toolchain.sources import GO_HINT, GoBuildSource, ReleaseSource, Source, SourceError
+from appliance.util.files import atomic_write, file_lock, sha256_file
 
 SOURCES = ("auto", "download", "build")
 MANIFEST = "manifest.json"
@@ -61,10 +60,7 @@ class Cache:
             return {"tools": {}}
 
     def _write_manifest(self, data: dict) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.manifest_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, self.manifest_path)
+        atomic_write(self.manifest_path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
     def record(self, tool: Tool, seconds: float) -> None:
         data = self.manifest()
@@ -101,13 +97,8 @@ class Cache:
     @contextlib.contextmanager
     def lock(self):
         """One writer per cache folder (two `appliance up` at once must not race)."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".lock", "w") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
+        with file_lock(self.root / ".lock"):
+            yield
 
 
 class Toolchain:

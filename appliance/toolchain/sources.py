@@ -53,15 +53,6 @@ class Source:
 # --------------------------------------------------------------------------- download
 
 
-def sha256_file(path: Path) -> str:
-    """sha256 of a file, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def parse_checksum(text: str, filename: str) -> str:
     """A digest from a '.sha256' file (just the hex) or a SHA256SUMS list ('<hex>  <file>')."""
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
 from appliance import procs as P
 from appliance.errors import UserError
+from appliance.util.files import atomic_write
 
 STATE_FILE = "sim.json"
 #: everything in the state folder that is ours (`remove()` deletes it)
@@ -37,10 +37,7 @@ class State:
     def save(self, st: dict) -> None:
         out = dict(st)
         out["procs"] = {k: v.to_dict() for k, v in st["procs"].items()}
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / (STATE_FILE + ".tmp")
-        tmp.write_text(json.dumps(out, indent=2))
-        os.replace(tmp, self.path)
+        atomic_write(self.path, json.dumps(out, indent=2))
 
     def leftovers(self) -> bool:
         """Files of ours without a state record (an interrupted create)."""
@@ -48,7 +45,7 @@ class State:
 
     def remove(self) -> None:
         """Delete what is ours, then the folder if nothing else lives there."""
-        for name in OURS + [STATE_FILE + ".tmp"]:
+        for name in OURS:
             p = self.root / name
             if p.is_dir() and not p.is_symlink():
                 shutil.rmtree(p, ignore_errors=True)
