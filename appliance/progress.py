@@ -159,13 +159,10 @@ def pending(profile, provider: str) -> tuple[list[str], int]:
             groups += [TOOLS[t].group] if TOOLS[t].group not in groups else []
     downloads = len(groups) if groups and ReleaseSource().available()[0] else 0
     todo[:0] = [] if downloads else [f"toolchain {g}" for g in groups]
-    enabled = {n for n, c in profile.components.items() if c.enabled}
-    if enabled & {"training-operator", "kserve"}:
-        from appliance.components import serving, training
+    from appliance import components
 
-        go.append((*builds.CONTROLLER_TOOLS, "controller-gen"))
-        go += [(training.MODULE, training.VERSION, "training-operator")] if "training-operator" in enabled else []
-        go += [(serving.MODULE, serving.VERSION, "kserve-manager")] if "kserve" in enabled else []
+    for comp in components.enabled(profile).values():
+        go += [p for p in comp.go_programs() if p not in go]
     todo += [name for module, version, name in go if not builds.go_binary_path(module, version, name).is_file()]
     return todo, downloads
 

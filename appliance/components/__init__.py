@@ -47,6 +47,10 @@ class Component:
         """The images this component runs (pinned upstream reference + local build); none by default."""
         return []
 
+    def go_programs(self) -> list[tuple[str, str, str]]:
+        """(module, version, binary) of each Go program `up` builds for it (progress estimates)."""
+        return []
+
     def requests(self) -> Resources:
         """What the component's pods request once running."""
         return Resources()
@@ -72,7 +76,7 @@ def register(cls: type[Component]) -> type[Component]:
 
 
 def _load_catalog() -> None:
-    from appliance.components import kit, netpol, serving, training, users  # noqa: F401  (registers)
+    from appliance.components import kit, netpol, serving, users  # noqa: F401  (registers)
 
     for cls in kit.discover():
         register(cls)

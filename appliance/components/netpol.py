@@ -27,7 +27,8 @@ from pydantic import Field
 
 from appliance import paths
 from appliance.components import Component, ComponentImage, Options, Resources, builds, register
-from appliance.components.training import _quantity_m, _quantity_mi
+from appliance.components.kit import quantity_m as _quantity_m
+from appliance.components.kit import quantity_mi as _quantity_mi
 
 MODULE = "sigs.k8s.io/kube-network-policies"
 VERSION = "v0.8.0"

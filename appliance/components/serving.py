@@ -16,7 +16,8 @@ from appliance import certs, procs
 from appliance.components import Component, ComponentImage, Options, Resources, builds, register
 from appliance.components.access import RESTRICTED, RESTRICTED_POD, user_roles
 from appliance.components.hostproc import HostProcess, controllers_dir
-from appliance.components.training import _quantity_m, _quantity_mi
+from appliance.components.kit import quantity_m as _quantity_m
+from appliance.components.kit import quantity_mi as _quantity_mi
 
 MODULE = "github.com/kserve/kserve"
 VERSION = "v0.14.1"
@@ -297,6 +298,9 @@ class KServe(Component):
         if self.options.stub_runtime:
             out.append(ComponentImage("model-server", "", MODEL_SERVER.build))
         return out
+
+    def go_programs(self) -> list[tuple[str, str, str]]:
+        return [(MODULE, VERSION, "kserve-manager"), (*builds.CONTROLLER_TOOLS, "controller-gen")]
 
     def _server_ref(self) -> str:
         return MODEL_SERVER.ref()

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from appliance.components import training
+from appliance.components import CATALOG
 from appliance.images import delivery as D
 from appliance.images import registry as R
 from appliance.schema import ImagesSpec
@@ -20,7 +20,8 @@ def url():
 
 
 def test_push_then_the_manifest_and_blobs_are_served(url):
-    ref, archive = training.image()
+    (operator,) = [i for i in CATALOG["training-operator"]().images() if i.name == "training-operator"]
+    ref, archive = operator.build()
     D.push(archive, ref, url, ("appliance.local/training-operator:alias",))
     ep = R.Endpoint(url)
     repo, tag = ref.split("/", 1)[1].rsplit(":", 1)
@@ -37,7 +38,7 @@ def test_push_then_the_manifest_and_blobs_are_served(url):
 
 
 def test_auto_takes_upstream_through_a_mirror_that_answers(url):
-    d = D.decide(ImagesSpec(mirrors={"docker.io": url}), [training.UPSTREAM_IMAGE])
+    d = D.decide(ImagesSpec(mirrors={"docker.io": url}), [CATALOG["training-operator"].decl["images"]["training-operator"]["upstream"]])
     assert d.source == "upstream", d.why
 
 

@@ -4,13 +4,13 @@ reconciles a 2 x 8-GPU PyTorchJob onto two simulated DGX H100 nodes, which compl
 import pytest
 
 from appliance import e2e, orchestrator, paths, report
-from appliance.components import hostproc
-from appliance.components import training as T
+from appliance.components import CATALOG, hostproc
 from appliance.kube import Kube
 from tests.integration.clusters import cluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 COMPONENTS = ("platform-base", "user-profiles", "training-operator")
+NAME = "training-operator"
 
 
 @pytest.fixture(scope="module")
@@ -23,11 +23,11 @@ def test_up_installs_the_operator_as_a_host_process(sim):
     profile, result = sim
     assert not result["failed"] and "training-operator" in result["ran"]
     kube = Kube(result["kubeconfig"])
-    comp = T.TrainingOperator(profile.components["training-operator"].options)
+    comp = CATALOG["training-operator"](profile.components["training-operator"].options)
     assert comp.ready(kube) == (True, "")
-    host = hostproc.HostProcess(hostproc.controllers_dir(result["kubeconfig"]), T.NAME)
+    host = hostproc.HostProcess(hostproc.controllers_dir(result["kubeconfig"]), NAME)
     assert host.folder == paths.state_dir(profile.cluster.name) / "controllers" and host.alive()
-    crds = {c["metadata"]["name"] for c in comp.crds()}
+    crds = {c["metadata"]["name"] for c in comp.objects(kube) if c["kind"] == "CustomResourceDefinition"}
     assert crds == {"pytorchjobs.kubeflow.org", "tfjobs.kubeflow.org", "mpijobs.kubeflow.org"}
 
 
@@ -42,7 +42,7 @@ def test_pytorchjob_gpu_scenario_passes(sim, tmp_path):
 
 def test_rerun_is_noop_and_keeps_the_process(sim):
     profile, result = sim
-    host = hostproc.HostProcess(hostproc.controllers_dir(result["kubeconfig"]), T.NAME)
+    host = hostproc.HostProcess(hostproc.controllers_dir(result["kubeconfig"]), NAME)
     pid = host.load().pid
     again = orchestrator.up(profile, "sim", report.make())
     assert again["noop"] and host.load().pid == pid
@@ -50,7 +50,7 @@ def test_rerun_is_noop_and_keeps_the_process(sim):
 
 def test_down_stops_the_host_process(sim):
     profile, result = sim
-    host = hostproc.HostProcess(hostproc.controllers_dir(result["kubeconfig"]), T.NAME)
+    host = hostproc.HostProcess(hostproc.controllers_dir(result["kubeconfig"]), NAME)
     proc = host.load()
     orchestrator.down(profile.cluster.name, report.make())
     import time

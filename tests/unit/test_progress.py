@@ -118,13 +118,13 @@ def laptop_on_sim(tmp_path, monkeypatch):
 
 
 def test_pending_lists_what_a_cold_cache_lacks(laptop_on_sim):
-    from appliance.components import builds, training
+    from appliance.components import builds
 
     todo, downloads = progress.pending(laptop_on_sim, "sim")
-    assert todo == ["toolchain etcd", "toolchain kubernetes", "toolchain kwok", "controller-gen", "training-operator",
+    assert todo == ["toolchain etcd", "toolchain kubernetes", "toolchain kwok", "training-operator", "controller-gen",
                     "kserve-manager"]
     assert downloads == 0
-    done = builds.go_binary_path(training.MODULE, training.VERSION, "training-operator")
+    done = builds.go_binary_path("github.com/kubeflow/training-operator", "v1.8.1", "training-operator")
     done.parent.mkdir(parents=True)
     done.write_bytes(b"")
     assert "training-operator" not in progress.pending(laptop_on_sim, "sim")[0]

@@ -10,7 +10,6 @@ from pydantic import ValidationError
 
 from appliance import paths
 from appliance.components import CATALOG, Resources, hostproc
-from appliance.components import training as T
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,35 +35,43 @@ def test_requests_only_in_cluster():
     assert comp(cpu="250m", memory="1Gi").requests() == Resources(250, 1024)
 
 
-def test_host_runtime_has_no_deployment_or_webhook():
-    kinds = [o["kind"] for o in comp(runtime="host").objects()]
-    assert "Deployment" not in kinds and "ValidatingWebhookConfiguration" not in kinds
+def _objects(c, **refs):
+    return c.objects(None, refs or None, crds=False)
+
+
+def test_host_runtime_runs_the_deployment_on_the_host_and_registers_no_webhook():
+    c = comp(runtime="host")
+    now, late, hosted = c._split(_objects(c))
+    kinds = [o["kind"] for o in now]
+    assert hosted["metadata"]["name"] == "training-operator" and "Deployment" not in kinds and not late
+    assert "ValidatingWebhookConfiguration" not in kinds and "Service" not in kinds
     assert {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Secret", "ConfigMap"} <= set(kinds)
+    assert c.images() == []
 
 
 def test_in_cluster_objects():
-    objs = comp(namespace="ml", schemes=["pytorchjob", "mpijob"]).objects("img:1", "trainer:1")
+    objs = _objects(comp(namespace="ml", schemes=["pytorchjob", "mpijob"]), **{"training-operator": "img:1", "pytorch-init": "trainer:1"})
     dep = next(o for o in objs if o["kind"] == "Deployment")
     c = dep["spec"]["template"]["spec"]["containers"][0]
     assert c["image"] == "img:1" and dep["metadata"]["namespace"] == "ml"
     assert "--enable-scheme=pytorchjob" in c["args"] and "--enable-scheme=mpijob" in c["args"] and "--enable-scheme=tfjob" not in c["args"]
     assert "--pytorch-init-container-image=trainer:1" in c["args"]
     assert {"name": "MY_POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}} in c["env"]
-    assert any(m["mountPath"] == T.CERT_DIR for m in c["volumeMounts"])
+    assert any(m["mountPath"] == "/tmp/k8s-webhook-server/serving-certs" for m in c["volumeMounts"])
     vwc = next(o for o in objs if o["kind"] == "ValidatingWebhookConfiguration")
-    assert vwc["metadata"]["name"] == T.VWC  # the name the operator's cert rotator patches
+    assert vwc["metadata"]["name"] == "validator.training-operator.kubeflow.org"  # the name the operator's cert rotator patches
     assert [h["name"] for h in vwc["webhooks"]] == ["validator.pytorchjob.training-operator.kubeflow.org"]  # no MPIJob webhook upstream
     assert all(h["clientConfig"]["service"]["namespace"] == "ml" for h in vwc["webhooks"])
 
 
 def test_webhook_can_be_disabled():
-    kinds = [o["kind"] for o in comp(webhook=False).objects("i", "t")]
+    kinds = [o["kind"] for o in _objects(comp(webhook=False))]
     assert "ValidatingWebhookConfiguration" not in kinds and "Deployment" in kinds
 
 
 def test_rbac_covers_enabled_jobs_and_pods():
-    rules = T.rbac_rules(["pytorchjob", "tfjob"], "kubeflow")
-    res = {(g, r) for rule in rules for g in rule["apiGroups"] for r in rule["resources"]}
+    role = next(o for o in _objects(comp(schemes=["pytorchjob", "tfjob"])) if o["kind"] == "ClusterRole" and o["metadata"]["name"] == "training-operator")
+    res = {(g, r) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
     for r in ("pytorchjobs", "pytorchjobs/status", "tfjobs", "tfjobs/finalizers"):
         assert ("kubeflow.org", r) in res
     assert ("", "pods") in res and ("", "services") in res and ("", "secrets") in res
@@ -72,9 +79,11 @@ def test_rbac_covers_enabled_jobs_and_pods():
 
 
 def test_host_args_move_ports_off_defaults():
-    a = T.args(T.TrainingOpts(), "t:1", "/x/init.yaml", {"probe": 4001, "webhook": 4002})
+    c = comp(runtime="host")
+    _, _, dep = c._split(c.objects(None, None, {"webhook": 4002, "metrics": 4003, "probe": 4001}, crds=False))
+    a = dep["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--metrics-bind-address=0" in a and "--health-probe-bind-address=127.0.0.1:4001" in a and "--webhook-server-port=4002" in a
-    assert "--pytorch-init-container-template-file=/x/init.yaml" in a
+    assert "--pytorch-init-container-template-file=/etc/config/initContainer.yaml" in a
 
 
 @pytest.mark.parametrize("master,tries,rc", [("localhost", "3", 0), ("no-such-master.invalid", "1", 1)])
@@ -83,7 +92,8 @@ def test_init_template_waits_for_the_master_name(master, tries, rc):
 
     import yaml
 
-    text = T.INIT_TEMPLATE.replace("{{.InitContainerImage}}", "trainer:1").replace("{{.MaxTries}}", tries).replace("{{.MasterAddr}}", master)
+    cm = next(o for o in _objects(comp()) if o["kind"] == "ConfigMap")
+    text = cm["data"]["initContainer.yaml"].replace("{{.InitContainerImage}}", "trainer:1").replace("{{.MaxTries}}", tries).replace("{{.MasterAddr}}", master)
     (c,) = yaml.safe_load(text)
     assert c["name"] == "init-pytorch" and c["command"][:2] == ["sh", "-c"]
     assert subprocess.run(c["command"], capture_output=True, timeout=30).returncode == rc
@@ -120,7 +130,7 @@ def test_host_process_start_stop(tmp_path):
     assert not hp.record.exists()
 
 
-def test_generated_crds_are_filtered(tmp_path, monkeypatch):
+def test_crds_are_generated_for_the_enabled_schemes_only(tmp_path, monkeypatch):
     from appliance.components import builds
 
     folder = tmp_path / "crds"
@@ -130,9 +140,9 @@ def test_generated_crds_are_filtered(tmp_path, monkeypatch):
             f"apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: {kind.lower()}s.kubeflow.org\n"
             f"  annotations: {{controller-gen.kubebuilder.io/version: v0.16.5}}\nspec:\n  names: {{kind: {kind}}}\n")
     monkeypatch.setattr(builds, "generate_crds", lambda *a, **k: folder)
-    out = T.crds(["pytorchjob", "tfjob"])
+    out = [o for o in comp(schemes=["pytorchjob", "tfjob"]).objects() if o["kind"] == "CustomResourceDefinition"]
     assert sorted(c["spec"]["names"]["kind"] for c in out) == ["PyTorchJob", "TFJob"]
-    assert all("annotations" not in c["metadata"] and c["metadata"]["labels"]["app.kubernetes.io/name"] == T.NAME for c in out)
+    assert all("annotations" not in c["metadata"] and c["metadata"]["labels"]["appliance.dev/component"] == "training-operator" for c in out)
 
 
 # --- the stub model -----------------------------------------------------------------------------
