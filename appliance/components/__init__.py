@@ -76,7 +76,7 @@ def register(cls: type[Component]) -> type[Component]:
 
 
 def _load_catalog() -> None:
-    from appliance.components import kit, netpol, serving, users  # noqa: F401  (registers)
+    from appliance.components import kit, netpol, users  # noqa: F401  (registers)
 
     for cls in kit.discover():
         register(cls)

@@ -5,14 +5,14 @@ the API server calls its webhooks on 127.0.0.1, and InferenceServices are placed
 import pytest
 
 from appliance import e2e, orchestrator, report
-from appliance.components import hostproc
-from appliance.components import serving as S
+from appliance.components import CATALOG, hostproc
 from appliance.kube import Kube
 from tests.integration.clusters import cluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 COMPONENTS = ("platform-base", "user-profiles", "kserve")
 NAME = "it-serving-sim"
+CONTROLLER = "kserve-controller-manager"
 
 
 @pytest.fixture(scope="module")
@@ -24,10 +24,10 @@ def sim():
 def test_up_runs_the_controller_on_the_host(sim):
     profile, result = sim
     assert not result["failed"] and "kserve" in result["ran"]
-    comp = S.KServe(profile.components["kserve"].options)
+    comp = CATALOG["kserve"](profile.components["kserve"].options)
     kube = Kube(result["kubeconfig"])
     assert comp.ready(kube) == (True, "")
-    assert kube.get("apps/v1", "Deployment", S.NAME, "kserve") is None  # no pod: the host process serves
+    assert kube.get("apps/v1", "Deployment", CONTROLLER, "kserve") is None  # no pod: the host process serves
     hook = kube.get("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration", "inferenceservice.serving.kserve.io")
     assert all(w.clientConfig.url.startswith("https://127.0.0.1:") for w in hook.webhooks)
 
@@ -40,7 +40,7 @@ def test_serving_sim_scenario_passes(sim, tmp_path):
 
 def test_down_stops_the_controller(sim):
     profile, result = sim
-    host = hostproc.HostProcess(hostproc.controllers_dir(result["kubeconfig"]), S.NAME)
+    host = hostproc.HostProcess(hostproc.controllers_dir(result["kubeconfig"]), CONTROLLER)
     pid = host.load().pid
     orchestrator.down(profile.cluster.name, report.make())
     assert not host.alive()

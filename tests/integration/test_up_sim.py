@@ -91,24 +91,6 @@ def test_scenarios(sim, scenario, tmp_path):
     assert (tmp_path / "junit.xml").exists() and (tmp_path / "report.html").exists()
 
 
-def test_down_removes_components_then_leaves_nothing(sim):
-    profile, first = sim
-    state = paths.state_dir(profile.cluster.name)
-    kube = Kube(first["kubeconfig"])
-    removed = []
-
-    class Spy(Reporter):
-        def step(self, step, status, detail="", seconds=None):
-            removed.append((step, status))
-            assert kube.get("v1", "Namespace", "default") is not None  # the cluster is still up while removing
-
-    orchestrator.down(profile.cluster.name, Spy())
-    assert removed == [("user-profiles", "done"), ("platform-base", "done")]  # reverse dependency order
-    assert not state.exists()
-    leftovers = [p.info for p in psutil.process_iter(["pid", "cmdline"]) if any(str(state) in a for a in (p.info["cmdline"] or []))]
-    assert not leftovers
-
-
 def test_the_guide_example_component_works_as_written(sim, tmp_path):
     """docs/components.md's `hello-api`, taken from the guide's code blocks, installs and becomes ready."""
     import re
@@ -130,3 +112,22 @@ def test_the_guide_example_component_works_as_written(sim, tmp_path):
         time.sleep(1)
     assert comp.ready(kube) == (True, "")
     comp.remove(kube)
+
+
+def test_down_removes_components_then_leaves_nothing(sim):
+    profile, first = sim
+    state = paths.state_dir(profile.cluster.name)
+    kube = Kube(first["kubeconfig"])
+    removed = []
+
+    class Spy(Reporter):
+        def step(self, step, status, detail="", seconds=None):
+            removed.append((step, status))
+            assert kube.get("v1", "Namespace", "default") is not None  # the cluster is still up while removing
+
+    orchestrator.down(profile.cluster.name, Spy())
+    assert removed == [("user-profiles", "done"), ("platform-base", "done")]  # reverse dependency order
+    assert not state.exists()
+    leftovers = [p.info for p in psutil.process_iter(["pid", "cmdline"]) if any(str(state) in a for a in (p.info["cmdline"] or []))]
+    assert not leftovers
+

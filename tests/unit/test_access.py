@@ -9,8 +9,7 @@ AGG_EDIT, AGG_VIEW = AGGREGATE + "edit", AGGREGATE + "view"
 
 
 def _objects(name):
-    comp = CATALOG[name]()
-    return comp.objects() if name != "kserve" else comp.objects(None, "img", "srv")
+    return CATALOG[name]().objects(crds=False)
 
 
 @pytest.mark.parametrize("name,group,kinds", [
