@@ -76,7 +76,7 @@ def register(cls: type[Component]) -> type[Component]:
 
 
 def _load_catalog() -> None:
-    from appliance.components import kit, netpol, users  # noqa: F401  (registers)
+    from appliance.components import kit
 
     for cls in kit.discover():
         register(cls)
@@ -144,7 +144,10 @@ def check_profile(profile: Profile, origins: dict, default_where: str) -> None:
         except ValidationError as e:
             err = e.errors()[0]
             loc = ("components", name, "options") + tuple(err["loc"])
-            raise ProfileError(err["msg"].removeprefix("Value error, "), where(*loc), "see `appliance profiles show` for the component's options") from None
+            got = err.get("input")
+            got_s = f" (got {got!r})" if not isinstance(got, (dict, list)) else ""
+            raise ProfileError(err["msg"].removeprefix("Value error, ") + got_s, where(*loc),
+                               "see `appliance profiles show` for the component's options") from None
     deps = dependencies(profile)
     for name, ds in deps.items():
         for d in ds:

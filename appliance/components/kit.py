@@ -10,7 +10,7 @@ import importlib
 import json
 import re
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import Field, create_model
@@ -44,10 +44,11 @@ def _option_model(name: str, spec: dict[str, dict]) -> type[Options]:
             t = Literal[tuple(o["enum"])]
         if "or" in o:  # also these literal values, e.g. an integer or "auto"
             t = t | Literal[tuple(o["or"])]
-        if o.get("list"):
-            t = list[t]
-        default = o.get("default")
         extra = {k: o[k] for k in ("pattern", "ge", "le", "min_length") if k in o}
+        if o.get("list"):  # constraints on a list's items, min_length on the list
+            item = {k: extra.pop(k) for k in ("pattern", "ge", "le") if k in extra}
+            t = list[Annotated[t, Field(**item)]] if item else list[t]
+        default = o.get("default")
         if o.get("list"):
             fields[key] = (t, Field(default_factory=lambda d=default: list(d or []), description=o.get("description", ""), **extra))
         else:
@@ -123,7 +124,7 @@ class Kit(Component):
     def images(self) -> list[ComponentImage]:
         if self.on_host:
             return []
-        return [ComponentImage(n, d.get("upstream", ""), _builder(n, d), tuple(d.get("aliases") or ()))
+        return [ComponentImage(n, d.get("upstream", ""), _builder(n, d, self.hooks), tuple(d.get("aliases") or ()))
                 for n, d in (self.decl.get("images") or {}).items() if self._when(d)]
 
     def go_programs(self) -> list[tuple[str, str, str]]:
@@ -351,8 +352,11 @@ def _python(p: dict) -> builds.PythonImage:
                               tuple(p["entrypoint"]))
 
 
-def _builder(name: str, d: dict):
-    """How to build image `name` here: a Go program alone (at `go.path`), or a Python service image."""
+def _builder(name: str, d: dict, hooks=None):
+    """How to build image `name` here: a Go program alone (at `go.path`), a Python service image, or a
+    function of the component's hooks (`hook: name`)."""
+    if "hook" in d:
+        return getattr(hooks, d["hook"])
     if "python" in d:
         return _python(d["python"]).build
     g = d["go"]

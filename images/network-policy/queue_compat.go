@@ -1,5 +1,5 @@
 // Added to sigs.k8s.io/kube-network-policies (package networkpolicy) by the appliance's build
-// (appliance/components/netpol.py), which also makes both `queue := ...` lines of controller.go call
+// (appliance/components/network_policy/hooks.py), which also makes both `queue := ...` lines of controller.go call
 // queueExpr.
 //
 // Upstream sends packets to userspace with nftables' own `queue` expression. Kernels built without

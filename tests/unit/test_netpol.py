@@ -7,7 +7,8 @@ from types import SimpleNamespace
 import pytest
 
 from appliance import profiles
-from appliance.components import CATALOG, Resources, builds, netpol
+from appliance.components import CATALOG, Resources, builds
+from appliance.components.network_policy import hooks as netpol
 from appliance.e2e import scenario
 from appliance.providers.sim import provider as sim
 
@@ -26,7 +27,7 @@ def by_kind(objs: list[dict]) -> dict[str, list[dict]]:
 
 def test_agent_runs_on_every_node_with_net_admin_only():
     comp = CATALOG["network-policy"]()
-    (ds,) = by_kind(comp.objects("appliance.local/kube-network-policies:abc"))["DaemonSet"]
+    (ds,) = by_kind(comp.objects(None, {"kube-network-policies": "appliance.local/kube-network-policies:abc"}))["DaemonSet"]
     assert ds["metadata"]["namespace"] == "kube-system"
     pod = ds["spec"]["template"]["spec"]
     assert pod["hostNetwork"] and pod["tolerations"] == [{"operator": "Exists"}] and pod["nodeSelector"] == {"kubernetes.io/os": "linux"}
@@ -39,7 +40,8 @@ def test_agent_runs_on_every_node_with_net_admin_only():
     assert "--metrics-bind-address=127.0.0.1:9080" in c["args"]  # the node's network: not on every interface
     assert c["readinessProbe"]["httpGet"] == {"host": "127.0.0.1", "port": 9080, "path": "/metrics"}
     assert "--fail-open" not in c["args"]  # policies hold while the agent restarts
-    assert "--fail-open" in netpol.args(netpol.NetpolOpts(fail_open=True))
+    (opened,) = by_kind(CATALOG["network-policy"]({"fail_open": True}).objects())["DaemonSet"]
+    assert "--fail-open" in opened["spec"]["template"]["spec"]["containers"][0]["args"]
 
 
 def test_agent_requests_are_small_and_match_the_pod():
@@ -52,7 +54,7 @@ def test_agent_requests_are_small_and_match_the_pod():
 
 def test_agent_rbac_reads_pods_namespaces_and_policies_only():
     objs = by_kind(CATALOG["network-policy"]().objects())
-    (role,) = objs["ClusterRole"]
+    (role,) = [r for r in objs["ClusterRole"] if r["metadata"]["name"] == "kube-network-policies"]
     granted = {(g, r, v) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
     assert granted == {(g, r, v) for g, r in (("", "pods"), ("", "namespaces"), ("networking.k8s.io", "networkpolicies"))
                        for v in ("list", "watch")}
@@ -92,8 +94,17 @@ def test_build_patch_refuses_an_upstream_it_does_not_know(tmp_path):
 # ----------------------------------------------------------------------------- user namespaces
 
 
-def user_objects(nodes=()) -> dict[str, list[dict]]:
-    return by_kind(CATALOG["user-profiles"]({"users": ["alice", "bob"]}).objects(list(nodes)))
+def _cluster(monkeypatch, *nodes):
+    """A kube whose nodes have these (type, address) lists."""
+    import kubernetes.client
+
+    items = [SimpleNamespace(status=SimpleNamespace(addresses=[SimpleNamespace(type=t, address=a) for t, a in n])) for n in nodes]
+    monkeypatch.setattr(kubernetes.client, "CoreV1Api", lambda api: SimpleNamespace(list_node=lambda: SimpleNamespace(items=items)))
+    return SimpleNamespace(api=None)
+
+
+def user_objects(kube=None) -> dict[str, list[dict]]:
+    return by_kind(CATALOG["user-profiles"]({"users": ["alice", "bob"]}).objects(kube))
 
 
 def test_user_namespaces_enforce_pod_security_baseline():
@@ -103,8 +114,9 @@ def test_user_namespaces_enforce_pod_security_baseline():
         assert labels["pod-security.kubernetes.io/warn"] == labels["pod-security.kubernetes.io/audit"] == "restricted"
 
 
-def test_each_user_namespace_admits_itself_the_platform_and_the_nodes_only():
-    pols = user_objects(["172.18.0.2", "fc00:f853:ccd:e793::3"])["NetworkPolicy"]
+def test_each_user_namespace_admits_itself_the_platform_and_the_nodes_only(monkeypatch):
+    kube = _cluster(monkeypatch, [("InternalIP", "172.18.0.2")], [("InternalIP", "fc00:f853:ccd:e793::3")])
+    pols = user_objects(kube)["NetworkPolicy"]
     assert sorted(p["metadata"]["namespace"] for p in pols) == ["user-alice", "user-bob"]
     for p in pols:
         spec = p["spec"]
@@ -120,18 +132,9 @@ def test_each_user_namespace_admits_itself_the_platform_and_the_nodes_only():
         assert blocks == [{"ipBlock": {"cidr": "172.18.0.2/32"}}, {"ipBlock": {"cidr": "fc00:f853:ccd:e793::3/128"}}]
 
 
-def test_install_admits_the_cluster_nodes_internal_addresses(monkeypatch):
-    def node(*addrs):
-        return SimpleNamespace(status=SimpleNamespace(addresses=[SimpleNamespace(type=t, address=a) for t, a in addrs]))
-
-    nodes = [node(("InternalIP", "172.18.0.3"), ("Hostname", "cp")), node(("InternalIP", "172.18.0.2"), ("ExternalIP", "203.0.113.9"))]
-    import kubernetes.client
-
-    monkeypatch.setattr(kubernetes.client, "CoreV1Api", lambda api: SimpleNamespace(list_node=lambda: SimpleNamespace(items=nodes)))
-    applied = []
-    kube = SimpleNamespace(api=None, apply=lambda objs: applied.extend(objs) or len(objs))
-    CATALOG["user-profiles"]({"users": ["alice"]}).install(kube)
-    (pol,) = by_kind(applied)["NetworkPolicy"]
+def test_the_policy_admits_the_cluster_nodes_internal_addresses_only(monkeypatch):
+    kube = _cluster(monkeypatch, [("InternalIP", "172.18.0.3"), ("Hostname", "cp")], [("InternalIP", "172.18.0.2"), ("ExternalIP", "203.0.113.9")])
+    (pol,) = by_kind(CATALOG["user-profiles"]({"users": ["alice"]}).objects(kube))["NetworkPolicy"]
     assert [p["ipBlock"]["cidr"] for p in pol["spec"]["ingress"][0]["from"] if "ipBlock" in p] == ["172.18.0.2/32", "172.18.0.3/32"]
 
 
