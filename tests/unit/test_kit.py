@@ -101,6 +101,9 @@ class FakeKube:
         o = self.objs.get((kind, namespace or "", name))
         return type("Live", (), {"to_dict": lambda self: o})() if o else None
 
+    def missing(self, objs):
+        return [o["metadata"]["name"] for o in objs if (o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]) not in self.objs]
+
     def list_labelled(self, api_version, kind, selector):
         k, v = selector.split("=")
         return [o for (kd, _, _), o in self.objs.items() if kd == kind and o["metadata"].get("labels", {}).get(k) == v]
