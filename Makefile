@@ -44,8 +44,9 @@ e2e: $(STAMP)
 bench: $(STAMP)       ## benchmarks → bench/results/*.json and a table
 	$(BIN)/python -m bench $(ARGS)
 
-lint: $(STAMP)       ## ruff over the package, tests and benchmarks
+lint: $(STAMP)       ## ruff over the package, tests and benchmarks; the package's layering (import-linter, pyproject.toml)
 	$(BIN)/ruff check appliance tests bench
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -198,9 +198,9 @@ def e2e(scenario, provider, profile, out_dir):
 
 def _register_groups() -> None:
     """Command groups owned by the toolchain, images and bare-metal modules."""
-    from appliance.images.cli import images
-    from appliance.providers.baremetal.cli import baremetal
-    from appliance.toolchain.cli import toolchain
+    from appliance.commands.baremetal import baremetal
+    from appliance.commands.images import images
+    from appliance.commands.toolchain import toolchain
 
     for group in (toolchain, images, baremetal):
         main.add_command(group)

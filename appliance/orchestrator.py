@@ -101,7 +101,7 @@ def up(profile: Profile, provider: str, reporter, parallel: int = 2) -> dict[str
         state.data.update(provider=provider, profile=profile.name, cluster_spec=profile.cluster.model_dump(),
                           components={n: s.options for n, s in profile.components.items() if s.enabled})
         state.save()
-        with progress.reporting(reporter, progress.announce(profile, provider, reporter)):
+        with progress.reporting(reporter, prereqs.announce(profile, provider, reporter)):
             out = execute(c.plan(state), state, reporter, parallel)
         result = {"cluster": profile.cluster.name, "provider": provider, "ran": out.ran, "skipped": out.skipped,
                   "failed": out.failed, "blocked": out.blocked, "noop": out.noop, "seconds": round(time.monotonic() - t0, 2),

@@ -1,6 +1,6 @@
-"""What a plan needs from the host beyond Python and Go: programs from Debian packages. `up` checks them
-in its first seconds (before any build); `appliance host-setup` (`make host-setup`) installs them where it
-may (root and apt), and says what to run where it may not."""
+"""What a plan needs before it runs: programs from Debian packages, which `up` checks in its first seconds
+(before any build) and `appliance host-setup` (`make host-setup`) installs where it may (root and apt); and
+the builds the caches lack, which `up` announces with a rough time for this machine."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-from appliance import components
+from appliance import components, progress
 from appliance.errors import UserError
-from appliance.images import debian
+from appliance.images import builds, debian
 from appliance.schema import Profile
 
 
@@ -30,13 +30,11 @@ ALL = (DEBOOTSTRAP, GCC)
 
 def _rootfs_missing(profile: Profile, provider: str) -> list[str]:
     """The Debian root filesystems this plan would have to debootstrap (not in the cache yet)."""
-    from appliance.components.builds import BASE_PACKAGES
-
     wanted = {}
     if provider == "kind" and not profile.cluster.kind.image:
         wanted |= {"node": debian.NODE_PACKAGES, "slim": debian.SLIM_PACKAGES}
     if provider != "sim" and any(i for c in components.enabled(profile).values() for i in c.images() if not i.upstream):
-        wanted["python"] = BASE_PACKAGES
+        wanted["python"] = builds.BASE_PACKAGES
     return [n for n, pkgs in wanted.items() if not debian.rootfs_path(n, pkgs).exists()]
 
 
@@ -88,3 +86,46 @@ def setup(report=print) -> list[Need]:
             raise UserError(f"`{' '.join(cmd)}` failed (exit {r.returncode}): {r.stderr.strip()[-300:]}", "host-setup",
                             "check the host's apt sources, then run `make host-setup` again")
     return [n for n in ALL if not shutil.which(n.program)]
+
+
+def pending(profile, provider: str) -> tuple[list[str], int]:
+    """What a cold `up` of `profile` on `provider` would build that the caches lack (names of COST_2CPU),
+    and how many toolchain groups it would download instead of build (release hosts reachable)."""
+    from appliance.toolchain import SIM_TOOLS, TOOLS, Toolchain
+    from appliance.toolchain.sources import ReleaseSource
+
+    todo: list[str] = []
+    go: list[tuple[str, str, str]] = []
+    tools = SIM_TOOLS if provider == "sim" else []
+    if provider == "kind":
+        from appliance.images import node
+        from appliance.images.gobuild import PROGRAMS
+
+        tools = node.TOOLS
+        go += [(module, version, name) for name, (module, version, _) in PROGRAMS.items()]
+        todo += [] if node.built_before() else ["node image"]
+    tc, groups = Toolchain(), []
+    for t in tools:
+        try:
+            tc.path(t)
+        except UserError:
+            groups += [TOOLS[t].group] if TOOLS[t].group not in groups else []
+    downloads = len(groups) if groups and ReleaseSource().available()[0] else 0
+    todo[:0] = [] if downloads else [f"toolchain {g}" for g in groups]
+    for comp in components.enabled(profile).values():
+        go += [p for p in comp.go_programs() if p not in go]
+    todo += [name for module, version, name in go if not builds.go_binary_path(module, version, name).is_file()]
+    return todo, downloads
+
+
+def announce(profile, provider: str, reporter) -> int:
+    """At the start of `up`: say what is not cached and roughly how long building it takes here.
+    Returns the number of builds (the step count's total)."""
+    todo, downloads = pending(profile, provider)
+    if todo or downloads:
+        n = progress.cpus()
+        what = ", ".join(todo) + (f"; {downloads} toolchain downloads" if downloads else "")
+        minutes = max(1, round(progress.estimate_seconds(todo, n, downloads) / 60))
+        reporter.message(f"first run: {len(todo)} builds not cached yet ({what}); roughly {minutes} min "
+                         f"on this machine ({n} CPUs), once")
+    return len(todo)

@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from appliance.components import check_profile
 from appliance.errors import ProfileError
 from appliance.schema import Profile
 
@@ -213,7 +214,6 @@ def load(ref: str, sets: list[str] | None = None, provider: str | None = None) -
     data = apply_sets(data, origins, sets or [])
     data.setdefault("name", path.stem)
     profile = validate_data(data, origins, str(path))
-    from appliance.components import check_profile  # late: the catalog imports component modules
 
     check_profile(profile, origins, str(path))
     return Loaded(profile, origins, path)

@@ -16,9 +16,10 @@ import yaml
 from pydantic import Field, create_model
 
 from appliance import certs, procs
-from appliance.components import Component, ComponentImage, Options, Resources, builds
+from appliance.components import Component, ComponentImage, Options, Resources
 from appliance.components.access import user_roles
 from appliance.components.hostproc import HostProcess, controllers_dir
+from appliance.images import builds
 
 HERE = Path(__file__).resolve().parent
 COMPONENT_LABEL = "appliance.dev/component"

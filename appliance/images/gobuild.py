@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from appliance.components import builds
+from appliance.images import builds
 from appliance.paths import cache_dir
 
 #: name -> (module, version, main package inside the module)

@@ -7,7 +7,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from appliance.components import builds
+from appliance.images import builds
 from appliance.images import registry as R
 from appliance.images.archive import FileEntry
 from appliance.procs import free_ports

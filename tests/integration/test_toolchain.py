@@ -83,7 +83,7 @@ def test_corrupted_cache_entry_is_rebuilt_with_warm_go_cache(tmp_path):
 def test_cli_fetch_and_status(tools):
     from click.testing import CliRunner
 
-    from appliance.toolchain.cli import toolchain
+    from appliance.commands.toolchain import toolchain
 
     r = CliRunner().invoke(toolchain, ["fetch", "kubectl", "etcd"])
     assert r.exit_code == 0, r.output

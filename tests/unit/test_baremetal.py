@@ -300,7 +300,7 @@ def test_no_debian_source(tmp_path, monkeypatch):
 def test_cli_inventory(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
-    from appliance.providers.baremetal.cli import baremetal
+    from appliance.commands.baremetal import baremetal
 
     monkeypatch.setenv("APPLIANCE_STATE", str(tmp_path / "state"))
     prof = tmp_path / "lab.yaml"

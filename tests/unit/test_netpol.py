@@ -7,9 +7,10 @@ from types import SimpleNamespace
 import pytest
 
 from appliance import profiles
-from appliance.components import CATALOG, Resources, builds
+from appliance.components import CATALOG, Resources
 from appliance.components.network_policy import hooks as netpol
 from appliance.e2e import scenario
+from appliance.images import builds
 from appliance.providers.sim import provider as sim
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -30,8 +30,8 @@ def test_kind_on_a_cold_cache_needs_debootstrap_and_gcc(cache):
 
 
 def test_cached_root_filesystems_need_nothing(cache):
-    from appliance.components.builds import BASE_PACKAGES
     from appliance.images import debian
+    from appliance.images.builds import BASE_PACKAGES
 
     for name, pkgs in (("node", debian.NODE_PACKAGES), ("slim", debian.SLIM_PACKAGES), ("python", BASE_PACKAGES)):
         path = debian.rootfs_path(name, pkgs)

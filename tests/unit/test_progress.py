@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from appliance import progress
+from appliance import prereqs, progress
 from appliance.report import Reporter, RichReporter
 
 
@@ -118,23 +118,23 @@ def laptop_on_sim(tmp_path, monkeypatch):
 
 
 def test_pending_lists_what_a_cold_cache_lacks(laptop_on_sim):
-    from appliance.components import builds
+    from appliance.images import builds
 
-    todo, downloads = progress.pending(laptop_on_sim, "sim")
+    todo, downloads = prereqs.pending(laptop_on_sim, "sim")
     assert todo == ["toolchain etcd", "toolchain kubernetes", "toolchain kwok", "training-operator", "controller-gen",
                     "kserve-manager"]
     assert downloads == 0
     done = builds.go_binary_path("github.com/kubeflow/training-operator", "v1.8.1", "training-operator")
     done.parent.mkdir(parents=True)
     done.write_bytes(b"")
-    assert "training-operator" not in progress.pending(laptop_on_sim, "sim")[0]
+    assert "training-operator" not in prereqs.pending(laptop_on_sim, "sim")[0]
 
 
 def test_pending_counts_reachable_release_hosts_as_downloads(laptop_on_sim, monkeypatch):
     from appliance.toolchain.sources import ReleaseSource
 
     monkeypatch.setattr(ReleaseSource, "available", lambda self: (True, ""))
-    todo, downloads = progress.pending(laptop_on_sim, "sim")
+    todo, downloads = prereqs.pending(laptop_on_sim, "sim")
     assert downloads == 3 and not any(t.startswith("toolchain") for t in todo)
 
 
@@ -143,8 +143,8 @@ def test_announce_says_what_and_how_long_once(laptop_on_sim, monkeypatch):
 
     monkeypatch.setattr(progress, "cpus", lambda: 2)
     stream = io.StringIO()
-    assert progress.announce(laptop_on_sim, "sim", Reporter(stream)) == 6
+    assert prereqs.announce(laptop_on_sim, "sim", Reporter(stream)) == 6
     line = stream.getvalue()
     assert "6 builds not cached yet (toolchain etcd, toolchain kubernetes" in line
-    minutes = round(sum(progress.COST_2CPU[b] for b in progress.pending(laptop_on_sim, "sim")[0]) / 60)
+    minutes = round(sum(progress.COST_2CPU[b] for b in prereqs.pending(laptop_on_sim, "sim")[0]) / 60)
     assert f"roughly {minutes} min on this machine (2 CPUs), once" in line

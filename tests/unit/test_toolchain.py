@@ -230,7 +230,7 @@ def test_path_of_missing_tool_says_how_to_fetch(tmp_path):
 def test_cli_status_json(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
-    from appliance.toolchain.cli import toolchain
+    from appliance.commands.toolchain import toolchain
 
     monkeypatch.setenv("APPLIANCE_CACHE", str(tmp_path))
     r = CliRunner().invoke(toolchain, ["status", "--json"])

@@ -131,7 +131,7 @@ def test_host_process_start_stop(tmp_path):
 
 
 def test_crds_are_generated_for_the_enabled_schemes_only(tmp_path, monkeypatch):
-    from appliance.components import builds
+    from appliance.images import builds
 
     folder = tmp_path / "crds"
     folder.mkdir()

@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 from appliance import paths
-from appliance.components import builds
+from appliance.images import builds
 
 MODULE = "sigs.k8s.io/kube-network-policies"
 VERSION = "v0.8.0"

@@ -107,8 +107,8 @@ def push_cmd(profile: str, sets: tuple[str, ...], provider: str | None, registry
     then run with cluster.images.source=local and cluster.images.registry=<the same registry>)."""
     from pydantic import ValidationError
 
-    from appliance.components.builds import BuildError
     from appliance.images import registry as reg
+    from appliance.images.builds import BuildError
     from appliance.images.delivery import Delivery, DeliveryError
     from appliance.schema import ImagesSpec
 

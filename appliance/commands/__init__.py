@@ -1,0 +1,1 @@
+"""Command groups of the CLI beyond the core commands: toolchain, images, baremetal."""
