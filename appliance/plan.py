@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from appliance.errors import UserError
 from appliance.util.files import atomic_write
+from appliance.util.wait import until
 
 CLUSTER = "cluster"
 
@@ -146,19 +147,6 @@ class Outcome:
         return not self.ran and not self.failed and not self.blocked
 
 
-def _await_ready(s: Step) -> None:
-    """After run(): poll the step's own readiness check until it passes or `s.timeout` runs out."""
-    deadline = time.monotonic() + s.timeout
-    while True:
-        ok, missing = s.ready()
-        if ok:
-            return
-        if time.monotonic() >= deadline:
-            raise UserError(f"not ready after {s.timeout:.0f}s: {missing or 'readiness check failed'}", s.id,
-                            "see `appliance status` and the pods' events; `appliance up` resumes here")
-        time.sleep(s.poll)
-
-
 def execute(plan: Plan, state: State, reporter, parallel: int = 2) -> Outcome:
     """Run the plan: skip steps recorded done with the same fingerprint and still ready; run the rest
     as soon as their dependencies are done, at most `parallel` at once; record each result."""
@@ -177,7 +165,7 @@ def execute(plan: Plan, state: State, reporter, parallel: int = 2) -> Outcome:
                 return "skipped", "already done"
         state.set_step(s.id, status="running", fingerprint=s.fingerprint, started=time.time(), error=None)
         detail = s.run() or ""
-        _await_ready(s)
+        until(s.ready, s.timeout, s.id, s.poll)
         state.set_step(s.id, status="done", finished=time.time())
         return "done", detail
 

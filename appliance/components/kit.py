@@ -20,6 +20,7 @@ from appliance.components import Component, ComponentImage, Options, Resources
 from appliance.components.access import user_roles
 from appliance.components.hostproc import HostProcess, controllers_dir
 from appliance.images import builds
+from appliance.util import wait
 
 HERE = Path(__file__).resolve().parent
 COMPONENT_LABEL = "appliance.dev/component"
@@ -215,14 +216,14 @@ class Kit(Component):
         now, late, hosted = self._split(self.objects(kube, refs, ports))
         first = [x for x in now if x["kind"] in ("CustomResourceDefinition", "Namespace")]
         kube.apply(first)
-        builds.wait_ready(lambda: (not (m := kube.missing(first)), ", ".join(m)), 60, f"{self.name} CRDs")
+        wait.until(lambda: (not (m := kube.missing(first)), ", ".join(m)), 60, f"{self.name} CRDs")
         n = len(first) + kube.apply([x for x in now if x not in first])
         notes = [f"applied {n} objects"]
         if hosted is not None:
             notes.append(host.run(self, hosted, kube, ports))
         if late:
-            builds.wait_ready(lambda: self._ready(kube, now, host), LATE_WAIT, self.name)
-            builds.wait_ready(lambda: (kube.apply(late) > 0, ""), 120, ", ".join(f"{x['kind']}/{x['metadata']['name']}" for x in late))
+            wait.until(lambda: self._ready(kube, now, host), LATE_WAIT, self.name)
+            wait.until(lambda: (kube.apply(late) > 0, ""), 120, ", ".join(f"{x['kind']}/{x['metadata']['name']}" for x in late))
             n += len(late)
         if pruned := self._prune(kube, now + late):
             notes.append(f"pruned {pruned}")

@@ -346,21 +346,3 @@ def python_image_ref(repo: str, requirements: list[str], files: dict[str, Path],
         h.update(dst.encode())
         h.update(files[dst].read_bytes())
     return f"{repo}:{h.hexdigest()[:16]}"
-
-
-# ----------------------------------------------------------------------------- install helpers
-
-def wait_ready(check, timeout: float, what: str, poll: float = 2.0) -> None:
-    """Poll `check() -> (ok, missing)` until ok; raise with what is still missing after `timeout`."""
-    deadline = time.monotonic() + timeout
-    missing = ""
-    while True:
-        try:
-            ok, missing = check()
-        except Exception as e:  # noqa: BLE001 - the API may be briefly away while things start
-            ok, missing = False, f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
-        if ok:
-            return
-        if time.monotonic() >= deadline:
-            raise BuildError(f"{what} not ready after {timeout:.0f}s: {missing}")
-        time.sleep(poll)
