@@ -16,6 +16,8 @@ import threading
 import time
 from typing import Callable, Iterator
 
+from appliance.report import duration
+
 HEARTBEAT_S = 30.0
 
 #: Seconds one cold build took on the 2-CPU CI machine (the caches' build records: toolchain manifest,
@@ -27,16 +29,6 @@ COST_2CPU = {
 }
 COST_DEFAULT = 120
 DOWNLOAD_S = 20  # a toolchain group fetched from the release hosts instead of built
-
-
-def duration(seconds: float) -> str:
-    """90 -> '1m30s', 45 -> '45s', 3700 -> '1h01m'."""
-    s = int(seconds)
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
 def estimate_seconds(builds: list[str], cpus: int, downloads: int = 0) -> float:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from appliance import paths, progress
 from appliance.toolchain.sources import find_go
+from appliance.util.files import sha256_file
 
 CONTROLLER_TOOLS = ("sigs.k8s.io/controller-tools", "v0.16.5")
 
@@ -175,12 +176,8 @@ def _parse_crds(folder: Path, keep: set[str] | None) -> list[dict]:
 
 
 def file_hash(*files: Path) -> str:
-    h = hashlib.sha256()
-    for f in files:
-        with open(f, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()[:16]
+    """A short content hash of files (image tags, cache keys)."""
+    return sha256_file(*files)[:16]
 
 
 # ----------------------------------------------------------------------------- images (no registry)

@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from appliance import prereqs, progress
-from appliance.report import Reporter, RichReporter
+from appliance.report import Reporter, RichReporter, duration
 
 
 def fake_clock(step: float = 30.0):
@@ -33,7 +33,7 @@ def test_heartbeat_while_a_subprocess_runs_then_elapsed_time():
     assert lines[0] == "build 1/3 kube-apiserver: go build"
     beats = lines[1:-1]
     assert len(beats) >= 2
-    assert beats[0] == "still building kube-apiserver, 30s (build 1/3)"
+    assert beats[0] == "still building kube-apiserver, 30.0s (build 1/3)"
     assert beats[1] == "still building kube-apiserver, 1m00s (build 1/3)"
     assert lines[-1].startswith("build 1/3 kube-apiserver done in ")
     assert len(lines) == n_at_exit  # no heartbeat after the build ended
@@ -94,7 +94,7 @@ def test_on_a_terminal_a_live_row_with_elapsed_time_and_no_heartbeat_lines():
 
 
 def test_duration():
-    assert [progress.duration(s) for s in (0, 59.9, 60, 150, 3599, 3725)] == ["0s", "59s", "1m00s", "2m30s", "59m59s", "1h02m"]
+    assert [duration(s) for s in (0, 59.9, 60, 150, 3599, 3725)] == ["0.0s", "59.9s", "1m00s", "2m30s", "59m59s", "1h02m"]
 
 
 def test_estimate_scales_with_cpus_and_counts_downloads():
