@@ -1,4 +1,5 @@
-"""The component catalog: what can be installed, its dependencies, install/remove/readiness and requests."""
+"""The component catalog: every folder under appliance/components/ (see kit.py and docs/components.md), its
+dependencies, and the checks a profile's components must pass."""
 
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ class Options(BaseModel):
 
 
 class Component:
-    """One installable piece of the stack. Talks only to the Kubernetes API (`ctx.kube`)."""
+    """The interface the planner, doctor and status use; the kit (kit.py) implements it from a folder.
+    Talks only to the Kubernetes API (a `Kube`)."""
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
@@ -67,22 +69,13 @@ class Component:
         raise NotImplementedError
 
 
-CATALOG: dict[str, type[Component]] = {}
-
-
-def register(cls: type[Component]) -> type[Component]:
-    CATALOG[cls.name] = cls
-    return cls
-
-
-def _load_catalog() -> None:
+def _catalog() -> dict[str, type[Component]]:
     from appliance.components import kit
 
-    for cls in kit.discover():
-        register(cls)
+    return {cls.name: cls for cls in kit.discover()}
 
 
-_load_catalog()
+CATALOG: dict[str, type[Component]] = _catalog()
 
 
 def enabled(profile: Profile) -> dict[str, Component]:
