@@ -111,7 +111,7 @@ def doctor(profile, provider, sets, as_json):
     """Check this host for the profile: each check pass / warn / fail with a one-line fix."""
     loaded, name, _ = orchestrator.load_for(profile, sets, provider)
     facts = host.facts(paths.cache_dir())
-    checks = doctor_mod.host_checks(facts, name) + [doctor_mod.budget(loaded.profile, name, facts), doctor_mod.images(loaded.profile, facts),
+    checks = doctor_mod.host_checks(facts, name) + [doctor_mod.budget(loaded.profile, name, facts), doctor_mod.images(loaded.profile, name, facts),
                                                   doctor_mod.host_programs(loaded.profile, name)]
     failed = any(c.status == "fail" for c in checks)
     if as_json:

@@ -70,7 +70,7 @@ class Cluster:
             run=create, ready=lambda: (self.provider.ready(), ""), description=f"{self.provider_name} cluster '{self.profile.cluster.name}'",
         )]
         deps = components.dependencies(self.profile)
-        for name, comp in components.enabled(self.profile).items():
+        for name, comp in components.enabled(self.profile, self.provider.pods_run).items():
             steps.append(Step(
                 name, [CLUSTER] + deps[name],
                 fingerprint([name, comp.options.model_dump()] + ([self.profile.cluster.images.model_dump()] if comp.images() else [])),
@@ -135,7 +135,7 @@ def down(cluster: str, reporter) -> None:
     c = Cluster(profile, provider, reporter)
     with Lock(c.dir, cluster):
         if c.provider.ready():
-            comps = components.enabled(profile)
+            comps = components.enabled(profile, c.provider.pods_run)
             for wave in reversed(c.plan().waves()):
                 for name in (n for n in wave if n in comps):
                     try:
@@ -160,7 +160,7 @@ def status(cluster: str) -> dict[str, Any]:
         entry = {"step": rec.get("status"), "error": rec.get("error")}
         if ready and sid in components.CATALOG:
             options = (state.data.get("components") or {}).get(sid)
-            ok, missing = components.CATALOG[sid](options).ready(c.kube())
+            ok, missing = components.CATALOG[sid](options, c.provider.pods_run).ready(c.kube())
             entry.update(ready=ok, missing=missing)
         comps[sid] = entry
     return {

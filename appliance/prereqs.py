@@ -9,7 +9,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-from appliance import components, progress
+from appliance import components, progress, providers
 from appliance.errors import UserError
 from appliance.images import builds, debian
 from appliance.schema import Profile
@@ -112,7 +112,7 @@ def pending(profile, provider: str) -> tuple[list[str], int]:
             groups += [TOOLS[t].group] if TOOLS[t].group not in groups else []
     downloads = len(groups) if groups and ReleaseSource().available()[0] else 0
     todo[:0] = [] if downloads else [f"toolchain {g}" for g in groups]
-    for comp in components.enabled(profile).values():
+    for comp in components.enabled(profile, providers.get(provider).pods_run).values():
         go += [p for p in comp.go_programs() if p not in go]
     todo += [name for module, version, name in go if not builds.go_binary_path(module, version, name).is_file()]
     return todo, downloads

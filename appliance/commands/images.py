@@ -64,11 +64,11 @@ def list_cmd(as_json: bool) -> None:
 
 def _profile_images(profile: str, sets: tuple[str, ...], provider: str | None):
     """(profile, [(component, ComponentImage)]) for the profile's enabled components."""
-    from appliance import components
+    from appliance import components, providers
     from appliance.orchestrator import load_for
 
-    loaded, _, _ = load_for(profile, sets, provider)
-    comps = components.enabled(loaded.profile)
+    loaded, name, _ = load_for(profile, sets, provider)
+    comps = components.enabled(loaded.profile, providers.get(name).pods_run)
     return loaded.profile, [(n, img) for n, c in comps.items() for img in c.images()]
 
 

@@ -40,8 +40,10 @@ class Component:
     depends: ClassVar[tuple[str, ...]] = ()
     Opts: ClassVar[type[Options]] = Options
 
-    def __init__(self, options: dict[str, Any] | None = None):
+    def __init__(self, options: dict[str, Any] | None = None, pods_run: bool = True):
         self.options = self.Opts.model_validate(options or {})
+        #: the provider's word: can pods run? (see providers.base.Provider.pods_run)
+        self.pods_run = pods_run
         #: where images come from; `enabled()` gives every component of a profile the profile's
         self.delivery = Images(ImagesSpec(source="local"), [])
 
@@ -78,9 +80,10 @@ def _catalog() -> dict[str, type[Component]]:
 CATALOG: dict[str, type[Component]] = _catalog()
 
 
-def enabled(profile: Profile) -> dict[str, Component]:
-    """The profile's enabled components, instantiated with their options, sharing one image delivery."""
-    comps = {n: CATALOG[n](s.options) for n, s in profile.components.items() if s.enabled}
+def enabled(profile: Profile, pods_run: bool = True) -> dict[str, Component]:
+    """The profile's enabled components, instantiated with their options and what the provider says of
+    pods (`pods_run`), sharing one image delivery."""
+    comps = {n: CATALOG[n](s.options, pods_run) for n, s in profile.components.items() if s.enabled}
     delivery = Images(profile.cluster.images, [i.upstream for c in comps.values() for i in c.images() if i.upstream])
     for c in comps.values():
         c.delivery = delivery

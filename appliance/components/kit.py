@@ -108,8 +108,10 @@ class Kit(Component):
 
     @property
     def on_host(self) -> bool:
-        """The host runtime: the declared controller Deployment runs as a supervised host process."""
-        return bool(self.decl.get("host")) and getattr(self.options, "runtime", "in-cluster") == "host"
+        """The host runtime: the declared controller Deployment runs as a supervised host process (runtime
+        `host`, or `auto` where the provider says pods cannot run)."""
+        runtime = getattr(self.options, "runtime", "in-cluster")
+        return bool(self.decl.get("host")) and (runtime == "host" or (runtime == "auto" and not self.pods_run))
 
     def _env(self):
         import jinja2
@@ -172,7 +174,7 @@ class Kit(Component):
         ctx = {"options": self.options, "name": self.name,
                "labels": {"app.kubernetes.io/managed-by": "appliance", "app.kubernetes.io/part-of": self.name},
                "images": self._image_refs(images), "ports": ports or dict(self.decl.get("ports") or {}),
-               "bind": HOST_IP if self.on_host else "", "host_ip": HOST_IP}
+               "on_host": self.on_host, "bind": HOST_IP if self.on_host else "", "host_ip": HOST_IP}
         if "certificate" in self.decl:
             ctx["tls"] = self._tls(kube)
         if self.hooks and hasattr(self.hooks, "context"):

@@ -27,6 +27,8 @@ class Provider(abc.ABC):
     """
 
     name: str = ""
+    #: can the nodes run pods' containers? Where not (the simulator), controllers run as host processes
+    pods_run: bool = True
 
     def __init__(self, spec: Any, state_dir: Path, report=None):
         self.spec = spec

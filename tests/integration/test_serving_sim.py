@@ -24,7 +24,7 @@ def sim():
 def test_up_runs_the_controller_on_the_host(sim):
     profile, result = sim
     assert not result["failed"] and "kserve" in result["ran"]
-    comp = CATALOG["kserve"](profile.components["kserve"].options)
+    comp = CATALOG["kserve"](profile.components["kserve"].options, pods_run=False)
     kube = Kube(result["kubeconfig"])
     assert comp.ready(kube) == (True, "")
     assert kube.get("apps/v1", "Deployment", CONTROLLER, "kserve") is None  # no pod: the host process serves

@@ -23,7 +23,7 @@ def test_up_installs_the_operator_as_a_host_process(sim):
     profile, result = sim
     assert not result["failed"] and "training-operator" in result["ran"]
     kube = Kube(result["kubeconfig"])
-    comp = CATALOG["training-operator"](profile.components["training-operator"].options)
+    comp = CATALOG["training-operator"](profile.components["training-operator"].options, pods_run=False)
     assert comp.ready(kube) == (True, "")
     host = hostproc.HostProcess(hostproc.controllers_dir(result["kubeconfig"]), NAME)
     assert host.folder == paths.state_dir(profile.cluster.name) / "controllers" and host.alive()

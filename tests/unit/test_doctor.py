@@ -157,13 +157,13 @@ def test_real_host_probe_reads():
 
 def test_images_check_says_where_images_come_from():
     p = profiles.load("laptop", ["cluster.images.source=local"], "kind").profile
-    c = doctor.images(p, {"go": ""})
+    c = doctor.images(p, "kind", {"go": ""})
     assert c.status == "fail" and "no Go toolchain" in c.detail and "mirrors" in c.fix
-    assert doctor.images(p, {"go": "/usr/bin/go"}).status == "pass"
-    up = doctor.images(profiles.load("laptop", ["cluster.images.source=upstream"], "kind").profile, {"go": ""})
+    assert doctor.images(p, "kind", {"go": "/usr/bin/go"}).status == "pass"
+    up = doctor.images(profiles.load("laptop", ["cluster.images.source=upstream"], "kind").profile, "kind", {"go": ""})
     assert up.status == "pass" and up.detail.startswith("upstream")
     sim = profiles.load("laptop", [], "sim").profile  # host-process operator, no KServe: nothing to deliver
-    assert doctor.images(sim, {"go": ""}).detail == "no component image to deliver"
+    assert doctor.images(sim, "sim", {"go": ""}).detail == "no component image to deliver"
 
 
 def test_host_programs_fail_when_the_plan_needs_them(monkeypatch, tmp_path):

@@ -131,10 +131,21 @@ def test_unknown_profile_name():
 
 
 def test_provider_overrides_apply_only_to_that_provider_and_set_wins():
-    assert profiles.load("laptop", provider="kind").profile.components["training-operator"].options["runtime"] == "in-cluster"
-    assert profiles.load("laptop", provider="sim").profile.components["training-operator"].options["runtime"] == "host"
-    p = profiles.load("laptop", ["components.training-operator.options.runtime=in-cluster"], provider="sim").profile
-    assert p.components["training-operator"].options["runtime"] == "in-cluster"
+    assert profiles.load("laptop", provider="kind").profile.components["network-policy"].enabled
+    assert not profiles.load("laptop", provider="sim").profile.components["network-policy"].enabled
+    p = profiles.load("laptop", ["components.network-policy.enabled=true"], provider="sim").profile
+    assert p.components["network-policy"].enabled
+
+
+def test_controllers_run_on_the_host_where_the_provider_runs_no_pods():
+    from appliance import components, providers
+
+    for provider, on_host in (("kind", False), ("sim", True)):
+        p = profiles.load("laptop", [], provider).profile
+        comps = components.enabled(p, providers.get(provider).pods_run)
+        assert comps["training-operator"].on_host is on_host and comps["kserve"].on_host is on_host
+    forced = profiles.load("laptop", ["components.kserve.options.runtime=in-cluster"], "sim").profile
+    assert not components.enabled(forced, pods_run=False)["kserve"].on_host
 
 
 def test_bad_override_names_its_line(tmp_path):

@@ -20,7 +20,7 @@ def comp(**opts):
 
 def test_registered_with_defaults():
     c = comp()
-    assert c.options.runtime == "in-cluster" and c.options.schemes == ["pytorchjob", "tfjob", "mpijob"]
+    assert c.options.runtime == "auto" and not c.on_host and c.options.schemes == ["pytorchjob", "tfjob", "mpijob"]
     assert "platform-base" in c.depends
 
 

@@ -36,6 +36,7 @@ NETWORK_POLICY = "objects only: simulated nodes have no data plane, so NetworkPo
 
 class SimProvider(Provider):
     """Local control plane + kwok nodes shaped like the profile's node classes."""
+    pods_run = False  # kwok nodes: pods are placed and their phases simulated; no container runs
 
     name = "sim"
 
