@@ -212,7 +212,7 @@ class Kit(Component):
 
     def install(self, kube) -> str:
         o = self.options
-        refs = self.delivery.provide(kube, self.images(), getattr(o, "image_load", "auto")) if self.images() else {}
+        refs = self.delivery.provide(kube, self.images()) if self.images() else {}
         host = self._host(kube) if self.on_host else None
         ports = host.ports(self) if host else None
         now, late, hosted = self._split(self.objects(kube, refs, ports))

@@ -47,10 +47,10 @@ class Delivery:
     why: str = ""
     registry: str = ""
 
-    def provide(self, kube, images: list[ComponentImage], load: str = "auto") -> dict[str, str]:
+    def provide(self, kube, images: list[ComponentImage]) -> dict[str, str]:
         """Make `images` available to the nodes; returns name → the reference pod specs should use.
-        `load` (local, no registry): node-containers | none | auto (node-containers when the nodes are
-        local containers)."""
+        Built images go to the registry when there is one, else into the nodes when they are local
+        containers (kind); other nodes (`kube` None: no cluster yet) must pull or hold them."""
         refs: dict[str, str] = {}
         built: dict[str, tuple[Path, tuple[str, ...]]] = {}  # ref -> (archive, aliases); one transfer per image
         for img in images:
@@ -67,9 +67,7 @@ class Delivery:
             for ref, (archive, aliases) in built.items():
                 push(archive, ref, self.registry, aliases)
             return refs
-        if load == "none":
-            return refs
-        if load == "node-containers" or node_containers(kube):
+        if kube is not None and node_containers(kube):
             for ref, (archive, aliases) in built.items():
                 load_image_into_nodes(kube, archive, ref, list(aliases))
         return refs
@@ -119,7 +117,7 @@ def load_image_into_nodes(kube, archive: Path, ref: str, aliases: list[str] | No
     nodes = node_containers(kube)
     if not nodes:
         raise DeliveryError(f"no node of this cluster is a local Docker container; cannot load {ref} "
-                            "(set cluster.images.registry for the nodes to pull from, or image_load: none if they have it)")
+                            "(set cluster.images.registry for the nodes to pull from)")
     loaded = []
     for node in nodes:
         have = subprocess.run(["docker", "exec", node, "ctr", "-n", "k8s.io", "images", "ls", "-q", f"name=={ref}"],
@@ -171,5 +169,5 @@ class Images:
                 self._decided = decide(self.spec, self.upstreams)
             return self._decided
 
-    def provide(self, kube, images: list[ComponentImage], load: str = "auto") -> dict[str, str]:
-        return self.decision().provide(kube, images, load)
+    def provide(self, kube, images: list[ComponentImage]) -> dict[str, str]:
+        return self.decision().provide(kube, images)

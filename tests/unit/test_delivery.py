@@ -76,9 +76,9 @@ def test_upstream_delivery_builds_only_images_without_upstream(monkeypatch):
         return f
 
     imgs = [D.ComponentImage("op", "docker.io/org/op:v1", build("op")), D.ComponentImage("stub", "", build("stub"))]
-    refs = D.Delivery("upstream").provide(None, imgs, load="none")
+    refs = D.Delivery("upstream").provide(None, imgs)
     assert refs == {"op": "docker.io/org/op:v1", "stub": "appliance.local/stub:abc"} and built == ["stub"]
-    refs = D.Delivery("local").provide(None, imgs, load="none")
+    refs = D.Delivery("local").provide(None, imgs)
     assert refs["op"] == "appliance.local/op:abc" and built == ["stub", "op", "stub"]
 
 
