@@ -219,14 +219,13 @@ class Kit(Component):
         first = [x for x in now if x["kind"] in ("CustomResourceDefinition", "Namespace")]
         kube.apply(first)
         wait.until(lambda: (not (m := kube.missing(first)), ", ".join(m)), 60, f"{self.name} CRDs")
-        n = len(first) + kube.apply([x for x in now if x not in first])
-        notes = [f"applied {n} objects"]
+        kube.apply([x for x in now if x not in first])
+        notes = [f"applied {len(now) + len(late)} objects"]
         if hosted is not None:
             notes.append(host.run(self, hosted, kube, ports))
         if late:
             wait.until(lambda: self._ready(kube, now, host), LATE_WAIT, self.name)
             wait.until(lambda: (kube.apply(late) > 0, ""), 120, ", ".join(f"{x['kind']}/{x['metadata']['name']}" for x in late))
-            n += len(late)
         if pruned := self._prune(kube, now + late):
             notes.append(f"pruned {pruned}")
         if refs:
