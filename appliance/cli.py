@@ -27,17 +27,20 @@ json_opt = click.option("--json", "as_json", is_flag=True, help="machine-readabl
 cluster_opt = click.option("--cluster", default=None, help="cluster name (default: the profile's cluster.name)")
 
 
+def profile_command(fn):
+    """A command on a profile as `up` loads it: --profile, --provider, --set and --json."""
+    for opt in (json_opt, set_opt, provider_opt, profile_opt):
+        fn = opt(fn)
+    return main.command()(fn)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="appliance")
 def main() -> None:
     """Local-first ML platform appliance: a cluster (kind, bare metal or simulated DGX nodes) plus an ML stack from a profile."""
 
 
-@main.command()
-@profile_opt
-@provider_opt
-@set_opt
-@json_opt
+@profile_command
 @click.option("--parallel", default=2, show_default=True, type=click.IntRange(1, 16), help="steps run at once")
 def up(profile, provider, sets, as_json, parallel):
     """Create the cluster and install the profile's components (resumes; a no-op when ready)."""
@@ -85,11 +88,7 @@ def status(profile, cluster, as_json, verbose):
         click.echo(report.status_text(st, verbose))
 
 
-@main.command()
-@profile_opt
-@provider_opt
-@set_opt
-@json_opt
+@profile_command
 def plan(profile, provider, sets, as_json):
     """Show what `up` would do: ordered steps and the waves that run in parallel. Executes nothing."""
     loaded, name, why = orchestrator.load_for(profile, sets, provider)
@@ -102,11 +101,7 @@ def plan(profile, provider, sets, as_json):
         click.echo(f"  wave {i}: {', '.join(wave)}")
 
 
-@main.command()
-@profile_opt
-@provider_opt
-@set_opt
-@json_opt
+@profile_command
 def doctor(profile, provider, sets, as_json):
     """Check this host for the profile: each check pass / warn / fail with a one-line fix."""
     loaded, name, _ = orchestrator.load_for(profile, sets, provider)

@@ -13,7 +13,10 @@ import json
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, Callable
+
+import yaml
 
 from appliance.errors import ProfileError, UserError
 from appliance.toolchain.pins import KUBERNETES
@@ -23,22 +26,9 @@ CLASS_LABEL = "appliance.dev/node-class"
 SIM_LABEL = "appliance.dev/sim"
 GPU = "nvidia.com/gpu"
 
-# product -> (memory MiB, family, compute capability, mig capable)
+#: product -> (memory MiB, family, compute capability, MIG capable), from gpu-products.yaml beside this module
 GPU_PRODUCTS: dict[str, tuple[int, str, str, bool]] = {
-    "NVIDIA-H100-80GB-HBM3": (81559, "hopper", "9.0", True),
-    "NVIDIA-H200": (143771, "hopper", "9.0", True),
-    "NVIDIA-H20": (97871, "hopper", "9.0", True),
-    "NVIDIA-A100-SXM4-80GB": (81920, "ampere", "8.0", True),
-    "NVIDIA-A100-SXM4-40GB": (40960, "ampere", "8.0", True),
-    "NVIDIA-A100-PCIE-40GB": (40960, "ampere", "8.0", True),
-    "NVIDIA-A30": (24576, "ampere", "8.0", True),
-    "NVIDIA-A10": (23028, "ampere", "8.6", False),
-    "NVIDIA-L40S": (46068, "ada-lovelace", "8.9", False),
-    "NVIDIA-L4": (23034, "ada-lovelace", "8.9", False),
-    "NVIDIA-B200": (183359, "blackwell", "10.0", True),
-    "Tesla-V100-SXM2-32GB": (32768, "volta", "7.0", False),
-    "Tesla-T4": (15360, "turing", "7.5", False),
-}
+    k: tuple(v) for k, v in yaml.safe_load((Path(__file__).resolve().parent / "gpu-products.yaml").read_text()).items()}
 DEFAULT_PRODUCT = "NVIDIA-H100-80GB-HBM3"
 DEFAULT_DRIVER = "550.90.07"
 # driver major -> highest CUDA runtime it supports (what GFD reports as cuda.runtime)

@@ -8,134 +8,18 @@ Nodes are initialised Ready at once and kept alive with leases.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import yaml
 
 API = "kwok.x-k8s.io/v1alpha1"
 BATCH_OWNERS = ("Job", "PyTorchJob", "TFJob", "MPIJob")  # owners whose pods run to completion
-
-_NODE_STATUS = """\
-{{ $now := Now }}
-{{ $lastTransitionTime := or .metadata.creationTimestamp $now }}
-conditions:
-{{ range NodeConditions }}
-- lastHeartbeatTime: {{ $now | Quote }}
-  lastTransitionTime: {{ $lastTransitionTime | Quote }}
-  message: {{ .message | Quote }}
-  reason: {{ .reason | Quote }}
-  status: {{ .status | Quote }}
-  type: {{ .type | Quote }}
-{{ end }}
-addresses:
-{{ with .status.addresses }}
-{{ YAML . 1 }}
-{{ else }}
-{{ with NodeIP }}
-- address: {{ . | Quote }}
-  type: InternalIP
-{{ end }}
-{{ with NodeName }}
-- address: {{ . | Quote }}
-  type: Hostname
-{{ end }}
-{{ end }}
-{{ with NodePort }}
-daemonEndpoints:
-  kubeletEndpoint:
-    Port: {{ . }}
-{{ end }}
-"""
-
-_NODE_INIT = _NODE_STATUS + """\
-allocatable:
-{{ YAML .status.allocatable 1 }}
-capacity:
-{{ YAML .status.capacity 1 }}
-nodeInfo:
-{{ YAML .status.nodeInfo 1 }}
-phase: Running
-"""
-
-_POD_RUNNING = """\
-{{ $now := Now }}
-conditions:
-- lastTransitionTime: {{ $now | Quote }}
-  status: "True"
-  type: Initialized
-- lastTransitionTime: {{ $now | Quote }}
-  status: "True"
-  type: Ready
-- lastTransitionTime: {{ $now | Quote }}
-  status: "True"
-  type: ContainersReady
-- lastTransitionTime: {{ $now | Quote }}
-  status: "True"
-  type: PodReadyToStartContainers
-{{ range .spec.readinessGates }}
-- lastTransitionTime: {{ $now | Quote }}
-  status: "True"
-  type: {{ .conditionType | Quote }}
-{{ end }}
-containerStatuses:
-{{ range .spec.containers }}
-- image: {{ .image | Quote }}
-  name: {{ .name | Quote }}
-  ready: true
-  started: true
-  restartCount: 0
-  state:
-    running:
-      startedAt: {{ $now | Quote }}
-{{ end }}
-initContainerStatuses:
-{{ range .spec.initContainers }}
-- image: {{ .image | Quote }}
-  name: {{ .name | Quote }}
-  ready: true
-  restartCount: 0
-  state:
-    terminated:
-      exitCode: 0
-      finishedAt: {{ $now | Quote }}
-      reason: Completed
-      startedAt: {{ $now | Quote }}
-{{ end }}
-hostIP: {{ NodeIPWith .spec.nodeName | Quote }}
-podIP: {{ PodIPWith .spec.nodeName ( or .spec.hostNetwork false ) ( or .metadata.uid "" ) ( or .metadata.name "" ) ( or .metadata.namespace "" ) | Quote }}
-phase: Running
-startTime: {{ $now | Quote }}
-"""
-
-_POD_SUCCEEDED = """\
-{{ $now := Now }}
-{{ $start := or .status.startTime $now }}
-conditions:
-- lastTransitionTime: {{ $now | Quote }}
-  status: "True"
-  type: Initialized
-- lastTransitionTime: {{ $now | Quote }}
-  status: "False"
-  reason: PodCompleted
-  type: Ready
-- lastTransitionTime: {{ $now | Quote }}
-  status: "False"
-  reason: PodCompleted
-  type: ContainersReady
-containerStatuses:
-{{ range .spec.containers }}
-- image: {{ .image | Quote }}
-  name: {{ .name | Quote }}
-  ready: false
-  started: false
-  restartCount: 0
-  state:
-    terminated:
-      exitCode: 0
-      finishedAt: {{ $now | Quote }}
-      reason: Completed
-      startedAt: {{ $start | Quote }}
-{{ end }}
-phase: Succeeded
-"""
+#: kwok's status templates (Go templates), data files beside this module
+_KWOK = Path(__file__).resolve().parent / "kwok"
+_NODE_STATUS = (_KWOK / "node-status.tmpl").read_text()
+_NODE_INIT = _NODE_STATUS + (_KWOK / "node-init.tmpl").read_text()
+_POD_RUNNING = (_KWOK / "pod-running.tmpl").read_text()
+_POD_SUCCEEDED = (_KWOK / "pod-succeeded.tmpl").read_text()
 
 
 def _ms(seconds: float) -> int:
