@@ -9,7 +9,7 @@ from appliance import e2e
 from tests.integration.clusters import cluster, require_kind
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.docker]
-COMPONENTS = ("platform-base", "user-profiles", "training-operator", "kserve")
+COMPONENTS = ("platform-base", "user-profiles", "training-operator", "kserve", "network-policy")
 
 
 @pytest.fixture(scope="module")
