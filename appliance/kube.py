@@ -56,6 +56,13 @@ class Kube:
         except NotFoundError:
             return None
 
+    def internal_ips(self) -> list[str]:
+        """Every node's InternalIP address, sorted."""
+        from kubernetes import client
+
+        nodes = client.CoreV1Api(self.api).list_node().items
+        return sorted({a.address for n in nodes for a in n.status.addresses or [] if a.type == "InternalIP"})
+
     def list_labelled(self, api_version: str, kind: str, selector: str) -> list[dict]:
         """Objects of a kind carrying these labels, in every namespace."""
         res = self.dynamic.resources.get(api_version=api_version, kind=kind)

@@ -59,6 +59,13 @@ def _option_model(name: str, spec: dict[str, dict]) -> type[Options]:
     return create_model(f"{name.title().replace('-', '')}Opts", __base__=Options, **fields)
 
 
+def node_cidrs(kube) -> list[str]:
+    """Every node's InternalIP as a single-address CIDR (none without a cluster)."""
+    import ipaddress
+
+    return [str(ipaddress.ip_network(a)) for a in kube.internal_ips()] if kube is not None else []
+
+
 def quantity_m(q: str | int | float) -> int:
     """CPU quantity → millicores."""
     s = str(q)
@@ -169,12 +176,14 @@ class Kit(Component):
 
     def context(self, kube=None, images: dict[str, str] | None = None, ports: dict[str, int] | None = None) -> dict[str, Any]:
         """What templates see: `options`, `name`, `labels`, `images`, `ports` and `bind` (the address
-        controllers listen on: all in a pod, loopback on the host), `tls` (a declared certificate), and
-        whatever the hooks add."""
+        controllers listen on: all in a pod, loopback on the host), `tls` (a declared certificate),
+        `node_cidrs` (for NetworkPolicies: what comes from the nodes, like the API server calling a webhook),
+        and whatever the hooks add."""
         ctx = {"options": self.options, "name": self.name,
                "labels": {"app.kubernetes.io/managed-by": "appliance", "app.kubernetes.io/part-of": self.name},
                "images": self._image_refs(images), "ports": ports or dict(self.decl.get("ports") or {}),
                "on_host": self.on_host, "bind": HOST_IP if self.on_host else "", "host_ip": HOST_IP}
+        ctx["node_cidrs"] = node_cidrs(kube)
         if "certificate" in self.decl:
             ctx["tls"] = self._tls(kube)
         if self.hooks and hasattr(self.hooks, "context"):

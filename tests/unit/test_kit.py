@@ -101,6 +101,9 @@ class FakeKube:
         o = self.objs.get((kind, namespace or "", name))
         return type("Live", (), {"to_dict": lambda self: o})() if o else None
 
+    def internal_ips(self):
+        return []
+
     def missing(self, objs):
         return [o["metadata"]["name"] for o in objs if (o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]) not in self.objs]
 

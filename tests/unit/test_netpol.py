@@ -99,9 +99,13 @@ def _cluster(monkeypatch, *nodes):
     """A kube whose nodes have these (type, address) lists."""
     import kubernetes.client
 
+    from appliance.kube import Kube
+
     items = [SimpleNamespace(status=SimpleNamespace(addresses=[SimpleNamespace(type=t, address=a) for t, a in n])) for n in nodes]
     monkeypatch.setattr(kubernetes.client, "CoreV1Api", lambda api: SimpleNamespace(list_node=lambda: SimpleNamespace(items=items)))
-    return SimpleNamespace(api=None)
+    kube = Kube.__new__(Kube)
+    kube.api = None
+    return kube
 
 
 def user_objects(kube=None) -> dict[str, list[dict]]:
@@ -162,3 +166,17 @@ def test_isolation_scenario_probes_from_both_sides():
             for s in sc.steps if s.kind == "apply" for o in s.apply.objects if o["kind"] == "Job"}
     assert jobs == {"user-bob": ("user-bob/bob", ["blocked"]), "user-alice": ("user-alice/alice", ["reach"]),
                     "appliance-system": ("", ["reach"])}
+
+
+@pytest.mark.parametrize("name,pod_label", [("training-operator", {"app.kubernetes.io/name": "training-operator"}),
+                                            ("kserve", {"control-plane": "kserve-controller-manager"})])
+def test_controllers_admit_only_the_api_server_on_their_webhook_port(monkeypatch, name, pod_label):
+    kube = _cluster(monkeypatch, [("InternalIP", "172.18.0.2")], [("InternalIP", "172.18.0.3")])
+    comp = CATALOG[name]()
+    kube.get = lambda *a, **k: None  # no Secret yet: kserve makes its certificate
+    (pol,) = by_kind(comp.objects(kube, crds=False))["NetworkPolicy"]
+    (rule,) = pol["spec"]["ingress"]
+    assert pol["spec"]["podSelector"] == {"matchLabels": pod_label} and pol["spec"]["policyTypes"] == ["Ingress"]
+    assert rule == {"from": [{"ipBlock": {"cidr": "172.18.0.2/32"}}, {"ipBlock": {"cidr": "172.18.0.3/32"}}], "ports": [{"port": 9443}]}
+    (closed,) = by_kind(comp.objects(crds=False))["NetworkPolicy"]
+    assert closed["spec"]["ingress"] == []  # rendered without a cluster: nothing may connect, never "from anywhere"
