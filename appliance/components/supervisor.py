@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from appliance.util.files import atomic_write
+
 
 def _sync_cert(kubeconfig: str, secret: str, cert_dir: Path, last: dict) -> None:
     try:
@@ -35,13 +37,9 @@ def _sync_cert(kubeconfig: str, secret: str, cert_dir: Path, last: dict) -> None
         print(f"supervisor: reading secret {secret}: {str(e).splitlines()[0][:200]}", flush=True)
         return
     if "tls.crt" in data and "tls.key" in data and data.get("tls.crt") != last.get("crt"):
-        cert_dir.mkdir(parents=True, exist_ok=True)
         for k in ("tls.key", "tls.crt", "ca.crt"):
             if k in data:
-                tmp = cert_dir / f".{k}.tmp"
-                tmp.write_bytes(base64.b64decode(data[k]))
-                tmp.chmod(0o600)
-                os.replace(tmp, cert_dir / k)
+                atomic_write(cert_dir / k, base64.b64decode(data[k]), mode=0o600)
         last["crt"] = data["tls.crt"]
         print(f"supervisor: webhook certificate written to {cert_dir}", flush=True)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from appliance import paths, progress
 from appliance.toolchain.sources import find_go
-from appliance.util.files import sha256_file
+from appliance.util.files import atomic_write, sha256_file
 
 CONTROLLER_TOOLS = ("sigs.k8s.io/controller-tools", "v0.16.5")
 
@@ -163,9 +163,7 @@ def _parse_crds(folder: Path, keep: set[str] | None) -> list[dict]:
     else:
         loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
         docs = [d for f in sorted(folder.glob("*.yaml")) for d in yaml.load_all(f.read_text(), Loader=loader) if d]
-        tmp = folder / "crds.json.tmp"
-        tmp.write_text(json.dumps(docs))
-        os.replace(tmp, parsed)
+        atomic_write(parsed, json.dumps(docs))
     crds = []
     for doc in docs:
         if doc.get("kind") == "CustomResourceDefinition" and (keep is None or doc["spec"]["names"]["kind"] in keep):

@@ -11,14 +11,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
-def atomic_write(path: Path, data: str | bytes) -> None:
+def atomic_write(path: Path, data: str | bytes, mode: int | None = None) -> None:
     """Write `data` to a temporary file beside `path`, then rename it over `path`: readers see the
-    old content or the new, never a part (parent folders are made)."""
+    old content or the new, never a part (parent folders are made; `mode` set before the rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # one per writer
     try:
         tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+        if mode is not None:
+            tmp.chmod(mode)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
