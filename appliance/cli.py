@@ -118,6 +118,42 @@ def doctor(profile, provider, sets, as_json):
     sys.exit(1 if failed else 0)
 
 
+@main.group("users", invoke_without_command=True)
+@profile_opt
+@cluster_opt
+@json_opt
+@click.pass_context
+def users_group(ctx, profile, cluster, as_json):
+    """The cluster's users: their namespaces and per-user kubeconfigs (`users show NAME` writes one)."""
+    from appliance import users
+
+    ctx.obj = cluster or profiles.load(profile).profile.cluster.name
+    if ctx.invoked_subcommand:
+        return
+    rows = users.listed(ctx.obj)
+    if as_json:
+        _emit_json(rows)
+        return
+    for r in rows:
+        click.echo(f"{r['user']:<12} namespace {r['namespace']:<16} `appliance users show {r['user']}` writes {r['kubeconfig']}")
+
+
+@users_group.command("show")
+@click.argument("name")
+@click.option("--hours", default=24, show_default=True, type=click.IntRange(1, 24 * 30), help="how long the token is valid")
+@json_opt
+@click.pass_obj
+def users_show(cluster, name, hours, as_json):
+    """Write NAME's kubeconfig (their token only, no admin credential) and say how to use it."""
+    from appliance import users
+
+    r = users.kubeconfig(cluster, name, hours)
+    if as_json:
+        _emit_json(r)
+        return
+    click.echo(f"user {r['user']}: namespace {r['namespace']}; token valid {hours} h\nexport KUBECONFIG={r['kubeconfig']}")
+
+
 @main.command("host-setup")
 def host_setup():
     """Install the host programs any plan may need (debootstrap, gcc) where allowed (root, apt-get)."""

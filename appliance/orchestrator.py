@@ -128,6 +128,12 @@ def _recorded(cluster: str) -> tuple[Profile, str]:
     return Profile(name=state.data.get("profile", cluster), cluster=spec, components=comps), state.data["provider"]
 
 
+def cluster_kube(cluster: str):
+    """A client for a cluster `up` made, as its admin."""
+    profile, provider = _recorded(cluster)
+    return Cluster(profile, provider).kube()
+
+
 def down(cluster: str, reporter) -> None:
     """Remove the components (reverse dependency order, so host-side pieces stop too), then delete
     the cluster and its state folder."""

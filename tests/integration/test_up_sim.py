@@ -114,6 +114,31 @@ def test_the_guide_example_component_works_as_written(sim, tmp_path):
     comp.remove(kube)
 
 
+def test_each_user_gets_a_kubeconfig_with_their_token_only(sim):
+    import os
+    import stat
+
+    import yaml
+    from kubernetes import client, config
+
+    from appliance import users
+
+    profile, _ = sim
+    name = profile.cluster.name
+    assert [u["user"] for u in users.listed(name)] == ["alice", "bob"]
+    r = users.kubeconfig(name, "alice", hours=1)
+    cfg = yaml.safe_load(open(r["kubeconfig"]))
+    (u,) = cfg["users"]
+    assert set(u["user"]) == {"token"} and stat.S_IMODE(os.stat(r["kubeconfig"]).st_mode) == 0o600  # no admin certificate
+    core = client.CoreV1Api(config.new_client_from_config(config_file=r["kubeconfig"]))
+    core.list_namespaced_pod("user-alice")
+    with pytest.raises(client.ApiException) as refused:
+        core.list_namespaced_pod("user-bob")
+    assert refused.value.status == 403
+    with pytest.raises(UserError, match="no user 'carol'.*known users: alice, bob"):
+        users.kubeconfig(name, "carol")
+
+
 def test_down_removes_components_then_leaves_nothing(sim):
     profile, first = sim
     state = paths.state_dir(profile.cluster.name)
