@@ -16,6 +16,15 @@ from appliance.errors import UserError
 DEFAULT_PROFILE = "laptop"
 
 
+def _rows(rows: list[dict], as_json: bool, line) -> None:
+    """A list as JSON, or a line per row for people."""
+    if as_json:
+        _emit_json(rows)
+    else:
+        for r in rows:
+            click.echo(line(r))
+
+
 def _emit_json(data) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
@@ -130,12 +139,8 @@ def users_group(ctx, profile, cluster, as_json):
     ctx.obj = cluster or profiles.load(profile).profile.cluster.name
     if ctx.invoked_subcommand:
         return
-    rows = users.listed(ctx.obj)
-    if as_json:
-        _emit_json(rows)
-        return
-    for r in rows:
-        click.echo(f"{r['user']:<12} namespace {r['namespace']:<16} `appliance users show {r['user']}` writes {r['kubeconfig']}")
+    _rows(users.listed(ctx.obj), as_json,
+          lambda r: f"{r['user']:<12} namespace {r['namespace']:<16} `appliance users show {r['user']}` writes {r['kubeconfig']}")
 
 
 @users_group.command("show")
@@ -175,11 +180,7 @@ def profiles_list(as_json):
     for n in profiles.names():
         p = profiles.load(n).profile
         rows.append({"name": n, "provider": p.provider, "components": [c for c, s in p.components.items() if s.enabled], "description": p.description})
-    if as_json:
-        _emit_json(rows)
-        return
-    for r in rows:
-        click.echo(f"{r['name']:<14} {r['provider']:<10} {r['description']}")
+    _rows(rows, as_json, lambda r: f"{r['name']:<14} {r['provider']:<10} {r['description']}")
 
 
 @profiles_group.command("show")
