@@ -64,8 +64,14 @@ class Kube:
         return sorted({a.address for n in nodes for a in n.status.addresses or [] if a.type == "InternalIP"})
 
     def list_labelled(self, api_version: str, kind: str, selector: str) -> list[dict]:
-        """Objects of a kind carrying these labels, in every namespace."""
-        res = self.dynamic.resources.get(api_version=api_version, kind=kind)
+        """Objects of a kind carrying these labels, in every namespace; none when the kind is no longer
+        served (its CRD is gone)."""
+        from kubernetes.dynamic.exceptions import ResourceNotFoundError
+
+        try:
+            res = self.dynamic.resources.get(api_version=api_version, kind=kind)
+        except ResourceNotFoundError:
+            return []
         return [i.to_dict() for i in res.get(label_selector=selector).items]
 
     def missing(self, objs: Iterable[dict]) -> list[str]:
