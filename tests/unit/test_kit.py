@@ -128,3 +128,18 @@ def test_upgrade_prunes_what_the_manifests_dropped_and_keeps_marked_objects(tmp_
     assert "pruned 2" in summary and {"one", "kept"} <= names and not {"two", "demo"} & names
     kit.load(tmp_path / "demo_app")().remove(kube)
     assert not any(k[0] in ("ConfigMap", "Deployment") and k[1] == "demo" for k in kube.objs)
+
+
+def test_a_kind_no_longer_served_has_nothing_to_prune():
+    from types import SimpleNamespace
+
+    from kubernetes.dynamic.exceptions import ResourceNotFoundError
+
+    from appliance.kube import Kube
+
+    def gone(**kw):
+        raise ResourceNotFoundError("no kind ClusterServingRuntime")
+
+    kube = Kube.__new__(Kube)
+    kube.dynamic = SimpleNamespace(resources=SimpleNamespace(get=gone))
+    assert kube.list_labelled("serving.kserve.io/v1alpha1", "ClusterServingRuntime", "appliance.dev/component=kserve") == []
