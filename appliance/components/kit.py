@@ -231,7 +231,7 @@ class Kit(Component):
         kube.apply([x for x in now if x not in first])
         notes = [f"applied {len(now) + len(late)} objects"]
         if hosted is not None:
-            notes.append(host.run(self, hosted, kube, ports))
+            notes.append(host.run(self, hosted, now, kube.kubeconfig, ports))
         if late:
             wait.until(lambda: self._ready(kube, now, host), LATE_WAIT, self.name)
             wait.until(lambda: (kube.apply(late) > 0, ""), 120, ", ".join(f"{x['kind']}/{x['metadata']['name']}" for x in late))
@@ -303,7 +303,8 @@ class HostController(HostProcess):
             return cur.extra["ports"]
         return dict(zip(declared, procs.free_ports(len(declared)), strict=True))
 
-    def run(self, comp: Kit, dep: dict, kube, ports: dict[str, int]) -> str:
+    def run(self, comp: Kit, dep: dict, objs: list[dict], kubeconfig: str, ports: dict[str, int]) -> str:
+        """Start (or keep) the process for Deployment `dep`; its ConfigMaps are taken from `objs`."""
         h = comp.decl["host"]
         pod = dep["spec"]["template"]["spec"]
         (c,) = pod["containers"]
@@ -320,9 +321,10 @@ class HostController(HostProcess):
             if "secret" in v:
                 secret, cert_dir = f"{ns}/{v['secret']['secretName']}", where
             elif "configMap" in v:
-                live = kube.get("v1", "ConfigMap", v["configMap"]["name"], ns)
+                (cm,) = [o for o in objs if o["kind"] == "ConfigMap" and o["metadata"]["name"] == v["configMap"]["name"]
+                         and o["metadata"].get("namespace") == ns]
                 Path(where).mkdir(parents=True, exist_ok=True)
-                for key, text in ((live.to_dict().get("data") or {}) if live is not None else {}).items():
+                for key, text in (cm.get("data") or {}).items():
                     Path(where, key).write_text(text)
         args = [_moved(a, moved) for a in c.get("args") or []]
         # programs that find a mount through the temp dir (controller-runtime's default cert dir) find it moved
@@ -338,7 +340,7 @@ class HostController(HostProcess):
         if "TMPDIR" in env:
             Path(env["TMPDIR"]).mkdir(parents=True, exist_ok=True)
         binary = _go_program(h["image"], comp.decl["images"][h["image"]]["go"])
-        proc = self.start([str(binary)] + args, kube.kubeconfig, secret=secret, cert_dir=cert_dir,
+        proc = self.start([str(binary)] + args, kubeconfig, secret=secret, cert_dir=cert_dir,
                           extra={"sig": sig, "ports": ports}, env=env)
         return f"host process started (pid {proc.pid}, log {self.log})"
 
