@@ -33,7 +33,8 @@ def _rootfs_missing(profile: Profile, provider: str) -> list[str]:
     wanted = {}
     if provider == "kind" and not profile.cluster.kind.image:
         wanted |= {"node": debian.NODE_PACKAGES, "slim": debian.SLIM_PACKAGES}
-    if provider != "sim" and any(i for c in components.enabled(profile).values() for i in c.images() if not i.upstream):
+    comps = components.enabled(profile, providers.get(provider).pods_run)  # no images where pods do not run
+    if any(i for c in comps.values() for i in c.images() if not i.upstream):
         wanted["python"] = builds.BASE_PACKAGES
     return [n for n, pkgs in wanted.items() if not debian.rootfs_path(n, pkgs).exists()]
 

@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from appliance import orchestrator, prereqs, profiles, providers
+from appliance import orchestrator, prereqs, profiles
 from appliance.errors import UserError
 
 
@@ -48,7 +48,7 @@ def test_simulator_and_a_given_node_image_need_no_node_build(cache):
 
 def test_up_fails_in_its_first_step_with_the_fix(cache, monkeypatch):
     _without(monkeypatch, "debootstrap")
-    monkeypatch.setattr(providers, "get", lambda name: pytest.fail("up reached the provider before checking the host"))
+    monkeypatch.setattr(orchestrator, "Cluster", lambda *a: pytest.fail("up made the cluster's provider before checking the host"))
     with pytest.raises(UserError) as e:
         orchestrator.up(_laptop(), "kind", reporter=None)
     line = e.value.line()
