@@ -23,6 +23,12 @@ class UserError(Exception):
         return head + FIX + self.fix if self.fix else head
 
 
+def validation_what(err: dict) -> str:
+    """A pydantic error as the `what` of an error line: its message and, for a scalar, the value given."""
+    got = err.get("input")
+    return err["msg"].removeprefix("Value error, ") + (f" (got {got!r})" if not isinstance(got, (dict, list)) else "")
+
+
 class ProfileError(UserError):
     """A bad profile or override (exit code 2)."""
 

@@ -13,7 +13,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from appliance.components import check_profile
-from appliance.errors import ProfileError
+from appliance.errors import ProfileError, validation_what
 from appliance.schema import Profile
 
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
@@ -183,10 +183,7 @@ def _explain(err: dict, origins: Origins, default: str) -> ProfileError:
         return ProfileError(f"unknown field '{loc[-1]}'", where, fix)
     if kind == "missing":
         return ProfileError(f"required field '{loc[-1]}' is missing", where, f"add `{loc[-1]}:`")
-    msg = err["msg"].removeprefix("Value error, ")
-    got = err.get("input")
-    got_s = f" (got {got!r})" if not isinstance(got, (dict, list)) else ""
-    return ProfileError(f"{msg}{got_s}", where, "correct the value")
+    return ProfileError(validation_what(err), where, "correct the value")
 
 
 def validate_data(data: dict, origins: Origins, default_where: str) -> Profile:

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from appliance.errors import ProfileError
+from appliance.errors import ProfileError, validation_what
 from appliance.images.delivery import ComponentImage, Images
 from appliance.schema import ImagesSpec, Profile
 
@@ -140,10 +140,7 @@ def check_profile(profile: Profile, origins: dict, default_where: str) -> None:
         except ValidationError as e:
             err = e.errors()[0]
             loc = ("components", name, "options") + tuple(err["loc"])
-            got = err.get("input")
-            got_s = f" (got {got!r})" if not isinstance(got, (dict, list)) else ""
-            raise ProfileError(err["msg"].removeprefix("Value error, ") + got_s, where(*loc),
-                               "see `appliance profiles show` for the component's options") from None
+            raise ProfileError(validation_what(err), where(*loc), "see `appliance profiles show` for the component's options") from None
     deps = dependencies(profile)
     for name, ds in deps.items():
         for d in ds:
