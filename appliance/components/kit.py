@@ -221,7 +221,8 @@ class Kit(Component):
 
     def install(self, kube) -> str:
         o = self.options
-        refs = self.delivery.provide(kube, self.images()) if self.images() else {}
+        images = self.images()
+        refs = self.delivery.provide(kube, images) if images else {}
         host = self._host(kube) if self.on_host else None
         ports = host.ports(self) if host else None
         now, late, hosted = self._split(self.objects(kube, refs, ports))
