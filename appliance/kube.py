@@ -56,6 +56,24 @@ class Kube:
         except NotFoundError:
             return None
 
+    def kubeconfig_for(self, namespace: str, account: str, seconds: int, name: str = "cluster") -> dict[str, Any]:
+        """A kubeconfig holding the API server's address and CA and a fresh token (TokenRequest, valid
+        `seconds`) of service account `namespace/account`: nothing of this connection's own credentials."""
+        import base64
+
+        from kubernetes import client
+
+        req = client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=seconds))
+        token = client.CoreV1Api(self.api).create_namespaced_service_account_token(account, namespace, req).status.token
+        base = self.api.configuration
+        server: dict[str, Any] = {"server": base.host}
+        if base.ssl_ca_cert:
+            server["certificate-authority-data"] = base64.b64encode(Path(base.ssl_ca_cert).read_bytes()).decode()
+        return {"apiVersion": "v1", "kind": "Config", "current-context": account,
+                "clusters": [{"name": name, "cluster": server}],
+                "users": [{"name": account, "user": {"token": token}}],
+                "contexts": [{"name": account, "context": {"cluster": name, "user": account, "namespace": namespace}}]}
+
     def internal_ips(self) -> list[str]:
         """Every node's InternalIP address, sorted."""
         from kubernetes import client

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from appliance import orchestrator, paths
+from appliance import components, orchestrator, paths
 from appliance.errors import UserError
 from appliance.util.files import atomic_write
 
@@ -21,7 +21,7 @@ def listed(cluster: str) -> list[dict[str, Any]]:
     spec = profile.components.get(COMPONENT)
     if spec is None:
         raise UserError(f"cluster '{cluster}' has no users", f"component {COMPONENT}", f"enable {COMPONENT} in the profile and run `appliance up`")
-    users = spec.options.get("users") or ["alice", "bob"]
+    users = components.CATALOG[COMPONENT](spec.options).options.users
     folder = paths.state_dir(cluster) / "users"
     return [{"user": u, "namespace": f"user-{u}", "kubeconfig": str(folder / f"{u}.kubeconfig")} for u in users]
 
@@ -29,28 +29,13 @@ def listed(cluster: str) -> list[dict[str, Any]]:
 def kubeconfig(cluster: str, user: str, hours: int = 24) -> dict[str, Any]:
     """Write `<state>/users/<user>.kubeconfig`: the API server, its CA and a token of the user's service
     account valid for `hours` (TokenRequest), nothing of the admin's. Returns the user's entry."""
-    from kubernetes import client
-
-    entry = next((u for u in listed(cluster) if u["user"] == user), None)
+    rows = listed(cluster)
+    entry = next((u for u in rows if u["user"] == user), None)
     if entry is None:
-        known = ", ".join(u["user"] for u in listed(cluster))
+        known = ", ".join(u["user"] for u in rows)
         raise UserError(f"no user '{user}' on cluster '{cluster}'", f"component {COMPONENT} options.users", f"known users: {known}", code=2)
-    kube = orchestrator.cluster_kube(cluster)
-    req = client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=hours * 3600))
-    token = client.CoreV1Api(kube.api).create_namespaced_service_account_token(user, entry["namespace"], req).status.token
-    base = kube.api.configuration
-    ca = Path(base.ssl_ca_cert).read_text() if base.ssl_ca_cert else ""
-    cluster_entry = {"server": base.host, **({"certificate-authority-data": _b64(ca)} if ca else {})}
-    cfg = {"apiVersion": "v1", "kind": "Config", "current-context": user,
-           "clusters": [{"name": cluster, "cluster": cluster_entry}],
-           "users": [{"name": user, "user": {"token": token}}],
-           "contexts": [{"name": user, "context": {"cluster": cluster, "user": user, "namespace": entry["namespace"]}}]}
+    cfg = orchestrator.cluster_kube(cluster).kubeconfig_for(entry["namespace"], user, hours * 3600, cluster)
     path = Path(entry["kubeconfig"])
     atomic_write(path, yaml.safe_dump(cfg), mode=0o600)
     return {**entry, "expires_hours": hours}
 
-
-def _b64(text: str) -> str:
-    import base64
-
-    return base64.b64encode(text.encode()).decode()

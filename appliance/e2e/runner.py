@@ -132,33 +132,19 @@ class Runner:
         with tempfile.TemporaryDirectory(prefix="appliance-e2e-") as tmp:
             return Kube(self._kubeconfig_as(identity, Path(tmp)))
 
-    def _token(self, identity: str) -> str:
-        from kubernetes import client
-
+    def _as(self, identity: str) -> dict:
+        """A token-only kubeconfig (dict) for `namespace/serviceaccount`, valid 10 minutes."""
         ns, _, sa = identity.partition("/")
-        req = client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=600))
-        return client.CoreV1Api(self.kube.api).create_namespaced_service_account_token(sa, ns, req).status.token
+        return self.kube.kubeconfig_for(ns, sa, 600, "e2e")
 
     def _client_as(self, identity: str):
-        from kubernetes import client
+        from kubernetes import config
 
-        cfg = client.Configuration()
-        base = self.kube.api.configuration
-        cfg.host, cfg.ssl_ca_cert, cfg.verify_ssl = base.host, base.ssl_ca_cert, base.verify_ssl
-        cfg.api_key = {"authorization": f"Bearer {self._token(identity)}"}
-        return client.ApiClient(cfg)
+        return config.new_client_from_config_dict(self._as(identity))
 
     def _kubeconfig_as(self, identity: str, folder: Path) -> Path:
-        base = self.kube.api.configuration
-        cluster = {"server": base.host}
-        if base.ssl_ca_cert:
-            cluster["certificate-authority"] = base.ssl_ca_cert
-        cfg = {"apiVersion": "v1", "kind": "Config", "current-context": "e2e",
-               "clusters": [{"name": "e2e", "cluster": cluster}],
-               "users": [{"name": identity, "user": {"token": self._token(identity)}}],
-               "contexts": [{"name": "e2e", "context": {"cluster": "e2e", "user": identity}}]}
         path = folder / "kubeconfig-as"
-        path.write_text(yaml.safe_dump(cfg))
+        path.write_text(yaml.safe_dump(self._as(identity)))
         return path
 
     def _script(self, step: Step, scenario: Scenario) -> str:
