@@ -364,7 +364,7 @@ def _go_program(name: str, g: dict) -> Path:
 
 def _python(p: dict) -> builds.PythonImage:
     return builds.PythonImage(p["repo"], ROOT / p["requirements"], tuple((dst, ROOT / src) for dst, src in p["files"].items()),
-                              tuple(p["entrypoint"]))
+                              tuple(p["entrypoint"]), tuple(p.get("packages") or ()))
 
 
 def _builder(name: str, d: dict, hooks=None):

@@ -283,10 +283,10 @@ def wheel_layer(wheel_dir: Path, out: Path, site: str = "usr/lib/python3/dist-pa
 
 
 def python_image(repo: str, requirements: list[str], files: dict[str, Path], entrypoint: list[str],
-                 key_extra: str = "", report=print) -> tuple[str, Path]:
-    """Debian rootfs (helper-3's debootstrap cache) + python3 + wheels + `files` (image path → host
-    file), written as a docker-archive; tagged by a hash of all inputs. Returns (ref, archive)."""
-    ref = python_image_ref(repo, requirements, files, key_extra)
+                 packages: tuple[str, ...] = (), report=print) -> tuple[str, Path]:
+    """Debian rootfs (python3 + `packages`, debootstrapped once and cached) + wheels + `files` (image path →
+    host file), written as a docker-archive; tagged by a hash of all inputs. Returns (ref, archive)."""
+    ref = python_image_ref(repo, requirements, files, packages)
     tag = ref.rsplit(":", 1)[1]
     out = paths.cache_dir("components", "images", repo.rsplit("/", 1)[-1], tag)
     archive = out / "image.tar"
@@ -297,7 +297,7 @@ def python_image(repo: str, requirements: list[str], files: dict[str, Path], ent
 
     t0 = time.monotonic()
     with progress.build(f"image {repo}", report, "Debian python3 + wheels", counted=False):
-        base = rootfs_tarball("python", BASE_PACKAGES, report=report)
+        base = rootfs_tarball("python", [*BASE_PACKAGES, *packages], report=report)
         whl = wheels(requirements, hashlib.sha256("\n".join(sorted(requirements)).encode()).hexdigest()[:16])
         out.mkdir(parents=True, exist_ok=True)
         l1, l2, l3 = out / "base.tar", out / "wheels.tar", out / "app.tar"
@@ -316,27 +316,29 @@ def python_image(repo: str, requirements: list[str], files: dict[str, Path], ent
 
 @dataclass(frozen=True)
 class PythonImage:
-    """A Python service image: Debian python3 + the wheels of a lock file + `files` (image path → host file)."""
+    """A Python service image: Debian python3 (+ `packages`) + the wheels of a lock file + `files` (image
+    path → host file)."""
 
     repo: str
     lock: Path
     files: tuple[tuple[str, Path], ...]
     entrypoint: tuple[str, ...]
+    packages: tuple[str, ...] = ()
 
     def ref(self) -> str:
         """Known without building (a hash of every input)."""
-        return python_image_ref(self.repo, read_lock(self.lock), dict(self.files))
+        return python_image_ref(self.repo, read_lock(self.lock), dict(self.files), self.packages)
 
     def build(self, report=print) -> tuple[str, Path]:
-        return python_image(self.repo, read_lock(self.lock), dict(self.files), list(self.entrypoint), report=report)
+        return python_image(self.repo, read_lock(self.lock), dict(self.files), list(self.entrypoint), self.packages, report=report)
 
 
-def python_image_ref(repo: str, requirements: list[str], files: dict[str, Path], key_extra: str = "") -> str:
+def python_image_ref(repo: str, requirements: list[str], files: dict[str, Path], packages: tuple[str, ...] = ()) -> str:
     """The tag is a hash of every input, so it is known without building."""
     from appliance.images.debian import rootfs_key
 
     h = hashlib.sha256()
-    h.update(json.dumps([PYTHON_IMAGE_BUILDER, rootfs_key(BASE_PACKAGES), sorted(requirements), key_extra]).encode())
+    h.update(json.dumps([PYTHON_IMAGE_BUILDER, rootfs_key([*BASE_PACKAGES, *packages]), sorted(requirements), ""]).encode())
     for dst in sorted(files):
         h.update(dst.encode())
         h.update(files[dst].read_bytes())
