@@ -93,13 +93,13 @@ class Kube:
         return [i.to_dict() for i in res.get(label_selector=selector).items]
 
     def missing(self, objs: Iterable[dict]) -> list[str]:
-        """`Kind/name` of each object that does not exist (or is not ready, for Deployments and CRDs)."""
+        """`Kind/name` of each object that does not exist (or is not ready, for workloads and CRDs)."""
         out = []
         for obj in objs:
             meta = obj["metadata"]
             live = self.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
             if live is None or not _is_ready(obj["kind"], live):
-                why = self.pod_problems(meta.get("namespace"), live) if live is not None and obj["kind"] in ("Deployment", "DaemonSet") else ""
+                why = self.pod_problems(meta.get("namespace"), live) if live is not None and obj["kind"] in ("Deployment", "DaemonSet", "StatefulSet") else ""
                 out.append(f"{obj['kind']}/{meta['name']}" + (f" ({why})" if why else ""))
         return out
 
@@ -125,7 +125,7 @@ class Kube:
 
 
 def _is_ready(kind: str, live: Any) -> bool:
-    """CRD Established; Deployment/DaemonSet rolled out: the controller has seen the current spec
+    """CRD Established; Deployment/StatefulSet/DaemonSet rolled out: the controller has seen the current spec
     (observedGeneration) and every wanted pod is updated and ready/available."""
     obj = live.to_dict()
     status = obj.get("status") or {}
@@ -136,6 +136,9 @@ def _is_ready(kind: str, live: Any) -> bool:
     if kind == "Deployment":
         want = (obj.get("spec") or {}).get("replicas", 1)
         return seen and conds.get("Available") == "True" and status.get("updatedReplicas", 0) >= want
+    if kind == "StatefulSet":
+        want = (obj.get("spec") or {}).get("replicas", 1)
+        return seen and status.get("readyReplicas", 0) >= want and status.get("updatedReplicas", 0) >= want
     if kind == "DaemonSet":
         want = status.get("desiredNumberScheduled", 0)
         return seen and status.get("numberReady", 0) >= want and status.get("updatedNumberScheduled", 0) >= want

@@ -231,6 +231,9 @@ def wheels(requirements: list[str], key: str) -> Path:
     if (out / ".complete").exists():
         return out
     out.mkdir(parents=True, exist_ok=True)
+    if not requirements:  # an image of Debian packages alone
+        (out / ".complete").write_text("")
+        return out
     cmd = [sys.executable, "-m", "pip", "download", "-q", "--dest", str(out), "--only-binary=:all:",
            "--python-version", PY_TAG, "--implementation", "cp", "--abi", f"cp{PY_TAG}", "--abi", "abi3", "--abi", "none"]
     for p in WHEEL_PLATFORMS:

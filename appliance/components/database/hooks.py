@@ -1,0 +1,36 @@
+"""database: passwords generated once (at the first `up`) and kept: a second `up` reads them back from the
+Secret, and a new client gets its own. Client components read theirs with `credentials()`."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+
+SECRET = "database-credentials"
+SERVICE = "postgres"
+PORT = 5432
+
+
+def _live(kube, namespace: str) -> dict[str, str]:
+    live = kube.get("v1", "Secret", SECRET, namespace) if kube is not None else None
+    data = (live.to_dict().get("data") or {}) if live is not None else {}
+    return {k: base64.b64decode(v).decode() for k, v in data.items()}
+
+
+def passwords(existing: dict[str, str], clients: list[str]) -> dict[str, str]:
+    """The superuser's and each client's password: the existing ones kept, missing ones generated."""
+    return {name: existing.get(name) or secrets.token_urlsafe(24) for name in ["postgres", *clients]}
+
+
+def context(options, kube) -> dict:
+    """`credentials` (base64 values for the Secret) and `credentials_hash` (rolls the pod when they change)."""
+    pw = passwords(_live(kube, options.namespace), options.clients) if kube is not None else dict.fromkeys(["postgres", *options.clients], "")
+    return {"credentials": {k: base64.b64encode(v.encode()).decode() for k, v in pw.items()},
+            "credentials_hash": hashlib.sha256(repr(sorted(pw.items())).encode()).hexdigest()[:16]}
+
+
+def credentials(kube, namespace: str, client: str) -> dict[str, str]:
+    """What client `client` connects with: host, port, user, password, database ("" before `up` made them)."""
+    return {"host": f"{SERVICE}.{namespace}.svc", "port": str(PORT), "user": client, "database": client,
+            "password": _live(kube, namespace).get(client, "")}
