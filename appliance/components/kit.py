@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -120,6 +121,12 @@ class Kit(Component):
         runtime = getattr(self.options, "runtime", "in-cluster")
         return bool(self.decl.get("host")) and (runtime == "host" or (runtime == "auto" and not self.pods_run))
 
+    @property
+    def hosted(self) -> list[dict]:
+        """The declared host processes (`host:` is one {deployment, image} or a list of them)."""
+        h = self.decl.get("host") or []
+        return h if isinstance(h, list) else [h]
+
     def _env(self):
         import jinja2
 
@@ -139,9 +146,9 @@ class Kit(Component):
                 for n, d in (self.decl.get("images") or {}).items() if self._when(d)]
 
     def go_programs(self) -> list[tuple[str, str, str]]:
-        host = (self.decl.get("host") or {}).get("image") if self.on_host else None
+        host = {h["image"] for h in self.hosted} if self.on_host else set()
         out = [(d["go"]["module"], d["go"]["version"], d["go"].get("binary", n)) for n, d in (self.decl.get("images") or {}).items()
-               if "go" in d and (n == host or (not self.on_host and self._when(d)))]
+               if "go" in d and (n in host or (not self.on_host and self._when(d)))]
         return out + ([(*builds.CONTROLLER_TOOLS, "controller-gen")] if "crds" in self.decl else [])
 
     def _image_refs(self, delivered: dict[str, str] | None) -> dict[str, str]:
@@ -207,12 +214,13 @@ class Kit(Component):
             o.setdefault("metadata", {}).setdefault("labels", {})[COMPONENT_LABEL] = self.name
         return objs
 
-    def _split(self, objs: list[dict]) -> tuple[list[dict], list[dict], dict | None]:
-        """(applied now, applied once the rest is ready, the Deployment run on the host instead)."""
-        host = (self.decl.get("host") or {}).get("deployment") if self.on_host else None
-        hosted = next((o for o in objs if o["kind"] == "Deployment" and o["metadata"]["name"] == host), None)
+    def _split(self, objs: list[dict]) -> tuple[list[dict], list[dict], list[dict]]:
+        """(applied now, applied once the rest is ready, the Deployments run on the host instead, in `host:` order)."""
+        names = [h["deployment"] for h in self.hosted] if self.on_host else []
+        hosted = sorted((o for o in objs if o["kind"] == "Deployment" and o["metadata"]["name"] in names),
+                        key=lambda o: names.index(o["metadata"]["name"]))
         late = [o for o in objs if (o["metadata"].get("annotations") or {}).get(LATE) == "true"]
-        now = [o for o in objs if o is not hosted and o not in late]
+        now = [o for o in objs if not any(o is x for x in hosted) and o not in late]
         return now, late, hosted
 
     def requests(self) -> Resources:
@@ -223,18 +231,18 @@ class Kit(Component):
         o = self.options
         images = self.images()
         refs = self.delivery.provide(kube, images) if images else {}
-        host = self._host(kube) if self.on_host else None
-        ports = host.ports(self) if host else None
+        hosts = self._hosts(kube) if self.on_host else []
+        ports = hosts[0].ports(self) if hosts else None
         now, late, hosted = self._split(self.objects(kube, refs, ports))
         first = [x for x in now if x["kind"] in ("CustomResourceDefinition", "Namespace")]
         kube.apply(first)
         wait.until(lambda: (not (m := kube.missing(first)), ", ".join(m)), 60, f"{self.name} CRDs")
         kube.apply([x for x in now if x not in first])
         notes = [f"applied {len(now) + len(late)} objects"]
-        if hosted is not None:
-            notes.append(host.run(self, hosted, now, kube.kubeconfig, ports))
+        for host, dep in zip(hosts, hosted, strict=True):
+            notes.append(host.run(self, dep, now, kube.kubeconfig, ports))
         if late:
-            wait.until(lambda: self._ready(kube, now, host), LATE_WAIT, self.name)
+            wait.until(lambda: self._ready(kube, now, hosts), LATE_WAIT, self.name)
             wait.until(lambda: (kube.apply(late) > 0, ""), 120, ", ".join(f"{x['kind']}/{x['metadata']['name']}" for x in late))
         if pruned := self._prune(kube, now + late):
             notes.append(f"pruned {pruned}")
@@ -244,25 +252,28 @@ class Kit(Component):
             notes.append(self.hooks.after_apply(o, kube))
         return "; ".join(filter(None, notes))
 
-    def _ready(self, kube, objs: list[dict], host) -> tuple[bool, str]:
+    def _ready(self, kube, objs: list[dict], hosts: list["HostController"]) -> tuple[bool, str]:
         missing = kube.missing(objs)
-        if host is not None and not host.alive():
-            missing.append(f"host process {host.name} (log {host.log})")
+        missing += [f"host process {h.name} (log {h.log})" for h in hosts if not h.alive()]
         return (not missing, ", ".join(missing[:5]))
 
     def ready(self, kube) -> tuple[bool, str]:
         now, late, _ = self._split(self.objects(kube))
-        return self._ready(kube, now + late, self._host(kube) if self.on_host else None)
+        return self._ready(kube, now + late, self._hosts(kube) if self.on_host else [])
+
+    def notes(self, kube) -> list[str]:
+        """Lines `status` shows under the component (the hooks' `notes(options, kube)`), e.g. firing alerts."""
+        return self.hooks.notes(self.options, kube) if self.hooks and hasattr(self.hooks, "notes") else []
 
     def remove(self, kube) -> None:
-        if self.on_host:
-            self._host(kube).stop()
+        for h in self._hosts(kube) if self.on_host else []:
+            h.stop()
         kube.delete(reversed(self.objects(kube)))
         self._prune(kube, [])
         kube.delete([self._inventory({})])
 
-    def _host(self, kube) -> "HostController":
-        return HostController(controllers_dir(kube.kubeconfig), self.decl["host"]["deployment"])
+    def _hosts(self, kube) -> list["HostController"]:
+        return [HostController(controllers_dir(kube.kubeconfig), h["deployment"]) for h in self.hosted]
 
     # --- pruning: objects labelled with this component whose kind it ever applied, no longer rendered
     def _inventory(self, kinds: dict[str, bool]) -> dict:
@@ -306,7 +317,7 @@ class HostController(HostProcess):
 
     def run(self, comp: Kit, dep: dict, objs: list[dict], kubeconfig: str, ports: dict[str, int]) -> str:
         """Start (or keep) the process for Deployment `dep`; its ConfigMaps are taken from `objs`."""
-        h = comp.decl["host"]
+        h = next(x for x in comp.hosted if x["deployment"] == self.name)
         pod = dep["spec"]["template"]["spec"]
         (c,) = pod["containers"]
         ns = dep["metadata"]["namespace"]
@@ -335,13 +346,13 @@ class HostController(HostProcess):
                 env[e["name"]] = e["value"]
             elif (e.get("valueFrom") or {}).get("fieldRef", {}).get("fieldPath") == "metadata.namespace":
                 env[e["name"]] = ns
-        sig = {"image": comp.decl["images"][h["image"]], "args": args, "env": env, "version": _sig_version(comp)}
+        image = comp.decl["images"][h["image"]]
+        sig = {"image": image, "args": args, "env": env, "version": _sig_version(image)}
         if cur := self.current(sig):
             return f"host process running (pid {cur.pid})"
         if "TMPDIR" in env:
             Path(env["TMPDIR"]).mkdir(parents=True, exist_ok=True)
-        binary = _go_program(h["image"], comp.decl["images"][h["image"]]["go"])
-        proc = self.start([str(binary)] + args, kubeconfig, secret=secret, cert_dir=cert_dir,
+        proc = self.start(_host_program(h["image"], image) + args, kubeconfig, secret=secret, cert_dir=cert_dir,
                           extra={"sig": sig, "ports": ports}, env=env)
         return f"host process started (pid {proc.pid}, log {self.log})"
 
@@ -353,18 +364,31 @@ def _moved(arg: str, moved: dict[str, str]) -> str:
     return arg
 
 
-def _sig_version(comp: Kit) -> str:
-    g = comp.decl["images"][comp.decl["host"]["image"]]["go"]
-    return f"{g['module']}@{g['version']}"
+def _sig_version(image: dict) -> str:
+    if "python" in image:
+        return builds.file_hash(*(ROOT / src for src in image["python"]["files"].values()))
+    return f"{image['go']['module']}@{image['go']['version']}"
+
+
+def _host_program(name: str, image: dict) -> list[str]:
+    """The argv prefix of an image run on the host: a Go image's program, or a Python image's entrypoint
+    with the appliance's own Python and the files at their place in this checkout."""
+    if "python" not in image:
+        return [str(_go_program(name, image["go"]))]
+    p = image["python"]
+    files = {dst: str(ROOT / src) for dst, src in (p.get("files") or {}).items()}
+    return [sys.executable if a == "python3" else files.get(a, a) for a in p["entrypoint"]]
 
 
 def _go_program(name: str, g: dict) -> Path:
-    return builds.go_binary(g["module"], g["version"], g["package"], g.get("binary", name))
+    return builds.go_binary(g["module"], g["version"], g["package"], g.get("binary", name),
+                            tags=g.get("tags", ""), env=g.get("env"))
 
 
 def _python(p: dict) -> builds.PythonImage:
-    return builds.PythonImage(p["repo"], ROOT / p["requirements"], tuple((dst, ROOT / src) for dst, src in p["files"].items()),
-                              tuple(p["entrypoint"]), tuple(p.get("packages") or ()))
+    return builds.PythonImage(p["repo"], ROOT / p["requirements"], tuple((dst, ROOT / src) for dst, src in (p.get("files") or {}).items()),
+                              tuple(p["entrypoint"]), tuple(p.get("packages") or ()),
+                              (p["npm"]["path"], ROOT / p["npm"]["package"]) if "npm" in p else None)
 
 
 def _builder(name: str, d: dict, hooks=None):

@@ -52,9 +52,10 @@ def go_binary_path(module: str, version: str, name: str) -> Path:
     return paths.cache_dir("components", "go", module.replace("/", "_"), version) / name
 
 
-def go_binary(module: str, version: str, package: str, name: str, ldflags: str = "-s -w", report=None) -> Path:
-    """`go install module/package@version` statically (CGO_ENABLED=0, -trimpath) into the cache; cached
-    by (module, version, package). Returns the binary's path."""
+def go_binary(module: str, version: str, package: str, name: str, ldflags: str = "-s -w", report=None,
+              tags: str = "", env: dict[str, str] | None = None) -> Path:
+    """`go install module/package@version` statically (CGO_ENABLED=0, -trimpath, build `tags`, extra `env`
+    such as GOWORK=off) into the cache; cached by (module, version, package). Returns the binary's path."""
     binary = go_binary_path(module, version, name)
     out = binary.parent
     if binary.is_file() and os.access(binary, os.X_OK):
@@ -66,11 +67,12 @@ def go_binary(module: str, version: str, package: str, name: str, ldflags: str =
     tmp = Path(tempfile.mkdtemp(prefix="gobin-", dir=out))
     pkg = f"{module}/{package}".rstrip("/") if package else module
     t0 = time.monotonic()
+    flags = ["-trimpath", f"-ldflags={ldflags}", *([f"-tags={tags}"] if tags else [])]
     with progress.build(name, report, f"{version} from {module} (go install)"):
         try:
             try:
-                _run(["nice", "-n", "10", go, "install", "-trimpath", f"-ldflags={ldflags}", f"{pkg}@{version}"],
-                     env=_go_env({"GOBIN": str(tmp)}), log=out / f"{name}.build.log")
+                _run(["nice", "-n", "10", go, "install", *flags, f"{pkg}@{version}"],
+                     env=_go_env({**(env or {}), "GOBIN": str(tmp)}), log=out / f"{name}.build.log")
             except BuildError as e:
                 if not any(m in str(e) for m in ("@v/list", "deprecation", "replace directives", "exclude directives")):
                     raise
@@ -78,8 +80,8 @@ def go_binary(module: str, version: str, package: str, name: str, ldflags: str =
                 # version list, or the module's go.mod has replace lines): build inside a writable copy of
                 # the module source instead, where its go.mod applies in full
                 src = _writable_copy(module_dir(module, version), tmp / "src")
-                _run(["nice", "-n", "10", go, "build", "-trimpath", f"-ldflags={ldflags}", "-o", str(tmp / "bin" / name), f"./{package}"],
-                     cwd=src, env=_go_env(), log=out / f"{name}.build.log")
+                _run(["nice", "-n", "10", go, "build", *flags, "-o", str(tmp / "bin" / name), f"./{package}"],
+                     cwd=src, env=_go_env(env), log=out / f"{name}.build.log")
                 shutil.rmtree(src, ignore_errors=True)
                 os.replace(tmp / "bin" / name, tmp / name)
                 shutil.rmtree(tmp / "bin", ignore_errors=True)
@@ -207,7 +209,7 @@ def binary_image(binary: Path, repo: str, path: str, extra: list | None = None) 
 
 # ----------------------------------------------------------------------------- Python images (air-gap)
 
-PYTHON_IMAGE_BUILDER = "2"
+PYTHON_IMAGE_BUILDER = "3"
 #: dropped from the Debian rootfs and the wheels: nothing a python3 service needs at run time
 SLIM_DROP = ("usr/share/locale/", "usr/share/i18n/", "usr/share/zoneinfo/", "usr/lib/x86_64-linux-gnu/gconv/",
              "usr/lib/x86_64-linux-gnu/perl-base/", "usr/lib/python3.11/test/", "usr/lib/python3.11/lib2to3/",
@@ -259,9 +261,10 @@ def slim_rootfs(src: Path, out: Path) -> None:
             tout.addfile(m, tin.extractfile(m) if m.isreg() else None)
 
 
-def wheel_layer(wheel_dir: Path, out: Path, site: str = "usr/lib/python3/dist-packages") -> None:
+def wheel_layer(wheel_dir: Path, out: Path, site: str = "usr/lib/python3/dist-packages", prefix: str = "usr") -> None:
     """Unpack every wheel of `wheel_dir` into `site` as one deterministic layer (an offline install:
-    purelib/platlib only, no console scripts — run modules with `python3 -m`)."""
+    purelib/platlib, data files under `prefix` (sys.prefix: JupyterLab's built UI, server config), no
+    console scripts — run modules with `python3 -m`)."""
     import zipfile
 
     from appliance.images.archive import FileEntry, write_layer
@@ -276,20 +279,47 @@ def wheel_layer(wheel_dir: Path, out: Path, site: str = "usr/lib/python3/dist-pa
                 if "/__pycache__/" in f"/{name}" or "/tests/" in f"/{name}":
                     continue  # bytecode and the packages' own test suites
                 parts = name.split("/")
+                dest = site
                 if parts[0].endswith(".data"):
-                    if len(parts) < 3 or parts[1] not in ("purelib", "platlib"):
+                    if len(parts) < 3 or parts[1] not in ("purelib", "platlib", "data"):
                         continue
-                    name = "/".join(parts[2:])
+                    dest, name = (prefix if parts[1] == "data" else site), "/".join(parts[2:])
                 mode = (info.external_attr >> 16) & 0o777 or 0o644
-                entries[f"{site}/{name}"] = FileEntry(f"{site}/{name}", data=z.read(info), mode=mode | 0o644)
+                entries[f"{dest}/{name}"] = FileEntry(f"{dest}/{name}", data=z.read(info), mode=mode | 0o644)
     write_layer(list(entries.values()), out)
 
 
+def npm_modules(package_dir: Path, report=print) -> Path:
+    """`npm ci` of a package.json + package-lock.json folder (registry from the host's npm config) into a
+    cached folder keyed by both files; returns its node_modules."""
+    from appliance.errors import UserError
+
+    files = [package_dir / "package.json", package_dir / "package-lock.json"]
+    out = paths.cache_dir("components", "npm", file_hash(*files))
+    if (out / ".complete").exists():
+        return out / "node_modules"
+    npm = shutil.which("npm")
+    if not npm:
+        raise UserError("npm is not installed", f"building {package_dir.name}", "make host-setup (as root), or apt-get install -y npm")
+    out.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        shutil.copy(f, out / f.name)
+    with progress.build(f"npm packages of {package_dir.name}", report, "npm ci", counted=False):
+        _run([npm, "ci", "--omit=dev", "--ignore-scripts", "--no-audit", "--no-fund"], cwd=out, log=out / "npm.log")
+    (out / ".complete").write_text("")
+    return out / "node_modules"
+
+
+def tree_files(src: Path, dest: str) -> dict[str, Path]:
+    """Every regular file below `src`, keyed by its path under `dest` in an image."""
+    return {f"{dest}/{p.relative_to(src)}": p for p in sorted(src.rglob("*")) if p.is_file() and not p.is_symlink()}
+
+
 def python_image(repo: str, requirements: list[str], files: dict[str, Path], entrypoint: list[str],
-                 packages: tuple[str, ...] = (), report=print) -> tuple[str, Path]:
+                 packages: tuple[str, ...] = (), ref: str = "", report=print) -> tuple[str, Path]:
     """Debian rootfs (python3 + `packages`, debootstrapped once and cached) + wheels + `files` (image path →
-    host file), written as a docker-archive; tagged by a hash of all inputs. Returns (ref, archive)."""
-    ref = python_image_ref(repo, requirements, files, packages)
+    host file), written as a docker-archive; tagged by a hash of all inputs (or `ref`). Returns (ref, archive)."""
+    ref = ref or python_image_ref(repo, requirements, files, packages)
     tag = ref.rsplit(":", 1)[1]
     out = paths.cache_dir("components", "images", repo.rsplit("/", 1)[-1], tag)
     archive = out / "image.tar"
@@ -306,7 +336,8 @@ def python_image(repo: str, requirements: list[str], files: dict[str, Path], ent
         l1, l2, l3 = out / "base.tar", out / "wheels.tar", out / "app.tar"
         slim_rootfs(base, l1)
         wheel_layer(whl, l2)
-        write_layer([FileEntry(dst.lstrip("/"), src=src, mode=0o755 if src.suffix in ("", ".sh") else 0o644) for dst, src in files.items()], l3)
+        write_layer([FileEntry(dst.lstrip("/"), src=src, mode=0o755 if src.suffix in ("", ".sh") and "node_modules" not in dst else 0o644)
+                     for dst, src in files.items()], l3)
         write_docker_archive(ImageSpec(ref=ref, layers=[l1, l2, l3], entrypoint=entrypoint, workdir="/app",
                                        env=["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                                             "PYTHONUNBUFFERED=1", "PYTHONDONTWRITEBYTECODE=1"]), archive)
@@ -327,13 +358,24 @@ class PythonImage:
     files: tuple[tuple[str, Path], ...]
     entrypoint: tuple[str, ...]
     packages: tuple[str, ...] = ()
+    npm: tuple[str, Path] | None = None  # (image folder, host folder of package.json + package-lock.json)
 
     def ref(self) -> str:
-        """Known without building (a hash of every input)."""
-        return python_image_ref(self.repo, read_lock(self.lock), dict(self.files), self.packages)
+        """Known without building (a hash of every input; npm packages by their lock file)."""
+        return python_image_ref(self.repo, read_lock(self.lock), self._files(), self.packages)
+
+    def _files(self, modules: Path | None = None) -> dict[str, Path]:
+        files = dict(self.files)
+        if self.npm:
+            dest, pkg = self.npm
+            files |= {f"{dest}/package-lock.json": pkg / "package-lock.json"}
+            files |= tree_files(modules, f"{dest}/node_modules") if modules else {}
+        return files
 
     def build(self, report=print) -> tuple[str, Path]:
-        return python_image(self.repo, read_lock(self.lock), dict(self.files), list(self.entrypoint), self.packages, report=report)
+        modules = npm_modules(self.npm[1], report) if self.npm else None
+        return python_image(self.repo, read_lock(self.lock), self._files(modules), list(self.entrypoint), self.packages,
+                            ref=self.ref(), report=report)
 
 
 def python_image_ref(repo: str, requirements: list[str], files: dict[str, Path], packages: tuple[str, ...] = ()) -> str:

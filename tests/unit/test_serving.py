@@ -105,7 +105,7 @@ def test_stub_runtime_selects_the_stub_format_and_waits_for_the_controller():
 def test_host_runtime_points_webhooks_at_the_host_and_runs_no_pod():
     c = comp(runtime="host")
     assert c.images() == [] and c.requests() == Resources()
-    now, _, hosted = c._split(_objects(c, ports={"webhook": 4443, "metrics": 4444, "probe": 4445}))
+    now, _, (hosted,) = c._split(_objects(c, ports={"webhook": 4443, "metrics": 4444, "probe": 4445}))
     kinds = {o["kind"] for o in now}
     assert hosted["kind"] == "Deployment" and "Deployment" not in kinds and "Service" not in kinds and {"Secret", "ConfigMap"} <= kinds
     hooks = [w for o in now if o["kind"].endswith("WebhookConfiguration") for w in o["webhooks"]]

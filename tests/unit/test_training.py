@@ -41,7 +41,7 @@ def _objects(c, **refs):
 
 def test_host_runtime_runs_the_deployment_on_the_host_and_registers_no_webhook():
     c = comp(runtime="host")
-    now, late, hosted = c._split(_objects(c))
+    now, late, (hosted,) = c._split(_objects(c))
     kinds = [o["kind"] for o in now]
     assert hosted["metadata"]["name"] == "training-operator" and "Deployment" not in kinds and not late
     assert "ValidatingWebhookConfiguration" not in kinds and "Service" not in kinds
@@ -80,7 +80,7 @@ def test_rbac_covers_enabled_jobs_and_pods():
 
 def test_host_args_move_ports_off_defaults():
     c = comp(runtime="host")
-    _, _, dep = c._split(c.objects(None, None, {"webhook": 4002, "metrics": 4003, "probe": 4001}, crds=False))
+    _, _, (dep,) = c._split(c.objects(None, None, {"webhook": 4002, "metrics": 4003, "probe": 4001}, crds=False))
     a = dep["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--metrics-bind-address=0" in a and "--health-probe-bind-address=127.0.0.1:4001" in a and "--webhook-server-port=4002" in a
     assert "--pytorch-init-container-template-file=/etc/config/initContainer.yaml" in a
