@@ -166,8 +166,9 @@ def status(cluster: str) -> dict[str, Any]:
         entry = {"step": rec.get("status"), "error": rec.get("error")}
         if ready and sid in components.CATALOG:
             options = (state.data.get("components") or {}).get(sid)
-            ok, missing = components.CATALOG[sid](options, c.provider.pods_run).ready(c.kube())
-            entry.update(ready=ok, missing=missing)
+            comp = components.CATALOG[sid](options, c.provider.pods_run)
+            ok, missing = comp.ready(c.kube())
+            entry.update(ready=ok, missing=missing, notes=comp.notes(c.kube()) if ok else [])
         comps[sid] = entry
     return {
         "cluster": cluster, "provider": provider, "profile": state.data.get("profile"), "ready": ready,

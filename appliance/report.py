@@ -149,6 +149,7 @@ def status_text(st: dict, verbose: bool = False, now: float | None = None) -> st
              for c, e in st["components"].items()]
     if comps:
         lines += ["", *table(["component", "state"], comps)]
+        lines += [f"  {c}: {n}" for c, e in st["components"].items() for n in e.get("notes") or []]
     facts, tables = [], []
     for key, value in (st.get("provider_status") or {}).items():
         if key in ("provider", "cluster") or not shown(key) or value in ("", [], {}, None):

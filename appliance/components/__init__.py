@@ -70,6 +70,10 @@ class Component:
         """(ready?, what is still missing)."""
         raise NotImplementedError
 
+    def notes(self, kube) -> list[str]:
+        """Lines `status` shows under a ready component (e.g. firing alerts); none by default."""
+        return []
+
 
 def _catalog() -> dict[str, type[Component]]:
     from appliance.components import kit
