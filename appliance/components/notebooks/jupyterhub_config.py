@@ -1,0 +1,107 @@
+"""JupyterHub of the appliance (mounted from a ConfigMap): KubeSpawner starts each user's server in that
+user's namespace under that user's service account; logins are checked against the hashes in a Secret."""
+
+import hashlib
+import hmac
+import json
+import os
+
+from jupyterhub.auth import Authenticator
+from kubespawner import KubeSpawner
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+S = json.load(open(os.path.join(HERE, "settings.json")))
+LOGINS = os.path.join(HERE, "logins")  # a Secret volume: one file per user holding the hash of their login
+HUB = f"http://hub.{S['namespace']}.svc.cluster.local:8081"
+
+
+class SecretAuthenticator(Authenticator):
+    """A user of the profile whose password hashes to what the Secret keeps (generated at `up`)."""
+
+    async def authenticate(self, handler, data):
+        user, given = data.get("username", ""), data.get("password", "")
+        if user not in S["users"]:
+            return None
+        try:
+            want = open(os.path.join(LOGINS, user)).read().strip()
+        except OSError:
+            return None
+        got = hashlib.pbkdf2_hmac("sha256", given.encode(), f"appliance-notebooks:{user}".encode(), 100_000).hex()
+        return user if hmac.compare_digest(want, got) else None
+
+
+class UserNamespaceSpawner(KubeSpawner):
+    """KubeSpawner in user-<name>: the namespace is user-profiles', so the hub never creates namespaces."""
+
+    async def _ensure_namespace(self):
+        return None
+
+
+def cores(quantity: str) -> float:
+    return float(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
+
+
+def server_options(spawner):
+    """A small CPU server for everyone; a GPU server for the users the profile offers it to."""
+    cpu = {"display_name": "CPU server", "slug": "cpu", "default": True,
+           "description": f"{S['cpu']} CPU, {S['memory']} memory"}
+    gpu = {"display_name": "GPU server", "slug": "gpu",
+           "description": f"{S['gpus']} GPU(s), {S['cpu']} CPU, {S['memory']} memory; runs only on a GPU node",
+           "kubespawner_override": {
+               "extra_resource_limits": {"nvidia.com/gpu": str(S["gpus"])},
+               "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]}}
+    return [cpu, gpu] if spawner.user.name in S["gpu_users"] else [cpu]
+
+
+c = get_config()  # noqa: F821 (JupyterHub's config loader defines it)
+c.JupyterHub.authenticator_class = SecretAuthenticator
+c.Authenticator.allowed_users = set(S["users"])
+c.JupyterHub.spawner_class = UserNamespaceSpawner
+c.JupyterHub.bind_url = "http://:8000"
+c.JupyterHub.hub_bind_url = "http://0.0.0.0:8081"
+c.JupyterHub.hub_connect_url = HUB
+c.JupyterHub.db_url = "sqlite:////srv/jupyterhub/jupyterhub.sqlite"
+c.JupyterHub.cookie_secret_file = "/srv/jupyterhub/cookie_secret"
+c.JupyterHub.cleanup_servers = False  # a hub restart keeps users' servers running
+c.JupyterHub.cleanup_proxy = False
+c.ConfigurableHTTPProxy.should_start = False
+c.ConfigurableHTTPProxy.api_url = f"http://proxy-api.{S['namespace']}.svc.cluster.local:8001"
+
+c.KubeSpawner.enable_user_namespaces = True
+c.KubeSpawner.user_namespace_template = "user-{username}"
+c.KubeSpawner.service_account = "{username}"
+c.KubeSpawner.automount_service_account_token = True
+c.KubeSpawner.image = S["image"]
+c.KubeSpawner.image_pull_policy = "IfNotPresent"
+c.KubeSpawner.cmd = ["python3", "-m", "jupyterhub.singleuser"]
+c.KubeSpawner.default_url = "/lab"
+c.KubeSpawner.port = 8888
+c.KubeSpawner.hub_connect_url = HUB
+c.KubeSpawner.start_timeout = S["start_timeout"]
+c.KubeSpawner.http_timeout = 60
+c.KubeSpawner.cpu_limit = cores(S["cpu"])
+c.KubeSpawner.mem_limit = S["memory"]
+c.KubeSpawner.cpu_guarantee = cores(S["cpu_request"])
+c.KubeSpawner.mem_guarantee = S["memory_request"]
+c.KubeSpawner.uid = 1000
+c.KubeSpawner.gid = 100
+c.KubeSpawner.fs_gid = 100
+c.KubeSpawner.environment = {"HOME": "/home/jovyan", "SHELL": "/bin/bash", "USER": "{username}"}
+c.KubeSpawner.working_dir = "/home/jovyan"
+c.KubeSpawner.extra_labels = {"appliance.dev/owner": "{username}"}
+c.KubeSpawner.container_security_context = {
+    "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "runAsNonRoot": True,
+    "seccompProfile": {"type": "RuntimeDefault"}}
+c.KubeSpawner.storage_pvc_ensure = True
+c.KubeSpawner.pvc_name_template = "home-{username}"
+c.KubeSpawner.storage_capacity = S["home_size"]
+c.KubeSpawner.storage_access_modes = ["ReadWriteOnce"]
+c.KubeSpawner.volumes = [{"name": "home", "persistentVolumeClaim": {"claimName": "home-{username}"}}]
+c.KubeSpawner.volume_mounts = [{"name": "home", "mountPath": "/home/jovyan"}]
+c.KubeSpawner.profile_list = server_options
+
+if S["cull_idle"]:
+    c.JupyterHub.load_roles = [{"name": "idle-culler", "services": ["idle-culler"],
+                                "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"]}]
+    c.JupyterHub.services = [{"name": "idle-culler",
+                              "command": ["python3", "-m", "jupyterhub_idle_culler", f"--timeout={S['cull_idle']}"]}]

@@ -1,0 +1,118 @@
+"""The notebooks component: users from user-profiles' namespaces, logins generated once and kept (the hub
+holds hashes only), GPU server options checked against the users, the hub config's server options."""
+
+import base64
+import json
+import runpy
+import sys
+import types
+
+import pytest
+
+from appliance.components import CATALOG
+from appliance.components.notebooks import hooks
+from appliance.errors import UserError
+
+
+class FakeKube:
+    """Namespaces labelled by user-profiles, and Secrets already in the cluster."""
+
+    def __init__(self, users, secrets=None):
+        self.users, self.secrets = users, secrets or {}
+
+    def list_labelled(self, api_version, kind, selector):
+        assert kind == "Namespace" and "appliance.dev/owner" in selector
+        return [{"metadata": {"name": f"user-{u}", "labels": {"appliance.dev/owner": u}}} for u in self.users]
+
+    def get(self, api_version, kind, name, namespace=None):
+        data = self.secrets.get((namespace, name))
+        if data is None:
+            return None
+        return types.SimpleNamespace(to_dict=lambda: {"data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}})
+
+    def internal_ips(self):
+        return ["172.18.0.2"]
+
+
+def _objects(kube, **options):
+    comp = CATALOG["notebooks"](options)
+    return comp.objects(kube, crds=False)
+
+
+def _find(objs, kind, name, namespace=None):
+    (o,) = [o for o in objs if o["kind"] == kind and o["metadata"]["name"] == name
+            and (namespace is None or o["metadata"].get("namespace") == namespace)]
+    return o
+
+
+def test_each_user_gets_a_generated_login_kept_across_renders():
+    kube = FakeKube(["alice", "bob"], {("user-alice", "notebook-login"): {"password": "kept-one"}})
+    objs = _objects(kube)
+    alice = _find(objs, "Secret", "notebook-login", "user-alice")["stringData"]
+    bob = _find(objs, "Secret", "notebook-login", "user-bob")["stringData"]
+    assert alice == {"username": "alice", "password": "kept-one"}
+    assert len(bob["password"]) >= 20 and bob["password"] != _find(_objects(FakeKube(["bob"])), "Secret", "notebook-login")["stringData"]["password"]
+    hashes = _find(objs, "Secret", "logins", "notebooks")["stringData"]
+    assert hashes == {"alice": hooks.digest("alice", "kept-one"), "bob": hooks.digest("bob", bob["password"])}
+    assert "kept-one" not in json.dumps(_find(objs, "Secret", "logins"))
+
+
+def test_the_hub_may_spawn_only_in_users_namespaces():
+    objs = _objects(FakeKube(["alice", "bob"]))
+    bindings = {o["metadata"]["namespace"] for o in objs if o["kind"] == "RoleBinding"}
+    assert bindings == {"user-alice", "user-bob"}
+    watch = _find(objs, "ClusterRole", "appliance:notebooks:watch")
+    assert {v for r in watch["rules"] for v in r["verbs"]} == {"get", "list", "watch"}
+
+
+def test_an_unknown_gpu_user_is_one_clear_line():
+    with pytest.raises(UserError) as e:
+        _objects(FakeKube(["alice"]), gpu_users=["carol"])
+    assert "carol" in str(e.value) and "alice" in str(e.value) and str(e.value).count("— fix:") == 1
+
+
+def _hub_config(tmp_path, monkeypatch, settings):
+    """Load the hub's config file (beside its settings, as mounted) with stand-ins for JupyterHub's loader
+    and packages; returns (the config object, the file's globals)."""
+    (tmp_path / "settings.json").write_text(json.dumps(settings))
+    (tmp_path / "jupyterhub_config.py").write_text((hooks.HERE / "jupyterhub_config.py").read_text())
+
+    class Config(types.SimpleNamespace):
+        def __getattr__(self, name):
+            setattr(self, name, types.SimpleNamespace())
+            return getattr(self, name)
+
+    stub = types.ModuleType("stub")
+    stub.Authenticator = stub.KubeSpawner = object
+    for mod in ("jupyterhub", "jupyterhub.auth", "kubespawner"):
+        monkeypatch.setitem(sys.modules, mod, stub)
+    c = Config()
+    return c, runpy.run_path(str(tmp_path / "jupyterhub_config.py"), init_globals={"get_config": lambda: c})
+
+
+def test_gpu_server_offered_only_to_listed_users(tmp_path, monkeypatch):
+    comp = CATALOG["notebooks"]({"gpu_users": ["alice"], "gpus": 2})
+    settings = dict(comp.context(FakeKube(["alice", "bob"]))["settings"], image="nb:1")
+    c, ns = _hub_config(tmp_path, monkeypatch, settings)
+    offer = ns["server_options"]
+    user = lambda n: types.SimpleNamespace(user=types.SimpleNamespace(name=n))  # noqa: E731
+    assert [o["slug"] for o in offer(user("alice"))] == ["cpu", "gpu"]
+    assert [o["slug"] for o in offer(user("bob"))] == ["cpu"]
+    gpu = offer(user("alice"))[1]["kubespawner_override"]
+    assert gpu["extra_resource_limits"] == {"nvidia.com/gpu": "2"}
+    assert c.KubeSpawner.cpu_limit == 1.0 and c.KubeSpawner.cpu_guarantee == 0.1
+    assert c.KubeSpawner.service_account == "{username}" and c.KubeSpawner.image == "nb:1"
+
+
+def test_the_hub_admits_a_user_with_their_password_only(tmp_path, monkeypatch):
+    import asyncio
+
+    _, ns = _hub_config(tmp_path, monkeypatch, {"users": ["alice", "bob"], "gpu_users": [], "cull_idle": 0, "start_timeout": 60,
+                                                "cpu": "1", "memory": "1Gi", "cpu_request": "100m", "memory_request": "128Mi",
+                                                "home_size": "1Gi", "gpus": 1, "namespace": "notebooks", "image": "nb:1"})
+    (tmp_path / "logins").mkdir()
+    (tmp_path / "logins" / "alice").write_text(hooks.digest("alice", "s3cret"))
+    auth = ns["SecretAuthenticator"]()
+    login = lambda u, p: asyncio.run(auth.authenticate(None, {"username": u, "password": p}))  # noqa: E731
+    assert login("alice", "s3cret") == "alice"
+    assert login("alice", "wrong") is None and login("bob", "s3cret") is None and login("carol", "s3cret") is None
