@@ -2,7 +2,7 @@
 
 Pods on simulated nodes go Running after `pod_startup_seconds`; pods owned by
 a batch workload (Job, or a Kubeflow PyTorchJob/TFJob/MPIJob) go Succeeded
-`pod_run_seconds` after that; deleted pods are removed.
+`pod_run_seconds` after that, unless annotated `appliance.dev/sim-keep-running`; deleted pods are removed.
 Nodes are initialised Ready at once and kept alive with leases.
 """
 
@@ -14,6 +14,8 @@ import yaml
 
 API = "kwok.x-k8s.io/v1alpha1"
 BATCH_OWNERS = ("Job", "PyTorchJob", "TFJob", "MPIJob")  # owners whose pods run to completion
+#: a pod annotated so runs until deleted, whatever its owner (scenarios that watch a job while it runs)
+KEEP_RUNNING = "appliance.dev/sim-keep-running"
 #: kwok's status templates (Go templates), data files beside this module
 _KWOK = Path(__file__).resolve().parent / "kwok"
 _NODE_STATUS = (_KWOK / "node-status.tmpl").read_text()
@@ -69,6 +71,7 @@ def stages(pod_startup_seconds: float = 0.0, pod_run_seconds: float = 5.0, lease
                     not_deleting,
                     {"key": ".status.phase", "operator": "In", "values": ["Running"]},
                     {"key": ".metadata.ownerReferences.[].kind", "operator": "In", "values": list(BATCH_OWNERS)},
+                    {"key": f'.metadata.annotations["{KEEP_RUNNING}"]', "operator": "DoesNotExist"},
                 ]},
                 **({"delay": {"durationMilliseconds": _ms(pod_run_seconds)}} if pod_run_seconds > 0 else {}),
                 "next": {"statusTemplate": _POD_SUCCEEDED},

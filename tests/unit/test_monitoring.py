@@ -1,0 +1,243 @@
+"""monitoring: the exporter's attribution, patterns, faults, NVML and pod-resources paths (a fake NVML module),
+the exposition format, the shipped rules and the component's rendering."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import yaml
+
+from appliance.components import CATALOG
+from appliance.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[2]
+spec = importlib.util.spec_from_file_location("gpu_exporter", ROOT / "images" / "gpu-exporter" / "exporter.py")
+exp = importlib.util.module_from_spec(spec)
+sys.modules["gpu_exporter"] = exp  # dataclasses look their module up
+spec.loader.exec_module(exp)
+hooks = importlib.import_module("appliance.components.monitoring.hooks")
+
+
+def pod(name, node, gpus, created="2026-01-01T00:00:00Z", ns="user-alice", phase="Running", annotations=None, containers=None):
+    cs = containers or [{"name": "pytorch", "resources": {"limits": {"nvidia.com/gpu": str(gpus)}} if gpus else {}}]
+    return {"metadata": {"name": name, "namespace": ns, "creationTimestamp": created, "annotations": annotations or {}},
+            "spec": {"nodeName": node, "containers": cs}, "status": {"phase": phase}}
+
+
+def node(name, gpus=8, annotations=None, product="NVIDIA-H100-80GB-HBM3", memory="81559"):
+    return {"metadata": {"name": name, "annotations": annotations or {},
+                         "labels": {"nvidia.com/gpu.product": product, "nvidia.com/gpu.memory": memory}},
+            "status": {"capacity": {"nvidia.com/gpu": str(gpus)}, "conditions": [{"type": "Ready", "status": "True"}]}}
+
+
+def test_attribution_follows_creation_order_and_skips_finished_pods():
+    pods = [pod("b", "n", 2, created="2026-01-01T00:00:02Z"), pod("a", "n", 4, created="2026-01-01T00:00:01Z"),
+            pod("done", "n", 8, created="2026-01-01T00:00:00Z", phase="Succeeded"),
+            pod("two", "n", 0, created="2026-01-01T00:00:03Z", containers=[
+                {"name": "c1", "resources": {"limits": {"nvidia.com/gpu": "1"}}}, {"name": "side"},
+                {"name": "c2", "resources": {"requests": {"nvidia.com/gpu": "1"}}}])]
+    owners = exp.attribute(8, pods)
+    assert [owners[i][1:] for i in range(8)] == [("a", "pytorch")] * 4 + [("b", "pytorch")] * 2 + [("two", "c1"), ("two", "c2")]
+    assert exp.attribute(8, list(reversed(pods))) == owners           # the same whatever order the API lists them
+    assert exp.attribute(3, pods) == {i: ("user-alice", "a", "pytorch") for i in range(3)}  # never past the capacity
+
+
+def test_simulated_node_job_gpus_busy_idle_gpus_zero_xid_injected():
+    n = node("dgx-0", annotations={exp.XID: "3=79,junk,7=x"})
+    pods = [pod("job-master-0", "dgx-0", 4, annotations={exp.PATTERN: "util=40-90/60s,mem=50"})]
+    gpus = exp.simulate(n, pods, t=1000.0)
+    assert len(gpus) == 8 and all(g.simulated and g.host == "dgx-0" and g.model == "NVIDIA H100 80GB HBM3" for g in gpus)
+    busy, idle = gpus[:4], gpus[4:]
+    assert all(g.owner == ("user-alice", "job-master-0", "pytorch") and 40 <= g.util <= 90 and g.fb_used == round(81559 / 2) for g in busy)
+    assert all(g.owner == ("", "", "") and g.util == 0 and g.fb_used == 0 and g.fb_free == 81559 for g in idle)
+    assert {g.index: g.xid for g in gpus if g.xid} == {3: 79}
+    assert len({g.uuid for g in gpus}) == 8 and gpus[0].uuid == exp.simulate(n, pods, t=5.0)[0].uuid  # stable per node/index
+    again = exp.simulate(n, [pod("job-master-0", "dgx-0", 4, annotations={exp.PATTERN: "broken"})], t=1000.0)
+    assert all(g.util > 0 for g in again[:4])  # a bad pattern falls back to the default, never a failed scrape
+
+
+@pytest.mark.parametrize("text,want", [("util=85", {"util": (85, 85, 0)}),
+                                       ("util=70-95/120s, mem=75", {"util": (70, 95, 120), "mem": (75, 75, 0)})])
+def test_pattern_parses(text, want):
+    assert exp.parse_pattern(text) == want
+
+
+@pytest.mark.parametrize("bad", ["util", "gpu=5", "util=120", "util=a-b"])
+def test_pattern_refuses(bad):
+    with pytest.raises(ValueError):
+        exp.parse_pattern(bad)
+
+
+def test_sine_stays_within_its_range():
+    vals = [exp.level((20, 80, 60), t, 0.3) for t in range(0, 120, 3)]
+    assert min(vals) >= 20 and max(vals) <= 80 and max(vals) - min(vals) > 50
+
+
+def test_exposition_has_dcgm_names_and_labels():
+    g = exp.GPU(2, "GPU-x", "NVIDIA H100", "dgx-0", util=55, fb_used=10, fb_free=20, xid=48,
+                owner=("user-alice", "p", "c"), simulated=True)
+    text = exp.render([g], exp.cluster_state([node("dgx-0")], [pod("p", "dgx-0", 1)]))
+    line = next(ln for ln in text.splitlines() if ln.startswith("DCGM_FI_DEV_GPU_UTIL{"))
+    labels = dict(re.findall(r'(\w+)="([^"]*)"', line))
+    assert labels == {"gpu": "2", "UUID": "GPU-x", "device": "nvidia2", "modelName": "NVIDIA H100", "Hostname": "dgx-0",
+                      "namespace": "user-alice", "pod": "p", "container": "c", "simulated": "true"} and line.endswith(" 55")
+    for name in exp.FIELDS:
+        assert f"# TYPE {name} gauge" in text
+    assert re.search(r'^DCGM_FI_DEV_XID_ERRORS\{gpu="2",.*\} 48$', text, re.M)
+    assert 'kube_node_status_condition{node="dgx-0",condition="Ready",status="true"} 1' in text
+    assert 'kube_pod_container_resource_requests{namespace="user-alice",pod="p",container="pytorch",node="dgx-0",resource="nvidia_com_gpu",unit="integer"} 1' in text
+    assert exp.series("m", {"a": 'q"\\\n'}, 1) == 'm{a="q\\"\\\\\\n"} 1'
+
+
+def test_cluster_state_restarts_and_crash_loop():
+    p = pod("crash", "n", 0, ns="user-bob")
+    p["status"]["containerStatuses"] = [{"name": "pytorch", "restartCount": 4, "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]
+    n = node("n", gpus=0)
+    n["status"]["conditions"] = [{"type": "Ready", "status": "False"}]
+    st = exp.cluster_state([n], [p])
+    assert st["kube_pod_container_status_restarts_total"][2] == [({"namespace": "user-bob", "pod": "crash", "container": "pytorch"}, 4.0)]
+    assert st["kube_pod_container_status_waiting_reason"][2][0][0]["reason"] == "CrashLoopBackOff"
+    assert ({"node": "n", "condition": "Ready", "status": "false"}, 1.0) in st["kube_node_status_condition"][2]
+    assert st["kube_node_status_capacity"][2] == []
+
+
+# --- the real path: pod-resources wire format and NVML through a fake module
+
+def _varint(n):
+    out = b""
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out += bytes([b | (0x80 if n else 0)])
+        if not n:
+            return out
+
+
+def _ld(num, payload):
+    payload = payload.encode() if isinstance(payload, str) else payload
+    return _varint(num << 3 | 2) + _varint(len(payload)) + payload
+
+
+def test_pod_resources_response_maps_gpu_uuids_to_pods():
+    dev = _ld(1, "nvidia.com/gpu") + _ld(2, "GPU-aaa") + _ld(2, "GPU-bbb") + _ld(3, _ld(1, _varint(0 << 3) + _varint(0)))
+    other = _ld(1, "example.com/nic") + _ld(2, "nic-0")
+    container = _ld(1, "pytorch") + _ld(2, dev) + _ld(2, other) + _varint(3 << 3) + _varint(5)  # cpu_ids = 5
+    resp = _ld(1, _ld(1, "job-0") + _ld(2, "user-alice") + _ld(3, container)) + _ld(1, _ld(1, "idle") + _ld(2, "ns"))
+    assert exp.device_owners(resp) == {"GPU-aaa": ("user-alice", "job-0", "pytorch"), "GPU-bbb": ("user-alice", "job-0", "pytorch")}
+
+
+class FakeNVML(types.SimpleNamespace):
+    """The parts of pynvml the exporter calls: two GPUs, an XID 79 queued on the second."""
+
+    class NVMLError(Exception):
+        pass
+
+    nvmlEventTypeXidCriticalError = 8
+    NVML_TEMPERATURE_GPU = 0
+
+    def __init__(self):
+        super().__init__(events=[types.SimpleNamespace(device="h1", eventData=79)], inited=False)
+
+    def nvmlInit(self):
+        self.inited = True
+
+    def nvmlDeviceGetCount(self):
+        return 2
+
+    def nvmlDeviceGetHandleByIndex(self, i):
+        return f"h{i}"
+
+    def nvmlEventSetCreate(self):
+        return "set"
+
+    def nvmlDeviceRegisterEvents(self, h, mask, s):
+        if h == "h0":
+            raise self.NVMLError("not supported")
+
+    def nvmlEventSetWait(self, s, timeout):
+        if not self.events:
+            raise self.NVMLError("timeout")
+        return self.events.pop()
+
+    def nvmlDeviceGetUUID(self, h):
+        return f"GPU-{h}".encode()
+
+    def nvmlDeviceGetName(self, h):
+        return b"NVIDIA H100 80GB HBM3"
+
+    def nvmlDeviceGetMemoryInfo(self, h):
+        return types.SimpleNamespace(used=2 * 2**30, free=78 * 2**30)
+
+    def nvmlDeviceGetUtilizationRates(self, h):
+        return types.SimpleNamespace(gpu=93 if h == "h1" else 0)
+
+    def nvmlDeviceGetPowerUsage(self, h):
+        return 512_000
+
+    def nvmlDeviceGetTemperature(self, h, sensor):
+        return 61
+
+
+def test_nvml_source_reads_devices_owners_and_xids():
+    nvml = FakeNVML()
+    src = exp.NvmlSource(nvml, "gpu-host", lambda: {"GPU-h1": ("user-alice", "job-0", "pytorch")})
+    g0, g1 = src.gpus()
+    assert nvml.inited and (g0.uuid, g0.owner, g0.util, g0.xid, g0.simulated) == ("GPU-h0", ("", "", ""), 0, 0, False)
+    assert (g1.owner, g1.util, g1.fb_used, g1.fb_free, g1.power, g1.temp, g1.xid) == (
+        ("user-alice", "job-0", "pytorch"), 93, 2048, 79872, 512.0, 61, 79)
+    assert "simulated" not in g1.labels() and src.gpus()[1].xid == 79  # the last XID stays
+
+
+# --- rules and rendering
+
+def test_shipped_rules_parse_and_name_the_five_alerts():
+    opts = CATALOG["monitoring"].Opts(gpu_idle_minutes=7, pvc_full_percent=85)
+    doc = yaml.safe_load(hooks.rules_text(opts))
+    rules = {r["alert"]: r for g in doc["groups"] for r in g["rules"]}
+    assert {"GPUXidError", "GPUAllocatedIdle", "NodeNotReady", "PodCrashLooping", "PVCNearlyFull"} <= set(rules)
+    assert "[7m]" in rules["GPUAllocatedIdle"]["expr"] and "> 85" in rules["PVCNearlyFull"]["expr"]
+    assert "{{ $labels.Hostname }}" in rules["GPUXidError"]["annotations"]["summary"]  # Prometheus' templates untouched
+    assert "$" not in "".join(r["expr"] for r in rules.values())
+
+
+def test_extra_rules_join_and_a_bad_file_is_one_line_with_its_line(tmp_path):
+    good = tmp_path / "mine.yml"
+    good.write_text("groups:\n  - name: mine\n    rules:\n      - {alert: Mine, expr: up == 0}\n")
+    text = hooks.rules_text(CATALOG["monitoring"].Opts(extra_rules=str(good)))
+    assert "Mine" in text and "GPUXidError" in text
+    bad = tmp_path / "bad.yml"
+    bad.write_text("groups:\n  - name: x\n    rules:\n      - alert: [unclosed\n")
+    with pytest.raises(UserError) as e:
+        hooks.rules_text(CATALOG["monitoring"].Opts(extra_rules=str(bad)))
+    line = e.value.line()
+    assert line.startswith(f"{bad}:5: rules do not parse") and line.count("— fix:") == 1 and "\n" not in line
+    no_expr = tmp_path / "noexpr.yml"
+    no_expr.write_text("groups: [{name: x, rules: [{alert: A}]}]\n")
+    with pytest.raises(UserError, match="needs `alert` \\(or `record`\\) and `expr`"):
+        hooks.rules_text(CATALOG["monitoring"].Opts(extra_rules=str(no_expr)))
+
+
+def test_rendering_in_cluster_and_on_the_host():
+    comp = CATALOG["monitoring"]
+    c = comp({"storage_size": "10Gi"}, True)
+    objs = {(o["kind"], o["metadata"]["name"]): o for o in c.objects(crds=False)}
+    dep = objs[("Deployment", "prometheus")]["spec"]["template"]["spec"]
+    assert "--storage.tsdb.retention.size=8192MB" in dep["containers"][0]["args"]
+    assert dep["volumes"][1]["persistentVolumeClaim"]["claimName"] == "prometheus"
+    assert objs[("PersistentVolumeClaim", "prometheus")]["spec"]["resources"]["requests"]["storage"] == "10Gi"
+    assert objs[("Namespace", "monitoring")]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert ("DaemonSet", "node-exporter") in objs and ("DaemonSet", "gpu-exporter-nvml") in objs
+    conf = yaml.safe_load(objs[("ConfigMap", "prometheus")]["data"]["prometheus.yml"])
+    assert {j["job_name"] for j in conf["scrape_configs"]} == {"prometheus", "gpu-exporter", "node-exporter", "kubelet", "cadvisor", "pods"}
+    assert "--gpus" in (a := objs[("Deployment", "gpu-exporter")]["spec"]["template"]["spec"]["containers"][0]["args"]) and a[1] == "none"
+    h = comp({}, False)
+    now, _, hosted = h._split(h.objects(None, None, {"web": 4100, "exporter": 4101}, crds=False))
+    assert [d["metadata"]["name"] for d in hosted] == ["prometheus", "gpu-exporter"] and h.images() == []
+    assert {o["kind"] for o in now} == {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ConfigMap"}
+    conf = yaml.safe_load(next(o for o in now if o["kind"] == "ConfigMap")["data"]["prometheus.yml"])
+    assert [j["static_configs"][0]["targets"] for j in conf["scrape_configs"]] == [["127.0.0.1:4100"], ["127.0.0.1:4101"]]
+    assert hosted[1]["spec"]["template"]["spec"]["containers"][0]["args"][:2] == ["--gpus", "simulated"]
