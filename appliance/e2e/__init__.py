@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from appliance.errors import UserError
@@ -29,7 +30,23 @@ def run(kubeconfig: str, provider: str, enabled: set[str], name: str | None, out
         raise UserError(f"no scenario fits provider '{provider}' with components {sorted(enabled)}", str(SCENARIOS_DIR),
                         "pick another --scenario, --provider or --profile")
     runner = Runner(Kube(kubeconfig), enabled=enabled)
-    results = [runner.run(s, report) for s in chosen]
+    results, plots = [], {}
+    for s in chosen:
+        start = time.time()
+        results.append(runner.run(s, report))
+        if "monitoring" in enabled:
+            plots[s.name] = _plots(runner.kube, start, time.time())
     reports.junit(results, out_dir / "junit.xml")
-    reports.html_report(results, out_dir / "report.html", f"appliance e2e on {provider}")
+    reports.html_report(results, out_dir / "report.html", f"appliance e2e on {provider}", plots)
     return results
+
+
+def _plots(kube, start: float, end: float) -> list[str]:
+    """GPU allocation, utilization and the stack's memory over a scenario's time (none when Prometheus is away)."""
+    from appliance.components.monitoring.prom import Prometheus, PrometheusError
+    from appliance.e2e.plots import scenario_plots
+
+    try:
+        return scenario_plots(Prometheus(kube), start, end)
+    except PrometheusError:
+        return []

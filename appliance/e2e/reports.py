@@ -28,7 +28,9 @@ def junit(results: list[ScenarioResult], path: Path) -> Path:
     return path
 
 
-def html_report(results: list[ScenarioResult], path: Path, title: str = "appliance e2e") -> Path:
+def html_report(results: list[ScenarioResult], path: Path, title: str = "appliance e2e",
+                plots: dict[str, list[str]] | None = None) -> Path:
+    """`plots`: inline SVGs per scenario name (its time in Prometheus), shown under its steps."""
     colour = {"passed": "#1a7f37", "failed": "#cf222e", "skipped": "#9a6700"}
     parts = [f"<!doctype html><meta charset=utf-8><title>{html.escape(title)}</title>",
              "<style>body{font:14px sans-serif;margin:2em}td,th{padding:4px 8px;border-bottom:1px solid #ddd;vertical-align:top}"
@@ -45,6 +47,7 @@ def html_report(results: list[ScenarioResult], path: Path, title: str = "applian
             parts.append(f"<tr><td>{html.escape(s.name)}</td><td>{s.kind}</td><td style='color:{colour[s.status]}'>{s.status}</td>"
                          f"<td>{s.seconds}</td><td>{detail}</td></tr>")
         parts.append("</table>")
+        parts += [f"<figure style='display:inline-block;margin:8px'>{svg}</figure>" for svg in (plots or {}).get(r.name, [])]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(parts))
     return path

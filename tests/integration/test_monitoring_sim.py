@@ -48,6 +48,8 @@ def test_gpu_metrics_scenario_passes(sim, tmp_path):
     _, result = sim
     (r,) = e2e.run(result["kubeconfig"], "sim", set(COMPONENTS), "gpu-metrics", tmp_path)
     assert r.passed, [f"{s.name}: {s.message}" for s in r.steps if s.status == "failed"]
+    page = (tmp_path / "report.html").read_text()  # the report plots the scenario's time from Prometheus
+    assert page.count("<svg") == 3 and ">allocated<" in page and ">allocated GPUs<" in page and "no samples" not in page
 
 
 def test_status_shows_a_firing_alert(sim):

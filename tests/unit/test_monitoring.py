@@ -241,3 +241,39 @@ def test_rendering_in_cluster_and_on_the_host():
     conf = yaml.safe_load(next(o for o in now if o["kind"] == "ConfigMap")["data"]["prometheus.yml"])
     assert [j["static_configs"][0]["targets"] for j in conf["scrape_configs"]] == [["127.0.0.1:4100"], ["127.0.0.1:4101"]]
     assert hosted[1]["spec"]["template"]["spec"]["containers"][0]["args"][:2] == ["--gpus", "simulated"]
+
+
+# --- the e2e report's plots
+
+def test_svg_line_plot_scales_to_its_box():
+    from xml.etree import ElementTree as ET
+
+    from appliance.e2e.plots import svg_lines
+
+    svg = svg_lines("GPU utilization", "%", {"allocated GPUs": [(100.0, 0.0), (110.0, 50.0), (160.0, 100.0)], "all": [(100.0, 25.0)]})
+    root = ET.fromstring(svg)
+    ns = "{http://www.w3.org/2000/svg}"
+    (line,) = root.iter(f"{ns}polyline")
+    xs, ys = zip(*(map(float, p.split(",")) for p in line.get("points").split()), strict=True)
+    assert xs[0] == 56 and xs[-1] == 56 + 560 - 56 - 150 and ys[0] == 24 + 148 and ys[-1] == 24  # t0 left, max on top
+    assert len(list(root.iter(f"{ns}circle"))) == 1
+    texts = [t.text for t in root.iter(f"{ns}text")]
+    assert {"GPU utilization", "allocated GPUs", "all", "60 s", "100"} <= set(texts)
+    assert "no samples" in svg_lines("x", "MiB", {}) and "<script" not in svg_lines("<script>", "u", {"<b>": [(1, 1)]})
+
+
+def test_scenario_plots_query_each_panel_over_the_scenario_and_the_report_embeds_them(tmp_path):
+    from appliance.e2e import plots, reports
+    from appliance.e2e.runner import ScenarioResult
+
+    asked = []
+
+    class Prom:
+        def query_range(self, expr, start, end, step):
+            asked.append((start, end, step))
+            return [{"metric": {"name": "allocated"}, "values": [[1000, "8"], [1010, "16"]]}]
+
+    svgs = plots.scenario_plots(Prom(), 1000.0, 1600.0)
+    assert len(svgs) == len(plots.PANELS) == len(asked) and asked[0] == (995.0, 1605.0, 5.0)
+    out = reports.html_report([ScenarioResult("gpu-metrics")], tmp_path / "r.html", plots={"gpu-metrics": svgs})
+    assert out.read_text().count("<svg") == 3 and "allocated" in out.read_text()
