@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 API = "kwok.x-k8s.io/v1alpha1"
-BATCH_OWNERS = ("Job", "PyTorchJob", "TFJob", "MPIJob")  # owners whose pods run to completion
+BATCH_OWNERS = ("Job", "PyTorchJob", "TFJob", "MPIJob", "Workflow")  # owners whose pods run to completion
 #: a pod annotated so runs until deleted, whatever its owner (scenarios that watch a job while it runs)
 KEEP_RUNNING = "appliance.dev/sim-keep-running"
 #: kwok's status templates (Go templates), data files beside this module

@@ -1,0 +1,128 @@
+"""pipelines: what data cannot say — the users (the user-profiles component's, read from the cluster: one
+list), their artifact store credentials (kept from the cluster, else generated: never a default), the
+executor image (argoexec plus /etc/mime.types) and each user's bucket, created by the store's root account
+and owned by the user's account."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import tempfile
+from pathlib import Path
+
+from appliance import paths
+from appliance.images import builds
+from appliance.images.archive import FileEntry
+
+ARGO = ("github.com/argoproj/argo-workflows/v3", "v3.7.18")
+MIME_TYPES = Path(__file__).resolve().parents[3] / "images" / "pipelines" / "mime.types"
+STORE = "artifact-store"            # Secret, Deployment and Service of the store (manifests/50-store.yaml)
+STORE_BIN = "/usr/local/bin/versitygw"
+USERS_COMPONENT = "user-profiles"
+
+
+def users(kube) -> list[str]:
+    """The users user-profiles made: its service account `<user>` in `user-<user>` (none without a cluster)."""
+    if kube is None:
+        return []
+    found = kube.list_labelled("v1", "ServiceAccount", f"appliance.dev/component={USERS_COMPONENT}")
+    return sorted(m["name"] for m in (o["metadata"] for o in found)
+                  if (m.get("labels") or {}).get("appliance.dev/owner") == m["name"] and m.get("namespace") == f"user-{m['name']}")
+
+
+def accounts(live: dict[str, str], names: list[str], token=secrets.token_hex) -> dict:
+    """The store's credentials: the root account and one account per user (access key = user name), kept
+    from `live` (the store Secret's decoded data) where present, else generated. Returns {root, accounts,
+    iam (the store's IAM file), digest (changes with the account list)}."""
+    kept = (json.loads(live["users.json"]).get("accessAccounts") or {}) if live.get("users.json") else {}
+    root = {"access": live.get("root-access") or f"root-{token(4)}", "secret": live.get("root-secret") or token(20)}
+    accts = {u: {"access": u, "secret": (kept.get(u) or {}).get("secret") or token(20)} for u in names}
+    iam = json.dumps({"accessAccounts": {a["access"]: {**a, "role": "user", "userID": 0, "groupID": 0, "projectID": 0}
+                                         for a in accts.values()}}, sort_keys=True)
+    return {"root": root, "accounts": accts, "iam": iam, "digest": hashlib.sha256(iam.encode()).hexdigest()[:16]}
+
+
+def _live(kube, namespace: str) -> dict[str, str]:
+    secret = kube.get("v1", "Secret", STORE, namespace) if kube is not None else None
+    data = (secret.to_dict().get("data") or {}) if secret is not None else {}
+    return {k: base64.b64decode(v).decode() for k, v in data.items()}
+
+
+def context(options, kube) -> dict:
+    names = users(kube)
+    return {"users": names, "store": accounts(_live(kube, options.namespace), names)}
+
+
+def argoexec_binary() -> Path:
+    """argoexec, built statically from a writable copy of the module: the module's zip lacks the Linux
+    signal helpers (upstream, signal_linux.go is a symlink to signal_darwin.go; module zips drop symlinks),
+    so the copy gets that file back first. Cached by version."""
+    module, version = ARGO
+    binary = paths.cache_dir("components", "go", module.replace("/", "_"), f"{version}-linux-signals") / "argoexec"
+    if binary.is_file():
+        return binary
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="argoexec-", dir=binary.parent) as tmp:
+        src = builds._writable_copy(builds.module_dir(module, version), Path(tmp, "src"))
+        signals = src / "workflow" / "executor" / "osspecific"
+        shutil.copy(signals / "signal_darwin.go", signals / "signal_linux.go")
+        builds._run(["nice", "-n", "10", builds.find_go() or "go", "build", "-trimpath", "-ldflags=-s -w", "-o", str(Path(tmp, "argoexec")),
+                     "./cmd/argoexec"], cwd=src, env=builds._go_env(), log=binary.parent / "argoexec.build.log")
+        os.replace(Path(tmp, "argoexec"), binary)
+    return binary
+
+
+def argoexec_image() -> tuple[str, Path]:
+    """(ref, docker-archive): argoexec at /bin (pods run `argoexec init|wait` through PATH) and the media
+    types it reads."""
+    return builds.binary_image(argoexec_binary(), "appliance.local/argoexec", "/bin/argoexec",
+                               extra=[FileEntry("etc/mime.types", src=MIME_TYPES, mode=0o644)])
+
+
+def after_apply(options, kube) -> str:
+    """Each user's bucket `user-<name>`, owned by their account: `versitygw admin create-bucket` run in the
+    store's container (its admin API listens on loopback only). Nothing where no store runs (simulator)."""
+    from appliance.util import wait
+
+    ns = options.namespace
+    if kube.get("apps/v1", "Deployment", STORE, ns) is None:
+        return ""
+    dep = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": STORE, "namespace": ns}}
+    wait.until(lambda: (not (m := kube.missing([dep])), ", ".join(m)), 300, f"{ns}/{STORE}")
+    pod = _ready_pod(kube, ns)
+    made = []
+    for user in users(kube):
+        code, out = _exec(kube, ns, pod, [STORE_BIN, "admin", "create-bucket", "--owner", user, "--bucket", f"user-{user}"])
+        if code != 0 and "BucketAlreadyOwnedByYou" not in out:
+            raise RuntimeError(f"bucket user-{user}: {' '.join(out.split())[:300]}")
+        made += [f"user-{user}"] if code == 0 else []
+    return f"buckets created: {', '.join(made)}" if made else ""
+
+
+def _ready_pod(kube, ns: str) -> str:
+    from kubernetes import client
+
+    pods = client.CoreV1Api(kube.api).list_namespaced_pod(ns, label_selector=f"app.kubernetes.io/name={STORE}").items
+    ready = [p.metadata.name for p in pods if p.metadata.deletion_timestamp is None
+             and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])]
+    if not ready:
+        raise RuntimeError(f"no ready pod of {ns}/{STORE}")
+    return ready[0]
+
+
+def _exec(kube, ns: str, pod: str, argv: list[str]) -> tuple[int, str]:
+    """Run `argv` in the store container; (exit code, stdout + stderr)."""
+    from kubernetes import client
+    from kubernetes.stream import stream
+
+    ws = stream(client.CoreV1Api(kube.api).connect_get_namespaced_pod_exec, pod, ns, container="store", command=argv,
+                stdout=True, stderr=True, stdin=False, tty=False, _preload_content=False)
+    ws.run_forever(timeout=60)
+    out = ws.read_stdout(timeout=1) + ws.read_stderr(timeout=1)
+    code = ws.returncode
+    ws.close()
+    return (code if code is not None else 1), out

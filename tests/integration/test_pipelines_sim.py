@@ -1,0 +1,36 @@
+"""Pipelines on the simulator: Argo's workflow controller built from its module and run as a supervised host
+process; a pipeline of 8-GPU steps is placed on simulated DGX H100 nodes and completes through kwok."""
+
+import pytest
+
+from appliance import e2e
+from appliance.components import CATALOG, hostproc
+from appliance.kube import Kube
+from tests.integration.clusters import cluster
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+COMPONENTS = ("platform-base", "user-profiles", "pipelines")
+
+
+@pytest.fixture(scope="module")
+def sim():
+    sets = ["cluster.name=it-pipelines-sim", "cluster.sim.pod_run_seconds=2", "components.pipelines={}"]
+    with cluster("sim-dgx-pod", "sim", sets, COMPONENTS) as up:
+        yield up
+
+
+def test_controller_runs_on_the_host_without_a_store(sim):
+    profile, result = sim
+    assert not result["failed"] and "pipelines" in result["ran"]
+    kube = Kube(result["kubeconfig"])
+    comp = CATALOG["pipelines"](profile.components["pipelines"].options, pods_run=False)
+    assert comp.ready(kube) == (True, "")
+    assert hostproc.HostProcess(hostproc.controllers_dir(result["kubeconfig"]), "workflow-controller").alive()
+    assert kube.get("apps/v1", "Deployment", "artifact-store", "argo") is None
+    assert kube.get("v1", "ServiceAccount", "pipeline-runner", "user-alice") is not None
+
+
+def test_gpu_pipeline_lands_on_dgx_nodes(sim, tmp_path):
+    (r,) = e2e.run(sim[1]["kubeconfig"], "sim", set(COMPONENTS), "pipeline-gpu-sim", tmp_path)
+    failed = [f"{s.name}: {s.message}" for s in r.steps if s.status == "failed"]
+    assert r.passed, failed

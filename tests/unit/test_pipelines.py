@@ -1,0 +1,144 @@
+"""pipelines component (a kit folder): users from user-profiles, store credentials (kept, generated, never a
+default), per-user objects, the simulator's variant; and the scenario helper's S3 request signing."""
+
+import base64
+import importlib.util
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from appliance.components import CATALOG
+from appliance.components.pipelines import hooks
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class FakeKube:
+    """user-profiles' service accounts and the store's Secret, as the hooks read them."""
+
+    def __init__(self, users=(), secret=None):
+        def owned(u, ns):
+            return {"metadata": {"name": u, "namespace": ns, "labels": {"appliance.dev/owner": u}}}
+        self.accounts = [owned(u, f"user-{u}") for u in users] + [owned("stray", "default")]
+        self.secret = secret
+
+    def list_labelled(self, api_version, kind, selector):
+        assert (kind, selector) == ("ServiceAccount", "appliance.dev/component=user-profiles")
+        return self.accounts
+
+    def get(self, api_version, kind, name, namespace=None):
+        if kind == "Secret" and name == "artifact-store" and self.secret is not None:
+            data = {k: base64.b64encode(v.encode()).decode() for k, v in self.secret.items()}
+            return type("Live", (), {"to_dict": lambda self: {"data": data}})()
+        return None
+
+    def internal_ips(self):
+        return ["172.18.0.2"]
+
+
+def _objects(kube, pods_run=True, **opts):
+    return CATALOG["pipelines"](opts, pods_run=pods_run).objects(kube, crds=False)
+
+
+def _find(objs, kind, name, namespace=None):
+    (o,) = [o for o in objs if o["kind"] == kind and o["metadata"]["name"] == name and o["metadata"].get("namespace") == namespace]
+    return o
+
+
+def test_users_are_user_profiles_service_accounts_in_their_namespaces():
+    assert hooks.users(FakeKube(["bob", "alice"])) == ["alice", "bob"]
+    assert hooks.users(None) == []
+
+
+def test_accounts_are_generated_then_kept_and_never_shared():
+    first = hooks.accounts({}, ["alice", "bob"])
+    a, b = first["accounts"]["alice"], first["accounts"]["bob"]
+    assert a["access"] == "alice" and len(a["secret"]) == 40 and a["secret"] != b["secret"]
+    assert first["root"]["secret"] not in (a["secret"], b["secret"]) and first["root"]["access"].startswith("root-")
+    live = {"root-access": first["root"]["access"], "root-secret": first["root"]["secret"], "users.json": first["iam"]}
+    again = hooks.accounts(live, ["alice", "bob", "carol"])
+    assert again["root"] == first["root"] and again["accounts"]["alice"] == a and again["accounts"]["bob"] == b
+    assert again["digest"] != first["digest"] and hooks.accounts(live, ["alice", "bob"])["digest"] == first["digest"]
+    iam = json.loads(again["iam"])["accessAccounts"]
+    assert set(iam) == {"alice", "bob", "carol"} and {v["role"] for v in iam.values()} == {"user"}
+    assert hooks.accounts({}, ["alice"])["accounts"]["alice"]["secret"] != a["secret"]  # no default: fresh each install
+
+
+def test_each_user_namespace_gets_runner_keys_and_repository():
+    objs = _objects(FakeKube(["alice", "bob"]))
+    store = _find(objs, "Secret", "artifact-store", "argo")["stringData"]
+    iam = json.loads(store["users.json"])["accessAccounts"]
+    for user in ("alice", "bob"):
+        ns = f"user-{user}"
+        keys = _find(objs, "Secret", "artifact-store", ns)["stringData"]
+        assert keys["accessKey"] == user and keys["secretKey"] == iam[user]["secret"] and keys["bucket"] == ns
+        repo = _find(objs, "ConfigMap", "artifact-repositories", ns)
+        assert repo["metadata"]["annotations"] == {"workflows.argoproj.io/default-artifact-repository": "default"}
+        s3 = __import__("yaml").safe_load(repo["data"]["default"])["s3"]
+        assert s3["bucket"] == ns and s3["endpoint"] == "artifact-store.argo.svc.cluster.local:9000"
+        role = _find(objs, "Role", "pipeline-runner", ns)
+        rules = {(g, r): set(x["verbs"]) for x in role["rules"] for g in x["apiGroups"] for r in x["resources"]}
+        assert rules[("argoproj.io", "workflowtaskresults")] == {"create", "patch"}
+        assert ("kubeflow.org", "pytorchjobs") in rules and ("", "persistentvolumeclaims") in rules and ("", "secrets") not in rules
+        binding = _find(objs, "RoleBinding", "pipeline-runner", ns)
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "pipeline-runner", "namespace": ns}]
+    assert not [o for o in objs if o["metadata"].get("namespace") == "default"]  # not a user-profiles user
+
+
+def test_store_restarts_when_accounts_change_and_keeps_live_keys():
+    live = hooks.accounts({}, ["alice"])
+    secret = {"root-access": live["root"]["access"], "root-secret": live["root"]["secret"], "users.json": live["iam"]}
+    def digest(objs):
+        return _find(objs, "Deployment", "artifact-store", "argo")["spec"]["template"]["metadata"]["annotations"]
+    same, more = _objects(FakeKube(["alice"], secret)), _objects(FakeKube(["alice", "bob"], secret))
+    assert _find(same, "Secret", "artifact-store", "argo")["stringData"]["root-secret"] == live["root"]["secret"]
+    assert digest(same) == {"appliance.dev/accounts": live["digest"]} and digest(more) != digest(same)
+
+
+def test_simulator_runs_the_controller_on_the_host_without_store():
+    objs = _objects(FakeKube(["alice"]), pods_run=False)
+    kinds = {(o["kind"], o["metadata"]["name"]) for o in objs}
+    assert ("Deployment", "artifact-store") not in kinds and ("ConfigMap", "artifact-repositories") not in kinds
+    assert ("ServiceAccount", "pipeline-runner") in kinds and ("Deployment", "workflow-controller") in kinds
+    config = _find(objs, "ConfigMap", "workflow-controller-configmap", "argo")["data"]
+    assert config["metricsConfig"].strip() == "enabled: false"
+    assert CATALOG["pipelines"]({}, pods_run=False).images() == []
+
+
+def test_controller_config_and_crds():
+    objs = CATALOG["pipelines"]({}).objects(None, images={"argoexec": "exec:1", "workflow-controller": "wc:1"})
+    dep = _find(objs, "Deployment", "workflow-controller", "argo")
+    assert "--executor-image=exec:1" in dep["spec"]["template"]["spec"]["containers"][0]["args"]
+    defaults = __import__("yaml").safe_load(_find(objs, "ConfigMap", "workflow-controller-configmap", "argo")["data"]["workflowDefaults"])
+    assert defaults["spec"]["serviceAccountName"] == "pipeline-runner" and defaults["spec"]["podPriorityClassName"] == "appliance-batch"
+    crds = {o["spec"]["names"]["kind"]: o for o in objs if o["kind"] == "CustomResourceDefinition"}
+    assert {"Workflow", "WorkflowTemplate", "CronWorkflow", "WorkflowTaskResult"} <= set(crds)
+    assert all("subresources" not in v for c in crds.values() for v in c["spec"]["versions"])  # status written with the object
+    edit = _find(objs, "ClusterRole", "appliance:pipelines:edit")
+    assert "workflows" in edit["rules"][0]["resources"] and "workflowtaskresults" not in edit["rules"][0]["resources"]
+
+
+def test_step_kinds_are_checked():
+    with pytest.raises(ValidationError):
+        CATALOG["pipelines"]({"step_kinds": ["Not A Kind"]})
+    objs = _objects(FakeKube(["alice"]), step_kinds=["batch/jobs"])
+    rules = _find(objs, "Role", "pipeline-runner", "user-alice")["rules"]
+    assert [(r["apiGroups"], r["resources"]) for r in rules] == [(["argoproj.io"], ["workflowtaskresults"]), (["batch"], ["jobs"])]
+
+
+def _store_helper():
+    spec = importlib.util.spec_from_file_location("e2e_store", ROOT / "e2e" / "pipelines" / "store.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_s3_signature_matches_the_aws_example():
+    """AWS's published signature v4 example 'GET Bucket (List Objects)'."""
+    h = _store_helper().signed("GET", "examplebucket.s3.amazonaws.com", "/", {"max-keys": "2", "prefix": "J"}, b"",
+                               "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+                               now=datetime(2013, 5, 24, tzinfo=timezone.utc))
+    assert h["authorization"].endswith("Signature=34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7")
