@@ -34,9 +34,11 @@ class Prometheus:
                     body = json.load(r)
             else:
                 proxy = f"/api/v1/namespaces/{self.namespace}/services/prometheus:web/proxy/api/v1/{path}"
-                resp = self.kube.api.call_api(proxy, "GET", query_params=list(params.items()), auth_settings=["BearerToken"],
-                                              _preload_content=False, _request_timeout=10)
-                body = json.loads(resp[0].data)
+                api = self.kube.api
+                method, url, headers, _, _ = api.param_serialize("GET", proxy, query_params=list(params.items()), auth_settings=["BearerToken"])
+                resp = api.call_api(method, url, header_params=headers, _request_timeout=10)
+                resp.read()
+                body = json.loads(resp.data)
         except (OSError, urllib.error.URLError, ValueError) as e:
             raise PrometheusError(f"Prometheus not reachable ({str(e).splitlines()[0][:120]})") from None
         except Exception as e:  # noqa: BLE001 - the client's ApiException and its kin: the same one line
