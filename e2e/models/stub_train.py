@@ -16,6 +16,7 @@ import socket
 import struct
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -123,7 +124,7 @@ def train(rank: int, world: int, steps: int, lr: float, reduce: AllReduce | None
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--steps", "--epochs", type=int, default=200, help="full-batch gradient steps (= epochs)")
     ap.add_argument("--lr", type=float, default=0.1)
     ap.add_argument("--out", default="/mnt/output")
     ap.add_argument("--corrupt", action="store_true", help="write a broken artifact (for the bad-model scenario)")
@@ -134,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     w, b, mse = train(rank, world, a.steps, a.lr, AllReduce(rank, world, addr, port))
     print(f"rank {rank}: w={np.round(w, 4).tolist()} b={b:.4f} mse={mse:.6f} in {time.monotonic() - t0:.2f}s", flush=True)
+    # the objective a tuner reads (Katib's stdout collector: `<RFC 3339 time> name=value`)
+    print(f"{datetime.now(timezone.utc).isoformat(timespec='milliseconds').replace('+00:00', 'Z')} loss={mse:.8g}", flush=True)
     if rank == 0:
         out = Path(a.out)
         out.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,92 @@
+"""Checks for the Katib scenarios (tune-*), run with the scenario's KUBECONFIG.
+
+  tune.py best-worst NS EXPERIMENT         best trial's loss beats the worst by a clear margin (x2), and is Katib's optimum
+  tune.py restart-database NS EXPERIMENT   once 2 trials succeeded: delete the database pod, wait for its return,
+                                           check the observation logs stored before are all still there (admin)
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from kubernetes import client, config
+from kubernetes.stream import stream
+
+GROUP, VERSION = "kubeflow.org", "v1beta1"
+DB_NS, DB_POD = "database", "postgres-0"
+
+
+def _api():
+    config.load_kube_config()
+    return client.CustomObjectsApi(), client.CoreV1Api()
+
+
+def _loss(observed: dict) -> float | None:
+    """The loss in an observation (a trial's status, or the experiment's currentOptimalTrial)."""
+    for m in (observed.get("observation") or {}).get("metrics") or []:
+        if m["name"] == "loss":
+            return float(m["latest"])
+    return None
+
+
+def best_worst(ns: str, name: str) -> None:
+    crd, _ = _api()
+    exp = crd.get_namespaced_custom_object(GROUP, VERSION, ns, "experiments", name)
+    trials = crd.list_namespaced_custom_object(GROUP, VERSION, ns, "trials", label_selector=f"katib.kubeflow.org/experiment={name}")["items"]
+    scored = sorted((loss, t["metadata"]["name"], {p["name"]: p["value"] for p in t["spec"]["parameterAssignments"]})
+                    for t in trials if (loss := _loss(t.get("status") or {})) is not None)
+    print(f"{len(trials)} trials, {len(scored)} with a loss:")
+    for loss, trial, params in scored:
+        print(f"  {trial}: loss={loss:.6g} {params}")
+    assert len(scored) >= 4, "fewer than 4 trials reported a loss"
+    (best, best_name, best_params), (worst, _, worst_params) = scored[0], scored[-1]
+    optimal = _loss(exp["status"]["currentOptimalTrial"])
+    assert optimal == best, f"Katib's optimal trial has loss {optimal}, the best trial {best}"
+    assert best * 2 < worst, f"best loss {best} does not beat worst {worst} by x2"
+    print(f"best beats worst: {best:.6g} ({best_name} {best_params}) vs {worst:.6g} ({worst_params})")
+
+
+def _rows(core) -> dict[str, int]:
+    """observation_logs rows per trial, read inside the database pod with Katib's own login."""
+    sql = "select trial_name, count(*) from observation_logs group by 1"
+    cmd = ["sh", "-c", "PGPASSWORD=$(cat /etc/database/credentials/katib) /usr/lib/postgresql/15/bin/psql "
+           f"-h 127.0.0.1 -U katib -d katib -tA -F' ' -c '{sql}'"]
+    out = stream(core.connect_get_namespaced_pod_exec, DB_POD, DB_NS, command=cmd, stdout=True, stderr=True, stdin=False, tty=False)
+    return {t: int(n) for t, n in (line.split() for line in out.splitlines() if line.strip())}
+
+
+def restart_database(ns: str, name: str) -> None:
+    crd, core = _api()
+    while True:
+        exp = crd.get_namespaced_custom_object(GROUP, VERSION, ns, "experiments", name)
+        done = (exp.get("status") or {}).get("succeededTrialList") or []
+        if len(done) >= 2:
+            break
+        time.sleep(2)
+    before = {t: n for t, n in _rows(core).items() if t in done}
+    assert len(before) == len(done), f"succeeded trials {done} but logs only for {sorted(before)}"
+    old = core.read_namespaced_pod(DB_POD, DB_NS).metadata.uid
+    t0 = time.monotonic()
+    core.delete_namespaced_pod(DB_POD, DB_NS)
+    print(f"deleted {DB_NS}/{DB_POD} with {sum(before.values())} log rows of {len(before)} trials stored", flush=True)
+    while True:
+        try:
+            pod = core.read_namespaced_pod(DB_POD, DB_NS)
+        except client.ApiException:
+            pod = None
+        if pod and pod.metadata.uid != old and any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or []):
+            break
+        time.sleep(1)
+    print(f"database back in {time.monotonic() - t0:.1f}s", flush=True)
+    after = _rows(core)
+    lost = {t: (n, after.get(t, 0)) for t, n in before.items() if after.get(t, 0) < n}
+    assert not lost, f"rows lost (before, after): {lost}"
+    print(f"observation logs kept: {sum(before.values())} rows of {len(before)} trials")
+
+
+if __name__ == "__main__":
+    cmds = {"best-worst": best_worst, "restart-database": restart_database}
+    if len(sys.argv) != 4 or sys.argv[1] not in cmds:
+        sys.exit(__doc__)
+    cmds[sys.argv[1]](sys.argv[2], sys.argv[3])

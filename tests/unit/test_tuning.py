@@ -1,0 +1,107 @@
+"""The tuning component (Katib): CRD edits, what katib-config names, who the webhooks and policies admit;
+the stub model's loss line as Katib's stdout collector reads it."""
+
+import importlib.util
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from appliance.components import CATALOG
+from appliance.components.tuning import hooks
+
+ROOT = Path(__file__).resolve().parents[2]
+#: Katib's default stdout metrics filter (pkg/metricscollector/v1beta1/common/const.go DefaultFilter)
+KATIB_FILTER = r"([\w|-]+)\s*=\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?)"
+
+
+def _objs(**options):
+    return CATALOG["tuning"](options).objects(crds=False)
+
+
+def _one(objs, kind, name=None):
+    (o,) = [o for o in objs if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)]
+    return o
+
+
+def test_fix_crd_serves_kubeflow_org_and_keeps_free_form_templates():
+    crd = {"metadata": {"name": "experiments.experiment.kubeflow.org"},
+           "spec": {"group": "experiment.kubeflow.org", "names": {"kind": "Experiment", "plural": "experiments"},
+                    "versions": [{"name": "v1beta1", "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                        "metadata": {"type": "object"},
+                        "spec": {"type": "object", "properties": {"trialTemplate": {"type": "object", "properties": {
+                            "trialSpec": {"type": "object"}, "retain": {"type": "boolean"}}}}}}}}}]}}
+    out = hooks.fix_crd(crd)
+    assert out["spec"]["group"] == "kubeflow.org" and out["metadata"]["name"] == "experiments.kubeflow.org"
+    schema = out["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    assert schema["properties"]["spec"]["properties"]["trialTemplate"]["properties"]["trialSpec"]["x-kubernetes-preserve-unknown-fields"]
+    assert "x-kubernetes-preserve-unknown-fields" not in schema["properties"]["metadata"]
+    assert [c["name"] for c in out["spec"]["versions"][0]["additionalPrinterColumns"]] == ["Type", "Status", "Age"]
+
+
+def test_katib_config_names_only_declared_images_and_the_chosen_algorithms():
+    comp = CATALOG["tuning"]({"algorithms": ["random", "tpe"]})
+    refs = comp._image_refs(None)
+    cfg = json.loads(_one(comp.objects(crds=False), "ConfigMap", "katib-config")["data"]["katib-config.yaml"])
+    assert cfg["init"]["certGenerator"] == {"enable": False}   # the kit's certificate, not Katib's generator
+    assert [s["algorithmName"] for s in cfg["runtime"]["suggestions"]] == ["random", "tpe"]
+    named = {s["image"] for s in cfg["runtime"]["suggestions"]} | {m["image"] for m in cfg["runtime"]["metricsCollectors"]}
+    assert named == {refs["suggestion-goptuna"], refs["file-metrics-collector"]}
+    for s in cfg["runtime"]["suggestions"]:
+        assert s["securityContext"]["runAsNonRoot"] and s["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+        assert s["resources"]["requests"]["memory"] and s["imagePullPolicy"] == "IfNotPresent"
+
+
+def test_pod_mutator_only_for_trial_kinds_in_user_namespaces():
+    hook = _one(_objs(trial_resources=["Job.v1.batch", "PyTorchJob.v1.kubeflow.org"]), "MutatingWebhookConfiguration")["webhooks"][1]
+    assert hook["name"] == "mutator.pod.katib.kubeflow.org" and hook["rules"][0]["resources"] == ["pods"]
+    assert hook["namespaceSelector"] == {"matchLabels": {"katib.kubeflow.org/metrics-collector-injection": "enabled"}}
+    users = CATALOG["user-profiles"]({"users": ["alice"]}).objects(crds=False)
+    assert _one(users, "Namespace")["metadata"]["labels"]["katib.kubeflow.org/metrics-collector-injection"] == "enabled"
+    owned, not_self = (c["expression"] for c in hook["matchConditions"])
+    assert '["Job", "PyTorchJob"]' in owned and "system:serviceaccount:katib:katib-controller" in not_self
+
+
+def test_db_manager_reaches_only_its_database_and_is_reached_by_trials_and_the_controller():
+    objs = _objs()
+    dbm = _one(objs, "Deployment", "katib-db-manager")["spec"]["template"]
+    assert dbm["metadata"]["labels"]["appliance.dev/database-client"] == "katib"
+    env = {e["name"]: e for e in dbm["spec"]["containers"][0]["env"]}
+    assert env["DB_NAME"]["value"] == "postgres" and env["KATIB_POSTGRESQL_DB_HOST"]["value"] == "postgres.database.svc"
+    assert env["DB_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "katib-db", "key": "password"}
+    (rule,) = _one(objs, "NetworkPolicy", "katib-db-manager-ingress")["spec"]["ingress"]
+    assert rule["ports"] == [{"port": 6789}] and len(rule["from"]) == 2
+
+
+def test_users_get_katib_edit_in_their_namespace_roles():
+    edit = _one(_objs(), "ClusterRole", "appliance:tuning:edit")
+    assert edit["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
+    assert edit["rules"][0]["resources"] == ["experiments", "trials", "suggestions"]
+    assert not [o for o in _objs() if o["kind"] == "RoleBinding"]  # user-profiles binds `edit`, per namespace
+
+
+def test_a_missing_database_client_is_one_clear_error():
+    class Kube:
+        def get(self, *a, **k):
+            return None
+
+    from appliance.errors import UserError
+
+    with pytest.raises(UserError) as e:
+        hooks.context(CATALOG["tuning"]().options, Kube())
+    assert "components.database.options.clients" in e.value.fix
+
+
+@pytest.mark.parametrize(("lr", "epochs"), [("0.001", "5"), ("0.2", "100")])
+def test_stub_prints_the_loss_katib_reads(tmp_path, lr, epochs):
+    out = subprocess.run([sys.executable, str(ROOT / "e2e/models/stub_train.py"), "--lr", lr, "--epochs", epochs,
+                          "--out", str(tmp_path)], capture_output=True, text=True, check=True).stdout
+    (line,) = [ln for ln in out.splitlines() if "loss=" in ln]
+    got = {m[0]: float(m[1]) for m in re.findall(KATIB_FILTER, line)}
+    spec = importlib.util.spec_from_file_location("stub_train", ROOT / "e2e/models/stub_train.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert got == {"loss": pytest.approx(mod.train(0, 1, int(epochs), float(lr))[2], rel=1e-6)}
