@@ -277,3 +277,11 @@ def test_scenario_plots_query_each_panel_over_the_scenario_and_the_report_embeds
     assert len(svgs) == len(plots.PANELS) == len(asked) and asked[0] == (995.0, 1605.0, 5.0)
     out = reports.html_report([ScenarioResult("gpu-metrics")], tmp_path / "r.html", plots={"gpu-metrics": svgs})
     assert out.read_text().count("<svg") == 3 and "allocated" in out.read_text()
+
+
+def test_a_python_image_runs_on_the_host_with_our_python_and_the_checkout_files():
+    from appliance.components import kit
+
+    decl = CATALOG["monitoring"].decl["images"]["gpu-exporter"]
+    assert kit._host_program("gpu-exporter", decl) == [sys.executable, str(ROOT / "images" / "gpu-exporter" / "exporter.py")]
+    assert kit._sig_version(decl) != kit._sig_version({"python": {"files": {"/x": "images/gpu-exporter/requirements.lock"}}})
