@@ -1,5 +1,5 @@
 """GPU metrics under dcgm-exporter's names and labels, plus the few cluster-state series the alert rules
-need under kube-state-metrics' names. One HTTP endpoint, `/metrics`, collected on each scrape.
+need under kube-state-metrics' names. One HTTP endpoint, `/metrics`, collected every `--refresh` seconds.
 
     python3 exporter.py --gpus nvml|simulated|none [--cluster-state] [--port 9400]
 
@@ -397,21 +397,54 @@ def cluster_state(nodes: list[dict], pods: list[dict]) -> dict[str, tuple[str, s
 
 @dataclass
 class Exporter:
+    """A thread collects every `refresh` seconds (the API server's nodes and pods, the GPUs) and renders the
+    page; a scrape sends the last page, so scraping thousands of GPUs costs no more than sending them."""
+
     source: object | None
     kube: Kube | None
     state: bool
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    refresh: float = 5.0
+    lists: tuple[list[dict], list[dict]] | None = None
+    page: str = ""
+    error: str = ""
+    ready: threading.Event = field(default_factory=threading.Event)
 
-    def collect(self) -> str:
-        with self.lock:
-            nodes = pods = None
+    def update(self) -> None:
+        """One round: list (keeping the last lists when the API server is away), collect, render."""
+        try:
             if self.kube is not None and (self.state or isinstance(self.source, SimulatedSource)):
-                nodes, pods = self.kube.get("/api/v1/nodes")["items"], self.kube.get("/api/v1/pods")["items"]
+                try:
+                    self.lists = (self.kube.get("/api/v1/nodes")["items"], self.kube.get("/api/v1/pods")["items"])
+                except Exception as e:  # noqa: BLE001 - the API server may be briefly away
+                    if self.lists is None:
+                        raise
+                    print(f"gpu-exporter: listing nodes and pods: {str(e)[:200]}; serving the last lists", flush=True)
+                nodes, pods = self.lists
+            else:
+                nodes = pods = []
             if isinstance(self.source, SimulatedSource):
                 gpus = self.source.gpus(nodes, pods)
             else:
                 gpus = self.source.gpus() if self.source is not None else []
-            return render(gpus, cluster_state(nodes, pods) if self.state else None)
+            self.page, self.error = render(gpus, cluster_state(nodes, pods) if self.state else None), ""
+        except Exception as e:  # noqa: BLE001 - said on the page's 503 and in the log; the next round tries again
+            self.error = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+            print(f"gpu-exporter: {self.error}", flush=True)
+        self.ready.set()
+
+    def start(self) -> None:
+        def loop():
+            while True:
+                self.update()
+                time.sleep(self.refresh)
+
+        threading.Thread(target=loop, daemon=True).start()
+
+    def collect(self) -> str:
+        self.ready.wait(30)
+        if not self.page:
+            raise RuntimeError(f"nothing collected yet ({self.error or 'starting'})")
+        return self.page
 
 
 def serve(exp: Exporter, host: str, port: int) -> None:
@@ -444,6 +477,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--host", default="")
     ap.add_argument("--port", type=int, default=9400)
     ap.add_argument("--pod-resources", default="/var/lib/kubelet/pod-resources/kubelet.sock")
+    ap.add_argument("--refresh", type=float, default=5.0, help="seconds between collections")
     a = ap.parse_args(argv)
     kube = Kube() if a.cluster_state or a.gpus == "simulated" else None
     source: object | None = None
@@ -455,7 +489,9 @@ def main(argv: list[str] | None = None) -> int:
         source = NvmlSource(pynvml, os.environ.get("NODE_NAME", os.uname().nodename),
                             lambda: device_owners(list_pod_resources(a.pod_resources)))
     print(f"gpu-exporter: gpus={a.gpus} cluster-state={a.cluster_state} on {a.host or '*'}:{a.port}", flush=True)
-    serve(Exporter(source, kube, a.cluster_state), a.host, a.port)
+    exp = Exporter(source, kube, a.cluster_state, a.refresh)
+    exp.start()
+    serve(exp, a.host, a.port)
     return 0
 
 

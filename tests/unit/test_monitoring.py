@@ -285,3 +285,28 @@ def test_a_python_image_runs_on_the_host_with_our_python_and_the_checkout_files(
     decl = CATALOG["monitoring"].decl["images"]["gpu-exporter"]
     assert kit._host_program("gpu-exporter", decl) == [sys.executable, str(ROOT / "images" / "gpu-exporter" / "exporter.py")]
     assert kit._sig_version(decl) != kit._sig_version({"python": {"files": {"/x": "images/gpu-exporter/requirements.lock"}}})
+
+
+def test_exporter_serves_the_last_page_and_says_why_before_the_first():
+    class Kube:
+        fail = True
+
+        def get(self, path):
+            if self.fail:
+                raise OSError("connection refused")
+            return {"items": [node("dgx-0")] if path.endswith("nodes") else [pod("p", "dgx-0", 2)]}
+
+    kube = Kube()
+    e = exp.Exporter(exp.SimulatedSource(kube), kube, state=True)
+    e.update()
+    with pytest.raises(RuntimeError, match="connection refused"):
+        e.collect()
+    kube.fail = False
+    e.update()
+    kube.fail = True
+    e.update()  # the API server away again: the last lists stay
+    text = e.collect()
+    assert text.count('DCGM_FI_DEV_GPU_UTIL{gpu=') == 8 and text.count('pod="p"') >= 2 and "kube_node_status_condition" in text
+    nvml = exp.Exporter(exp.NvmlSource(FakeNVML(), "gpu-host"), None, state=False)
+    nvml.update()
+    assert nvml.collect().count("DCGM_FI_DEV_XID_ERRORS{") == 2 and "kube_" not in nvml.collect()
