@@ -10,13 +10,14 @@ IMAGE = "appliance.local/trainer:stub"
 SMALL = Resources(cpu_request="20m", memory_request="32Mi", memory_limit="128Mi")
 
 
-@script(image=IMAGE, command=["python3"], resources=SMALL, retry_strategy=RetryStrategy(limit=2, retry_policy="OnFailure"),
-        termination_message_policy="FallbackToLogsOnError")
+@script(image=IMAGE, command=["python3"], resources=SMALL, retry_strategy=RetryStrategy(limit=2, retry_policy="OnFailure"))
 def check(rows: int):
     import sys
 
     if rows <= 0:
-        sys.exit(f"refusing rows={rows}: the input is empty")
+        reason = f"refusing rows={rows}: the input is empty"
+        open("/dev/termination-log", "w").write(reason)  # the container's termination message: Argo's step message
+        sys.exit(reason)
     print(f"{rows} rows")
 
 

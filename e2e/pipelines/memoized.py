@@ -1,7 +1,8 @@
-"""Memoization: `draw` is cached in the namespace's ConfigMap `pipeline-cache` under a key made of its input,
+"""Memoization: `draw` is cached under a key made of its input in the cache `<namespace>.pipeline-cache` (a
+ConfigMap the controller keeps; caches are named after the workflow's namespace, which admission enforces),
 so running the pipeline again with the same `key` reuses its output (a random token) instead of running it.
 
-    python3 submit.py memoized --namespace user-alice --param key=K
+    python3 submit.py memoized --namespace user-alice --param key=K [--param cache=NAME]
 """
 
 from hera.workflows import DAG, Parameter, Resources, Workflow, script
@@ -9,12 +10,15 @@ from hera.workflows import models as m
 
 IMAGE = "appliance.local/trainer:stub"
 SMALL = Resources(cpu_request="20m", memory_request="32Mi", memory_limit="128Mi")
-CACHE = "pipeline-cache"
+CACHE = "{{workflow.namespace}}.pipeline-cache"
+
+
+def _memoize(cache: str) -> m.Memoize:
+    return m.Memoize(key="draw-{{inputs.parameters.key}}", max_age="1h", cache=m.Cache(config_map=m.ConfigMapKeySelector(name=cache, key="draw")))
 
 
 @script(image=IMAGE, command=["python3"], resources=SMALL,
-        memoize=m.Memoize(key="draw-{{inputs.parameters.key}}", max_age="1h",
-                          cache=m.Cache(config_map=m.ConfigMapKeySelector(name=CACHE, key="draw"))),
+        memoize=_memoize(CACHE),
         outputs=[Parameter(name="token", value_from=m.ValueFrom(path="/tmp/token"))])
 def draw(key: str):
     import secrets
@@ -29,9 +33,12 @@ def use(token: str):
     print(f"token {token}")
 
 
-def pipeline(namespace: str | None = None, key: str = "default") -> Workflow:
+def pipeline(namespace: str | None = None, key: str = "default", cache: str = CACHE) -> dict:
     with Workflow(generate_name="memoized-", namespace=namespace, entrypoint="main") as w:
         with DAG(name="main"):
             d = draw(arguments={"key": key})
             d >> use(arguments={"token": d.get_parameter("token")})
-    return w
+    body = w.to_dict()
+    (tmpl,) = [t for t in body["spec"]["templates"] if t["name"] == "draw"]
+    tmpl["memoize"] = _memoize(cache).dict(by_alias=True, exclude_none=True)
+    return body

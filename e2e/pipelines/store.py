@@ -101,7 +101,8 @@ def check(owner: dict, other: dict, prefix: str) -> bool:
 
 def main(argv: list[str]) -> int:
     if argv[0] == "keys":
-        print(json.dumps(keys(argv[1])))
+        got = keys(argv[1])
+        print(json.dumps({**got, "secretKey": f"({len(got['secretKey'])} characters)"}))
         return 0
     owner, other = keys(argv[1]), keys(argv[2])
     if check(owner, other, argv[3]):

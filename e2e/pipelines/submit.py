@@ -4,7 +4,7 @@ its service account, elsewhere your kubeconfig (`appliance users show NAME` writ
 
     python3 submit.py PIPELINE [--namespace NS] [--name NAME] [--param KEY=VALUE ...] [--timeout S]
 
-PIPELINE is a module beside this file with `pipeline(**params) -> hera Workflow` (train_serve, failing,
+PIPELINE is a module beside this file with `pipeline(**params)` returning a hera Workflow (or its dict) (train_serve, failing,
 memoized, artifact, gpu_steps). Prints one line per step (phase, seconds, node, memoization, outputs) and
 `workflow NAME PHASE: MESSAGE`; exit 0 when it Succeeded, 1 when not, 2 when the API refused it. In a notebook:
 

@@ -77,10 +77,32 @@ def argoexec_binary() -> Path:
 
 
 def argoexec_image() -> tuple[str, Path]:
-    """(ref, docker-archive): argoexec at /bin (pods run `argoexec init|wait` through PATH) and the media
-    types it reads."""
-    return builds.binary_image(argoexec_binary(), "appliance.local/argoexec", "/bin/argoexec",
-                               extra=[FileEntry("etc/mime.types", src=MIME_TYPES, mode=0o644)])
+    """(ref, docker-archive): argoexec at /bin (pods run `argoexec init|wait` through PATH), the media types
+    it reads, and a /tmp anyone may write (mode 1777, as in the upstream image): the executor writes a resource
+    step's manifest there as the unprivileged user."""
+    import tarfile
+
+    from appliance.images.archive import ImageSpec, write_docker_archive, write_layer
+
+    binary = argoexec_binary()
+    tag = hashlib.sha256(f"{builds.file_hash(binary, MIME_TYPES)} /tmp 1777".encode()).hexdigest()[:16]
+    out = paths.cache_dir("components", "images", "argoexec", tag)
+    ref, archive = f"appliance.local/argoexec:{tag}", out / "image.tar"
+    if archive.is_file():
+        return ref, archive
+    out.mkdir(parents=True, exist_ok=True)
+    files, tmp = out / "files.tar", out / "tmp.tar"
+    write_layer([FileEntry("bin/argoexec", src=binary, mode=0o755), FileEntry("etc/mime.types", src=MIME_TYPES, mode=0o644),
+                 FileEntry("etc/passwd", data=b"root:x:0:0:root:/:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/:/sbin/nologin\n", mode=0o644)],
+                files)
+    with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
+        entry = tarfile.TarInfo("tmp")
+        entry.type, entry.mode, entry.mtime = tarfile.DIRTYPE, 0o1777, 0
+        tar.addfile(entry)
+    write_docker_archive(ImageSpec(ref=ref, layers=[files, tmp], entrypoint=["/bin/argoexec"], user="65532"), archive)
+    files.unlink()
+    tmp.unlink()
+    return ref, archive
 
 
 def after_apply(options, kube) -> str:
