@@ -157,6 +157,8 @@ def users_show(cluster, name, hours, as_json):
         _emit_json(r)
         return
     click.echo(f"user {r['user']}: namespace {r['namespace']}; token valid {hours} h\nexport KUBECONFIG={r['kubeconfig']}")
+    if nb := r["notebooks"]:
+        click.echo(f"notebooks: open {nb['url']} and log in as {nb['username']} with password {nb['password']}")
 
 
 @main.command("host-setup")

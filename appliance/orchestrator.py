@@ -73,7 +73,7 @@ class Cluster:
         for name, comp in components.enabled(self.profile, self.provider.pods_run).items():
             steps.append(Step(
                 name, [CLUSTER] + deps[name],
-                fingerprint([name, comp.options.model_dump()] + ([self.profile.cluster.images.model_dump()] if comp.images() else [])),
+                fingerprint([name, comp.options.model_dump(), comp.revision()] + ([self.profile.cluster.images.model_dump()] if comp.images() else [])),
                 run=lambda c=comp: c.install(self.kube()), ready=lambda c=comp: c.ready(self.kube()),
                 description=comp.description,
             ))

@@ -10,6 +10,7 @@ import subprocess
 from dataclasses import dataclass
 
 from appliance import components, progress, providers
+from appliance.components.kit import ROOT
 from appliance.errors import UserError
 from appliance.images import builds, debian
 from appliance.schema import Profile
@@ -24,8 +25,18 @@ class Need:
 
 DEBOOTSTRAP = Need("debootstrap", ("debootstrap",), "Debian root filesystems of the images built here")
 GCC = Need("gcc", ("gcc", "libc6-dev"), "the pause program of the kind node image")
-#: everything any plan may need (what host-setup installs)
-ALL = (DEBOOTSTRAP, GCC)
+NPM = Need("npm", ("npm",), "configurable-http-proxy of the notebook hub (npm ci)")
+BROWSER = Need("chromedriver", ("chromium", "chromium-driver"), "the browser tests (headless Debian Chromium)")
+#: everything any plan (or the test suite) may need: what host-setup installs
+ALL = (DEBOOTSTRAP, GCC, NPM, BROWSER)
+
+
+def _python_images(profile: Profile, provider: str) -> list[dict]:
+    """The `python:` declarations of the images this plan builds here."""
+    comps = components.enabled(profile, providers.get(provider).pods_run)  # no images where pods do not run
+    built = {i.name for c in comps.values() for i in c.images() if not i.upstream}
+    return [d["python"] for c in comps.values() for n, d in (getattr(c, "decl", {}).get("images") or {}).items()
+            if n in built and "python" in d]
 
 
 def _rootfs_missing(profile: Profile, provider: str) -> list[str]:
@@ -33,10 +44,9 @@ def _rootfs_missing(profile: Profile, provider: str) -> list[str]:
     wanted = {}
     if provider == "kind" and not profile.cluster.kind.image:
         wanted |= {"node": debian.NODE_PACKAGES, "slim": debian.SLIM_PACKAGES}
-    comps = components.enabled(profile, providers.get(provider).pods_run)  # no images where pods do not run
-    if any(i for c in comps.values() for i in c.images() if not i.upstream):
-        wanted["python"] = builds.BASE_PACKAGES
-    return [n for n, pkgs in wanted.items() if not debian.rootfs_path(n, pkgs).exists()]
+    missing = [n for n, pkgs in wanted.items() if not debian.rootfs_path(n, pkgs).exists()]
+    pythons = {tuple(sorted({*builds.BASE_PACKAGES, *(p.get("packages") or ())})) for p in _python_images(profile, provider)}
+    return missing + [f"python ({', '.join(pkgs)})" for pkgs in sorted(pythons) if not debian.rootfs_path("python", list(pkgs)).exists()]
 
 
 def needs(profile: Profile, provider: str) -> list[tuple[Need, str]]:
@@ -46,6 +56,8 @@ def needs(profile: Profile, provider: str) -> list[tuple[Need, str]]:
         out.append((DEBOOTSTRAP, f"{', '.join(rootfs)} root filesystem(s) are not cached"))
     if provider == "kind" and not profile.cluster.kind.image and "node" in rootfs:
         out.append((GCC, "the kind node image is built here"))
+    if any("npm" in p and not builds.npm_cached(ROOT / p["npm"]["package"]) for p in _python_images(profile, provider)):
+        out.append((NPM, "an image's npm packages are not cached"))
     return out
 
 

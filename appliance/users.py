@@ -34,8 +34,22 @@ def kubeconfig(cluster: str, user: str, hours: int = 24) -> dict[str, Any]:
     if entry is None:
         known = ", ".join(u["user"] for u in rows)
         raise UserError(f"no user '{user}' on cluster '{cluster}'", f"component {COMPONENT} options.users", f"known users: {known}", code=2)
-    cfg = orchestrator.cluster_kube(cluster).kubeconfig_for(entry["namespace"], user, hours * 3600, cluster)
+    kube = orchestrator.cluster_kube(cluster)
+    cfg = kube.kubeconfig_for(entry["namespace"], user, hours * 3600, cluster)
     path = Path(entry["kubeconfig"])
     atomic_write(path, yaml.safe_dump(cfg), mode=0o600)
-    return {**entry, "expires_hours": hours}
+    return {**entry, "expires_hours": hours, "notebooks": notebook_login(cluster, user, kube)}
+
+
+def notebook_login(cluster: str, user: str, kube) -> dict[str, str] | None:
+    """The hub's address and the user's generated login, where the cluster has notebooks."""
+    from appliance.components.notebooks import hooks
+
+    profile, provider = orchestrator._recorded(cluster)
+    spec = profile.components.get("notebooks")
+    if spec is None:
+        return None
+    options = components.CATALOG["notebooks"](spec.options).options
+    mappings = profile.cluster.kind.port_mappings if provider == "kind" else []
+    return {"url": hooks.hub_url(options, kube, mappings), "username": user, "password": hooks.password(kube, user)}
 

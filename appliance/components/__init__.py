@@ -55,6 +55,11 @@ class Component:
         """(module, version, binary) of each Go program `up` builds for it (progress estimates)."""
         return []
 
+    def revision(self) -> str:
+        """What this version of the component is (its declaration, manifests, image inputs): a change makes
+        `up` apply it again on a cluster an older version made."""
+        return ""
+
     def requests(self) -> Resources:
         """What the component's pods request once running."""
         return Resources()

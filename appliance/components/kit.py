@@ -6,6 +6,7 @@ what it applied and sums requests from the pod templates. See docs/components.md
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import re
@@ -140,8 +141,8 @@ class Kit(Component):
 
     # --- images: declared with their pinned upstream reference and how to build them here
     def images(self) -> list[ComponentImage]:
-        if self.on_host:
-            return []
+        if self.on_host or not self.pods_run:
+            return []  # nothing pulls images where pods do not run
         return [ComponentImage(n, d.get("upstream", ""), _builder(n, d, self.hooks), tuple(d.get("aliases") or ()))
                 for n, d in (self.decl.get("images") or {}).items() if self._when(d)]
 
@@ -150,6 +151,11 @@ class Kit(Component):
         out = [(d["go"]["module"], d["go"]["version"], d["go"].get("binary", n)) for n, d in (self.decl.get("images") or {}).items()
                if "go" in d and (n in host or (not self.on_host and self._when(d)))]
         return out + ([(*builds.CONTROLLER_TOOLS, "controller-gen")] if "crds" in self.decl else [])
+
+    def revision(self) -> str:
+        files = sorted(p for p in self.folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+        refs = sorted(_python(d["python"]).ref() for d in (self.decl.get("images") or {}).values() if "python" in d)
+        return hashlib.sha256(json.dumps([builds.file_hash(*files), refs]).encode()).hexdigest()[:16]
 
     def _image_refs(self, delivered: dict[str, str] | None) -> dict[str, str]:
         """name → reference: delivered, else known without building (ours), else a placeholder."""

@@ -29,7 +29,7 @@ def run(kubeconfig: str, provider: str, enabled: set[str], name: str | None, out
     if not chosen:
         raise UserError(f"no scenario fits provider '{provider}' with components {sorted(enabled)}", str(SCENARIOS_DIR),
                         "pick another --scenario, --provider or --profile")
-    runner = Runner(Kube(kubeconfig), enabled=enabled)
+    runner = Runner(Kube(kubeconfig), enabled=enabled, artifacts=out_dir / "artifacts")
     results, plots = [], {}
     for s in chosen:
         start = time.time()

@@ -30,6 +30,8 @@ class StepResult:
 class ScenarioResult:
     name: str
     steps: list[StepResult] = field(default_factory=list)
+    #: what the scenario's scripts left for the report (screenshots: *.png)
+    artifacts: list[Path] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -53,9 +55,11 @@ def matches(expected: Any, actual: Any) -> bool:
 class Runner:
     """Executes scenario steps with one `Kube` connection; `poll` is the readiness polling interval."""
 
-    def __init__(self, kube, poll: float = 1.0, enabled: set[str] | None = None):
+    def __init__(self, kube, poll: float = 1.0, enabled: set[str] | None = None, artifacts: Path | None = None):
         self.kube = kube
         self.poll = poll
+        #: a folder per scenario (E2E_ARTIFACTS of its scripts, kept for the report); a temporary one if None
+        self.artifacts = artifacts
         #: the cluster's components (None: all); a step naming others is skipped
         self.enabled = enabled
         self.namespaces: set[str] = set()
@@ -152,7 +156,7 @@ class Runner:
         with tempfile.TemporaryDirectory(prefix="appliance-e2e-") as tmp:
             kubeconfig = self._kubeconfig_as(s.as_, Path(tmp)) if s.as_ else Path(self.kube.kubeconfig)
             path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
-            env = {**os.environ, "KUBECONFIG": str(kubeconfig), "E2E_TMP": tmp, "PATH": path}
+            env = {**os.environ, "KUBECONFIG": str(kubeconfig), "E2E_TMP": tmp, "E2E_ARTIFACTS": str(self._artifacts(scenario)), "PATH": path}
             cwd = scenario.path.parent if scenario.path else None
             try:
                 r = subprocess.run(["bash", "-c", s.run], capture_output=True, text=True, timeout=step.timeout, env=env, cwd=cwd)
@@ -182,6 +186,14 @@ class Runner:
             return self._access(step)
         return self._script(step, scenario)
 
+    def _artifacts(self, scenario: Scenario) -> Path:
+        """The scenario's folder shared by its steps (a script leaves a value or a screenshot for a later one)."""
+        if self.artifacts is None:
+            self.artifacts = Path(tempfile.mkdtemp(prefix="appliance-e2e-artifacts-"))
+        folder = self.artifacts / scenario.name
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
     def run(self, scenario: Scenario, report=None) -> ScenarioResult:
         """Run steps in order (stop at the first failure), then always the cleanup steps."""
         result = ScenarioResult(scenario.name)
@@ -207,6 +219,7 @@ class Runner:
                 if report:
                     report.step(f"{scenario.name}: {step.name}", "done" if sr.status == "passed" else "failed", sr.message[:200], sr.seconds)
                 result.steps.append(sr)
+        result.artifacts = sorted(self._artifacts(scenario).glob("*.png"))
         return result
 
     def diagnostics(self) -> str:

@@ -289,14 +289,23 @@ def wheel_layer(wheel_dir: Path, out: Path, site: str = "usr/lib/python3/dist-pa
     write_layer(list(entries.values()), out)
 
 
+def _npm_dir(package_dir: Path) -> Path:
+    return paths.cache_dir("components", "npm", file_hash(package_dir / "package.json", package_dir / "package-lock.json"))
+
+
+def npm_cached(package_dir: Path) -> bool:
+    """Whether `npm_modules` of this folder is in the cache (no npm needed)."""
+    return (_npm_dir(package_dir) / ".complete").exists()
+
+
 def npm_modules(package_dir: Path, report=print) -> Path:
     """`npm ci` of a package.json + package-lock.json folder (registry from the host's npm config) into a
     cached folder keyed by both files; returns its node_modules."""
     from appliance.errors import UserError
 
     files = [package_dir / "package.json", package_dir / "package-lock.json"]
-    out = paths.cache_dir("components", "npm", file_hash(*files))
-    if (out / ".complete").exists():
+    out = _npm_dir(package_dir)
+    if npm_cached(package_dir):
         return out / "node_modules"
     npm = shutil.which("npm")
     if not npm:

@@ -35,11 +35,11 @@ def test_plan_json_is_the_dag():
 
 
 def test_plan_provider_flag_and_set():
-    r = cli("plan", "--profile", "laptop", "--provider", "sim", "--set", "components.user-profiles.enabled=false", "--json")
+    r = cli("plan", "--profile", "laptop", "--provider", "sim", "--set", "components.kserve.enabled=false", "--json")
     plan = json.loads(r.stdout)
     assert plan["provider"] == "sim" and plan["provider_reason"] == "chosen with --provider"
     ids = [s["id"] for s in plan["steps"]]
-    assert ids[:2] == ["cluster", "platform-base"] and "user-profiles" not in ids
+    assert ids[:2] == ["cluster", "platform-base"] and "kserve" not in ids
 
 
 def test_validate_broken_profile_exits_2_with_one_line(tmp_path):

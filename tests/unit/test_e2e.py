@@ -70,3 +70,23 @@ def test_a_step_for_a_missing_component_is_skipped_and_says_why():
          "access": {"as": "user-a/a", "verbs": ["list"], "resources": ["inferenceservices.serving.kserve.io"], "namespace": "user-a", "allowed": True}}]})
     r = Runner(kube=None, enabled={"user-profiles"}).run(s)
     assert [(x.status, x.message) for x in r.steps] == [("skipped", "needs kserve")] and r.passed
+
+
+def test_steps_share_the_scenarios_folder_and_its_screenshots_reach_the_report(tmp_path):
+    """A script leaves a value and a screenshot in $E2E_ARTIFACTS; a later step reads the value; the report
+    shows the picture inline."""
+    import types
+
+    from appliance.e2e import reports
+    from appliance.e2e.runner import Runner
+    from appliance.e2e.scenario import Scenario
+
+    png = "89504e470d0a1a0a"  # a PNG's signature is enough for the page
+    s = Scenario.model_validate({"name": "shots", "steps": [
+        {"name": "leave", "script": {"run": f"echo hello > $E2E_ARTIFACTS/word; python3 -c \"import sys; sys.stdout.buffer.write(bytes.fromhex('{png}'))\" > $E2E_ARTIFACTS/view.png"}},
+        {"name": "read", "script": {"run": "cat $E2E_ARTIFACTS/word", "stdout_contains": "hello"}}]})
+    r = Runner(kube=types.SimpleNamespace(kubeconfig="/dev/null"), artifacts=tmp_path / "art").run(s)
+    assert r.passed, [x.message for x in r.steps]
+    assert [p.name for p in r.artifacts] == ["view.png"]
+    page = reports.html_report([r], tmp_path / "report.html").read_text()
+    assert "src='data:image/png;base64,iVBORw0KGgo='" in page and "<figcaption>view</figcaption>" in page

@@ -143,3 +143,12 @@ def test_a_kind_no_longer_served_has_nothing_to_prune():
     kube = Kube.__new__(Kube)
     kube.dynamic = SimpleNamespace(resources=SimpleNamespace(get=gone))
     assert kube.list_labelled("serving.kserve.io/v1alpha1", "ClusterServingRuntime", "appliance.dev/component=kserve") == []
+
+
+def test_a_new_version_of_a_component_has_a_new_revision(tmp_path):
+    """`up` re-applies a component whose manifests changed (the planner's fingerprint holds the revision)."""
+    comp = _component(tmp_path, DECL, {"10-deploy.yaml": DEPLOY})
+    before = comp().revision()
+    assert comp().revision() == before
+    (comp.folder / "manifests" / "10-deploy.yaml").write_text(DEPLOY.replace("app: demo", "app: demo2"))
+    assert comp().revision() != before

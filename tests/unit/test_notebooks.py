@@ -100,7 +100,7 @@ def test_gpu_server_offered_only_to_listed_users(tmp_path, monkeypatch):
     assert [o["slug"] for o in offer(user("bob"))] == ["cpu"]
     gpu = offer(user("alice"))[1]["kubespawner_override"]
     assert gpu["extra_resource_limits"] == {"nvidia.com/gpu": "2"}
-    assert c.KubeSpawner.cpu_limit == 1.0 and c.KubeSpawner.cpu_guarantee == 0.1
+    assert c.KubeSpawner.cpu_limit == 1.0 and c.KubeSpawner.cpu_guarantee == 0.1 and c.KubeSpawner.mem_limit == "2G"
     assert c.KubeSpawner.service_account == "{username}" and c.KubeSpawner.image == "nb:1"
 
 

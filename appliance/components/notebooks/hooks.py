@@ -60,3 +60,15 @@ def context(options, kube) -> dict:
     return {"users": names, "logins": logins, "hashes": {u: digest(u, p) for u, p in logins.items()},
             "proxy_token": token, "hub_config": config, "settings": settings,
             "config_hash": hashlib.sha256(json.dumps([config, settings]).encode()).hexdigest()[:16]}
+
+
+def hub_url(options, kube, port_mappings: list[dict]) -> str:
+    """Where a person on the host opens the hub: a kind port mapping of the NodePort, else a node's address."""
+    for m in port_mappings:
+        if int(m.get("container_port", m.get("containerPort", 0))) == options.node_port:
+            return f"http://{m.get('listen_address', m.get('listenAddress')) or '127.0.0.1'}:{m.get('host_port', m.get('hostPort'))}/"
+    return f"http://{kube.internal_ips()[0]}:{options.node_port}/"
+
+
+def after_apply(options, kube) -> str:
+    return f"hub on NodePort {options.node_port}; `appliance users show NAME` prints its address and NAME's login"

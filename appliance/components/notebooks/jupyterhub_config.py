@@ -41,6 +41,11 @@ def cores(quantity: str) -> float:
     return float(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
 
 
+def byte_spec(quantity: str) -> str:
+    """A Kubernetes quantity (2Gi) as JupyterHub writes sizes (2G: binary units)."""
+    return quantity[:-1] if quantity.endswith("i") else quantity
+
+
 def server_options(spawner):
     """A small CPU server for everyone; a GPU server for the users the profile offers it to."""
     cpu = {"display_name": "CPU server", "slug": "cpu", "default": True,
@@ -73,16 +78,16 @@ c.KubeSpawner.service_account = "{username}"
 c.KubeSpawner.automount_service_account_token = True
 c.KubeSpawner.image = S["image"]
 c.KubeSpawner.image_pull_policy = "IfNotPresent"
-c.KubeSpawner.cmd = ["python3", "-m", "jupyterhub.singleuser"]
+c.KubeSpawner.cmd = None  # the image's entrypoint (python3 -m jupyterhub.singleuser); settings come in its environment
 c.KubeSpawner.default_url = "/lab"
 c.KubeSpawner.port = 8888
 c.KubeSpawner.hub_connect_url = HUB
 c.KubeSpawner.start_timeout = S["start_timeout"]
 c.KubeSpawner.http_timeout = 60
 c.KubeSpawner.cpu_limit = cores(S["cpu"])
-c.KubeSpawner.mem_limit = S["memory"]
+c.KubeSpawner.mem_limit = byte_spec(S["memory"])
 c.KubeSpawner.cpu_guarantee = cores(S["cpu_request"])
-c.KubeSpawner.mem_guarantee = S["memory_request"]
+c.KubeSpawner.mem_guarantee = byte_spec(S["memory_request"])
 c.KubeSpawner.uid = 1000
 c.KubeSpawner.gid = 100
 c.KubeSpawner.fs_gid = 100

@@ -1,0 +1,264 @@
+"""Drive the notebook hub as a person does, over HTTP: log in with the generated password, start a server,
+put a notebook in it, run it there, read it back. Subcommands (run `hub.py -h`):
+
+  url                      (admin) where the hub answers: a node's address and the proxy's NodePort
+  run USER NOTEBOOK TEXT…  (as USER) log in, start the CPU server, execute NOTEBOOK in it; each TEXT must be in its outputs
+  denied USER OTHER        (as USER) USER's login gets 403 on OTHER's server; USER's server cannot list OTHER's pods
+  wrong-password USER      a wrong password is refused with the hub's message
+  pending USER SLUG TEXT   (as USER) start server option SLUG; it stays Pending and the user is told TEXT (the scheduler's reason)
+  restart-hub              (admin) restart the hub; then `run` again finds the server and its files
+  home USER NAME           (as USER) start USER's server if stopped; NAME is still in their home
+  stop USER                (as USER) stop USER's server
+The hub's address is kept in $E2E_ARTIFACTS/hub-url between steps; passwords come from the user's own
+Secret user-<name>/notebook-login, which `appliance users show NAME` prints."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import requests
+from kubernetes import client, config
+from kubernetes.stream import stream
+
+URL_FILE = Path(os.environ.get("E2E_ARTIFACTS", "."), "hub-url")
+
+
+def hub_url() -> str:
+    return URL_FILE.read_text().strip()
+
+
+def password(user: str) -> str:
+    config.load_kube_config()
+    s = client.CoreV1Api().read_namespaced_secret("notebook-login", f"user-{user}")
+    return base64.b64decode(s.data["password"]).decode()
+
+
+def xsrf(s: requests.Session, path: str = "/hub/") -> str:
+    """The XSRF cookie the hub (path /hub/) or a user's server (/user/NAME/) set: each checks its own."""
+    return next((c.value for c in s.cookies if c.name == "_xsrf" and c.path == path), "")
+
+
+def login(user: str, pw: str) -> requests.Session:
+    """The hub's login form, as a browser posts it (with its XSRF token)."""
+    s = requests.Session()
+    page = s.get(hub_url() + "hub/login", timeout=30)
+    page.raise_for_status()
+    r = s.post(hub_url() + "hub/login", data={"username": user, "password": pw, "_xsrf": xsrf(s)}, timeout=30)
+    if "Invalid username or password" in r.text:
+        raise SystemExit(f"login as {user} refused: Invalid username or password")
+    return s
+
+
+def api(s: requests.Session, method: str, path: str, **kw) -> requests.Response:
+    return s.request(method, hub_url() + "hub/api/" + path, headers={"X-XSRFToken": xsrf(s)}, timeout=60, **kw)
+
+
+def server(s: requests.Session, user: str) -> dict:
+    return api(s, "GET", f"users/{user}").json().get("servers", {}).get("", {})
+
+
+def start(s: requests.Session, user: str, slug: str = "cpu", timeout: float = 300) -> float:
+    """Start USER's server with option SLUG unless it runs; wait until it answers. Returns seconds taken."""
+    t0 = time.monotonic()
+    if not server(s, user).get("ready"):
+        r = api(s, "POST", f"users/{user}/server", json={"profile": slug})
+        if r.status_code not in (201, 202, 400):  # 400: already starting
+            raise SystemExit(f"starting {user}'s server: {r.status_code} {r.text[:300]}")
+        while not (state := server(s, user)).get("ready"):
+            if not state or time.monotonic() - t0 > timeout:  # gone: the spawn failed
+                raise SystemExit(f"{user}'s server did not start in {time.monotonic() - t0:.0f}s: {progress(s, user)}")
+            time.sleep(1)
+    return time.monotonic() - t0
+
+
+def progress(s: requests.Session, user: str, wait: float = 5) -> list[str]:
+    """The spawn's progress messages, as the hub's spawn page shows them (its event stream)."""
+    msgs: list[str] = []
+    try:
+        with s.get(hub_url() + f"hub/api/users/{user}/server/progress", stream=True, timeout=wait,
+                   headers={"X-XSRFToken": xsrf(s)}) as r:
+            for line in r.iter_lines(decode_unicode=True):
+                if line and line.startswith("data:"):
+                    msgs.append(json.loads(line[5:]).get("message", ""))
+    except requests.exceptions.RequestException:
+        pass  # the stream stays open while the server is pending: what came so far is the answer
+    return msgs
+
+
+def contents(s: requests.Session, user: str, method: str, name: str, **kw) -> requests.Response:
+    """The Jupyter server's contents API through the hub's proxy (the hub's OAuth sets the cookie)."""
+    if not xsrf(s, f"/user/{user}/"):
+        s.get(hub_url() + f"user/{user}/lab", timeout=60)  # the OAuth round trip sets the server's cookies
+    return s.request(method, hub_url() + f"user/{user}/api/contents/{name}", headers={"X-XSRFToken": xsrf(s, f"/user/{user}/")}, timeout=60, **kw)
+
+
+def execute(user: str, name: str) -> None:
+    """Run the notebook in the user's server pod (its kernel's environment and service account), in place."""
+    config.load_kube_config()
+    out = stream(client.CoreV1Api().connect_get_namespaced_pod_exec, f"jupyter-{user}", f"user-{user}", container="notebook",
+                 command=["python3", "-m", "nbconvert", "--to", "notebook", "--execute", "--inplace",
+                          "--ExecutePreprocessor.timeout=600", f"/home/jovyan/{name}"],
+                 stderr=True, stdout=True, stdin=False, tty=False, _preload_content=True)
+    print(out[-1500:])
+
+
+def outputs(nb: dict) -> str:
+    text = []
+    for cell in nb["cells"]:
+        for o in cell.get("outputs", []):
+            text.append("".join(o.get("text", "")) or json.dumps(o.get("data", {}).get("text/plain", "")) or o.get("evalue", ""))
+            if o.get("output_type") == "error":
+                raise SystemExit(f"cell failed: {o['ename']}: {o['evalue']}")
+    return "\n".join(text)
+
+
+def cmd_url(_a) -> None:
+    config.load_kube_config()
+    core = client.CoreV1Api()
+    port = core.read_namespaced_service("proxy-public", "notebooks").spec.ports[0].node_port
+    node = core.list_node().items[0]
+    ip = next(a.address for a in node.status.addresses if a.type == "InternalIP")
+    URL_FILE.parent.mkdir(parents=True, exist_ok=True)
+    URL_FILE.write_text(f"http://{ip}:{port}/")
+    print("hub at", URL_FILE.read_text())
+
+
+def cmd_run(a) -> None:
+    s = login(a.user, password(a.user))
+    took = start(s, a.user)
+    print(f"{a.user} logged in; server ready in {took:.1f}s")
+    name = Path(a.notebook).name
+    if contents(s, a.user, "GET", name).status_code == 200:
+        print(f"{name} already in {a.user}'s home")
+    r = contents(s, a.user, "PUT", name, json={"type": "notebook", "format": "json", "content": json.loads(Path(a.notebook).read_text())})
+    if r.status_code not in (200, 201):
+        raise SystemExit(f"upload of {name}: {r.status_code} {r.text[:300]}")
+    execute(a.user, name)
+    nb = contents(s, a.user, "GET", name).json()["content"]
+    text = outputs(nb)
+    print(text[-2000:])
+    missing = [t for t in a.expect if t not in text]
+    if missing:
+        raise SystemExit(f"the notebook's outputs lack {missing}")
+    print(f"notebook {name} ran in {a.user}'s server; outputs checked")
+
+
+def cmd_denied(a) -> None:
+    s = login(a.user, password(a.user))
+    r = s.get(hub_url() + f"user/{a.other}/api/contents/", timeout=60)
+    if r.status_code != 403:
+        raise SystemExit(f"{a.user} on {a.other}'s server: expected 403, got {r.status_code}")
+    print(f"{a.user} on {a.other}'s server: 403")
+    start(s, a.user)
+    config.load_kube_config()
+    probe = ("from kubernetes import client, config\nconfig.load_incluster_config()\n"
+             f"try:\n    client.CoreV1Api().list_namespaced_pod('user-{a.other}')\n    print('LISTED')\n"
+             "except client.ApiException as e:\n    print('STATUS', e.status)\n")
+    out = stream(client.CoreV1Api().connect_get_namespaced_pod_exec, f"jupyter-{a.user}", f"user-{a.user}", container="notebook",
+                 command=["python3", "-c", probe], stderr=True, stdout=True, stdin=False, tty=False)
+    if "STATUS 403" not in out:
+        raise SystemExit(f"{a.user}'s server listing user-{a.other}: {out[-300:]}")
+    print(f"{a.user}'s server cannot list user-{a.other}: 403")
+
+
+def cmd_wrong_password(a) -> None:
+    s = requests.Session()
+    s.get(hub_url() + "hub/login", timeout=30)
+    r = s.post(hub_url() + "hub/login", data={"username": a.user, "password": "not-" + "the-password", "_xsrf": xsrf(s)}, timeout=30)
+    if "Invalid username or password" not in r.text or api(s, "GET", f"users/{a.user}").status_code != 403:
+        raise SystemExit(f"a wrong password for {a.user} was not refused clearly ({r.status_code})")
+    print(f"wrong password for {a.user}: 'Invalid username or password'")
+
+
+def stop(s: requests.Session, user: str) -> None:
+    api(s, "DELETE", f"users/{user}/server")
+    deadline = time.monotonic() + 120
+    while server(s, user) and time.monotonic() < deadline:
+        time.sleep(1)
+
+
+def cmd_pending(a) -> None:
+    s = login(a.user, password(a.user))
+    stop(s, a.user)
+    r = api(s, "POST", f"users/{a.user}/server", json={"profile": a.slug})
+    if r.status_code not in (201, 202):
+        raise SystemExit(f"starting option {a.slug}: {r.status_code} {r.text[:300]}")
+    deadline, msgs = time.monotonic() + 90, []
+    while time.monotonic() < deadline and not any(a.text in m for m in msgs):
+        msgs = progress(s, a.user)
+    stop(s, a.user)
+    if not any(a.text in m for m in msgs):
+        raise SystemExit(f"the user was not told why: {msgs[-5:]}")
+    print(f"{a.user} told: {next(m for m in msgs if a.text in m)}")
+
+
+def cmd_home(a) -> None:
+    s = login(a.user, password(a.user))
+    took = start(s, a.user)
+    r = contents(s, a.user, "GET", a.name)
+    if r.status_code != 200:
+        raise SystemExit(f"{a.name} is not in {a.user}'s home after the restart ({r.status_code})")
+    print(f"{a.user}'s server started in {took:.1f}s; {a.name} kept in their home")
+
+
+def cmd_stop(a) -> None:
+    stop(login(a.user, password(a.user)), a.user)
+    print(f"{a.user}'s server stopped")
+
+
+def cmd_restart_hub(_a) -> None:
+    config.load_kube_config()
+    apps, core = client.AppsV1Api(), client.CoreV1Api()
+    old = {p.metadata.name for p in core.list_namespaced_pod("notebooks", label_selector="app=hub").items}
+    for name in old:
+        core.delete_namespaced_pod(name, "notebooks")
+    for _ in range(180):
+        pods = core.list_namespaced_pod("notebooks", label_selector="app=hub").items
+        if any(p.metadata.name not in old and all(c.ready for c in (p.status.container_statuses or [])) and p.status.container_statuses for p in pods):
+            print("hub restarted:", apps.read_namespaced_deployment("hub", "notebooks").status.ready_replicas, "ready")
+            return
+        time.sleep(1)
+    raise SystemExit("the hub did not come back in 180s")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("url").set_defaults(fn=cmd_url)
+    r = sub.add_parser("run")
+    r.add_argument("user")
+    r.add_argument("notebook")
+    r.add_argument("expect", nargs="*")
+    r.set_defaults(fn=cmd_run)
+    d = sub.add_parser("denied")
+    d.add_argument("user")
+    d.add_argument("other")
+    d.set_defaults(fn=cmd_denied)
+    w = sub.add_parser("wrong-password")
+    w.add_argument("user")
+    w.set_defaults(fn=cmd_wrong_password)
+    g = sub.add_parser("pending")
+    g.add_argument("user")
+    g.add_argument("slug")
+    g.add_argument("text")
+    g.set_defaults(fn=cmd_pending)
+    sub.add_parser("restart-hub").set_defaults(fn=cmd_restart_hub)
+    h = sub.add_parser("home")
+    h.add_argument("user")
+    h.add_argument("name")
+    h.set_defaults(fn=cmd_home)
+    st = sub.add_parser("stop")
+    st.add_argument("user")
+    st.set_defaults(fn=cmd_stop)
+    a = p.parse_args(argv)
+    a.fn(a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Notebooks on a real kind cluster: the hub (JupyterHub + KubeSpawner + configurable-http-proxy, images
+built here) logs users in with their generated passwords, starts each server in the user's namespace under
+the user's service account, runs a notebook there that trains the stub model through the training SDK, and
+a headless Chromium sees JupyterLab (screenshot in the report); isolation, the GPU option's pending reason,
+a hub restart and the home volume are checked by the `notebooks` scenario."""
+
+import subprocess
+
+import pytest
+
+from appliance import e2e
+from appliance.components import CATALOG
+from tests.integration.clusters import cluster, require_kind
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.docker]
+COMPONENTS = ("platform-base", "user-profiles", "training-operator", "network-policy", "notebooks")
+
+
+@pytest.fixture(scope="module")
+def kind():
+    require_kind()
+    with cluster("ci", "kind", ["cluster.name=it-notebooks"], COMPONENTS) as up:
+        yield up
+
+
+def test_the_notebook_image_holds_sdks_that_talk_to_the_api_server():
+    """Each client in the image serializes camelCase without nulls and reads objects back (kubernetes 36
+    breaks the training SDK's reader, 37 its writer)."""
+    image = next(i for i in CATALOG["notebooks"]().images() if i.name == "notebook")
+    ref, archive = image.build()
+    subprocess.run(["docker", "load", "-i", str(archive)], check=True, capture_output=True)
+    probe = open("e2e/notebooks/sdk_probe.py").read()
+    out = subprocess.run(["docker", "run", "--rm", "-i", "--entrypoint", "python3", ref, "-"], input=probe, text=True, capture_output=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.split() == ["kubeflow-training:", "ok", "kserve:", "ok", "kubeflow-katib:", "ok", "hera:", "ok"]
+
+
+def test_notebooks_scenario_with_a_browser_screenshot_in_the_report(kind, tmp_path):
+    _, result = kind
+    assert not result["failed"]
+    (r,) = e2e.run(result["kubeconfig"], "kind", set(COMPONENTS), "notebooks", tmp_path)
+    failed = [f"{s.name}: {s.message}" for s in r.steps if s.status == "failed"]
+    assert r.passed, failed
+    assert [p.name for p in r.artifacts] == ["jupyterlab-alice.png"]
+    assert "data:image/png;base64," in (tmp_path / "report.html").read_text()
+
+
+def test_logins_are_generated_kept_and_printed(kind):
+    """`appliance users show` prints the hub's address and the user's password; a second `up` keeps it."""
+    from appliance import orchestrator, report, users
+
+    profile, result = kind
+    kube = orchestrator.cluster_kube(profile.cluster.name)
+    first = users.notebook_login(profile.cluster.name, "alice", kube)
+    assert first["url"].startswith("http://") and len(first["password"]) >= 20
+    assert first["password"] != users.notebook_login(profile.cluster.name, "bob", kube)["password"]
+    again = orchestrator.up(profile, "kind", report.make())
+    assert not again["failed"]
+    assert users.notebook_login(profile.cluster.name, "alice", kube) == first
