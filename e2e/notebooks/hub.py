@@ -34,7 +34,7 @@ def hub_url() -> str:
 
 
 def password(user: str) -> str:
-    config.load_kube_config()
+    config.load_kube_config(os.environ.get("KUBECONFIG"))
     s = client.CoreV1Api().read_namespaced_secret("notebook-login", f"user-{user}")
     return base64.b64decode(s.data["password"]).decode()
 
@@ -100,7 +100,7 @@ def contents(s: requests.Session, user: str, method: str, name: str, **kw) -> re
 
 def execute(user: str, name: str) -> None:
     """Run the notebook in the user's server pod (its kernel's environment and service account), in place."""
-    config.load_kube_config()
+    config.load_kube_config(os.environ.get("KUBECONFIG"))
     out = stream(client.CoreV1Api().connect_get_namespaced_pod_exec, f"jupyter-{user}", f"user-{user}", container="notebook",
                  command=["python3", "-m", "nbconvert", "--to", "notebook", "--execute", "--inplace",
                           "--ExecutePreprocessor.timeout=600", f"/home/jovyan/{name}"],
@@ -119,7 +119,7 @@ def outputs(nb: dict) -> str:
 
 
 def cmd_url(_a) -> None:
-    config.load_kube_config()
+    config.load_kube_config(os.environ.get("KUBECONFIG"))
     core = client.CoreV1Api()
     port = core.read_namespaced_service("proxy-public", "notebooks").spec.ports[0].node_port
     node = core.list_node().items[0]
@@ -156,7 +156,7 @@ def cmd_denied(a) -> None:
         raise SystemExit(f"{a.user} on {a.other}'s server: expected 403, got {r.status_code}")
     print(f"{a.user} on {a.other}'s server: 403")
     start(s, a.user)
-    config.load_kube_config()
+    config.load_kube_config(os.environ.get("KUBECONFIG"))
     probe = ("from kubernetes import client, config\nconfig.load_incluster_config()\n"
              f"try:\n    client.CoreV1Api().list_namespaced_pod('user-{a.other}')\n    print('LISTED')\n"
              "except client.ApiException as e:\n    print('STATUS', e.status)\n")
@@ -213,7 +213,7 @@ def cmd_stop(a) -> None:
 
 
 def cmd_restart_hub(_a) -> None:
-    config.load_kube_config()
+    config.load_kube_config(os.environ.get("KUBECONFIG"))
     apps, core = client.AppsV1Api(), client.CoreV1Api()
     old = {p.metadata.name for p in core.list_namespaced_pod("notebooks", label_selector="app=hub").items}
     for name in old:
