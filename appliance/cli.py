@@ -163,7 +163,7 @@ def users_show(cluster, name, hours, as_json):
 
 @main.command("host-setup")
 def host_setup():
-    """Install the host programs any plan may need (debootstrap, gcc) where allowed (root, apt-get)."""
+    """Install the host programs any plan or the tests may need (debootstrap, gcc, npm, chromium) where allowed (root, apt-get)."""
     from appliance import prereqs
 
     prereqs.setup(click.echo)
