@@ -310,3 +310,26 @@ def test_exporter_serves_the_last_page_and_says_why_before_the_first():
     nvml = exp.Exporter(exp.NvmlSource(FakeNVML(), "gpu-host"), None, state=False)
     nvml.update()
     assert nvml.collect().count("DCGM_FI_DEV_XID_ERRORS{") == 2 and "kube_" not in nvml.collect()
+
+
+@pytest.mark.parametrize("style", ["data", "read"])
+def test_prometheus_through_the_api_server_proxy_with_the_clients_token(style):
+    from appliance.components.monitoring import prom
+
+    calls = []
+
+    class Resp:
+        data = b'{"status": "success", "data": {"alerts": [{"state": "firing"}]}}' if style == "data" else None
+
+        def read(self):
+            return b'{"status": "success", "data": {"alerts": []}}'
+
+    api = types.SimpleNamespace(
+        configuration=types.SimpleNamespace(host="https://10.0.0.1:6443",
+                                            auth_settings=lambda: {"BearerToken": {"key": "authorization", "value": "Bearer t0k"}}),
+        rest_client=types.SimpleNamespace(request=lambda method, url, headers, _request_timeout: calls.append((method, url, headers)) or Resp()))
+    p = prom.Prometheus.__new__(prom.Prometheus)
+    p.kube, p.namespace, p.url = types.SimpleNamespace(api=api), "monitoring", ""
+    assert p.alerts() == ([{"state": "firing"}] if style == "data" else [])
+    assert calls == [("GET", "https://10.0.0.1:6443/api/v1/namespaces/monitoring/services/prometheus:web/proxy/api/v1/alerts?",
+                      {"Accept": "application/json", "authorization": "Bearer t0k"})]

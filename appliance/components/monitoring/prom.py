@@ -19,6 +19,17 @@ class PrometheusError(RuntimeError):
     pass
 
 
+def _proxy_get(api, path: str) -> bytes:
+    """GET a path of the API server with the client's credentials (its REST client: the same across the
+    kubernetes package's generations, whose ApiClient.call_api differ)."""
+    cfg = api.configuration
+    headers = {"Accept": "application/json"}
+    if (auth := cfg.auth_settings().get("BearerToken")) and auth.get("value"):
+        headers[auth["key"]] = auth["value"]
+    r = api.rest_client.request("GET", cfg.host + path, headers=headers, _request_timeout=10)
+    return r.data if getattr(r, "data", None) is not None else r.read()
+
+
 class Prometheus:
     def __init__(self, kube, namespace: str = "monitoring"):
         self.kube, self.namespace = kube, namespace
@@ -34,11 +45,7 @@ class Prometheus:
                     body = json.load(r)
             else:
                 proxy = f"/api/v1/namespaces/{self.namespace}/services/prometheus:web/proxy/api/v1/{path}"
-                api = self.kube.api
-                method, url, headers, _, _ = api.param_serialize("GET", proxy, query_params=list(params.items()), auth_settings=["BearerToken"])
-                resp = api.call_api(method, url, header_params=headers, _request_timeout=10)
-                resp.read()
-                body = json.loads(resp.data)
+                body = json.loads(_proxy_get(self.kube.api, f"{proxy}?{query}"))
         except (OSError, urllib.error.URLError, ValueError) as e:
             raise PrometheusError(f"Prometheus not reachable ({str(e).splitlines()[0][:120]})") from None
         except Exception as e:  # noqa: BLE001 - the client's ApiException and its kin: the same one line
