@@ -132,7 +132,7 @@ def test_each_user_namespace_admits_itself_the_platform_and_the_nodes_only(monke
         assert own == {"podSelector": {}}  # no namespaceSelector: this namespace only
         (expr,) = platform["namespaceSelector"]["matchExpressions"]
         assert (expr["key"], expr["operator"]) == ("kubernetes.io/metadata.name", "In")
-        assert set(expr["values"]) == {"appliance-system", "kubeflow", "kserve", "katib", "kube-system"}  # katib: the controller calls suggestion pods
+        assert set(expr["values"]) == {"appliance-system", "kubeflow", "kserve", "katib", "monitoring", "kube-system"}  # katib: the controller calls suggestion pods; monitoring: Prometheus scrapes
         assert not any(v.startswith("user-") for v in expr["values"])
         assert blocks == [{"ipBlock": {"cidr": "172.18.0.2/32"}}, {"ipBlock": {"cidr": "fc00:f853:ccd:e793::3/128"}}]
 
