@@ -227,35 +227,20 @@ def cmd_restart_hub(_a) -> None:
     raise SystemExit("the hub did not come back in 180s")
 
 
+#: subcommand → (function, its arguments; `*` takes the rest)
+COMMANDS = {"url": (cmd_url, []), "run": (cmd_run, ["user", "notebook", "expect*"]), "denied": (cmd_denied, ["user", "other"]),
+            "wrong-password": (cmd_wrong_password, ["user"]), "pending": (cmd_pending, ["user", "slug", "text"]),
+            "restart-hub": (cmd_restart_hub, []), "home": (cmd_home, ["user", "name"]), "stop": (cmd_stop, ["user"])}
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("url").set_defaults(fn=cmd_url)
-    r = sub.add_parser("run")
-    r.add_argument("user")
-    r.add_argument("notebook")
-    r.add_argument("expect", nargs="*")
-    r.set_defaults(fn=cmd_run)
-    d = sub.add_parser("denied")
-    d.add_argument("user")
-    d.add_argument("other")
-    d.set_defaults(fn=cmd_denied)
-    w = sub.add_parser("wrong-password")
-    w.add_argument("user")
-    w.set_defaults(fn=cmd_wrong_password)
-    g = sub.add_parser("pending")
-    g.add_argument("user")
-    g.add_argument("slug")
-    g.add_argument("text")
-    g.set_defaults(fn=cmd_pending)
-    sub.add_parser("restart-hub").set_defaults(fn=cmd_restart_hub)
-    h = sub.add_parser("home")
-    h.add_argument("user")
-    h.add_argument("name")
-    h.set_defaults(fn=cmd_home)
-    st = sub.add_parser("stop")
-    st.add_argument("user")
-    st.set_defaults(fn=cmd_stop)
+    for name, (fn, args) in COMMANDS.items():
+        sp = sub.add_parser(name)
+        for arg in args:
+            sp.add_argument(arg.rstrip("*"), nargs="*" if arg.endswith("*") else None)
+        sp.set_defaults(fn=fn)
     a = p.parse_args(argv)
     a.fn(a)
 

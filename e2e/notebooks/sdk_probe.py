@@ -20,7 +20,8 @@ def training() -> None:
 
     pod = V1PodTemplateSpec(spec=V1PodSpec(containers=[V1Container(name="pytorch", image="x")]))
     job = m.KubeflowOrgV1PyTorchJob(api_version="kubeflow.org/v1", kind="PyTorchJob", metadata=V1ObjectMeta(name="j", labels={"a": "b"}),
-                                    spec=m.KubeflowOrgV1PyTorchJobSpec(pytorch_replica_specs={"Master": m.KubeflowOrgV1ReplicaSpec(replicas=1, template=pod)}))
+                                    spec=m.KubeflowOrgV1PyTorchJobSpec(run_policy=m.KubeflowOrgV1RunPolicy(backoff_limit=1),
+                                                                       pytorch_replica_specs={"Master": m.KubeflowOrgV1ReplicaSpec(replicas=1, template=pod)}))
     api = ApiClient()
     body = api.sanitize_for_serialization(job)
     check("kubeflow-training", body, ["apiVersion", "pytorchReplicaSpecs"])

@@ -5,6 +5,7 @@ a headless Chromium sees JupyterLab (screenshot in the report); isolation, the G
 a hub restart and the home volume are checked by the `notebooks` scenario."""
 
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -29,8 +30,9 @@ def test_the_notebook_image_holds_sdks_that_talk_to_the_api_server():
     image = next(i for i in CATALOG["notebooks"]().images() if i.name == "notebook")
     ref, archive = image.build()
     subprocess.run(["docker", "load", "-i", str(archive)], check=True, capture_output=True)
-    probe = open("e2e/notebooks/sdk_probe.py").read()
-    out = subprocess.run(["docker", "run", "--rm", "-i", "--entrypoint", "python3", ref, "-"], input=probe, text=True, capture_output=True)
+    probe = Path(__file__).resolve().parents[2] / "e2e" / "notebooks" / "sdk_probe.py"
+    out = subprocess.run(["docker", "run", "--rm", "-v", f"{probe}:/tmp/sdk_probe.py:ro", "--entrypoint", "python3", ref, "/tmp/sdk_probe.py"],
+                         text=True, capture_output=True)
     assert out.returncode == 0, out.stdout + out.stderr
     assert out.stdout.split() == ["kubeflow-training:", "ok", "kserve:", "ok", "kubeflow-katib:", "ok", "hera:", "ok"]
 
