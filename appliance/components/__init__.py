@@ -47,6 +47,10 @@ class Component:
         #: where images come from; `enabled()` gives every component of a profile the profile's
         self.delivery = Images(ImagesSpec(source="local"), [])
 
+    @classmethod
+    def check_options(cls, options: Options) -> None:
+        """What a type cannot say about valid options (a file they name must parse): raise a UserError."""
+
     def images(self) -> list[ComponentImage]:
         """The images this component runs (pinned upstream reference + local build); none by default."""
         return []
@@ -145,11 +149,13 @@ def check_profile(profile: Profile, origins: dict, default_where: str) -> None:
             fix = f"did you mean '{close[0]}'?" if close else f"known components: {', '.join(sorted(CATALOG))}"
             raise ProfileError(f"unknown component '{name}'", where("components", name), fix)
         try:
-            CATALOG[name].Opts.model_validate(spec.options)
+            opts = CATALOG[name].Opts.model_validate(spec.options)
         except ValidationError as e:
             err = e.errors()[0]
             loc = ("components", name, "options") + tuple(err["loc"])
             raise ProfileError(validation_what(err), where(*loc), "see `appliance profiles show` for the component's options") from None
+        if spec.enabled:
+            CATALOG[name].check_options(opts)
     deps = dependencies(profile)
     for name, ds in deps.items():
         for d in ds:

@@ -115,6 +115,13 @@ class Kit(Component):
     def hooks(self):
         return _hooks(self.name)
 
+    @classmethod
+    def check_options(cls, options) -> None:
+        """The hooks' `check(options)`, run with the profile's checks (before `up` starts anything)."""
+        h = _hooks(cls.name)
+        if h and hasattr(h, "check"):
+            h.check(options)
+
     @property
     def on_host(self) -> bool:
         """The host runtime: the declared controller Deployment runs as a supervised host process (runtime

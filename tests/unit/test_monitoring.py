@@ -333,3 +333,14 @@ def test_prometheus_through_the_api_server_proxy_with_the_clients_token(style):
     assert p.alerts() == ([{"state": "firing"}] if style == "data" else [])
     assert calls == [("GET", "https://10.0.0.1:6443/api/v1/namespaces/monitoring/services/prometheus:web/proxy/api/v1/alerts?",
                       {"Accept": "application/json", "authorization": "Bearer t0k"})]
+
+
+def test_a_bad_rules_file_stops_the_profile_before_anything_runs(tmp_path):
+    from appliance import profiles
+
+    bad = tmp_path / "bad.yml"
+    bad.write_text("groups:\n  - name: x\n    rules: [\n")
+    with pytest.raises(UserError) as e:
+        profiles.load("laptop", [f"components.monitoring.options.extra_rules={bad}"])
+    assert e.value.line().startswith(f"{bad}:4: rules do not parse")
+    assert profiles.load("laptop", [f"components.monitoring.options.extra_rules={bad}", "components.monitoring.enabled=false"])

@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from appliance.components.kit import quantity_mi
-from appliance.errors import UserError
+from appliance.errors import ProfileError
 
 RULES = Path(__file__).resolve().parent / "rules" / "alerts.yml"
 #: samples are dropped above this share of the volume, so a full disk is an alert, not a crash loop
@@ -26,17 +26,17 @@ def check_rules(text: str, where: str) -> dict:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
-        raise UserError(f"rules do not parse: {getattr(e, 'problem', None) or e}", f"{where}{line}", fix) from None
+        raise ProfileError(f"rules do not parse: {getattr(e, 'problem', None) or e}", f"{where}{line}", fix) from None
     groups = doc.get("groups") if isinstance(doc, dict) else None
     if not isinstance(groups, list):
-        raise UserError("rules file has no `groups:` list", where, fix)
+        raise ProfileError("rules file has no `groups:` list", where, fix)
     for g in groups:
         rules = g.get("rules") if isinstance(g, dict) else None
         if not isinstance(g, dict) or not g.get("name") or not isinstance(rules, list):
-            raise UserError(f"rule group {g!r:.60} needs `name` and a `rules` list", where, fix)
+            raise ProfileError(f"rule group {g!r:.60} needs `name` and a `rules` list", where, fix)
         for r in rules:
             if not isinstance(r, dict) or not (r.get("alert") or r.get("record")) or not str(r.get("expr") or "").strip():
-                raise UserError(f"rule {r!r:.60} in group {g['name']} needs `alert` (or `record`) and `expr`", where, fix)
+                raise ProfileError(f"rule {r!r:.60} in group {g['name']} needs `alert` (or `record`) and `expr`", where, fix)
     return doc
 
 
@@ -48,10 +48,15 @@ def rules_text(options) -> str:
     if options.extra_rules:
         path = Path(options.extra_rules).expanduser()
         if not path.is_file():
-            raise UserError(f"rules file {path} not found", "components.monitoring.options.extra_rules", "give the path of a Prometheus rules file")
+            raise ProfileError(f"rules file {path} not found", "components.monitoring.options.extra_rules", "give the path of a Prometheus rules file")
         doc["groups"] += check_rules(path.read_text(), str(path))["groups"]
         text = yaml.safe_dump(doc, sort_keys=False)
     return text
+
+
+def check(options) -> None:
+    """With the profile's checks: the rules (a user's `extra_rules` above all) parse."""
+    rules_text(options)
 
 
 def context(options, kube) -> dict:
