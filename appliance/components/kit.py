@@ -361,6 +361,8 @@ class HostController(HostProcess):
                 env[e["name"]] = ns
         image = comp.decl["images"][h["image"]]
         sig = {"image": image, "args": args, "env": env, "version": _sig_version(image)}
+        if ann := dep["spec"]["template"]["metadata"].get("annotations"):
+            sig["annotations"] = ann  # what restarts the pod (a configuration's hash) restarts the process
         if cur := self.current(sig):
             return f"host process running (pid {cur.pid})"
         if "TMPDIR" in env:

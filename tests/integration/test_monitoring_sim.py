@@ -85,6 +85,27 @@ def test_memory_of_the_host_processes(sim, record_property):
     assert sum(rss.values()) < 400, rss
 
 
+def test_new_options_restart_prometheus_with_them(sim):
+    profile, result = sim
+    prom_host, exporter_host = _hosts(result)
+    before = (prom_host.load().pid, exporter_host.load().pid)
+    opts = {**profile.components["monitoring"].options, "scrape_interval": "7s"}
+    changed = profile.model_copy(update={"components": {**profile.components, "monitoring": profile.components["monitoring"].model_copy(update={"options": opts})}})
+    again = orchestrator.up(changed, "sim", report.make())
+    assert not again["failed"] and "monitoring" in again["ran"]
+    assert prom_host.load().pid != before[0] and exporter_host.load().pid == before[1]  # only what changed restarts
+    conf = Prometheus(Kube(result["kubeconfig"]))
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            if "scrape_interval: 7s" in conf.get("status/config")["yaml"]:
+                break
+        except Exception:  # noqa: BLE001 - restarting
+            pass
+        time.sleep(1)
+    assert "scrape_interval: 7s" in conf.get("status/config")["yaml"]
+
+
 def test_down_stops_both(sim):
     profile, result = sim
     pids = [h.load().pid for h in _hosts(result)]
