@@ -76,7 +76,14 @@ def missing(profile: Profile, provider: str) -> tuple[str, str]:
 
 
 def check(profile: Profile, provider: str) -> None:
-    """Fail at once, with the command that fixes it, when the plan needs a program the host lacks."""
+    """Fail at once, with what fixes it, when the profile enables a component that needs pods on a provider
+    that runs none (component.yaml `needs_pods: why`), or the plan needs a program the host lacks."""
+    pods_run = providers.get(provider).pods_run
+    for name, comp in components.enabled(profile, pods_run).items():
+        if not pods_run and (why := (getattr(comp, "decl", None) or {}).get("needs_pods")):
+            raise UserError(f"component '{name}' needs pods, which the {provider} provider does not run ({why})",
+                            f"profile '{profile.name}' (components.{name})",
+                            f"leave it out there: provider_overrides.{provider}.components.{name}.enabled: false, or --set components.{name}.enabled=false")
     what, fix = missing(profile, provider)
     if what:
         raise UserError(f"this host lacks {what}", f"provider {provider}, profile '{profile.name}'", fix)

@@ -105,3 +105,16 @@ def test_stub_prints_the_loss_katib_reads(tmp_path, lr, epochs):
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     assert got == {"loss": pytest.approx(mod.train(0, 1, int(epochs), float(lr))[2], rel=1e-6)}
+
+
+def test_on_the_simulator_up_refuses_components_that_need_pods_with_the_fix():
+    from appliance import prereqs, profiles
+    from appliance.errors import UserError
+
+    profile = profiles.load("sim-dgx-pod", ["components.database={}"], "sim").profile
+    with pytest.raises(UserError) as e:
+        prereqs.check(profile, "sim")
+    assert "component 'database' needs pods, which the sim provider does not run" in e.value.what
+    assert "provider_overrides.sim.components.database.enabled: false" in e.value.fix and e.value.line().count("— fix:") == 1
+    assert CATALOG["tuning"].decl["needs_pods"]  # tuning needs the database anyway, and its suggestion pods
+    prereqs.check(profiles.load("laptop", [], "sim").profile, "sim")  # the laptop profile leaves both out there
