@@ -49,10 +49,13 @@ def html_report(results: list[ScenarioResult], path: Path, title: str = "applian
                          f"<td>{s.seconds}</td><td>{detail}</td></tr>")
         parts.append("</table>")
         parts += [f"<figure style='display:inline-block;margin:8px'>{svg}</figure>" for svg in (plots or {}).get(r.name, [])]
-        for png in r.artifacts:  # screenshots the scenario took (a browser's view), inline so the page stands alone
-            data = base64.b64encode(png.read_bytes()).decode()
-            parts.append(f"<figure><img style='max-width:100%;border:1px solid #ddd' alt='{html.escape(png.stem)}' "
-                         f"src='data:image/png;base64,{data}'><figcaption>{html.escape(png.stem)}</figcaption></figure>")
+        for art in r.artifacts:  # what the scenario drew (SVG) or saw (a browser's screenshot), inline so the page stands alone
+            if art.suffix == ".svg":
+                parts.append(f"<figure style='display:inline-block;margin:8px'>{art.read_text()}</figure>")
+                continue
+            data = base64.b64encode(art.read_bytes()).decode()
+            parts.append(f"<figure><img style='max-width:100%;border:1px solid #ddd' alt='{html.escape(art.stem)}' "
+                         f"src='data:image/png;base64,{data}'><figcaption>{html.escape(art.stem)}</figcaption></figure>")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(parts))
     return path

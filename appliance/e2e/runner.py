@@ -30,7 +30,7 @@ class StepResult:
 class ScenarioResult:
     name: str
     steps: list[StepResult] = field(default_factory=list)
-    #: what the scenario's scripts left for the report (screenshots: *.png)
+    #: what the scenario's scripts left for the report (screenshots: *.png; drawings: *.svg)
     artifacts: list[Path] = field(default_factory=list)
 
     @property
@@ -219,7 +219,7 @@ class Runner:
                 if report:
                     report.step(f"{scenario.name}: {step.name}", "done" if sr.status == "passed" else "failed", sr.message[:200], sr.seconds)
                 result.steps.append(sr)
-        result.artifacts = sorted(self._artifacts(scenario).glob("*.png"))
+        result.artifacts = sorted(p for p in self._artifacts(scenario).glob("*.*") if p.suffix in (".png", ".svg"))
         return result
 
     def diagnostics(self) -> str:

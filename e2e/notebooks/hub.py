@@ -3,6 +3,7 @@ put a notebook in it, run it there, read it back. Subcommands (run `hub.py -h`):
 
   url                      (admin) where the hub answers: a node's address and the proxy's NodePort
   run USER NOTEBOOK TEXT…  (as USER) log in, start the CPU server, execute NOTEBOOK in it; each TEXT must be in its outputs
+                           (--upload FILE: put FILE beside it first, e.g. a module it imports; --timeout S: per cell)
   denied USER OTHER        (as USER) USER's login gets 403 on OTHER's server; USER's server cannot list OTHER's pods
   wrong-password USER      a wrong password is refused with the hub's message
   pending USER SLUG TEXT   (as USER) start server option SLUG; it stays Pending and the user is told TEXT (the scheduler's reason)
@@ -98,12 +99,12 @@ def contents(s: requests.Session, user: str, method: str, name: str, **kw) -> re
     return s.request(method, hub_url() + f"user/{user}/api/contents/{name}", headers={"X-XSRFToken": xsrf(s, f"/user/{user}/")}, timeout=60, **kw)
 
 
-def execute(user: str, name: str) -> None:
+def execute(user: str, name: str, timeout: int = 600) -> None:
     """Run the notebook in the user's server pod (its kernel's environment and service account), in place."""
     config.load_kube_config(os.environ.get("KUBECONFIG"))
     out = stream(client.CoreV1Api().connect_get_namespaced_pod_exec, f"jupyter-{user}", f"user-{user}", container="notebook",
                  command=["python3", "-m", "nbconvert", "--to", "notebook", "--execute", "--inplace",
-                          "--ExecutePreprocessor.timeout=600", f"/home/jovyan/{name}"],
+                          f"--ExecutePreprocessor.timeout={timeout}", f"/home/jovyan/{name}"],
                  stderr=True, stdout=True, stdin=False, tty=False, _preload_content=True)
     print(out[-1500:])
 
@@ -136,10 +137,14 @@ def cmd_run(a) -> None:
     name = Path(a.notebook).name
     if contents(s, a.user, "GET", name).status_code == 200:
         print(f"{name} already in {a.user}'s home")
+    for f in map(Path, a.upload):
+        r = contents(s, a.user, "PUT", f.name, json={"type": "file", "format": "text", "content": f.read_text()})
+        if r.status_code not in (200, 201):
+            raise SystemExit(f"upload of {f.name}: {r.status_code} {r.text[:300]}")
     r = contents(s, a.user, "PUT", name, json={"type": "notebook", "format": "json", "content": json.loads(Path(a.notebook).read_text())})
     if r.status_code not in (200, 201):
         raise SystemExit(f"upload of {name}: {r.status_code} {r.text[:300]}")
-    execute(a.user, name)
+    execute(a.user, name, a.timeout)
     nb = contents(s, a.user, "GET", name).json()["content"]
     text = outputs(nb)
     print(text[-2000:])
@@ -241,6 +246,8 @@ def main(argv: list[str] | None = None) -> None:
         for arg in args:
             sp.add_argument(arg.rstrip("*"), nargs="*" if arg.endswith("*") else None)
         sp.set_defaults(fn=fn)
+    sub.choices["run"].add_argument("--upload", action="append", default=[], metavar="FILE", help="a file to put beside the notebook")
+    sub.choices["run"].add_argument("--timeout", type=int, default=600, help="seconds a cell may run")
     a = p.parse_args(argv)
     a.fn(a)
 
