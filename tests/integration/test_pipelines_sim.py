@@ -34,3 +34,8 @@ def test_gpu_pipeline_lands_on_dgx_nodes(sim, tmp_path):
     (r,) = e2e.run(sim[1]["kubeconfig"], "sim", set(COMPONENTS), "pipeline-gpu-sim", tmp_path)
     failed = [f"{s.name}: {s.message}" for s in r.steps if s.status == "failed"]
     assert r.passed, failed
+
+
+def test_memoization_caches_are_named_per_namespace(sim, tmp_path):
+    (r,) = e2e.run(sim[1]["kubeconfig"], "sim", set(COMPONENTS), "pipeline-admission", tmp_path)
+    assert r.passed, [f"{s.name}: {s.message}" for s in r.steps if s.status == "failed"]
