@@ -17,10 +17,12 @@ from appliance.errors import UserError
 class FakeKube:
     """Namespaces labelled by user-profiles, and Secrets already in the cluster."""
 
-    def __init__(self, users, secrets=None):
-        self.users, self.secrets = users, secrets or {}
+    def __init__(self, users, secrets=None, pods=()):
+        self.users, self.secrets, self.pods = users, secrets or {}, list(pods)
 
     def list_labelled(self, api_version, kind, selector):
+        if kind == "Pod":
+            return self.pods
         assert kind == "Namespace" and "appliance.dev/owner" in selector
         return [{"metadata": {"name": f"user-{u}", "labels": {"appliance.dev/owner": u}}} for u in self.users]
 
@@ -116,3 +118,14 @@ def test_the_hub_admits_a_user_with_their_password_only(tmp_path, monkeypatch):
     login = lambda u, p: asyncio.run(auth.authenticate(None, {"username": u, "password": p}))  # noqa: E731
     assert login("alice", "s3cret") == "alice"
     assert login("alice", "wrong") is None and login("bob", "s3cret") is None and login("carol", "s3cret") is None
+
+
+def test_status_says_where_each_server_runs_or_why_it_waits():
+    running = {"metadata": {"name": "jupyter-alice", "labels": {"appliance.dev/owner": "alice"}}, "spec": {"nodeName": "w1"},
+               "status": {"phase": "Running"}}
+    pending = {"metadata": {"name": "jupyter-bob", "labels": {"appliance.dev/owner": "bob"}}, "spec": {},
+               "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False",
+                                                              "message": "0/2 nodes are available: 1 Insufficient nvidia.com/gpu"}]}}
+    got = hooks.notes(None, FakeKube([], pods=[running, pending]))
+    assert got == ["server of alice: Running on w1", "server of bob: Pending 0/2 nodes are available: 1 Insufficient nvidia.com/gpu"]
+    assert hooks.notes(None, FakeKube([])) == ["no servers running"]

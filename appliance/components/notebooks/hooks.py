@@ -72,3 +72,15 @@ def hub_url(options, kube, port_mappings: list[dict]) -> str:
 
 def after_apply(options, kube) -> str:
     return f"hub on NodePort {options.node_port}; `appliance users show NAME` prints its address and NAME's login"
+
+
+def notes(options, kube) -> list[str]:
+    """For `status`: each user's server, where it runs, or why it waits."""
+    out = []
+    for pod in kube.list_labelled("v1", "Pod", "component=singleuser-server"):
+        owner = pod["metadata"].get("labels", {}).get(OWNER, pod["metadata"]["name"])
+        status = pod.get("status") or {}
+        waiting = next((c.get("message") for c in status.get("conditions") or [] if c.get("type") == "PodScheduled" and c.get("status") == "False"), "")
+        where = f"on {pod['spec'].get('nodeName')}" if pod.get("spec", {}).get("nodeName") else waiting
+        out.append(f"server of {owner}: {status.get('phase', 'Unknown')} {where}".rstrip())
+    return out or ["no servers running"]
