@@ -142,3 +142,30 @@ def test_s3_signature_matches_the_aws_example():
                                "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
                                now=datetime(2013, 5, 24, tzinfo=timezone.utc))
     assert h["authorization"].endswith("Signature=34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7")
+
+
+def test_buckets_are_made_per_user_and_an_existing_one_is_fine(monkeypatch):
+    from appliance.errors import UserError
+
+    class Kube(FakeKube):
+        store = True
+
+        def get(self, api_version, kind, name, namespace=None):
+            return object() if kind == "Deployment" and self.store else super().get(api_version, kind, name, namespace)
+
+        def missing(self, objs):
+            return []
+
+    ran = []
+    answers = {"user-alice": (0, ""), "user-bob": (1, "api error BucketAlreadyOwnedByYou: you already own it")}
+    monkeypatch.setattr(hooks, "_ready_pod", lambda kube, ns: "store-0")
+    monkeypatch.setattr(hooks, "_exec", lambda kube, ns, pod, argv: ran.append(argv) or answers[argv[-1]])
+    opts = CATALOG["pipelines"]({}).options
+    assert hooks.after_apply(opts, Kube(["alice", "bob"])) == "buckets created: user-alice"
+    assert ran[0] == [hooks.STORE_BIN, "admin", "create-bucket", "--owner", "alice", "--bucket", "user-alice"]
+    answers["user-bob"] = (1, "api error BucketAlreadyExists: owned by someone else")
+    with pytest.raises(UserError) as refused:
+        hooks.after_apply(opts, Kube(["bob"]))
+    assert "user-bob" in str(refused.value) and str(refused.value).count("— fix:") == 1
+    Kube.store = False
+    assert hooks.after_apply(opts, Kube(["alice"])) == ""  # the simulator: no store

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from appliance import paths
+from appliance.errors import UserError
 from appliance.images import builds
 from appliance.images.archive import FileEntry
 
@@ -120,7 +121,8 @@ def after_apply(options, kube) -> str:
     for user in users(kube):
         code, out = _exec(kube, ns, pod, [STORE_BIN, "admin", "create-bucket", "--owner", user, "--bucket", f"user-{user}"])
         if code != 0 and "BucketAlreadyOwnedByYou" not in out:
-            raise RuntimeError(f"bucket user-{user}: {' '.join(out.split())[:300]}")
+            raise UserError(f"the artifact store did not create bucket user-{user}: {' '.join(out.split())[:300]}", f"{ns}/{STORE}",
+                            f"read `kubectl -n {ns} logs deploy/{STORE}`, then run `appliance up` again")
         made += [f"user-{user}"] if code == 0 else []
     return f"buckets created: {', '.join(made)}" if made else ""
 
@@ -132,7 +134,7 @@ def _ready_pod(kube, ns: str) -> str:
     ready = [p.metadata.name for p in pods if p.metadata.deletion_timestamp is None
              and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])]
     if not ready:
-        raise RuntimeError(f"no ready pod of {ns}/{STORE}")
+        raise UserError("no ready pod of the artifact store", f"{ns}/{STORE}", "see `appliance status` and the pod's events; `appliance up` resumes here")
     return ready[0]
 
 
