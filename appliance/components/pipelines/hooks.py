@@ -14,7 +14,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from appliance import paths
+from appliance import paths, progress
 from appliance.errors import UserError
 from appliance.images import builds
 from appliance.images.archive import FileEntry
@@ -67,7 +67,8 @@ def argoexec_binary() -> Path:
     if binary.is_file():
         return binary
     binary.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="argoexec-", dir=binary.parent) as tmp:
+    with progress.build("argoexec", detail=f"{version} from {module} (go build, Linux signal helpers restored)", counted=False), \
+            tempfile.TemporaryDirectory(prefix="argoexec-", dir=binary.parent) as tmp:
         src = builds._writable_copy(builds.module_dir(module, version), Path(tmp, "src"))
         signals = src / "workflow" / "executor" / "osspecific"
         shutil.copy(signals / "signal_darwin.go", signals / "signal_linux.go")
