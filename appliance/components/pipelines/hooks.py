@@ -1,7 +1,7 @@
 """pipelines: what data cannot say — the users (the user-profiles component's, read from the cluster: one
 list), their artifact store credentials (kept from the cluster, else generated: never a default), the
-executor image (argoexec plus /etc/mime.types) and each user's bucket, created by the store's root account
-and owned by the user's account."""
+executor image (argoexec with its Linux signal helpers restored, /etc/mime.types and a writable /tmp) and
+each user's bucket, created by the store's root account and owned by the user's account."""
 
 from __future__ import annotations
 
