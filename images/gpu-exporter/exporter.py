@@ -10,7 +10,9 @@ GPU sources (one interface, `gpus() -> list[GPU]`):
   GPUs), each attributed to the pod the scheduler bound there (device indices in pod creation order);
   utilization and memory follow the pod's annotation `appliance.dev/gpu-pattern` (`util=70-95/120s,mem=75`:
   a number or a sine between two numbers over a period; mem in % of the framebuffer), faults from the node's
-  annotation `appliance.dev/gpu-xid` (`3=79`: GPU 3 reports XID 79). Series carry `simulated="true"`.
+  annotation `appliance.dev/gpu-xid` (`3=79`: GPU 3 reports XID 79); plus, where no kubelet runs (the
+  simulator's nodes), cAdvisor's memory and CPU series of the pods at their requests. Series carry
+  `simulated="true"`.
 Talks to the API server in-cluster (service account) or through $KUBECONFIG (a host process).
 """
 
@@ -83,7 +85,8 @@ def _esc(v: str) -> str:
 
 def series(name: str, labels: dict[str, str], value: float) -> str:
     inner = ",".join(f'{k}="{_esc(str(v))}"' for k, v in labels.items())
-    return f"{name}{{{inner}}} {value:g}"
+    v = float(value)
+    return f"{name}{{{inner}}} {int(v) if v.is_integer() else repr(v)}"  # exact: 64 GiB is 68719476736, not 6.87195e+10
 
 
 def render(gpus: list[GPU], state: dict[str, tuple[str, str, list[tuple[dict, float]]]] | None = None) -> str:
@@ -359,6 +362,47 @@ def _text(v) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
+# ----------------------------------------------------------------------------- kubelet-style usage where no kubelet runs
+
+FAKE_NODE = ("kwok.x-k8s.io/node", "fake")
+_UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "m": 1e-3}
+
+
+def quantity(q: str | int | float) -> float:
+    """A Kubernetes quantity (`64Gi`, `500m`, `2`) as a number (bytes, cores)."""
+    q = str(q)
+    for unit in sorted(_UNITS, key=len, reverse=True):
+        if q.endswith(unit):
+            return float(q[: -len(unit)]) * _UNITS[unit]
+    return float(q)
+
+
+def _parse_time(stamp: str) -> float:
+    return time.mktime(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
+
+
+def simulated_usage(nodes: list[dict], pods: list[dict], t: float) -> dict[str, tuple[str, str, list[tuple[dict, float]]]]:
+    """cAdvisor's names for the running pods of the simulator's nodes (no kubelet measures them): memory at
+    the container's request, CPU time at its request since the pod started; labelled simulated."""
+    fake = {n["metadata"]["name"] for n in nodes if (n["metadata"].get("annotations") or {}).get(FAKE_NODE[0]) == FAKE_NODE[1]}
+    mem, cpu = [], []
+    for p in pods:
+        st = p.get("status") or {}
+        if p["spec"].get("nodeName") not in fake or st.get("phase") != "Running":
+            continue
+        started = _parse_time(st["startTime"]) if st.get("startTime") else t
+        for c in p["spec"].get("containers") or []:
+            req = (c.get("resources") or {}).get("requests") or {}
+            lb = {"namespace": p["metadata"]["namespace"], "pod": p["metadata"]["name"], "container": c["name"],
+                  "node": p["spec"]["nodeName"], "simulated": "true"}
+            mem.append((lb, quantity(req.get("memory", 0))))
+            cpu.append((lb, round(quantity(req.get("cpu", 0)) * max(t - started, 0.0), 3)))
+    return {
+        "container_memory_working_set_bytes": ("gauge", "Current working set of the container in bytes (simulated: its request).", mem),
+        "container_cpu_usage_seconds_total": ("counter", "Cumulative cpu time consumed in core-seconds (simulated: its request).", cpu),
+    }
+
+
 # ----------------------------------------------------------------------------- cluster state (kube-state-metrics names)
 
 def cluster_state(nodes: list[dict], pods: list[dict]) -> dict[str, tuple[str, str, list[tuple[dict, float]]]]:
@@ -426,7 +470,10 @@ class Exporter:
                 gpus = self.source.gpus(nodes, pods)
             else:
                 gpus = self.source.gpus() if self.source is not None else []
-            self.page, self.error = render(gpus, cluster_state(nodes, pods) if self.state else None), ""
+            families = cluster_state(nodes, pods) if self.state else {}
+            if isinstance(self.source, SimulatedSource):
+                families.update(simulated_usage(nodes, pods, time.time()))
+            self.page, self.error = render(gpus, families), ""
         except Exception as e:  # noqa: BLE001 - said on the page's 503 and in the log; the next round tries again
             self.error = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
             print(f"gpu-exporter: {self.error}", flush=True)

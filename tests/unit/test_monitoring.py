@@ -92,6 +92,7 @@ def test_exposition_has_dcgm_names_and_labels():
     assert 'kube_node_status_condition{node="dgx-0",condition="Ready",status="true"} 1' in text
     assert 'kube_pod_container_resource_requests{namespace="user-alice",pod="p",container="pytorch",node="dgx-0",resource="nvidia_com_gpu",unit="integer"} 1' in text
     assert exp.series("m", {"a": 'q"\\\n'}, 1) == 'm{a="q\\"\\\\\\n"} 1'
+    assert exp.series("m", {}, 64 * 2**30) == "m{} 68719476736" and exp.series("m", {}, 0.25) == "m{} 0.25"
 
 
 def test_cluster_state_restarts_and_crash_loop():
@@ -344,3 +345,15 @@ def test_a_bad_rules_file_stops_the_profile_before_anything_runs(tmp_path):
         profiles.load("laptop", [f"components.monitoring.options.extra_rules={bad}"])
     assert e.value.line().startswith(f"{bad}:4: rules do not parse")
     assert profiles.load("laptop", [f"components.monitoring.options.extra_rules={bad}", "components.monitoring.enabled=false"])
+
+
+def test_pods_on_the_simulators_nodes_get_cadvisor_series_at_their_requests():
+    fake, real = node("dgx-0", annotations={"kwok.x-k8s.io/node": "fake"}), node("kind-worker")
+    running = pod("p", "dgx-0", 0, containers=[{"name": "c", "resources": {"requests": {"memory": "64Gi", "cpu": "500m"}}}])
+    running["status"]["startTime"] = "2026-01-01T00:00:00Z"
+    t = exp._parse_time("2026-01-01T00:01:40Z")
+    fam = exp.simulated_usage([fake, real], [running, pod("q", "kind-worker", 0), pod("done", "dgx-0", 0, phase="Succeeded")], t)
+    (lb, mem), = fam["container_memory_working_set_bytes"][2]
+    assert lb == {"namespace": "user-alice", "pod": "p", "container": "c", "node": "dgx-0", "simulated": "true"} and mem == 64 * 2**30
+    assert fam["container_cpu_usage_seconds_total"][2] == [(lb, 50.0)]  # half a core for 100 s
+    assert [exp.quantity(q) for q in ("2", "250m", "1k", "1Ki", "1.5Gi")] == [2, 0.25, 1000, 1024, 1.5 * 2**30]
