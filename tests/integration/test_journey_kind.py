@@ -1,0 +1,38 @@
+"""The whole journey on one kind cluster with every stack component of the ci profile: alice's notebook runs
+a Hera pipeline that tunes (Katib), trains (PyTorchJob), serves (KServe, updated in place) and checks the
+stub model; bob is refused everywhere; cleanup leaves nothing of hers but her home. Run twice: the second
+run finds no leftovers, and `up` between the runs changes nothing."""
+
+import pytest
+
+from appliance import e2e, orchestrator, report
+from tests.integration.clusters import cluster, require_kind
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.docker]
+COMPONENTS = ("platform-base", "user-profiles", "training-operator", "kserve", "network-policy", "notebooks", "pipelines",
+              "database", "tuning")
+
+
+@pytest.fixture(scope="module")
+def kind():
+    require_kind()
+    with cluster("ci", "kind", ["cluster.name=it-journey"], COMPONENTS) as up:
+        yield up
+
+
+def _journey(result, out):
+    (r,) = e2e.run(result["kubeconfig"], "kind", set(COMPONENTS), "journey", out)
+    assert r.passed, [f"{s.name}: {s.message}" for s in r.steps if s.status == "failed"]
+    return r
+
+
+def test_journey_twice_with_a_no_op_up_between(kind, tmp_path):
+    profile, result = kind
+    assert not result["failed"]
+    first = _journey(result, tmp_path / "first")
+    assert [p.name for p in first.artifacts] == ["journey-1-steps.svg", "journey-2-trials.svg", "jupyterlab-alice.png"]
+    page = (tmp_path / "first" / "report.html").read_text()
+    assert "pipeline steps (state, seconds)" in page and "Katib trials" in page and "data:image/png;base64," in page
+    again = orchestrator.up(profile, "kind", report.make())
+    assert not again["failed"] and again["ran"] == [], again["ran"]
+    _journey(result, tmp_path / "second")
