@@ -153,6 +153,8 @@ class Runner:
 
     def _script(self, step: Step, scenario: Scenario) -> str:
         s = step.script
+        if s.as_:  # a user's script works in their namespace: its failing pods belong in the diagnostics
+            self.namespaces.add(s.as_.partition("/")[0])
         with tempfile.TemporaryDirectory(prefix="appliance-e2e-") as tmp:
             kubeconfig = self._kubeconfig_as(s.as_, Path(tmp)) if s.as_ else Path(self.kube.kubeconfig)
             path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])

@@ -86,3 +86,15 @@ def test_svg_artifacts_are_inline_in_the_report(tmp_path):
     r = Runner(kube=types.SimpleNamespace(kubeconfig="/dev/null"), artifacts=tmp_path / "art").run(s)
     assert [p.name for p in r.artifacts] == ["plot.svg"]
     assert "<figure style='display:inline-block;margin:8px'><svg id='drawn'></svg>" in reports.html_report([r], tmp_path / "r.html").read_text()
+
+
+def test_a_users_script_puts_their_namespace_in_the_diagnostics(tmp_path):
+    """When the notebook's step fails, the report shows the failing pods and events of the user's namespace."""
+    from appliance.e2e.runner import Runner
+    from appliance.e2e.scenario import Scenario
+
+    s = Scenario.model_validate({"name": "as-user", "steps": [{"name": "fail", "script": {"as": "user-alice/alice", "run": "exit 3"}}]})
+    runner = Runner(kube=types.SimpleNamespace(kubeconfig="/dev/null", kubeconfig_for=lambda *a: {"kind": "Config"}), artifacts=tmp_path)
+    runner.diagnostics = lambda: f"namespaces {sorted(runner.namespaces)}"
+    r = runner.run(s)
+    assert not r.passed and r.steps[0].diagnostics == "namespaces ['user-alice']"
