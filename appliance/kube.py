@@ -133,9 +133,11 @@ def _is_ready(kind: str, live: Any) -> bool:
     if kind == "CustomResourceDefinition":
         return conds.get("Established") == "True"
     seen = status.get("observedGeneration", 0) >= (obj.get("metadata") or {}).get("generation", 1)
-    if kind == "Deployment":
+    if kind == "Deployment":  # as `kubectl rollout status`: every pod updated, no old one left, the updated ones available
         want = (obj.get("spec") or {}).get("replicas", 1)
-        return seen and conds.get("Available") == "True" and status.get("updatedReplicas", 0) >= want
+        updated = status.get("updatedReplicas", 0)
+        return (seen and conds.get("Available") == "True" and updated >= want and status.get("replicas", 0) <= updated
+                and status.get("availableReplicas", 0) >= updated)
     if kind == "StatefulSet":
         want = (obj.get("spec") or {}).get("replicas", 1)
         return seen and status.get("readyReplicas", 0) >= want and status.get("updatedReplicas", 0) >= want

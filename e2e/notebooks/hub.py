@@ -57,7 +57,15 @@ def login(user: str, pw: str) -> requests.Session:
 
 
 def api(s: requests.Session, method: str, path: str, **kw) -> requests.Response:
-    return s.request(method, hub_url() + "hub/api/" + path, headers={"X-XSRFToken": xsrf(s)}, timeout=60, **kw)
+    """The hub's REST API with the login's cookie; a GET is retried when the proxy drops the connection
+    (it may, while it changes a route: a server starting or stopping)."""
+    for attempt in range(3):
+        try:
+            return s.request(method, hub_url() + "hub/api/" + path, headers={"X-XSRFToken": xsrf(s)}, timeout=60, **kw)
+        except requests.exceptions.ConnectionError:
+            if method != "GET" or attempt == 2:
+                raise
+            time.sleep(1)
 
 
 def server(s: requests.Session, user: str) -> dict:

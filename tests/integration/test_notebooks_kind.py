@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from appliance import e2e
 from appliance.components import CATALOG
-from tests.integration.clusters import cluster, require_kind
+from tests.integration.clusters import cluster, require_kind, scenario_passes
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.docker]
 COMPONENTS = ("platform-base", "user-profiles", "training-operator", "network-policy", "notebooks")
@@ -40,9 +39,7 @@ def test_the_notebook_image_holds_sdks_that_talk_to_the_api_server():
 def test_notebooks_scenario_with_a_browser_screenshot_in_the_report(kind, tmp_path):
     _, result = kind
     assert not result["failed"]
-    (r,) = e2e.run(result["kubeconfig"], "kind", set(COMPONENTS), "notebooks", tmp_path)
-    failed = [f"{s.name}: {s.message}" for s in r.steps if s.status == "failed"]
-    assert r.passed, failed
+    r = scenario_passes(result, "kind", COMPONENTS, "notebooks", tmp_path)
     assert [p.name for p in r.artifacts] == ["jupyterlab-alice.png"]
     assert "data:image/png;base64," in (tmp_path / "report.html").read_text()
 
@@ -59,3 +56,32 @@ def test_logins_are_generated_kept_and_printed(kind):
     again = orchestrator.up(profile, "kind", report.make())
     assert not again["failed"]
     assert users.notebook_login(profile.cluster.name, "alice", kube) == first
+
+
+def test_an_idle_server_is_stopped_after_the_profiles_time(kind, tmp_path, monkeypatch):
+    """`cull_idle` from the profile reaches the hub (a new configuration restarts it) and its culler stops a
+    server nobody uses."""
+    import sys
+    import time
+
+    from appliance import orchestrator, report
+    from appliance.users import kubeconfig
+
+    profile, _ = kind
+    comps = dict(profile.components)
+    comps["notebooks"] = comps["notebooks"].model_copy(update={"options": {**comps["notebooks"].options, "cull_idle": 60}})
+    assert not orchestrator.up(profile.model_copy(update={"components": comps}), "kind", report.make())["failed"]
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "e2e" / "notebooks"))
+    sys.modules.pop("hub", None)
+    import hub
+
+    monkeypatch.setattr(hub, "URL_FILE", tmp_path / "hub-url")
+    monkeypatch.setenv("KUBECONFIG", orchestrator.cluster_kube(profile.cluster.name).kubeconfig)
+    hub.cmd_url(None)
+    monkeypatch.setenv("KUBECONFIG", kubeconfig(profile.cluster.name, "bob")["kubeconfig"])
+    session = hub.login("bob", hub.password("bob"))
+    hub.start(session, "bob")
+    t0 = time.monotonic()
+    while hub.server(session, "bob") and time.monotonic() - t0 < 240:
+        time.sleep(5)
+    assert not hub.server(session, "bob"), "bob's idle server still runs 240 s after it started (cull_idle 60 s)"

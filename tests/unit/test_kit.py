@@ -152,3 +152,18 @@ def test_a_new_version_of_a_component_has_a_new_revision(tmp_path):
     assert comp().revision() == before
     (comp.folder / "manifests" / "10-deploy.yaml").write_text(DEPLOY.replace("app: demo", "app: demo2"))
     assert comp().revision() != before
+
+
+def test_a_deployment_is_ready_once_its_new_pods_are_available():
+    """As `kubectl rollout status`: a Recreate rollout's new pod not ready yet (Available still True from
+    before), or an old pod still running beside the new one, is not ready."""
+    from appliance.kube import _is_ready
+
+    def live(**status):
+        d = {"metadata": {"generation": 2}, "spec": {"replicas": 1},
+             "status": {"observedGeneration": 2, "conditions": [{"type": "Available", "status": "True"}], **status}}
+        return type("Live", (), {"to_dict": lambda self: d})()
+
+    assert not _is_ready("Deployment", live(replicas=1, updatedReplicas=1, availableReplicas=0))
+    assert not _is_ready("Deployment", live(replicas=2, updatedReplicas=1, availableReplicas=2))
+    assert _is_ready("Deployment", live(replicas=1, updatedReplicas=1, availableReplicas=1))

@@ -109,4 +109,6 @@ if S["cull_idle"]:
     c.JupyterHub.load_roles = [{"name": "idle-culler", "services": ["idle-culler"],
                                 "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"]}]
     c.JupyterHub.services = [{"name": "idle-culler",
-                              "command": ["python3", "-m", "jupyterhub_idle_culler", f"--timeout={S['cull_idle']}"]}]
+                              # the hub on loopback: its Service routes nothing until the hub is ready, and the culler starts before
+                              "command": ["python3", "-m", "jupyterhub_idle_culler", f"--timeout={S['cull_idle']}",
+                                          "--url=http://127.0.0.1:8081/hub/api"]}]
