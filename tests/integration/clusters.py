@@ -26,3 +26,12 @@ def cluster(profile_name: str, provider: str, sets: list[str], components: tuple
     finally:
         if paths.state_dir(profile.cluster.name).exists():
             orchestrator.down(profile.cluster.name, report.make())
+
+
+def scenario_passes(result: dict, provider: str, components, name: str, out) -> "object":
+    """Run the e2e scenario `name` on the cluster `up` made; fail naming its failed steps; return its result."""
+    from appliance import e2e
+
+    (r,) = e2e.run(result["kubeconfig"], provider, set(components), name, out)
+    assert r.passed, [f"{s.name}: {s.message}" for s in r.steps if s.status == "failed"]
+    return r

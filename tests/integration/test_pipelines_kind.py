@@ -4,9 +4,8 @@ serve, a failing step with retries, memoization); bob is refused her workflows a
 
 import pytest
 
-from appliance import e2e
 from appliance.kube import Kube
-from tests.integration.clusters import cluster, require_kind
+from tests.integration.clusters import cluster, require_kind, scenario_passes
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.docker]
 COMPONENTS = ("platform-base", "user-profiles", "training-operator", "kserve", "network-policy", "pipelines")
@@ -20,9 +19,7 @@ def kind():
 
 
 def _run(result, name, tmp_path):
-    (r,) = e2e.run(result["kubeconfig"], "kind", set(COMPONENTS), name, tmp_path)
-    failed = [f"{s.name}: {s.message}" for s in r.steps if s.status == "failed"]
-    assert r.passed, failed
+    scenario_passes(result, "kind", COMPONENTS, name, tmp_path)
 
 
 def test_up_installs_pipelines_with_a_bucket_per_user(kind):

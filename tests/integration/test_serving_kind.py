@@ -5,8 +5,7 @@ token gets 403 in another user's namespace."""
 
 import pytest
 
-from appliance import e2e
-from tests.integration.clusters import cluster, require_kind
+from tests.integration.clusters import cluster, require_kind, scenario_passes
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.docker]
 COMPONENTS = ("platform-base", "user-profiles", "training-operator", "kserve", "network-policy")
@@ -20,9 +19,7 @@ def kind():
 
 
 def _run(result, name, tmp_path):
-    (r,) = e2e.run(result["kubeconfig"], "kind", set(COMPONENTS), name, tmp_path)
-    failed = [f"{s.name}: {s.message}" for s in r.steps if s.status == "failed"]
-    assert r.passed, failed
+    scenario_passes(result, "kind", COMPONENTS, name, tmp_path)
 
 
 def test_up_installs_training_and_serving(kind):

@@ -7,10 +7,10 @@ import base64
 
 import pytest
 
-from appliance import e2e, orchestrator, profiles, report
+from appliance import orchestrator, profiles, report
 from appliance.components import CATALOG
 from appliance.kube import Kube
-from tests.integration.clusters import cluster, require_kind
+from tests.integration.clusters import cluster, require_kind, scenario_passes
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.docker]
 COMPONENTS = ("platform-base", "user-profiles", "training-operator", "database", "tuning", "network-policy")
@@ -25,8 +25,7 @@ def kind():
 
 
 def _run(result, name, tmp_path):
-    (r,) = e2e.run(result["kubeconfig"], "kind", set(COMPONENTS), name, tmp_path)
-    assert r.passed, [f"{s.name}: {s.message}" for s in r.steps if s.status == "failed"]
+    scenario_passes(result, "kind", COMPONENTS, name, tmp_path)
 
 
 def _passwords(kube) -> dict[str, str]:
