@@ -120,7 +120,7 @@ def trials_svg(trials: list[dict], best: str, width: int = 520, height: int = 24
         y = top + h - (math.log10(loss) - y0) / ((y1 - y0) or 1) * h
         ring = f"<circle cx='{x:.1f}' cy='{y:.1f}' r='7' fill='none' stroke='#1a7f37'/>" if name == best else ""
         out.append(f"<circle cx='{x:.1f}' cy='{y:.1f}' r='3.5' fill='#0969da'><title>{html.escape(name)}: lr={lr:.4g} "
-                   f"epochs={epochs} loss={loss:.4g}</title></circle>{ring}<text x='{x + 6:.1f}' y='{y - 4:.1f}'>{html.escape(str(epochs))}</text>")
+                   f"epochs={epochs} loss={loss:.4g}</title></circle>{ring}<text x='{x + 6:.1f}' y='{max(y - 4, top + 10):.1f}'>{html.escape(str(epochs))}</text>")
     out.append(f"<text x='{left - 4}' y='{top + 8}' text-anchor='end'>{10 ** y1:.2g}</text>"
                f"<text x='{left - 4}' y='{top + h}' text-anchor='end'>{10 ** y0:.2g}</text>"
                f"<text x='{left}' y='{height - 8}'>lr {x0:.3g}</text><text x='{left + w}' y='{height - 8}' text-anchor='end'>lr {x1:.3g}</text></svg>")
