@@ -5,8 +5,8 @@ run finds no leftovers, and `up` between the runs changes nothing."""
 
 import pytest
 
-from appliance import e2e, orchestrator, report
-from tests.integration.clusters import cluster, require_kind
+from appliance import orchestrator, report
+from tests.integration.clusters import cluster, require_kind, scenario_passes
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.docker]
 COMPONENTS = ("platform-base", "user-profiles", "training-operator", "kserve", "network-policy", "notebooks", "pipelines",
@@ -20,19 +20,13 @@ def kind():
         yield up
 
 
-def _journey(result, out):
-    (r,) = e2e.run(result["kubeconfig"], "kind", set(COMPONENTS), "journey", out)
-    assert r.passed, [f"{s.name}: {s.message}" for s in r.steps if s.status == "failed"]
-    return r
-
-
 def test_journey_twice_with_a_no_op_up_between(kind, tmp_path):
     profile, result = kind
     assert not result["failed"]
-    first = _journey(result, tmp_path / "first")
+    first = scenario_passes(result, "kind", COMPONENTS, "journey", tmp_path / "first")
     assert [p.name for p in first.artifacts] == ["journey-1-steps.svg", "journey-2-trials.svg", "jupyterlab-alice.png"]
     page = (tmp_path / "first" / "report.html").read_text()
     assert "pipeline steps (state, seconds)" in page and "Katib trials" in page and "data:image/png;base64," in page
     again = orchestrator.up(profile, "kind", report.make())
     assert not again["failed"] and again["ran"] == [], again["ran"]
-    _journey(result, tmp_path / "second")
+    scenario_passes(result, "kind", COMPONENTS, "journey", tmp_path / "second")
