@@ -16,7 +16,7 @@ artifacts in the user's bucket. Steps run as the namespace's `pipeline-runner`.
 
 from hera.workflows import DAG, Parameter, Resource, Task, Workflow, script
 from hera.workflows import models as m
-from train_serve import IMAGE, SMALL, VOLUME, evaluate, predict, prepare
+from train_serve import IMAGE, SMALL, VOLUME, evaluate, predict, prepare, pytorchjob
 
 EXPERIMENT = """\
 apiVersion: kubeflow.org/v1beta1
@@ -51,39 +51,6 @@ spec:
                 command: [python3, /app/stub_train.py, "--lr=${trialParameters.lr}", "--epochs=${trialParameters.epochs}", --out=/tmp/m]
                 resources: {requests: {cpu: 50m, memory: 64Mi}, limits: {memory: 256Mi}}
                 securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
-"""
-
-PYTORCHJOB = """\
-apiVersion: kubeflow.org/v1
-kind: PyTorchJob
-metadata: {name: "{{workflow.name}}-train"}
-spec:
-  runPolicy: {cleanPodPolicy: None, backoffLimit: 1}
-  pytorchReplicaSpecs:
-    Master:
-      replicas: 1
-      restartPolicy: OnFailure
-      template:
-        spec:
-          containers:
-            - name: pytorch
-              image: %(image)s
-              imagePullPolicy: IfNotPresent
-              args: [--lr, "{{inputs.parameters.lr}}", --epochs, "{{inputs.parameters.epochs}}", --out, /mnt/output/stub]
-              resources: {requests: {cpu: 100m, memory: 128Mi}, limits: {memory: 512Mi}}
-              volumeMounts: [{name: out, mountPath: /mnt/output}]
-          volumes: [{name: out, persistentVolumeClaim: {claimName: "{{workflow.parameters.volume}}"}}]
-    Worker:
-      replicas: 1
-      restartPolicy: OnFailure
-      template:
-        spec:
-          containers:
-            - name: pytorch
-              image: %(image)s
-              imagePullPolicy: IfNotPresent
-              args: [--lr, "{{inputs.parameters.lr}}", --epochs, "{{inputs.parameters.epochs}}"]
-              resources: {requests: {cpu: 100m, memory: 128Mi}, limits: {memory: 512Mi}}
 """
 
 
@@ -194,7 +161,7 @@ def pipeline(namespace: str | None = None, model: str = "journey", volume: str =
                               failure_condition="status.trialsFailed > 1",
                               outputs=[Parameter(name="lr", value_from=m.ValueFrom(json_path=_best("lr"))),
                                        Parameter(name="epochs", value_from=m.ValueFrom(json_path=_best("epochs")))])
-        job = Resource(name="train", action="create", manifest=PYTORCHJOB % {"image": IMAGE}, set_owner_reference=True,
+        job = Resource(name="train", action="create", manifest=pytorchjob('--lr, "{{inputs.parameters.lr}}", --epochs, "{{inputs.parameters.epochs}}"'), set_owner_reference=True,
                        inputs=[Parameter(name="lr"), Parameter(name="epochs")],
                        success_condition="status.replicaStatuses.Master.succeeded > 0",
                        failure_condition="status.replicaStatuses.Master.failed > 0")

@@ -24,7 +24,7 @@ metadata: {name: "{{workflow.parameters.volume}}"}
 spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
 """
 
-PYTORCHJOB = """\
+_PYTORCHJOB = """\
 apiVersion: kubeflow.org/v1
 kind: PyTorchJob
 metadata: {name: "{{workflow.name}}-train"}
@@ -40,7 +40,7 @@ spec:
             - name: pytorch
               image: %(image)s
               imagePullPolicy: IfNotPresent
-              args: [--steps, "{{inputs.parameters.steps}}", --out, /mnt/output/stub]
+              args: [%(args)s, --out, /mnt/output/stub]
               resources: {requests: {cpu: 100m, memory: 128Mi}, limits: {memory: 512Mi}}
               volumeMounts: [{name: out, mountPath: /mnt/output}]
           volumes: [{name: out, persistentVolumeClaim: {claimName: "{{workflow.parameters.volume}}"}}]
@@ -53,9 +53,15 @@ spec:
             - name: pytorch
               image: %(image)s
               imagePullPolicy: IfNotPresent
-              args: [--steps, "{{inputs.parameters.steps}}"]
+              args: [%(args)s]
               resources: {requests: {cpu: 100m, memory: 128Mi}, limits: {memory: 512Mi}}
-""" % {"image": IMAGE}
+"""
+
+
+def pytorchjob(args: str) -> str:
+    """The manifest of a 2-rank PyTorchJob of the stub model for a resource step: `args` (YAML flow items) for
+    both ranks; the master writes the model to the workflow's volume."""
+    return _PYTORCHJOB % {"image": IMAGE, "args": args}
 
 INFERENCESERVICE = """\
 apiVersion: serving.kserve.io/v1beta1
@@ -130,7 +136,7 @@ def pipeline(namespace: str | None = None, steps: int = 200, model: str = "pipe-
                   volumes=[m.Volume(name="model", persistent_volume_claim=m.PersistentVolumeClaimVolumeSource(
                       claim_name="{{workflow.parameters.volume}}"))]) as w:
         claim = Resource(name="volume", action="apply", manifest=VOLUME)
-        train = Resource(name="train", action="create", manifest=PYTORCHJOB, set_owner_reference=True,
+        train = Resource(name="train", action="create", manifest=pytorchjob('--steps, "{{inputs.parameters.steps}}"'), set_owner_reference=True,
                          inputs=[Parameter(name="steps")],
                          success_condition="status.replicaStatuses.Master.succeeded > 0",
                          failure_condition="status.replicaStatuses.Master.failed > 0")
