@@ -21,14 +21,20 @@ PANELS = [
 COLOURS = ["#0969da", "#cf222e", "#1a7f37", "#9a6700", "#8250df", "#bf3989", "#1b7c83", "#57606a"]
 
 
+def svg_frame(title: str, width: int, height: int, margins: tuple[int, int, int, int]) -> tuple[list[str], int, int]:
+    """An SVG's opening, its title and the plot area's frame; returns (parts, plot width, plot height)."""
+    left, right, top, bottom = margins
+    w, h = width - left - right, height - top - bottom
+    return [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' font-family='sans-serif' font-size='11'>",
+            f"<text x='{left}' y='14' font-weight='bold'>{html.escape(title)}</text>",
+            f"<rect x='{left}' y='{top}' width='{w}' height='{h}' fill='none' stroke='#d0d7de'/>"], w, h
+
+
 def svg_lines(title: str, unit: str, series: dict[str, list[tuple[float, float]]], width: int = 560, height: int = 200) -> str:
     """A line plot of `series` (legend → [(unix time, value)]): seconds since the first sample on x, 0..max on y."""
     pts = [p for s in series.values() for p in s]
     left, right, top, bottom = 56, 150, 24, 28
-    w, h = width - left - right, height - top - bottom
-    out = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' font-family='sans-serif' font-size='11'>",
-           f"<text x='{left}' y='14' font-weight='bold'>{html.escape(title)}</text>",
-           f"<rect x='{left}' y='{top}' width='{w}' height='{h}' fill='none' stroke='#d0d7de'/>"]
+    out, w, h = svg_frame(title, width, height, (left, right, top, bottom))
     if not pts:
         out.append(f"<text x='{left + 8}' y='{top + h / 2}' fill='#57606a'>no samples</text></svg>")
         return "".join(out)

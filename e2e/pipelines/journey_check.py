@@ -17,6 +17,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from appliance.e2e.plots import svg_frame
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 EXPERIMENT, WORKFLOWS = "journey-tune", ("journey", "journey-update")
@@ -107,10 +109,7 @@ def trials_svg(trials: list[dict], best: str, width: int = 520, height: int = 24
     pts = [(float(_params(t["spec"]["parameterAssignments"])["lr"]), loss, _params(t["spec"]["parameterAssignments"])["epochs"],
             t["metadata"]["name"]) for t in trials if (loss := _loss(t)) is not None and loss > 0]
     left, right, top, bottom = 60, 20, 24, 32
-    w, h = width - left - right, height - top - bottom
-    out = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' font-family='sans-serif' font-size='11'>",
-           f"<text x='{left}' y='14' font-weight='bold'>Katib trials: loss by learning rate (labels: epochs)</text>",
-           f"<rect x='{left}' y='{top}' width='{w}' height='{h}' fill='none' stroke='#d0d7de'/>"]
+    out, w, h = svg_frame("Katib trials: loss by learning rate (labels: epochs)", width, height, (left, right, top, bottom))
     if not pts:
         return "".join(out) + f"<text x='{left + 8}' y='{top + h / 2}'>no trial reported a loss</text></svg>"
     xs, ys = [p[0] for p in pts], [math.log10(p[1]) for p in pts]
