@@ -169,3 +169,39 @@ def test_buckets_are_made_per_user_and_an_existing_one_is_fine(monkeypatch):
     assert "user-bob" in str(refused.value) and str(refused.value).count("— fix:") == 1
     Kube.store = False
     assert hooks.after_apply(opts, Kube(["alice"])) == ""  # the simulator: no store
+
+
+def test_the_store_exec_uses_an_api_client_of_its_own(monkeypatch):
+    """`stream` swaps its client's request function while it connects; `up` installs other components on the
+    shared client from other threads meanwhile (their requests went out as websocket handshakes)."""
+    import types
+
+    import kubernetes.stream
+    from kubernetes import client
+
+    from appliance.components.pipelines import hooks
+
+    shared, seen = client.ApiClient(client.Configuration()), {}
+
+    class Socket:
+        returncode = 0
+
+        def run_forever(self, timeout):
+            pass
+
+        def read_stdout(self, timeout):
+            return "ok"
+
+        def read_stderr(self, timeout):
+            return ""
+
+        def close(self):
+            pass
+
+    def fake_stream(method, *args, **kwargs):
+        seen["client"] = method.__self__.api_client
+        return Socket()
+
+    monkeypatch.setattr(kubernetes.stream, "stream", fake_stream)
+    assert hooks._exec(types.SimpleNamespace(api=shared), "argo", "store-0", ["true"]) == (0, "ok")
+    assert seen["client"] is not shared and seen["client"].configuration is shared.configuration

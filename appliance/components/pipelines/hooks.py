@@ -144,7 +144,10 @@ def _exec(kube, ns: str, pod: str, argv: list[str]) -> tuple[int, str]:
     from kubernetes import client
     from kubernetes.stream import stream
 
-    ws = stream(client.CoreV1Api(kube.api).connect_get_namespaced_pod_exec, pod, ns, container="store", command=argv,
+    # an ApiClient of its own: `stream` swaps its client's request function while it connects, and `up` installs
+    # other components on the shared client from other threads meanwhile
+    own = client.CoreV1Api(client.ApiClient(kube.api.configuration))
+    ws = stream(own.connect_get_namespaced_pod_exec, pod, ns, container="store", command=argv,
                 stdout=True, stderr=True, stdin=False, tty=False, _preload_content=False)
     ws.run_forever(timeout=60)
     out = ws.read_stdout(timeout=1) + ws.read_stderr(timeout=1)
