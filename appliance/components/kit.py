@@ -118,9 +118,8 @@ class Kit(Component):
     @classmethod
     def check_options(cls, options) -> None:
         """The hooks' `check(options)`, run with the profile's checks (before `up` starts anything)."""
-        h = _hooks(cls.name)
-        if h and hasattr(h, "check"):
-            h.check(options)
+        if check := _hook(cls.name, "check"):
+            check(options)
 
     @property
     def on_host(self) -> bool:
@@ -176,8 +175,8 @@ class Kit(Component):
         c = self.decl["crds"]
         folder = builds.generate_crds(c["module"], c["version"], c["paths"], c.get("key", "crds-v0"), c.get("options", "crd"))
         (crd,) = builds.load_crds(folder, {kind})
-        if self.hooks and hasattr(self.hooks, "fix_crd"):
-            crd = self.hooks.fix_crd(crd)
+        if fix := _hook(self.name, "fix_crd"):
+            crd = fix(crd)
         return json.dumps(crd)
 
     def _tls(self, kube) -> dict[str, str]:
@@ -206,8 +205,8 @@ class Kit(Component):
         ctx["node_cidrs"] = node_cidrs(kube)
         if "certificate" in self.decl:
             ctx["tls"] = self._tls(kube)
-        if self.hooks and hasattr(self.hooks, "context"):
-            ctx.update(self.hooks.context(self.options, kube))
+        if more := _hook(self.name, "context"):
+            ctx.update(more(self.options, kube))
         return ctx
 
     def objects(self, kube=None, images: dict[str, str] | None = None, ports: dict[str, int] | None = None,
@@ -261,8 +260,8 @@ class Kit(Component):
             notes.append(f"pruned {pruned}")
         if refs:
             notes.append("images " + ", ".join(sorted(set(refs.values()))) + f" ({self.delivery.decision().source})")
-        if self.hooks and hasattr(self.hooks, "after_apply"):
-            notes.append(self.hooks.after_apply(o, kube))
+        if after := _hook(self.name, "after_apply"):
+            notes.append(after(o, kube))
         return "; ".join(filter(None, notes))
 
     def _ready(self, kube, objs: list[dict], hosts: list["HostController"]) -> tuple[bool, str]:
@@ -276,7 +275,7 @@ class Kit(Component):
 
     def notes(self, kube) -> list[str]:
         """Lines `status` shows under the component (the hooks' `notes(options, kube)`), e.g. firing alerts."""
-        return self.hooks.notes(self.options, kube) if self.hooks and hasattr(self.hooks, "notes") else []
+        return notes(self.options, kube) if (notes := _hook(self.name, "notes")) else []
 
     def remove(self, kube) -> None:
         for h in self._hosts(kube) if self.on_host else []:
@@ -420,6 +419,11 @@ def _builder(name: str, d: dict, hooks=None):
 def _hooks(name: str):
     path = HERE / name.replace("-", "_") / "hooks.py"
     return importlib.import_module(f"appliance.components.{name.replace('-', '_')}.hooks") if path.exists() else None
+
+
+def _hook(name: str, fn: str):
+    """The component's optional hook `fn` (a function of its hooks.py), or None."""
+    return getattr(_hooks(name), fn, None)
 
 
 def load(folder: Path) -> type[Kit]:
