@@ -10,6 +10,7 @@ import hashlib
 import importlib
 import json
 import re
+import socket
 import sys
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -130,7 +131,7 @@ class Kit(Component):
 
     @property
     def hosted(self) -> list[dict]:
-        """The declared host processes (`host:` is one {deployment, image} or a list of them)."""
+        """The declared host processes (`host:` is one {deployment or statefulset, image, ...} or a list)."""
         h = self.decl.get("host") or []
         return h if isinstance(h, list) else [h]
 
@@ -153,9 +154,9 @@ class Kit(Component):
                 for n, d in (self.decl.get("images") or {}).items() if self._when(d)]
 
     def go_programs(self) -> list[tuple[str, str, str]]:
-        host = {h["image"] for h in self.hosted} if self.on_host else set()
-        out = [(d["go"]["module"], d["go"]["version"], d["go"].get("binary", n)) for n, d in (self.decl.get("images") or {}).items()
-               if "go" in d and (n in host or (not self.on_host and self._when(d)))]
+        host = {h.get("image") for h in self.hosted} if self.on_host else set()
+        out = [(d["go"]["module"], d["go"]["version"], builds.go_binary_name(d["go"].get("binary", n), ROOT / d["go"]["main"] if "main" in d["go"] else None))
+               for n, d in (self.decl.get("images") or {}).items() if "go" in d and (n in host or (not self.on_host and self._when(d)))]
         return out + ([(*builds.CONTROLLER_TOOLS, "controller-gen")] if "crds" in self.decl else [])
 
     def revision(self) -> str:
@@ -201,7 +202,7 @@ class Kit(Component):
         ctx = {"options": self.options, "name": self.name,
                "labels": {"app.kubernetes.io/managed-by": "appliance", "app.kubernetes.io/part-of": self.name},
                "images": self._image_refs(images), "ports": ports or dict(self.decl.get("ports") or {}),
-               "on_host": self.on_host, "bind": HOST_IP if self.on_host else "", "host_ip": HOST_IP}
+               "on_host": self.on_host, "pods_run": self.pods_run, "bind": HOST_IP if self.on_host else "", "host_ip": HOST_IP}
         ctx["node_cidrs"] = node_cidrs(kube)
         if "certificate" in self.decl:
             ctx["tls"] = self._tls(kube)
@@ -227,9 +228,9 @@ class Kit(Component):
         return objs
 
     def _split(self, objs: list[dict]) -> tuple[list[dict], list[dict], list[dict]]:
-        """(applied now, applied once the rest is ready, the Deployments run on the host instead, in `host:` order)."""
-        names = [h["deployment"] for h in self.hosted] if self.on_host else []
-        hosted = sorted((o for o in objs if o["kind"] == "Deployment" and o["metadata"]["name"] in names),
+        """(applied now, applied once the rest is ready, the workloads run on the host instead, in `host:` order)."""
+        names = [_workload(h) for h in self.hosted] if self.on_host else []
+        hosted = sorted((o for o in objs if o["kind"] in ("Deployment", "StatefulSet") and o["metadata"]["name"] in names),
                         key=lambda o: names.index(o["metadata"]["name"]))
         late = [o for o in objs if (o["metadata"].get("annotations") or {}).get(LATE) == "true"]
         now = [o for o in objs if not any(o is x for x in hosted) and o not in late]
@@ -254,7 +255,7 @@ class Kit(Component):
         for host, dep in zip(hosts, hosted, strict=True):
             notes.append(host.run(self, dep, now, kube.kubeconfig, ports))
         if late:
-            wait.until(lambda: self._ready(kube, now, hosts), LATE_WAIT, self.name)
+            wait.until(lambda: self._ready(kube, now, list(zip(hosts, hosted, strict=True))), LATE_WAIT, self.name)
             wait.until(lambda: (kube.apply(late) > 0, ""), 120, ", ".join(f"{x['kind']}/{x['metadata']['name']}" for x in late))
         if pruned := self._prune(kube, now + late):
             notes.append(f"pruned {pruned}")
@@ -264,14 +265,15 @@ class Kit(Component):
             notes.append(after(o, kube))
         return "; ".join(filter(None, notes))
 
-    def _ready(self, kube, objs: list[dict], hosts: list["HostController"]) -> tuple[bool, str]:
+    def _ready(self, kube, objs: list[dict], hosted: list[tuple["HostController", dict]]) -> tuple[bool, str]:
         missing = kube.missing(objs)
-        missing += [f"host process {h.name} (log {h.log})" for h in hosts if not h.alive()]
+        missing += [f"host process {h.name} (log {h.log})" for h, dep in hosted if not h.ready(dep)]
         return (not missing, ", ".join(missing[:5]))
 
     def ready(self, kube) -> tuple[bool, str]:
-        now, late, _ = self._split(self.objects(kube))
-        return self._ready(kube, now + late, self._hosts(kube) if self.on_host else [])
+        hosts = self._hosts(kube) if self.on_host else []
+        now, late, hosted = self._split(self.objects(kube, ports=hosts[0].ports(self) if hosts else None))
+        return self._ready(kube, now + late, list(zip(hosts, hosted, strict=True)))
 
     def notes(self, kube) -> list[str]:
         """Lines `status` shows under the component (the hooks' `notes(options, kube)`), e.g. firing alerts."""
@@ -285,7 +287,7 @@ class Kit(Component):
         kube.delete([self._inventory({})])
 
     def _hosts(self, kube) -> list["HostController"]:
-        return [HostController(controllers_dir(kube.kubeconfig), h["deployment"]) for h in self.hosted]
+        return [HostController(controllers_dir(kube.kubeconfig), _workload(h)) for h in self.hosted]
 
     # --- pruning: objects labelled with this component whose kind it ever applied, no longer rendered
     def _inventory(self, kinds: dict[str, bool]) -> dict:
@@ -315,10 +317,38 @@ class Kit(Component):
 
 
 class HostController(HostProcess):
-    """A declared Deployment's container run as a supervised host process against the API server (where
-    pods cannot run): the program is the Go build of its image; args and env as rendered; ConfigMap volumes
-    written to files and Secret volumes copied (by the supervisor) under its folder, paths in args rewritten;
-    free loopback ports in place of the declared ones, kept while it runs."""
+    """A declared Deployment's (or StatefulSet's) container run as a supervised host process against the API
+    server (where pods cannot run): the program is the Go build of its image (or a Python image's entrypoint);
+    args and env as rendered (Secret keys resolved, the hooks' `host_env(options)` added); ConfigMap volumes
+    written to files, a Secret volume copied (by the supervisor), empty dirs and claims as folders kept under
+    its folder, mount paths in args and env rewritten; free loopback ports in place of the declared ones, kept
+    while it runs; `routes` ({"service.namespace:port" pattern: port name}) for the Services it dials by name;
+    `unprivileged: true` for a server that refuses root; `private_paths` for paths fixed in a program's code
+    (its folder is bound there for that process only); `module:` runs one of our Python modules instead of an image."""
+
+    def ready(self, dep: dict) -> bool:
+        """Alive, and its readiness probe answers on loopback as a kubelet would ask (httpGet: 2xx/3xx;
+        tcpSocket, grpc: a connection), when the probe's port is one given to it (declared or named)."""
+        if not self.alive():
+            return False
+        (c,) = dep["spec"]["template"]["spec"]["containers"]
+        probe = c.get("readinessProbe") or {}
+        how = next((k for k in ("httpGet", "tcpSocket", "grpc") if k in probe), None)
+        named = {p["name"]: p["containerPort"] for p in c.get("ports") or [] if "name" in p}
+        given = set(((self.load().extra or {}).get("ports") or {}).values())
+        port = named.get(probe[how]["port"], probe[how]["port"]) if how else None
+        if port not in given:
+            return True  # no probe, or not on a port we chose: being alive is all we can tell
+        try:
+            if how == "httpGet":
+                import urllib.request
+
+                with urllib.request.urlopen(f"http://{HOST_IP}:{port}{probe[how].get('path', '/')}", timeout=2) as r:
+                    return 200 <= r.status < 400
+            with socket.create_connection((HOST_IP, port), timeout=2):
+                return True
+        except OSError:
+            return False
 
     def ports(self, comp: Kit) -> dict[str, int]:
         cur = self.load()
@@ -329,19 +359,24 @@ class HostController(HostProcess):
 
     def run(self, comp: Kit, dep: dict, objs: list[dict], kubeconfig: str, ports: dict[str, int]) -> str:
         """Start (or keep) the process for Deployment `dep`; its ConfigMaps are taken from `objs`."""
-        h = next(x for x in comp.hosted if x["deployment"] == self.name)
+        h = next(x for x in comp.hosted if _workload(x) == self.name)
         pod = dep["spec"]["template"]["spec"]
         (c,) = pod["containers"]
         ns = dep["metadata"]["namespace"]
         root = self.folder / f"{self.name}-root"
-        fixed = set(h.get("fixed_paths") or ())
+        fixed, private = set(h.get("fixed_paths") or ()), set(h.get("private_paths") or ())
+        binds: dict[str, str] = {}
         volumes = {v["name"]: v for v in pod.get("volumes") or []}
+        volumes |= {t["metadata"]["name"]: {"claim": True} for t in dep["spec"].get("volumeClaimTemplates") or []}
         moved: dict[str, str] = {}
         secret = cert_dir = ""
         for m in c.get("volumeMounts") or []:
             v, target = volumes[m["name"]], m["mountPath"]
             where = target if target in fixed else str(root) + target
-            moved[target] = where
+            if target in private:
+                binds[where] = target  # the program sees it at its own path, this process only
+            else:
+                moved[target] = where
             if "secret" in v:
                 secret, cert_dir = f"{ns}/{v['secret']['secretName']}", where
             elif "configMap" in v:
@@ -350,25 +385,52 @@ class HostController(HostProcess):
                 Path(where).mkdir(parents=True, exist_ok=True)
                 for key, text in (cm.get("data") or {}).items():
                     Path(where, key).write_text(text)
+            else:  # an empty dir or a claim: a folder of its own, kept across restarts
+                Path(where).mkdir(parents=True, exist_ok=True)
         args = [_moved(a, moved) for a in c.get("args") or []]
         # programs that find a mount through the temp dir (controller-runtime's default cert dir) find it moved
-        env = {"TMPDIR": str(root / "tmp")} if any(t.startswith("/tmp/") and t not in fixed for t in moved) else {}
+        env = {"TMPDIR": str(root / "tmp")} if any((t == "/tmp" or t.startswith("/tmp/")) and t not in fixed for t in moved) else {}
+        secrets: dict[str, str] = {}
         for e in c.get("env") or []:
+            ref = e.get("valueFrom") or {}
             if "value" in e:
-                env[e["name"]] = e["value"]
-            elif (e.get("valueFrom") or {}).get("fieldRef", {}).get("fieldPath") == "metadata.namespace":
+                env[e["name"]] = _moved(e["value"], moved)
+            elif ref.get("fieldRef", {}).get("fieldPath") == "metadata.namespace":
                 env[e["name"]] = ns
-        image = comp.decl["images"][h["image"]]
-        sig = {"image": image, "args": args, "env": env, "version": _sig_version(image)}
+            elif "secretKeyRef" in ref:
+                secrets[e["name"]] = _secret_key(objs, ns, ref["secretKeyRef"])
+        if more := _hook(comp.name, "host_env"):
+            env.update(more(comp.options))
+        routes = {comp._env().from_string(pattern).render(options=comp.options): ports[name]
+                  for pattern, name in (h.get("routes") or {}).items()}
+        image = {"module": h["module"]} if "module" in h else comp.decl["images"][h["image"]]
+        sig = {"image": image, "args": args, "env": env, "version": _sig_version(image), "routes": routes,
+               "secrets": hashlib.sha256(json.dumps(secrets, sort_keys=True).encode()).hexdigest()[:16]}
         if ann := dep["spec"]["template"]["metadata"].get("annotations"):
             sig["annotations"] = ann  # what restarts the pod (a configuration's hash) restarts the process
         if cur := self.current(sig):
             return f"host process running (pid {cur.pid})"
         if "TMPDIR" in env:
             Path(env["TMPDIR"]).mkdir(parents=True, exist_ok=True)
-        proc = self.start(_host_program(h["image"], image) + args, kubeconfig, secret=secret, cert_dir=cert_dir,
-                          extra={"sig": sig, "ports": ports}, env=env)
+        program = [sys.executable, "-m", h["module"]] if "module" in h else _host_program(h["image"], image)
+        proc = self.start(program + args, kubeconfig, secret=secret, cert_dir=cert_dir,
+                          extra={"sig": sig, "ports": ports}, env=env | secrets, routes=routes,
+                          unprivileged=bool(h.get("unprivileged")), binds=binds)
         return f"host process started (pid {proc.pid}, log {self.log})"
+
+
+def _workload(h: dict) -> str:
+    return h.get("deployment") or h["statefulset"]
+
+
+def _secret_key(objs: list[dict], ns: str, ref: dict) -> str:
+    """The value of a rendered Secret's key (data or stringData)."""
+    import base64
+
+    (sec,) = [o for o in objs if o["kind"] == "Secret" and o["metadata"]["name"] == ref["name"] and o["metadata"].get("namespace") == ns]
+    if ref["key"] in (sec.get("stringData") or {}):
+        return sec["stringData"][ref["key"]]
+    return base64.b64decode(sec["data"][ref["key"]]).decode()
 
 
 def _moved(arg: str, moved: dict[str, str]) -> str:
@@ -379,9 +441,12 @@ def _moved(arg: str, moved: dict[str, str]) -> str:
 
 
 def _sig_version(image: dict) -> str:
+    if "module" in image:  # our own Python module, run with the appliance's Python
+        return builds.file_hash(ROOT / (image["module"].replace(".", "/") + ".py"))
     if "python" in image:
         return builds.file_hash(*(ROOT / src for src in image["python"]["files"].values()))
-    return f"{image['go']['module']}@{image['go']['version']}"
+    g = image["go"]
+    return f"{g['module']}@{g['version']}" + (f"+{builds.file_hash(ROOT / g['main'])[:12]}" if "main" in g else "")
 
 
 def _host_program(name: str, image: dict) -> list[str]:
@@ -396,7 +461,7 @@ def _host_program(name: str, image: dict) -> list[str]:
 
 def _go_program(name: str, g: dict) -> Path:
     return builds.go_binary(g["module"], g["version"], g["package"], g.get("binary", name),
-                            tags=g.get("tags", ""), env=g.get("env"))
+                            tags=g.get("tags", ""), env=g.get("env"), main=ROOT / g["main"] if "main" in g else None)
 
 
 def _python(p: dict) -> builds.PythonImage:

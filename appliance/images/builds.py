@@ -52,10 +52,17 @@ def go_binary_path(module: str, version: str, name: str) -> Path:
     return paths.cache_dir("components", "go", module.replace("/", "_"), version) / name
 
 
+def go_binary_name(name: str, main: Path | None = None) -> str:
+    """The cached binary's name: with our own `main`, keyed by its content."""
+    return f"{name}-{file_hash(main)[:12]}" if main else name
+
+
 def go_binary(module: str, version: str, package: str, name: str, ldflags: str = "-s -w", report=None,
-              tags: str = "", env: dict[str, str] | None = None) -> Path:
+              tags: str = "", env: dict[str, str] | None = None, main: Path | None = None) -> Path:
     """`go install module/package@version` statically (CGO_ENABLED=0, -trimpath, build `tags`, extra `env`
-    such as GOWORK=off) into the cache; cached by (module, version, package). Returns the binary's path."""
+    such as GOWORK=off) into the cache; cached by (module, version, package). `main`: our own main.go for
+    the package (upstream's library, our program), cached by its content too. Returns the binary's path."""
+    name = go_binary_name(name, main)
     binary = go_binary_path(module, version, name)
     out = binary.parent
     if binary.is_file() and os.access(binary, os.X_OK):
@@ -69,22 +76,30 @@ def go_binary(module: str, version: str, package: str, name: str, ldflags: str =
     t0 = time.monotonic()
     flags = ["-trimpath", f"-ldflags={ldflags}", *([f"-tags={tags}"] if tags else [])]
     with progress.build(name, report, f"{version} from {module} (go install)"):
+        def in_copy() -> None:
+            """Build inside a writable copy of the module source, where its go.mod applies in full."""
+            src = _writable_copy(module_dir(module, version), tmp / "src")
+            if main:
+                shutil.copyfile(main, src / package / "main.go")
+            _run(["nice", "-n", "10", go, "build", *flags, "-o", str(tmp / "bin" / name), f"./{package}"],
+                 cwd=src, env=_go_env(env), log=out / f"{name}.build.log")
+            shutil.rmtree(src, ignore_errors=True)
+            os.replace(tmp / "bin" / name, tmp / name)
+            shutil.rmtree(tmp / "bin", ignore_errors=True)
+
         try:
             try:
-                _run(["nice", "-n", "10", go, "install", *flags, f"{pkg}@{version}"],
-                     env=_go_env({**(env or {}), "GOBIN": str(tmp)}), log=out / f"{name}.build.log")
+                if main:
+                    in_copy()
+                else:
+                    _run(["nice", "-n", "10", go, "install", *flags, f"{pkg}@{version}"],
+                         env=_go_env({**(env or {}), "GOBIN": str(tmp)}), log=out / f"{name}.build.log")
             except BuildError as e:
-                if not any(m in str(e) for m in ("@v/list", "deprecation", "replace directives", "exclude directives")):
+                if main or not any(m in str(e) for m in ("@v/list", "deprecation", "replace directives", "exclude directives")):
                     raise
                 # `go install pkg@version` refused (the proxy serves the version but not the module's
-                # version list, or the module's go.mod has replace lines): build inside a writable copy of
-                # the module source instead, where its go.mod applies in full
-                src = _writable_copy(module_dir(module, version), tmp / "src")
-                _run(["nice", "-n", "10", go, "build", *flags, "-o", str(tmp / "bin" / name), f"./{package}"],
-                     cwd=src, env=_go_env(env), log=out / f"{name}.build.log")
-                shutil.rmtree(src, ignore_errors=True)
-                os.replace(tmp / "bin" / name, tmp / name)
-                shutil.rmtree(tmp / "bin", ignore_errors=True)
+                # version list, or the module's go.mod has replace lines)
+                in_copy()
             built = [p for p in tmp.iterdir() if p.is_file()]
             if len(built) != 1:
                 raise BuildError(f"go install {pkg}@{version} produced {[p.name for p in built]}")
