@@ -26,6 +26,7 @@ COST_2CPU = {
     "toolchain kubernetes": 300, "toolchain etcd": 60, "toolchain kwok": 120, "toolchain coredns": 90,
     "toolchain kind": 30, "training-operator": 500, "kserve-manager": 410, "controller-gen": 60,
     "local-path-provisioner": 90, "crictl": 45, "node image": 180, "prometheus": 420, "node_exporter": 35,
+    "workflow-controller": 360, "katib-controller": 300, "katib-db-manager": 60,
 }
 COST_DEFAULT = 120
 DOWNLOAD_S = 20  # a toolchain group fetched from the release hosts instead of built

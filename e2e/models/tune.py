@@ -3,10 +3,13 @@
   tune.py best-worst NS EXPERIMENT         best trial's loss beats the worst by a clear margin (x2), and is Katib's optimum
   tune.py restart-database NS EXPERIMENT   once 2 trials succeeded: delete the database pod, wait for its return,
                                            check the observation logs stored before are all still there (admin)
+  tune.py gpu-trials NS EXPERIMENT         (simulator) each trial's pod ran on an H100 node with 8 GPUs, at most 16
+                                           GPUs at once, and its loss is the function the experiment declares
 """
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 
@@ -45,6 +48,32 @@ def best_worst(ns: str, name: str) -> None:
     assert optimal == best, f"Katib's optimal trial has loss {optimal}, the best trial {best}"
     assert best * 2 < worst, f"best loss {best} does not beat worst {worst} by x2"
     print(f"best beats worst: {best:.6g} ({best_name} {best_params}) vs {worst:.6g} ({worst_params})")
+
+
+def _simulated_loss(lr: float, epochs: float) -> float:
+    """The loss tune-gpu-sim declares (its annotation), computed here on its own."""
+    return (math.log10(lr) + 1.5) ** 2 + 8 / epochs
+
+
+def gpu_trials(ns: str, name: str) -> None:
+    crd, core = _api()
+    trials = crd.list_namespaced_custom_object(GROUP, VERSION, ns, "trials", label_selector=f"katib.kubeflow.org/experiment={name}")["items"]
+    spans = []
+    for t in trials:
+        trial = t["metadata"]["name"]
+        (pod,) = core.list_namespaced_pod(ns, label_selector=f"training.kubeflow.org/job-name={trial}").items
+        node = core.read_node(pod.spec.node_name)
+        gpus = pod.spec.containers[0].resources.requests["nvidia.com/gpu"]
+        assert node.metadata.labels.get("nvidia.com/gpu.product") == "NVIDIA-H100-80GB-HBM3" and gpus == "8", (trial, node.metadata.name, gpus)
+        state = pod.status.container_statuses[0].state.terminated
+        spans.append((state.started_at, state.finished_at))
+        params = {p["name"]: float(p["value"]) for p in t["spec"]["parameterAssignments"]}
+        loss = _loss(t["status"])
+        assert loss is not None and math.isclose(loss, _simulated_loss(params["lr"], params["epochs"]), rel_tol=1e-9), (trial, loss, params)
+        print(f"  {trial}: {node.metadata.name} 8 GPUs lr={params['lr']:.4g} epochs={params['epochs']:.0f} loss={loss:.6g}")
+    peak = max(sum(1 for a, b in spans if a <= t < b) for t, _ in spans) * 8
+    assert peak <= 16, f"{peak} GPUs at once: over alice's quota of 16"
+    print(f"{len(trials)} trials on H100 nodes, at most {peak} GPUs at once")
 
 
 def _rows(core) -> dict[str, int]:
@@ -86,7 +115,7 @@ def restart_database(ns: str, name: str) -> None:
 
 
 if __name__ == "__main__":
-    cmds = {"best-worst": best_worst, "restart-database": restart_database}
+    cmds = {"best-worst": best_worst, "restart-database": restart_database, "gpu-trials": gpu_trials}
     if len(sys.argv) != 4 or sys.argv[1] not in cmds:
         sys.exit(__doc__)
     cmds[sys.argv[1]](sys.argv[2], sys.argv[3])

@@ -4,11 +4,12 @@
 # other file of $CREDENTIALS (the client's password), created or updated over the local socket, then the
 # server itself with the container's arguments (e.g. `-c shared_buffers=16MB`), stopped fast on SIGTERM.
 # Who may connect (pg_hba): the superuser only over the local socket; a client only to its own database.
+# On the simulator's host runtime the same script runs with PGBIN (PostgreSQL's programs) and TMPDIR given.
 set -eu
-BIN=/usr/lib/postgresql/15/bin
+BIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 : "${PGDATA:=/var/lib/postgresql/data/pgdata}"
 : "${CREDENTIALS:=/etc/database/credentials}"
-SOCKETS=/tmp
+SOCKETS=${TMPDIR:-/tmp}
 export PGDATA
 
 if [ ! -r "$CREDENTIALS/postgres" ]; then
@@ -18,8 +19,8 @@ fi
 
 # initdb and postgres look up their user's name: give the pod's uid one (nss_wrapper, no write to /etc)
 if ! getent passwd "$(id -u)" >/dev/null 2>&1; then
-    { grep -v '^postgres:' /etc/passwd; echo "postgres:x:$(id -u):$(id -g):PostgreSQL:/var/lib/postgresql:/usr/sbin/nologin"; } > /tmp/passwd
-    export LD_PRELOAD=libnss_wrapper.so NSS_WRAPPER_PASSWD=/tmp/passwd NSS_WRAPPER_GROUP=/etc/group
+    { grep -v '^postgres:' /etc/passwd; echo "postgres:x:$(id -u):$(id -g):PostgreSQL:/var/lib/postgresql:/usr/sbin/nologin"; } > "$SOCKETS/passwd"
+    export LD_PRELOAD=libnss_wrapper.so NSS_WRAPPER_PASSWD="$SOCKETS/passwd" NSS_WRAPPER_GROUP=/etc/group
 fi
 
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
@@ -33,8 +34,8 @@ host  sameuser all      all scram-sha-256
 EOF
 fi
 
-"$BIN/pg_ctl" -D "$PGDATA" -w -t 120 -l /tmp/setup.log -o "-c listen_addresses='' -c unix_socket_directories=$SOCKETS" start \
-    || { cat /tmp/setup.log >&2; exit 1; }
+"$BIN/pg_ctl" -D "$PGDATA" -w -t 120 -l "$SOCKETS/setup.log" -o "-c listen_addresses='' -c unix_socket_directories=$SOCKETS" start \
+    || { cat "$SOCKETS/setup.log" >&2; exit 1; }
 PGPASSWORD=$(cat "$CREDENTIALS/postgres")
 export PGPASSWORD
 for f in "$CREDENTIALS"/*; do

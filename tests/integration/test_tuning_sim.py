@@ -1,40 +1,98 @@
-"""The database and Katib on the simulator: `up` refuses them in its first second, naming the component and
-the profile override that leaves it out, before it makes any cluster (the simulator runs no pods: no
-PostgreSQL on a volume, no suggestion pods for Katib's controller to dial); the laptop profile leaves them out."""
+"""The database and Katib on the simulator (their host runtime): PostgreSQL (the pgserver wheel's programs,
+as nobody when we are root) on loopback with its data under the cluster's state folder; Katib's controller,
+db-manager and one goptuna service as supervised host processes, the controller reaching db-manager and the
+experiments' suggestion Services by name through its supervisor. alice's 8-GPU trials are placed on DGX
+nodes; their metrics are the experiment's declared function (the simulator's stand-in for a collector).
+PostgreSQL killed mid-way comes back with its data; `down` stops every process."""
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
-import subprocess
-import sys
+import signal
 import time
 
+import psutil
 import pytest
 
-pytestmark = [pytest.mark.integration]
+from appliance import orchestrator, report
+from appliance.components import CATALOG, hostproc
+from appliance.kube import Kube
+from tests.integration.clusters import cluster, scenario_passes
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+COMPONENTS = ("platform-base", "user-profiles", "training-operator", "database", "tuning")
+NAME = "it-tuning-sim"
+HOSTED = ("postgres", "katib-db-manager", "katib-suggestion", "katib-controller", "katib-sim-results")
 
 
-def appliance(*args: str, state) -> subprocess.CompletedProcess:
-    env = {**os.environ, "APPLIANCE_STATE": str(state)}
-    return subprocess.run([sys.executable, "-c", "from appliance.cli import run; run()", *args],
-                          capture_output=True, text=True, timeout=120, env=env)
+@pytest.fixture(scope="module")
+def sim():
+    with cluster("sim-dgx-pod", "sim", [f"cluster.name={NAME}"], COMPONENTS) as up:
+        yield up
 
 
-def test_up_on_sim_refuses_the_database_before_any_cluster(tmp_path):
-    t0 = time.monotonic()
-    r = appliance("up", "--profile", "sim-dgx-pod", "--set", "cluster.name=it-tuning-sim",
-                  "--set", "components.database={}", "--set", "components.tuning={}", state=tmp_path)
-    assert r.returncode == 1, r.stderr
-    error = r.stderr.strip().splitlines()[-1]
-    assert "component 'database' needs pods, which the sim provider does not run" in error, error
-    assert error.count("fix:") == 1 and "provider_overrides.sim.components.database.enabled: false" in error, error
-    assert "Traceback" not in r.stderr and time.monotonic() - t0 < 60
-    assert not (tmp_path / "it-tuning-sim").exists()  # no cluster, no state
+def _host(result, name: str) -> hostproc.HostProcess:
+    return hostproc.HostProcess(hostproc.controllers_dir(result["kubeconfig"]), name)
 
 
-def test_laptop_plan_on_sim_leaves_database_and_tuning_out(tmp_path):
-    r = appliance("plan", "--profile", "laptop", "--provider", "sim", "--json", state=tmp_path)
-    assert r.returncode == 0, r.stderr
-    steps = {s["id"] for s in json.loads(r.stdout)["steps"]}
-    assert "training-operator" in steps and not steps & {"database", "tuning"}, steps
+def _postmaster(result) -> psutil.Process:
+    """PostgreSQL's server process under the supervisor (its entrypoint script's child)."""
+    (server,) = [p for p in psutil.Process(_host(result, "postgres").load().pid).children(recursive=True)
+                 if p.name() == "postgres" and p.parent().name() != "postgres"]
+    return server
+
+
+def _listening(server: psutil.Process) -> set[tuple[str, int]]:
+    return {(c.laddr.ip, c.laddr.port) for c in server.net_connections("tcp") if c.status == "LISTEN"}
+
+
+def test_up_runs_postgres_and_katib_on_the_host(sim):
+    profile, result = sim
+    assert not result["failed"] and {"database", "tuning"} <= set(result["ran"])
+    kube = Kube(result["kubeconfig"])
+    for name in ("database", "tuning"):
+        comp = CATALOG[name](profile.components[name].options, pods_run=False)
+        assert comp.on_host and comp.ready(kube) == (True, "")
+    assert all(_host(result, n).alive() for n in HOSTED)
+    assert kube.get("apps/v1", "StatefulSet", "postgres", "database") is None  # the host process serves
+    address = kube.get("v1", "ConfigMap", "postgres-address", "database").data
+    assert _listening(_postmaster(result)) == {("127.0.0.1", int(address["port"]))}  # loopback only
+    hook = kube.get("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration", "katib.kubeflow.org")
+    assert all(w.clientConfig.url.startswith("https://127.0.0.1:") for w in hook.webhooks)
+
+
+def test_tune_gpu_sim_scenario_passes(sim, tmp_path):
+    _, result = sim
+    scenario_passes(result, "sim", COMPONENTS, "tune-gpu-sim", tmp_path)
+
+
+def test_postgres_killed_comes_back_with_its_data_and_tuning_goes_on(sim, tmp_path):
+    _, result = sim
+    data = hostproc.controllers_dir(result["kubeconfig"]) / "postgres-root" / "var/lib/postgresql/data/pgdata"
+    assert (data / "PG_VERSION").is_file()
+    killed = _postmaster(result)
+    os.kill(killed.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ValueError, psutil.Error):
+            if (server := _postmaster(result)).pid != killed.pid and _listening(server):
+                break
+        time.sleep(1)
+    else:
+        pytest.fail(f"PostgreSQL not back in 60 s: {_host(result, 'postgres').log.read_text()[-2000:]}")
+    assert "client katib: role and database ready" in _host(result, "postgres").log.read_text().split("controller exited")[-1]
+    scenario_passes(result, "sim", COMPONENTS, "tune-gpu-sim", tmp_path)  # db-manager reconnected; no leftovers from the first run
+
+
+def test_second_up_is_a_no_op_and_down_stops_every_process(sim):
+    profile, result = sim
+    pids = {n: _host(result, n).load().pid for n in HOSTED}
+    again = orchestrator.up(profile, "sim", report.make())
+    assert not again["ran"] and not again["failed"], again
+    assert {n: _host(result, n).load().pid for n in HOSTED} == pids
+    children = [p for n in HOSTED for p in psutil.Process(pids[n]).children(recursive=True)]
+    orchestrator.down(profile.cluster.name, report.make())
+    assert not any(_host(result, n).alive() for n in HOSTED)
+    gone, alive = psutil.wait_procs(children, timeout=20)
+    assert not alive, [p.cmdline()[:2] for p in alive]

@@ -107,14 +107,24 @@ def test_stub_prints_the_loss_katib_reads(tmp_path, lr, epochs):
     assert got == {"loss": pytest.approx(mod.train(0, 1, int(epochs), float(lr))[2], rel=1e-6)}
 
 
+def test_on_the_simulator_database_and_tuning_run_on_the_host():
+    from appliance import components, profiles
+
+    profile = profiles.load("laptop", [], "sim").profile
+    enabled = components.enabled(profile, pods_run=False)
+    assert enabled["database"].on_host and enabled["tuning"].on_host
+    assert not enabled["database"].images() and not enabled["tuning"].images()  # nothing to pull where pods do not run
+    hosted = {h.get("deployment") or h.get("statefulset") for h in CATALOG["tuning"].decl["host"]}
+    assert hosted == {"katib-controller", "katib-db-manager", "katib-suggestion", "katib-sim-results"}
+
+
 def test_on_the_simulator_up_refuses_components_that_need_pods_with_the_fix():
     from appliance import prereqs, profiles
     from appliance.errors import UserError
 
-    profile = profiles.load("sim-dgx-pod", ["components.database={}"], "sim").profile
+    profile = profiles.load("sim-dgx-pod", ["components.notebooks={}"], "sim").profile
     with pytest.raises(UserError) as e:
         prereqs.check(profile, "sim")
-    assert "component 'database' needs pods, which the sim provider does not run" in e.value.what
-    assert "provider_overrides.sim.components.database.enabled: false" in e.value.fix and e.value.line().count("— fix:") == 1
-    assert CATALOG["tuning"].decl["needs_pods"]  # tuning needs the database anyway, and its suggestion pods
-    prereqs.check(profiles.load("laptop", [], "sim").profile, "sim")  # the laptop profile leaves both out there
+    assert "component 'notebooks' needs pods, which the sim provider does not run" in e.value.what
+    assert "provider_overrides.sim.components.notebooks.enabled: false" in e.value.fix and e.value.line().count("— fix:") == 1
+    prereqs.check(profiles.load("laptop", [], "sim").profile, "sim")  # the laptop profile leaves notebooks out there

@@ -1,13 +1,18 @@
 """database: passwords generated once (at the first `up`) and kept: a second `up` reads them back from the
-Secret, and a new client gets its own. Client components read theirs with `credentials()`."""
+Secret, and a new client gets its own. Client components read theirs with `credentials()`. On the host
+runtime PostgreSQL's programs come from the `pgserver` wheel (`host_env`)."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import secrets
+from pathlib import Path
+
+from appliance.errors import UserError
 
 SECRET = "database-credentials"
+ADDRESS = "postgres-address"
 SERVICE = "postgres"
 PORT = 5432
 
@@ -31,6 +36,20 @@ def context(options, kube) -> dict:
 
 
 def credentials(kube, namespace: str, client: str) -> dict[str, str]:
-    """What client `client` connects with: host, port, user, password, database ("" before `up` made them)."""
-    return {"host": f"{SERVICE}.{namespace}.svc", "port": str(PORT), "user": client, "database": client,
-            "password": _live(kube, namespace).get(client, "")}
+    """What client `client` connects with: host, port (the server's ConfigMap: the Service, or loopback on
+    the host runtime), user, password, database ("" before `up` made them)."""
+    live = kube.get("v1", "ConfigMap", ADDRESS, namespace) if kube is not None else None
+    where = (live.to_dict().get("data") or {}) if live is not None else {}
+    return {"host": where.get("host", f"{SERVICE}.{namespace}.svc"), "port": where.get("port", str(PORT)), "user": client,
+            "database": client, "password": _live(kube, namespace).get(client, "")}
+
+
+def host_env(options) -> dict[str, str]:
+    """PGBIN for the entrypoint on the host runtime: the programs of the `pgserver` wheel."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("pgserver")  # found, not imported (importing it sets up its own server)
+    if spec is None or not spec.origin:
+        raise UserError("PostgreSQL's programs are missing for the database's host runtime", "the appliance's Python environment",
+                        "install the appliance with its dependencies (pyproject.toml lists pgserver): `make host-setup` does")
+    return {"PGBIN": str(Path(spec.origin).resolve().parent / "pginstall" / "bin")}

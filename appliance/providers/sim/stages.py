@@ -2,7 +2,8 @@
 
 Pods on simulated nodes go Running after `pod_startup_seconds`; pods owned by
 a batch workload (Job, or a Kubeflow PyTorchJob/TFJob/MPIJob) go Succeeded
-`pod_run_seconds` after that, unless annotated `appliance.dev/sim-keep-running`; deleted pods are removed.
+`pod_run_seconds` after that (a pod annotated `appliance.dev/sim-run-time: 30s` runs that long), unless
+annotated `appliance.dev/sim-keep-running`; deleted pods are removed.
 Nodes are initialised Ready at once and kept alive with leases.
 """
 
@@ -16,6 +17,8 @@ API = "kwok.x-k8s.io/v1alpha1"
 BATCH_OWNERS = ("Job", "PyTorchJob", "TFJob", "MPIJob", "Workflow")  # owners whose pods run to completion
 #: a pod annotated so runs until deleted, whatever its owner (scenarios that watch a job while it runs)
 KEEP_RUNNING = "appliance.dev/sim-keep-running"
+#: a batch pod's own run time (a Go duration, e.g. "30s"), in place of the profile's pod_run_seconds
+RUN_TIME = "appliance.dev/sim-run-time"
 #: kwok's status templates (Go templates), data files beside this module
 _KWOK = Path(__file__).resolve().parent / "kwok"
 _NODE_STATUS = (_KWOK / "node-status.tmpl").read_text()
@@ -73,7 +76,8 @@ def stages(pod_startup_seconds: float = 0.0, pod_run_seconds: float = 5.0, lease
                     {"key": ".metadata.ownerReferences.[].kind", "operator": "In", "values": list(BATCH_OWNERS)},
                     {"key": f'.metadata.annotations["{KEEP_RUNNING}"]', "operator": "DoesNotExist"},
                 ]},
-                **({"delay": {"durationMilliseconds": _ms(pod_run_seconds)}} if pod_run_seconds > 0 else {}),
+                "delay": {"durationMilliseconds": _ms(pod_run_seconds),
+                          "durationFrom": {"expressionFrom": f'.metadata.annotations["{RUN_TIME}"]'}},
                 "next": {"statusTemplate": _POD_SUCCEEDED},
             },
         },
