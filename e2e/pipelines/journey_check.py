@@ -1,10 +1,12 @@
 """Checks of the journey scenario, run on the host with the scenario's KUBECONFIG.
 
   journey_check.py trained NS            (as the user) the experiment succeeded; its best parameters trained both PyTorchJobs
-  journey_check.py story NS              (as the user) the pipelines' steps (state, time) and the trials (parameters vs loss)
-                                         as SVG in $E2E_ARTIFACTS (the report shows them)
+  journey_check.py story NS [EXPERIMENT WORKFLOW...]
+                                         (as the user) the pipelines' steps (state, time) and the trials (parameters vs loss)
+                                         as SVG in $E2E_ARTIFACTS (the report shows them); default: the journey's
   journey_check.py purge NS PREFIX       (admin) delete the objects under PREFIX in the user's bucket, with the user's keys
-  journey_check.py leftovers NS PREFIX   (admin) wait until nothing the scenario made is left in NS but the home claim
+  journey_check.py leftovers NS [PREFIX] (admin) wait until nothing the scenario made is left in NS but the home claim
+                                         (and, with PREFIX, nothing under it in the user's bucket)
 """
 
 from __future__ import annotations
@@ -126,12 +128,12 @@ def trials_svg(trials: list[dict], best: str, width: int = 520, height: int = 24
     return "".join(out)
 
 
-def story(ns: str) -> None:
+def story(ns: str, experiment: str = EXPERIMENT, *workflows: str) -> None:
     crd = _crd()
-    wfs = [crd.get_namespaced_custom_object("argoproj.io", "v1alpha1", ns, "workflows", name) for name in WORKFLOWS]
-    exp = crd.get_namespaced_custom_object("kubeflow.org", "v1beta1", ns, "experiments", EXPERIMENT)
+    wfs = [crd.get_namespaced_custom_object("argoproj.io", "v1alpha1", ns, "workflows", name) for name in workflows or WORKFLOWS]
+    exp = crd.get_namespaced_custom_object("kubeflow.org", "v1beta1", ns, "experiments", experiment)
     trials = crd.list_namespaced_custom_object("kubeflow.org", "v1beta1", ns, "trials",
-                                               label_selector=f"katib.kubeflow.org/experiment={EXPERIMENT}")["items"]
+                                               label_selector=f"katib.kubeflow.org/experiment={experiment}")["items"]
     best = exp["status"]["currentOptimalTrial"].get("bestTrialName", "")
     out = Path(os.environ.get("E2E_ARTIFACTS", "."))
     out.mkdir(parents=True, exist_ok=True)
@@ -167,8 +169,9 @@ def purge(ns: str, prefix: str) -> None:
     print(f"removed {len(found)} objects under {creds['bucket']}/{prefix}")
 
 
-def left(ns: str, prefix: str) -> list[str]:
-    """What the scenario made that is still in `ns` (pods, claims but the home, objects of KINDS, bucket objects)."""
+def left(ns: str, prefix: str = "") -> list[str]:
+    """What the scenario made that is still in `ns` (pods, claims but the home, objects of KINDS, bucket objects
+    under `prefix` when given)."""
     from kubernetes import client, config
     from store import keys
 
@@ -179,11 +182,11 @@ def left(ns: str, prefix: str) -> list[str]:
     found += [f"claim {c.metadata.name}" for c in core.list_namespaced_persistent_volume_claim(ns).items if c.metadata.name != f"home-{user}"]
     for group, version, plural in KINDS:
         found += [f"{plural} {o['metadata']['name']}" for o in crd.list_namespaced_custom_object(group, version, ns, plural)["items"]]
-    found += [f"object {k}" for k in _bucket_keys(keys(ns), prefix)]
+    found += [f"object {k}" for k in _bucket_keys(keys(ns), prefix)] if prefix else []
     return found
 
 
-def leftovers(ns: str, prefix: str, timeout: float = 280) -> None:
+def leftovers(ns: str, prefix: str = "", timeout: float = 280) -> None:
     deadline = time.monotonic() + timeout
     while (found := left(ns, prefix)) and time.monotonic() < deadline:
         time.sleep(3)

@@ -1,0 +1,31 @@
+"""The journey's GPU variant on the simulator (sim-dgx-pod): alice's data pipeline, Katib's 8-GPU trials,
+the 16-GPU training with the best parameters, GPU serving updated in place and her evaluate/predict pipeline,
+all placed on simulated DGX H100 nodes within her quota; bob refused; nothing left. Run twice on one
+cluster with a no-op `up` between; the report shows the steps, the trials and the GPU plots."""
+
+import pytest
+
+from appliance import orchestrator, report
+from tests.integration.clusters import cluster, scenario_passes
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+COMPONENTS = ("platform-base", "user-profiles", "training-operator", "kserve", "monitoring", "pipelines", "database", "tuning")
+
+
+@pytest.fixture(scope="module")
+def sim():
+    with cluster("sim-dgx-pod", "sim", ["cluster.name=it-journey-sim"], COMPONENTS) as up:
+        yield up
+
+
+def test_journey_gpu_sim_twice_with_a_no_op_up_between(sim, tmp_path):
+    profile, result = sim
+    assert not result["failed"]
+    first = scenario_passes(result, "sim", COMPONENTS, "journey-gpu-sim", tmp_path / "first")
+    assert [p.name for p in first.artifacts] == ["journey-1-steps.svg", "journey-2-trials.svg"]
+    page = (tmp_path / "first" / "report.html").read_text()
+    for panel in ("GPUs allocated of capacity", "GPU utilization", "pipeline steps (state, seconds)", "Katib trials"):
+        assert panel in page, panel
+    again = orchestrator.up(profile, "sim", report.make())
+    assert not again["failed"] and again["ran"] == [], again["ran"]
+    scenario_passes(result, "sim", COMPONENTS, "journey-gpu-sim", tmp_path / "second")
