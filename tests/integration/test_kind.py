@@ -59,7 +59,10 @@ def _manifest(server_image: str, client_image: str, cp: str, worker: str) -> str
             - |
               for i in $(seq 1 60); do
                 if exec 3<>/dev/tcp/web.default.svc.cluster.local/80; then
-                  printf 'GET /version HTTP/1.0\\r\\nHost: web\\r\\n\\r\\n' >&3; cat <&3; exit 0
+                  reply=$(printf 'GET /version HTTP/1.0\\r\\nHost: web\\r\\n\\r\\n' >&3; cat <&3)
+                  exec 3<&-
+                  case $reply in *etcdserver*) echo "$reply"; exit 0;; esac
+                  echo "not etcd yet: $reply"
                 fi
                 sleep 1
               done
