@@ -9,7 +9,7 @@ import html
 #: (title, unit, PromQL: one line per series, its legend from the label `name` or the first label)
 PANELS = [
     ("GPUs allocated of capacity", "GPUs",
-     'label_replace(sum(kube_pod_container_resource_requests{resource="nvidia_com_gpu"}), "name", "allocated", "", "")'
+     'label_replace(sum(kube_pod_container_resource_requests{resource="nvidia_com_gpu"}) or vector(0), "name", "allocated", "", "")'
      ' or label_replace(sum(kube_node_status_capacity{resource="nvidia_com_gpu"}), "name", "capacity", "", "")'),
     ("GPU utilization", "%",
      'label_replace(avg(DCGM_FI_DEV_GPU_UTIL{pod!=""}), "name", "allocated GPUs", "", "")'
