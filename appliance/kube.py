@@ -84,13 +84,13 @@ class Kube:
     def list_labelled(self, api_version: str, kind: str, selector: str) -> list[dict]:
         """Objects of a kind carrying these labels, in every namespace; none when the kind is no longer
         served (its CRD is gone)."""
-        from kubernetes.dynamic.exceptions import ResourceNotFoundError
+        from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 
         try:
             res = self.dynamic.resources.get(api_version=api_version, kind=kind)
-        except ResourceNotFoundError:
+            return [i.to_dict() for i in res.get(label_selector=selector).items]
+        except (ResourceNotFoundError, NotFoundError):  # not served, or its CRD went since discovery was cached
             return []
-        return [i.to_dict() for i in res.get(label_selector=selector).items]
 
     def missing(self, objs: Iterable[dict]) -> list[str]:
         """`Kind/name` of each object that does not exist (or is not ready, for workloads and CRDs)."""

@@ -76,7 +76,11 @@ class HostProcess:
         return proc
 
     def stop(self) -> None:
-        p = self.load()
-        if p:
-            procs.stop(p, grace=15)
-        self.record.unlink(missing_ok=True)
+        stop_all([self])
+
+
+def stop_all(hosts: list[HostProcess]) -> None:
+    """Stop these host processes together (every SIGTERM first, so their shutdowns overlap) and forget them."""
+    procs.stop_all([p for h in hosts if (p := h.load())], grace=15)
+    for h in hosts:
+        h.record.unlink(missing_ok=True)

@@ -21,7 +21,7 @@ from pydantic import Field, create_model
 from appliance import certs, procs
 from appliance.components import Component, ComponentImage, Options, Resources
 from appliance.components.access import user_roles
-from appliance.components.hostproc import HostProcess, controllers_dir
+from appliance.components.hostproc import HostProcess, controllers_dir, stop_all
 from appliance.images import builds
 from appliance.util import wait
 
@@ -280,8 +280,7 @@ class Kit(Component):
         return notes(self.options, kube) if (notes := _hook(self.name, "notes")) else []
 
     def remove(self, kube) -> None:
-        for h in self._hosts(kube) if self.on_host else []:
-            h.stop()
+        stop_all(self._hosts(kube) if self.on_host else [])
         kube.delete(reversed(self.objects(kube)))
         self._prune(kube, [])
         kube.delete([self._inventory({})])
