@@ -195,14 +195,14 @@ def leftovers(ns: str, prefix: str = "", timeout: float = 280) -> None:
     print(f"nothing left in {ns} but home-{ns.removeprefix('user-')}")
 
 
-def main(argv: list[str]) -> int:
-    commands = {"trained": trained, "story": story, "purge": purge, "leftovers": leftovers}
+def cli(doc: str, commands: dict, argv: list[str]) -> int:
+    """Run the command named first in `argv` with the rest as its arguments; else print `doc` (exit 2)."""
     if not argv or argv[0] not in commands:
-        print(__doc__)
+        print(doc)
         return 2
     commands[argv[0]](*argv[1:])
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(cli(__doc__, {"trained": trained, "story": story, "purge": purge, "leftovers": leftovers}, sys.argv[1:]))

@@ -135,14 +135,7 @@ def gpus(ns: str) -> None:
           f"at most {peak} GPUs at once (quota {quota})")
 
 
-def main(argv: list[str]) -> int:
-    commands = {"train": train, "placed": placed, "served": served, "gpus": gpus}
-    if not argv or argv[0] not in commands:
-        print(__doc__)
-        return 2
-    commands[argv[0]](*argv[1:])
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    from journey_check import cli
+
+    sys.exit(cli(__doc__, {"train": train, "placed": placed, "served": served, "gpus": gpus}, sys.argv[1:]))
