@@ -74,34 +74,38 @@ def _t(stamp: str | None) -> float | None:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() if stamp else None
 
 
+def gantt_svg(title: str, rows: list[tuple[str, float, float | None, str, str]], width: int = 720) -> str:
+    """A timeline: a bar per row (label, start, end or None, text after the bar, colour), in start order."""
+    rows = sorted(rows, key=lambda r: (r[1], r[0]))
+    left, top, bar = 220, 28, 18
+    height = top + bar * len(rows) + 24
+    out = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' font-family='sans-serif' font-size='11'>",
+           f"<text x='4' y='14' font-weight='bold'>{html.escape(title)}</text>"]
+    if not rows:
+        return "".join(out) + "<text x='4' y='40'>nothing</text></svg>"
+    t0 = min(r[1] for r in rows)
+    t1 = max((r[2] or r[1]) for r in rows)
+    scale = (width - left - 130) / ((t1 - t0) or 1)
+    for i, (label, start, end, text, colour) in enumerate(rows):
+        y, w = top + i * bar, max(((end or start) - start) * scale, 2)
+        x = left + (start - t0) * scale
+        out.append(f"<text x='4' y='{y + 12}'>{html.escape(label[:34])}</text>"
+                   f"<rect x='{x:.1f}' y='{y + 2}' width='{w:.1f}' height='{bar - 5}' fill='{colour}'><title>{html.escape(label)}</title></rect>"
+                   f"<text x='{x + w + 4:.1f}' y='{y + 12}'>{html.escape(text)}</text>")
+    out.append(f"<text x='{left}' y='{height - 6}'>0 s</text><text x='{width - 130}' y='{height - 6}' text-anchor='end'>{t1 - t0:.0f} s</text></svg>")
+    return "".join(out)
+
+
 def steps_svg(workflows: list[dict], width: int = 720) -> str:
     """The pipelines' steps as a timeline: a bar per step from its start to its end, coloured by state."""
     rows = []
     for wf in workflows:
         for n in (wf.get("status") or {}).get("nodes", {}).values():
-            if n["type"] in ("Pod", "Skipped"):
-                rows.append((wf["metadata"]["name"], n["displayName"], n["phase"], _t(n.get("startedAt")), _t(n.get("finishedAt"))))
-    rows = [r for r in rows if r[3] is not None]
-    rows.sort(key=lambda r: (r[3], r[1]))
-    left, top, bar = 220, 28, 18
-    height = top + bar * len(rows) + 24
-    out = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' font-family='sans-serif' font-size='11'>",
-           "<text x='4' y='14' font-weight='bold'>pipeline steps (state, seconds)</text>"]
-    if not rows:
-        return "".join(out) + "<text x='4' y='40'>no steps</text></svg>"
-    t0 = min(r[3] for r in rows)
-    t1 = max((r[4] or r[3]) for r in rows)
-    scale = (width - left - 90) / ((t1 - t0) or 1)
-    for i, (wf, name, phase, start, end) in enumerate(rows):
-        y = top + i * bar
-        secs = (end or start) - start
-        colour = PHASE_COLOURS.get(phase, "#0969da")
-        out.append(f"<text x='4' y='{y + 12}'>{html.escape(f'{wf}/{name}')}</text>"
-                   f"<rect x='{left + (start - t0) * scale:.1f}' y='{y + 2}' width='{max(secs * scale, 2):.1f}' height='{bar - 5}' fill='{colour}'>"
-                   f"<title>{html.escape(f'{name}: {phase}')}</title></rect>"
-                   f"<text x='{left + (start - t0) * scale + max(secs * scale, 2) + 4:.1f}' y='{y + 12}'>{html.escape(phase)} {secs:.0f}s</text>")
-    out.append(f"<text x='{left}' y='{height - 6}'>0 s</text><text x='{width - 90}' y='{height - 6}' text-anchor='end'>{t1 - t0:.0f} s</text></svg>")
-    return "".join(out)
+            start, end = _t(n.get("startedAt")), _t(n.get("finishedAt"))
+            if n["type"] in ("Pod", "Skipped") and start is not None:
+                rows.append((f"{wf['metadata']['name']}/{n['displayName']}", start, end,
+                             f"{n['phase']} {(end or start) - start:.0f}s", PHASE_COLOURS.get(n["phase"], "#0969da")))
+    return gantt_svg("pipeline steps (state, seconds)", rows, width)
 
 
 def trials_svg(trials: list[dict], best: str, width: int = 520, height: int = 240) -> str:

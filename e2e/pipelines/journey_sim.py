@@ -7,14 +7,17 @@ as the user, and the checks of where everything ran. Run on the host with the sc
   journey_sim.py served NS NAME REVISION   (admin) the InferenceService is Ready, its predictor Deployment at
                                            REVISION, rolled out, on an H100 node
   journey_sim.py gpus NS                   (admin) every pod and workflow step that asked for GPUs ran on an H100
-                                           node; the most GPUs held at once stays within the namespace's quota
+                                           node; the most GPUs held at once stays within the namespace's quota;
+                                           their timeline drawn in $E2E_ARTIFACTS (the report shows it)
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 GPU = "NVIDIA-H100-80GB-HBM3"
 RUN_TIME = "20s"
@@ -111,7 +114,7 @@ def gpus(ns: str) -> None:
         states = [s.state for s in pod.status.container_statuses or []]
         start = min((s.running or s.terminated).started_at for s in states if s.running or s.terminated)
         end = max((s.terminated.finished_at if s.terminated else now) for s in states)
-        spans.append((start, end, n))
+        spans.append((start, end, n, pod.metadata.name, node.metadata.name))
         kind = (pod.metadata.owner_references or [None])[0]
         owners[kind.kind if kind else "none"] = owners.get(kind.kind if kind else "none", 0) + 1
         print(f"  {pod.metadata.name}: {n} GPUs on {node.metadata.name}, {(end - start).total_seconds():.0f}s")
@@ -126,10 +129,17 @@ def gpus(ns: str) -> None:
             node = core.read_node(step["hostNodeName"])
             assert node.metadata.labels.get("nvidia.com/gpu.product") == GPU, (step["displayName"], node.metadata.name)
             start, end = (datetime.fromisoformat(step[k].replace("Z", "+00:00")) for k in ("startedAt", "finishedAt"))
-            spans.append((start, end, n))
+            spans.append((start, end, n, f"{wf['metadata']['name']}/{step['displayName']}", node.metadata.name))
             owners["Workflow"] = owners.get("Workflow", 0) + 1
             print(f"  {wf['metadata']['name']}/{step['displayName']}: {n} GPUs on {node.metadata.name}, {(end - start).total_seconds():.0f}s")
-    peak = max(sum(g for a, b, g in spans if a <= t < b) for t, _, _ in spans)
+    peak = max(sum(g for a, b, g, *_ in spans if a <= t < b) for t, *_ in spans)
+    from journey_check import gantt_svg
+
+    out = Path(os.environ.get("E2E_ARTIFACTS", "."))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "journey-3-gpus.svg").write_text(gantt_svg(
+        "GPU steps (GPUs, node)", [(label, a.timestamp(), b.timestamp(), f"{g} GPUs on {node}", "#0969da" if g >= 8 else "#1a7f37")
+                                   for a, b, g, label, node in spans]))
     assert quota and peak <= quota, f"{peak} GPUs at once, quota {quota}"
     print(f"{len(spans)} GPU steps on H100 nodes ({', '.join(f'{k} {v}' for k, v in sorted(owners.items()))}), "
           f"at most {peak} GPUs at once (quota {quota})")

@@ -22,9 +22,9 @@ def test_journey_gpu_sim_twice_with_a_no_op_up_between(sim, tmp_path):
     profile, result = sim
     assert not result["failed"]
     first = scenario_passes(result, "sim", COMPONENTS, "journey-gpu-sim", tmp_path / "first")
-    assert [p.name for p in first.artifacts] == ["journey-1-steps.svg", "journey-2-trials.svg"]
+    assert [p.name for p in first.artifacts] == ["journey-1-steps.svg", "journey-2-trials.svg", "journey-3-gpus.svg"]
     page = (tmp_path / "first" / "report.html").read_text()
-    for panel in ("GPUs allocated of capacity", "GPU utilization", "pipeline steps (state, seconds)", "Katib trials"):
+    for panel in ("GPUs allocated of capacity", "GPU utilization", "pipeline steps (state, seconds)", "Katib trials", "GPU steps (GPUs, node)"):
         assert panel in page, panel
     again = orchestrator.up(profile, "sim", report.make())
     assert not again["failed"] and again["ran"] == [], again["ran"]
