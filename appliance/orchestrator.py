@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from appliance import components, host, paths, prereqs, profiles, progress, providers
+from appliance.components import hostproc
 from appliance.errors import UserError
 from appliance.plan import CLUSTER, Lock, Plan, State, Step, execute, fingerprint
 from appliance.schema import ClusterSpec, ComponentSpec, Profile
@@ -175,4 +176,5 @@ def status(cluster: str) -> dict[str, Any]:
         "kubeconfig": (state.data.get("cluster") or {}).get("kubeconfig"),
         "steps": {k: v.get("status") for k, v in state.data["steps"].items()},
         "components": comps, "provider_status": c.provider.status(),
+        "host_processes": hostproc.infos(kubeconfig) if (kubeconfig := (state.data.get("cluster") or {}).get("kubeconfig")) else [],
     }

@@ -120,7 +120,8 @@ def duration(seconds: float) -> str:
 
 def status_text(st: dict, verbose: bool = False, now: float | None = None) -> str:
     """`orchestrator.status` for a person: the cluster, a components table, the provider's facts, and a table per
-    list of records (processes: name, pid, state, memory, CPU time, uptime). Paths and ports only when `verbose`."""
+    list of records (processes, host processes: name, pid, state, memory, CPU time, uptime). Paths and ports only
+    when `verbose`."""
     now = time.time() if now is None else now
     shown = (lambda k: True) if verbose else (lambda k: k not in VERBOSE_ONLY)
 
@@ -151,7 +152,7 @@ def status_text(st: dict, verbose: bool = False, now: float | None = None) -> st
         lines += ["", *table(["component", "state"], comps)]
         lines += [f"  {c}: {n}" for c, e in st["components"].items() for n in e.get("notes") or []]
     facts, tables = [], []
-    for key, value in (st.get("provider_status") or {}).items():
+    for key, value in [*(st.get("provider_status") or {}).items(), ("host processes", st.get("host_processes"))]:
         if key in ("provider", "cluster") or not shown(key) or value in ("", [], {}, None):
             continue
         if isinstance(value, list) and all(isinstance(v, dict) for v in value):

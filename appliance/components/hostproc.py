@@ -9,6 +9,8 @@ import os
 import sys
 from pathlib import Path
 
+import psutil
+
 from appliance import paths, procs
 
 
@@ -84,3 +86,24 @@ def stop_all(hosts: list[HostProcess]) -> None:
     procs.stop_all([p for h in hosts if (p := h.load())], grace=15)
     for h in hosts:
         h.record.unlink(missing_ok=True)
+
+
+def infos(kubeconfig: str) -> list[dict]:
+    """Each host process of this cluster (`status`): its record's facts, memory and CPU time counting the
+    program its supervisor runs (and that program's children)."""
+    folder = controllers_dir(kubeconfig)
+    out = []
+    for record in sorted(folder.glob("*.json")):
+        if not (proc := HostProcess(folder, record.stem).load()):
+            continue
+        info = proc.info()
+        if live := proc.process():
+            for child in live.children(recursive=True):
+                try:
+                    times = child.cpu_times()
+                    info["rss_bytes"] += child.memory_info().rss
+                    info["cpu_seconds"] = round(info["cpu_seconds"] + times.user + times.system, 1)
+                except psutil.Error:
+                    pass
+        out.append(info)
+    return out

@@ -55,6 +55,8 @@ def test_up_runs_postgres_and_katib_on_the_host(sim):
         comp = CATALOG[name](profile.components[name].options, pods_run=False)
         assert comp.on_host and comp.ready(kube) == (True, "")
     assert all(_host(result, n).alive() for n in HOSTED)
+    shown = {p["name"]: p for p in orchestrator.status(NAME)["host_processes"]}  # `appliance status` lists them
+    assert set(HOSTED) <= set(shown) and all(shown[n]["alive"] and shown[n]["rss_bytes"] > 0 for n in HOSTED), shown
     assert kube.get("apps/v1", "StatefulSet", "postgres", "database") is None  # the host process serves
     address = kube.get("v1", "ConfigMap", "postgres-address", "database").data
     assert _listening(_postmaster(result)) == {("127.0.0.1", int(address["port"]))}  # loopback only
