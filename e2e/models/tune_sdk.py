@@ -57,7 +57,8 @@ katib = KatibClient(namespace=NAMESPACE)
 katib.create_experiment(experiment)
 katib.wait_for_experiment_condition(name=NAME, timeout=600, polling_interval=5)
 best = katib.get_optimal_hyperparameters(NAME)
-params = {p.name: p.value for p in best.parameter_assignments}
+values = {p.name: p.value for p in best.parameter_assignments}
+params = {s.name: values[s.name] for s in experiment.spec.parameters}  # the spec's order: the suggestion's varies
 loss = next(float(x.latest) for x in best.observation.metrics if x.name == "loss")
 print(f"best parameters {params}: loss={loss:.6g}")
 katib.delete_experiment(NAME)
