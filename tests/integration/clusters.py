@@ -1,4 +1,5 @@
-"""Shared for integration tests: a cluster brought up through the orchestrator and always taken down."""
+"""Shared for integration tests: a cluster brought up through the orchestrator and always taken down; the
+stack cluster the component modules share (conftest.py makes it once per session)."""
 
 import contextlib
 
@@ -16,11 +17,30 @@ def require_kind() -> None:
         pytest.skip(why)
 
 
+# One kind cluster of the ci profile for the modules below, which run in this order (monitoring first: it
+# wants no alert firing; those that re-`up` with other options last, each putting the profile back after).
+STACK = "it-stack"
+STACK_COMPONENTS = ("platform-base", "user-profiles", "training-operator", "kserve", "network-policy", "monitoring",
+                    "notebooks", "pipelines", "database", "tuning")
+STACK_MODULES = ("test_monitoring_kind", "test_journey_kind", "test_netpol_kind", "test_serving_kind",
+                 "test_pipelines_kind", "test_tuning_kind", "test_notebooks_kind")
+
+
+def load(profile_name: str, provider: str, sets: list[str], components: tuple[str, ...]):
+    """The profile with `sets` applied, only `components` of it."""
+    loaded = profiles.load(profile_name, sets, provider)
+    return loaded.profile.model_copy(update={"components": {k: v for k, v in loaded.profile.components.items() if k in components}})
+
+
+def stack_profile(sets: tuple[str, ...] = ()):
+    """The stack cluster's profile, with `sets` on top (a test that re-`up`s with other options)."""
+    return load("ci", "kind", [f"cluster.name={STACK}", *sets], STACK_COMPONENTS)
+
+
 @contextlib.contextmanager
 def cluster(profile_name: str, provider: str, sets: list[str], components: tuple[str, ...]):
     """`up` the profile (only `components` of it) on `provider`; yields (profile, up result); `down` after."""
-    loaded = profiles.load(profile_name, sets, provider)
-    profile = loaded.profile.model_copy(update={"components": {k: v for k, v in loaded.profile.components.items() if k in components}})
+    profile = load(profile_name, provider, sets, components)
     try:
         yield profile, orchestrator.up(profile, provider, report.make())
     finally:

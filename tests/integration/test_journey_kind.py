@@ -6,7 +6,7 @@ run finds no leftovers, and `up` between the runs changes nothing."""
 import pytest
 
 from appliance import orchestrator, report
-from tests.integration.clusters import cluster, require_kind, scenario_passes
+from tests.integration.clusters import scenario_passes
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.docker]
 COMPONENTS = ("platform-base", "user-profiles", "training-operator", "kserve", "network-policy", "notebooks", "pipelines",
@@ -14,10 +14,9 @@ COMPONENTS = ("platform-base", "user-profiles", "training-operator", "kserve", "
 
 
 @pytest.fixture(scope="module")
-def kind():
-    require_kind()
-    with cluster("ci", "kind", ["cluster.name=it-journey"], COMPONENTS) as up:
-        yield up
+def kind(stack):
+    """The stack cluster (conftest.py): (profile, result of its `up`)."""
+    return stack
 
 
 def test_journey_twice_with_a_no_op_up_between(kind, tmp_path):

@@ -1,34 +1,32 @@
-"""monitoring on a real kind cluster (one cluster for the module): Prometheus, the exporter and node_exporter
-built here and run as pods (restricted / privileged node agents); the cluster-metrics scenario (node and pod
-metrics, a crash-looping pod's alert); the pods' memory as the kubelet measures it."""
+"""monitoring on a real kind cluster (the stack cluster, before the other modules use it): Prometheus, the
+exporter and node_exporter built here and run as pods (restricted / privileged node agents); the
+cluster-metrics scenario (node and pod metrics, a crash-looping pod's alert); the pods' memory as the
+kubelet measures it."""
 
 import pytest
 
 from appliance import e2e, orchestrator
 from appliance.components.monitoring.prom import Prometheus
 from appliance.kube import Kube
-from tests.integration.clusters import cluster, require_kind
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.docker]
 COMPONENTS = ("platform-base", "user-profiles", "training-operator", "monitoring")
-NAME = "it-monitoring"
 
 
 @pytest.fixture(scope="module")
-def kind():
-    require_kind()
-    with cluster("ci", "kind", [f"cluster.name={NAME}", "components.monitoring={}"], COMPONENTS) as up:
-        yield up
+def kind(stack):
+    """The stack cluster (conftest.py): (profile, result of its `up`)."""
+    return stack
 
 
 def test_up_installs_monitoring_in_the_cluster(kind):
-    _, result = kind
+    profile, result = kind
     assert not result["failed"] and "monitoring" in result["ran"]
     kube = Kube(result["kubeconfig"])
     for kind_, name, ns in [("Deployment", "prometheus", "monitoring"), ("Deployment", "gpu-exporter", "monitoring"),
                             ("DaemonSet", "node-exporter", "monitoring-node"), ("PersistentVolumeClaim", "prometheus", "monitoring")]:
         assert kube.get("apps/v1" if kind_ != "PersistentVolumeClaim" else "v1", kind_, name, ns) is not None, (kind_, name)
-    assert orchestrator.status(NAME)["components"]["monitoring"]["notes"] == ["no alerts firing"]
+    assert orchestrator.status(profile.cluster.name)["components"]["monitoring"]["notes"] == ["no alerts firing"]
 
 
 def test_cluster_metrics_scenario_passes(kind, tmp_path):

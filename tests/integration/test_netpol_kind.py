@@ -5,17 +5,15 @@ own pod, a platform pod, the API server's service proxy and the kubelet's probes
 import pytest
 
 from appliance import e2e
-from tests.integration.clusters import cluster, require_kind
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.docker]
 COMPONENTS = ("platform-base", "user-profiles", "network-policy", "training-operator")
 
 
 @pytest.fixture(scope="module")
-def kind():
-    require_kind()
-    with cluster("ci", "kind", ["cluster.name=it-netpol-kind"], COMPONENTS) as up:
-        yield up
+def kind(stack):
+    """The stack cluster (conftest.py): (profile, result of its `up`)."""
+    return stack
 
 
 def test_agent_ready_on_every_node(kind):

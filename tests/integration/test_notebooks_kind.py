@@ -10,17 +10,16 @@ from pathlib import Path
 import pytest
 
 from appliance.components import CATALOG
-from tests.integration.clusters import cluster, require_kind, scenario_passes
+from tests.integration.clusters import scenario_passes
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.docker]
 COMPONENTS = ("platform-base", "user-profiles", "training-operator", "network-policy", "notebooks")
 
 
 @pytest.fixture(scope="module")
-def kind():
-    require_kind()
-    with cluster("ci", "kind", ["cluster.name=it-notebooks"], COMPONENTS) as up:
-        yield up
+def kind(stack):
+    """The stack cluster (conftest.py): (profile, result of its `up`)."""
+    return stack
 
 
 def test_the_notebook_image_holds_sdks_that_talk_to_the_api_server():
@@ -60,7 +59,7 @@ def test_logins_are_generated_kept_and_printed(kind):
 
 def test_an_idle_server_is_stopped_after_the_profiles_time(kind, tmp_path, monkeypatch):
     """`cull_idle` from the profile reaches the hub (a new configuration restarts it) and its culler stops a
-    server nobody uses."""
+    server nobody uses; the profile's own configuration is back after (the stack cluster is shared)."""
     import sys
     import time
 
@@ -71,17 +70,20 @@ def test_an_idle_server_is_stopped_after_the_profiles_time(kind, tmp_path, monke
     comps = dict(profile.components)
     comps["notebooks"] = comps["notebooks"].model_copy(update={"options": {**comps["notebooks"].options, "cull_idle": 60}})
     assert not orchestrator.up(profile.model_copy(update={"components": comps}), "kind", report.make())["failed"]
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "e2e" / "notebooks"))
-    sys.modules.pop("hub", None)
-    import hub
+    try:
+        monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "e2e" / "notebooks"))
+        sys.modules.pop("hub", None)
+        import hub
 
-    monkeypatch.setattr(hub, "URL_FILE", tmp_path / "hub-url")
-    monkeypatch.setenv("KUBECONFIG", orchestrator.cluster_kube(profile.cluster.name).kubeconfig)
-    hub.cmd_url(None)
-    monkeypatch.setenv("KUBECONFIG", kubeconfig(profile.cluster.name, "bob")["kubeconfig"])
-    session = hub.login("bob", hub.password("bob"))
-    hub.start(session, "bob")
-    t0 = time.monotonic()
-    while hub.server(session, "bob") and time.monotonic() - t0 < 240:
-        time.sleep(5)
-    assert not hub.server(session, "bob"), "bob's idle server still runs 240 s after it started (cull_idle 60 s)"
+        monkeypatch.setattr(hub, "URL_FILE", tmp_path / "hub-url")
+        monkeypatch.setenv("KUBECONFIG", orchestrator.cluster_kube(profile.cluster.name).kubeconfig)
+        hub.cmd_url(None)
+        monkeypatch.setenv("KUBECONFIG", kubeconfig(profile.cluster.name, "bob")["kubeconfig"])
+        session = hub.login("bob", hub.password("bob"))
+        hub.start(session, "bob")
+        t0 = time.monotonic()
+        while hub.server(session, "bob") and time.monotonic() - t0 < 240:
+            time.sleep(5)
+        assert not hub.server(session, "bob"), "bob's idle server still runs 240 s after it started (cull_idle 60 s)"
+    finally:
+        orchestrator.up(profile, "kind", report.make())

@@ -5,17 +5,16 @@ serve, a failing step with retries, memoization); bob is refused her workflows a
 import pytest
 
 from appliance.kube import Kube
-from tests.integration.clusters import cluster, require_kind, scenario_passes
+from tests.integration.clusters import scenario_passes
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.docker]
 COMPONENTS = ("platform-base", "user-profiles", "training-operator", "kserve", "network-policy", "pipelines")
 
 
 @pytest.fixture(scope="module")
-def kind():
-    require_kind()
-    with cluster("ci", "kind", ["cluster.name=it-pipelines", "components.pipelines={}"], COMPONENTS) as up:
-        yield up
+def kind(stack):
+    """The stack cluster (conftest.py): (profile, result of its `up`)."""
+    return stack
 
 
 def _run(result, name, tmp_path):

@@ -5,17 +5,16 @@ token gets 403 in another user's namespace."""
 
 import pytest
 
-from tests.integration.clusters import cluster, require_kind, scenario_passes
+from tests.integration.clusters import scenario_passes
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.docker]
 COMPONENTS = ("platform-base", "user-profiles", "training-operator", "kserve", "network-policy")
 
 
 @pytest.fixture(scope="module")
-def kind():
-    require_kind()
-    with cluster("ci", "kind", ["cluster.name=it-serving-kind", "components.kserve.enabled=true"], COMPONENTS) as up:
-        yield up
+def kind(stack):
+    """The stack cluster (conftest.py): (profile, result of its `up`)."""
+    return stack
 
 
 def _run(result, name, tmp_path):

@@ -7,21 +7,19 @@ import base64
 
 import pytest
 
-from appliance import orchestrator, profiles, report
+from appliance import orchestrator, report
 from appliance.components import CATALOG
 from appliance.kube import Kube
-from tests.integration.clusters import cluster, require_kind, scenario_passes
+from tests.integration.clusters import scenario_passes, stack_profile
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.docker]
 COMPONENTS = ("platform-base", "user-profiles", "training-operator", "database", "tuning", "network-policy")
-SETS = ["cluster.name=it-tuning", "components.database={}", "components.tuning={}"]
 
 
 @pytest.fixture(scope="module")
-def kind():
-    require_kind()
-    with cluster("ci", "kind", SETS, COMPONENTS) as up:
-        yield up
+def kind(stack):
+    """The stack cluster (conftest.py): (profile, result of its `up`)."""
+    return stack
 
 
 def _run(result, name, tmp_path):
@@ -61,14 +59,15 @@ def test_tune_isolation(kind, tmp_path):
 
 def test_second_up_keeps_the_database_passwords(kind):
     """A second `up` that re-applies the database (a new client added) keeps every existing password and
-    makes one for the newcomer; the server restarts with its role, Katib keeps working (tune-isolation)."""
+    makes one for the newcomer; the server restarts with its role, Katib keeps working (tune-isolation).
+    The profile's own clients are back after (the stack cluster is shared)."""
     profile, result = kind
     kube = Kube(result["kubeconfig"])
     before = _passwords(kube)
-    sets = SETS + ["components.database.options.clients=[katib, extra]"]
-    again = profiles.load("ci", sets, "kind").profile
-    again = again.model_copy(update={"components": {k: v for k, v in again.components.items() if k in COMPONENTS}})
-    out = orchestrator.up(again, "kind", report.make())
-    assert not out["failed"] and "database" in out["ran"]
-    after = _passwords(kube)
-    assert {k: after[k] for k in before} == before and after["extra"] not in before.values()
+    try:
+        out = orchestrator.up(stack_profile(("components.database.options.clients=[katib, extra]",)), "kind", report.make())
+        assert not out["failed"] and "database" in out["ran"]
+        after = _passwords(kube)
+        assert {k: after[k] for k in before} == before and after["extra"] not in before.values()
+    finally:
+        orchestrator.up(profile, "kind", report.make())
