@@ -27,11 +27,11 @@ def _step(name: str, run_time: str, gpus: int = 0, cpu: str = "2", memory: str =
 def pipeline(stage: str = "data", namespace: str | None = None) -> Workflow:
     with Workflow(generate_name=f"journey-{stage}-", namespace=namespace, entrypoint="main") as w:
         if stage == "data":
-            prepare = _step("prepare", "6s", cpu="8", memory="32Gi")
+            prepare = _step("prepare", "3s", cpu="8", memory="32Gi")
             with DAG(name="main"):
                 prepare(name="prepare")
         elif stage == "check":
-            evaluate, predict = _step("evaluate", "10s", gpus=1, memory="16Gi"), _step("predict", "3s")
+            evaluate, predict = _step("evaluate", "6s", gpus=1, memory="16Gi"), _step("predict", "2s")
             with DAG(name="main"):
                 evaluate(name="evaluate") >> predict(name="predict")
         else:

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 GPU = "NVIDIA-H100-80GB-HBM3"
-RUN_TIME = "20s"
+RUN_TIME = "12s"
 
 
 def _core():
