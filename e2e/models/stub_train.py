@@ -128,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=0.1)
     ap.add_argument("--out", default="/mnt/output")
     ap.add_argument("--corrupt", action="store_true", help="write a broken artifact (for the bad-model scenario)")
+    ap.add_argument("--linger", type=float, default=0.0,
+                    help="seconds to stay after training: Katib's metrics collector looks for the trial's process once, at its"
+                         " start, and fails the trial when a ~1 s training has already exited ('unable to find main pid')")
     a = ap.parse_args(argv)
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
     addr, port = os.environ.get("MASTER_ADDR", "127.0.0.1"), int(os.environ.get("MASTER_PORT", "23456"))
@@ -149,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         (out / "model.json").write_text(json.dumps({"features": N_FEATURES, "w": w.tolist(), "b": b, "mse": mse,
                                                     "world_size": world, "steps": a.steps}))
         print(f"wrote {out / 'model.npz'}", flush=True)
+    time.sleep(a.linger)
     return 0
 
 

@@ -23,7 +23,7 @@ trial_job = {
             "name": "train",
             "image": "appliance.local/trainer:stub",
             "imagePullPolicy": "IfNotPresent",
-            "command": ["python3", "/app/stub_train.py", "--lr=${trialParameters.lr}", "--epochs=${trialParameters.epochs}", "--out=/tmp/m"],
+            "command": ["python3", "/app/stub_train.py", "--lr=${trialParameters.lr}", "--epochs=${trialParameters.epochs}", "--out=/tmp/m", "--linger=3"],
             "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
             "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
         }],

@@ -48,7 +48,7 @@ spec:
               - name: train
                 image: %(image)s
                 imagePullPolicy: IfNotPresent
-                command: [python3, /app/stub_train.py, "--lr=${trialParameters.lr}", "--epochs=${trialParameters.epochs}", --out=/tmp/m]
+                command: [python3, /app/stub_train.py, "--lr=${trialParameters.lr}", "--epochs=${trialParameters.epochs}", --out=/tmp/m, --linger=3]
                 resources: {requests: {cpu: 50m, memory: 64Mi}, limits: {memory: 256Mi}}
                 securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
 """
@@ -158,7 +158,7 @@ def pipeline(namespace: str | None = None, model: str = "journey", volume: str =
         experiment = tuned and Resource(name="tune", action="create", manifest=EXPERIMENT % {"trials": int(trials), "image": IMAGE},
                               set_owner_reference=True,
                               success_condition=f"status.trialsSucceeded > {int(trials) - 1}",
-                              failure_condition="status.trialsFailed > 1",
+                              failure_condition="status.trialsFailed > 0",
                               outputs=[Parameter(name="lr", value_from=m.ValueFrom(json_path=_best("lr"))),
                                        Parameter(name="epochs", value_from=m.ValueFrom(json_path=_best("epochs")))])
         job = Resource(name="train", action="create", manifest=pytorchjob('--lr, "{{inputs.parameters.lr}}", --epochs, "{{inputs.parameters.epochs}}"'), set_owner_reference=True,
