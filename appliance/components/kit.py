@@ -202,7 +202,7 @@ class Kit(Component):
         ctx = {"options": self.options, "name": self.name,
                "labels": {"app.kubernetes.io/managed-by": "appliance", "app.kubernetes.io/part-of": self.name},
                "images": self._image_refs(images), "ports": ports or dict(self.decl.get("ports") or {}),
-               "on_host": self.on_host, "pods_run": self.pods_run, "bind": HOST_IP if self.on_host else "", "host_ip": HOST_IP}
+               "on_host": self.on_host, "bind": HOST_IP if self.on_host else "", "host_ip": HOST_IP}
         ctx["node_cidrs"] = node_cidrs(kube)
         if "certificate" in self.decl:
             ctx["tls"] = self._tls(kube)
@@ -328,13 +328,14 @@ class HostController(HostProcess):
     def ready(self, dep: dict) -> bool:
         """Alive, and its readiness probe answers on loopback as a kubelet would ask (httpGet: 2xx/3xx;
         tcpSocket, grpc: a connection), when the probe's port is one given to it (declared or named)."""
-        if not self.alive():
+        cur = self.load()
+        if not (cur and cur.alive()):
             return False
         (c,) = dep["spec"]["template"]["spec"]["containers"]
         probe = c.get("readinessProbe") or {}
         how = next((k for k in ("httpGet", "tcpSocket", "grpc") if k in probe), None)
         named = {p["name"]: p["containerPort"] for p in c.get("ports") or [] if "name" in p}
-        given = set(((self.load().extra or {}).get("ports") or {}).values())
+        given = set(((cur.extra or {}).get("ports") or {}).values())
         port = named.get(probe[how]["port"], probe[how]["port"]) if how else None
         if port not in given:
             return True  # no probe, or not on a port we chose: being alive is all we can tell
