@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -105,7 +106,7 @@ def gpus(ns: str) -> None:
     core = _core()
     quota = sum(int(q.spec.hard.get("requests.nvidia.com/gpu", 0)) for q in core.list_namespaced_resource_quota(ns).items)
     now = datetime.now(timezone.utc)
-    spans, owners = [], {}
+    spans, owners = [], Counter()
     for pod in core.list_namespaced_pod(ns).items:
         if not (n := _gpus(pod)):
             continue
@@ -116,7 +117,7 @@ def gpus(ns: str) -> None:
         end = max((s.terminated.finished_at if s.terminated else now) for s in states)
         spans.append((start, end, n, pod.metadata.name, node.metadata.name))
         kind = (pod.metadata.owner_references or [None])[0]
-        owners[kind.kind if kind else "none"] = owners.get(kind.kind if kind else "none", 0) + 1
+        owners[kind.kind if kind else "none"] += 1
         print(f"  {pod.metadata.name}: {n} GPUs on {node.metadata.name}, {(end - start).total_seconds():.0f}s")
     from kubernetes import client
 
@@ -130,7 +131,7 @@ def gpus(ns: str) -> None:
             assert node.metadata.labels.get("nvidia.com/gpu.product") == GPU, (step["displayName"], node.metadata.name)
             start, end = (datetime.fromisoformat(step[k].replace("Z", "+00:00")) for k in ("startedAt", "finishedAt"))
             spans.append((start, end, n, f"{wf['metadata']['name']}/{step['displayName']}", node.metadata.name))
-            owners["Workflow"] = owners.get("Workflow", 0) + 1
+            owners["Workflow"] += 1
             print(f"  {wf['metadata']['name']}/{step['displayName']}: {n} GPUs on {node.metadata.name}, {(end - start).total_seconds():.0f}s")
     peak = max(sum(g for a, b, g, *_ in spans if a <= t < b) for t, *_ in spans)
     from journey_check import gantt_svg
