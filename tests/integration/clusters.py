@@ -2,6 +2,7 @@
 stack cluster the component modules share (conftest.py makes it once per session)."""
 
 import contextlib
+import os
 
 from appliance import orchestrator, paths, profiles, report
 
@@ -19,7 +20,7 @@ def require_kind() -> None:
 
 # One kind cluster of the ci profile for the modules below, which run in this order (monitoring first: it
 # wants no alert firing; those that re-`up` with other options last, each putting the profile back after).
-STACK = "it-stack"
+STACK = os.environ.get("APPLIANCE_IT_STACK", "it-stack")  # another name lets two sessions run side by side
 STACK_COMPONENTS = ("platform-base", "user-profiles", "training-operator", "kserve", "network-policy", "monitoring",
                     "notebooks", "pipelines", "database", "tuning")
 STACK_MODULES = ("test_monitoring_kind", "test_journey_kind", "test_netpol_kind", "test_serving_kind",
