@@ -21,15 +21,16 @@ class Kube:
     def _resource(self, obj: dict):
         return self.dynamic.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
 
-    def apply(self, objs: Iterable[dict]) -> int:
-        """Server-side apply each object (create or update, owned by `appliance`); returns how many."""
+    def apply(self, objs: Iterable[dict], dry_run: bool = False) -> int:
+        """Server-side apply each object (create or update, owned by `appliance`); returns how many. A dry
+        run goes through authorization and admission and stores nothing."""
         n = 0
         for obj in objs:
             res = self._resource(obj)
             meta = obj["metadata"]
             res.server_side_apply(
                 body=obj, name=meta["name"], namespace=meta.get("namespace") if res.namespaced else None,
-                field_manager=FIELD_MANAGER, force_conflicts=True,
+                field_manager=FIELD_MANAGER, force_conflicts=True, **({"dry_run": "All"} if dry_run else {}),
             )
             n += 1
         return n

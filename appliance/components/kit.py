@@ -37,6 +37,10 @@ LATE_WAIT = 300
 HOST_IP = "127.0.0.1"
 #: an object annotated so is not pruned when the manifests drop it (only `remove` deletes it)
 KEEP = "appliance.dev/keep-on-prune"
+#: the priority class of the platform's own pods (platform-base makes it, above every user-level class):
+#: given to each rendered workload that names none, so no tenant pod preempts the platform
+PLATFORM_PRIORITY = "appliance-platform"
+WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet", "Job")
 TYPES = {"string": str, "integer": int, "boolean": bool, "number": float}
 
 
@@ -162,7 +166,8 @@ class Kit(Component):
     def revision(self) -> str:
         files = sorted(p for p in self.folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
         refs = sorted(_python(d["python"]).ref() for d in (self.decl.get("images") or {}).values() if "python" in d)
-        return hashlib.sha256(json.dumps([builds.file_hash(*files), refs]).encode()).hexdigest()[:16]
+        # what the engine adds to every component's objects is part of it too (a new platform priority re-applies)
+        return hashlib.sha256(json.dumps([builds.file_hash(*files), refs, PLATFORM_PRIORITY]).encode()).hexdigest()[:16]
 
     def _image_refs(self, delivered: dict[str, str] | None) -> dict[str, str]:
         """name → reference: delivered, else known without building (ours), else a placeholder."""
@@ -225,6 +230,8 @@ class Kit(Component):
             objs += user_roles(self.name, a["group"], a["resources"], ctx["labels"])
         for o in objs:
             o.setdefault("metadata", {}).setdefault("labels", {})[COMPONENT_LABEL] = self.name
+            if o["kind"] in WORKLOADS:
+                o["spec"]["template"].setdefault("spec", {}).setdefault("priorityClassName", PLATFORM_PRIORITY)
         return objs
 
     def _split(self, objs: list[dict]) -> tuple[list[dict], list[dict], list[dict]]:

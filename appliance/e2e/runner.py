@@ -127,6 +127,25 @@ class Runner:
             raise AssertionError(f"{a.as_} in {a.namespace}: expected {want}, got {'403' if a.allowed else 'allowed'} for {', '.join(wrong)}")
         return f"{a.as_} in {a.namespace}: {want} for {len(seen)} request(s) as expected"
 
+    def _refused(self, a, scenario: Scenario) -> str:
+        """Each object, applied as a dry run with the identity's token, must be refused (403 Forbidden or
+        422 Invalid) with a message holding `a.refused`."""
+        from kubernetes.dynamic.exceptions import DynamicApiError
+
+        kube, seen = self._kube_as(a.as_), []
+        for obj in self._objects(a, scenario):
+            what = f"{obj['kind']}/{obj['metadata'].get('name', '')}"
+            try:
+                kube.apply([obj], dry_run=True)
+            except DynamicApiError as e:
+                msg = _describe(e)
+                if e.status not in (403, 422) or a.refused not in msg:
+                    raise AssertionError(f"{what}: refused, but not as expected ({a.refused!r}): {msg}") from None
+                seen.append(msg)
+                continue
+            raise AssertionError(f"{what} was admitted; expected a refusal holding {a.refused!r}")
+        return f"{len(seen)} refused as expected" + (f" as {a.as_}" if a.as_ else "") + f": {seen[0][:200]}"
+
     def _kube_as(self, identity: str):
         """A `Kube` acting with the identity's token (no admin credential)."""
         from appliance.kube import Kube
@@ -176,7 +195,10 @@ class Runner:
         kind = step.kind
         if kind == "apply":
             a = step.apply
-            return f"applied {self._kube_as(a.as_).apply(self._objects(a, scenario))} object(s)" + (f" as {a.as_}" if a.as_ else "")
+            if a.refused:
+                return self._refused(a, scenario)
+            n = self._kube_as(a.as_).apply(self._objects(a, scenario), dry_run=a.dry_run)
+            return f"{'admitted (dry run)' if a.dry_run else 'applied'} {n} object(s)" + (f" as {a.as_}" if a.as_ else "")
         if kind == "delete":
             self._kube_as(step.delete.as_).delete(self._objects(step.delete, scenario))
             return "deleted" + (f" as {step.delete.as_}" if step.delete.as_ else "")

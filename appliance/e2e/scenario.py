@@ -22,6 +22,9 @@ class Apply(_Strict):
     file: str = ""
     objects: list[dict[str, Any]] = Field(default_factory=list)
     as_: str = Field("", alias="as", description=IDENTITY + "; default: the cluster admin")
+    dry_run: bool = Field(False, description="authorization and admission only: nothing is stored")
+    refused: str = Field("", description="each object must be refused (403 or 422) with a message holding this text; "
+                                         "a dry run: nothing is stored when the refusal fails to come")
 
 
 class Access(_Strict):

@@ -7,6 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+#: admission plugins every provider's API server enables beyond the defaults: DenyServiceExternalIPs refuses
+#: any Service's `externalIPs` (CVE-2020-8554: kube-proxy would send that address's traffic — another pod's,
+#: a node's kubelet — to whoever wrote the Service). playbooks/roles/kubernetes/defaults/main.yml lists the same.
+ADMISSION_PLUGINS = ("NodeRestriction", "DenyServiceExternalIPs")
+
 
 @dataclass
 class ClusterInfo:

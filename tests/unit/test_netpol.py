@@ -105,6 +105,10 @@ def _cluster(monkeypatch, *nodes):
     monkeypatch.setattr(kubernetes.client, "CoreV1Api", lambda api: SimpleNamespace(list_node=lambda: SimpleNamespace(items=items)))
     kube = Kube.__new__(Kube)
     kube.api = None
+    kube.list_labelled = lambda *a: []  # no user has left
+    api = {"Service": {"spec": {"clusterIP": "10.96.0.1", "ports": [{"port": 443}]}},
+           "Endpoints": {"subsets": [{"addresses": [{"ip": "172.18.0.2"}], "ports": [{"port": 6443}]}]}}
+    kube.get = lambda version, kind, name, ns=None: SimpleNamespace(to_dict=lambda: api[kind])
     return kube
 
 
@@ -121,11 +125,11 @@ def test_user_namespaces_enforce_pod_security_baseline():
 
 def test_each_user_namespace_admits_itself_the_platform_and_the_nodes_only(monkeypatch):
     kube = _cluster(monkeypatch, [("InternalIP", "172.18.0.2")], [("InternalIP", "fc00:f853:ccd:e793::3")])
-    pols = user_objects(kube)["NetworkPolicy"]
+    pols = [p for p in user_objects(kube)["NetworkPolicy"] if p["metadata"]["name"] == "default-ingress"]
     assert sorted(p["metadata"]["namespace"] for p in pols) == ["user-alice", "user-bob"]
     for p in pols:
         spec = p["spec"]
-        assert spec["podSelector"] == {} and spec["policyTypes"] == ["Ingress"]  # every pod; egress untouched
+        assert spec["podSelector"] == {} and spec["policyTypes"] == ["Ingress"]  # every pod (egress: default-egress)
         (rule,) = spec["ingress"]
         assert "ports" not in rule
         own, platform, *blocks = rule["from"]
@@ -139,7 +143,7 @@ def test_each_user_namespace_admits_itself_the_platform_and_the_nodes_only(monke
 
 def test_the_policy_admits_the_cluster_nodes_internal_addresses_only(monkeypatch):
     kube = _cluster(monkeypatch, [("InternalIP", "172.18.0.3"), ("Hostname", "cp")], [("InternalIP", "172.18.0.2"), ("ExternalIP", "203.0.113.9")])
-    (pol,) = by_kind(CATALOG["user-profiles"]({"users": ["alice"]}).objects(kube))["NetworkPolicy"]
+    (pol, _egress) = by_kind(CATALOG["user-profiles"]({"users": ["alice"]}).objects(kube))["NetworkPolicy"]
     assert [p["ipBlock"]["cidr"] for p in pol["spec"]["ingress"][0]["from"] if "ipBlock" in p] == ["172.18.0.2/32", "172.18.0.3/32"]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from appliance.images.delivery import node_mirrors
+from appliance.providers.base import ADMISSION_PLUGINS
 from appliance.providers.kind.gpu import gpu_assignment, gpu_mounts
 
 KIND_API = "kind.x-k8s.io/v1alpha4"
@@ -41,13 +42,22 @@ def kind_config(spec: Any, image: str, gpus: list[dict[str, Any]] | None = None)
         if assign.get(pos):
             node["labels"] = {"nvidia.com/gpu.present": "true"}
         nodes.append(node)
-    cfg: dict[str, Any] = {"kind": "Cluster", "apiVersion": KIND_API, "name": spec.name, "nodes": nodes}
+    cfg: dict[str, Any] = {"kind": "Cluster", "apiVersion": KIND_API, "name": spec.name, "nodes": nodes,
+                           "kubeadmConfigPatches": KUBEADM_PATCHES}
     mirrors = node_mirrors(spec.images)
     if mirrors:
         cfg["containerdConfigPatches"] = [containerd_mirrors(mirrors)]
     if k.feature_gates:
         cfg["featureGates"] = dict(k.feature_gates)
     return cfg
+
+
+#: kubeadm (v1beta3, what kind writes for these Kubernetes versions): the API server's admission plugins, and
+#: every container without a seccomp profile of its own gets the runtime's default one (kubelet seccompDefault).
+KUBEADM_PATCHES = [
+    "kind: ClusterConfiguration\napiServer:\n  extraArgs:\n    enable-admission-plugins: " + ",".join(ADMISSION_PLUGINS) + "\n",
+    "kind: KubeletConfiguration\nseccompDefault: true\n",
+]
 
 
 def containerd_mirrors(mirrors: dict[str, str]) -> str:

@@ -14,6 +14,7 @@ import yaml
 
 from appliance import procs as P
 from appliance.errors import UserError
+from appliance.providers.base import ADMISSION_PLUGINS
 from appliance.providers.sim.nodes import GPU
 from appliance.providers.sim.pki import PKI
 from appliance.providers.sim.stages import kwok_config
@@ -125,6 +126,7 @@ class ControlPlane:
                     f"--service-account-key-file={pki / 'sa.pub'}", f"--service-account-signing-key-file={pki / 'sa.key'}",
                     "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
                     "--service-cluster-ip-range=10.96.0.0/16", "--authorization-mode=Node,RBAC", "--allow-privileged=true",
+                    "--enable-admission-plugins=" + ",".join(ADMISSION_PLUGINS),
                     "--endpoint-reconciler-type=none",  # loopback can't be an Endpoints address
                     "--enable-priority-and-fairness=false", f"--max-requests-inflight={tu.max_requests_inflight}",
                     f"--max-mutating-requests-inflight={tu.max_mutating_requests_inflight}", "--profiling=false",

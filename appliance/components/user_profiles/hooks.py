@@ -1,0 +1,55 @@
+"""user-profiles: what data cannot say — names YAML would not read back as strings, and the users who left
+(namespaces still labelled with an owner the profile no longer lists), read from the cluster."""
+
+from __future__ import annotations
+
+from appliance.errors import ProfileError
+
+OWNER = "appliance.dev/owner"
+#: words YAML 1.1 reads as booleans or null: a name like these turns into `true`/`null` in any manifest or
+#: config written without quotes (Kubernetes objects, Ansible, the hub's config)
+YAML_WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null"}
+
+
+def check(options) -> None:
+    """Each user name is a string YAML reads back as itself, and unique; `--` is refused (the hub escapes
+    names with it, so two users' servers could collide)."""
+    seen: set[str] = set()
+    for i, user in enumerate(options.users):
+        where = f"components.user-profiles.options.users.{i}"
+        if user in YAML_WORDS:
+            raise ProfileError(f"user name '{user}' reads as a boolean or null in YAML", where, "pick another name")
+        if "--" in user:
+            raise ProfileError(f"user name '{user}' holds '--'", where, "use single dashes")
+        if user in seen:
+            raise ProfileError(f"user '{user}' is listed twice", where, "list each user once")
+        seen.add(user)
+
+
+def context(options, kube) -> dict:
+    """`departed`: owners of kept user namespaces no longer in `users` (closed, not deleted); `api`: the API
+    server's addresses and port as pods reach it (the `kubernetes` Service and its endpoints)."""
+    return {"departed": departed(kube, options.users), "api": api_server(kube)}
+
+
+def departed(kube, users: list[str]) -> list[str]:
+    """Owners of the user namespaces this component made whose user is no longer listed."""
+    if kube is None:
+        return []
+    spaces = kube.list_labelled("v1", "Namespace", "appliance.dev/component=user-profiles")
+    owners = {(o["metadata"].get("labels") or {}).get(OWNER) for o in spaces}
+    return sorted(o for o in owners if o and o not in users)
+
+
+def api_server(kube) -> dict:
+    """{"service": ClusterIP, "port": its port, "endpoints": [IP], "endpoint_port": port} of `default/kubernetes`
+    (none without a cluster)."""
+    if kube is None:
+        return {"service": "", "port": 443, "endpoints": [], "endpoint_port": 6443}
+    svc = kube.get("v1", "Service", "kubernetes", "default").to_dict()
+    eps = (kube.get("v1", "Endpoints", "kubernetes", "default") or None)
+    subsets = (eps.to_dict().get("subsets") or []) if eps is not None else []
+    ips = sorted({a["ip"] for s in subsets for a in s.get("addresses") or []})
+    ports = [p["port"] for s in subsets for p in s.get("ports") or []]
+    return {"service": svc["spec"].get("clusterIP", ""), "port": svc["spec"]["ports"][0]["port"],
+            "endpoints": ips, "endpoint_port": ports[0] if ports else 6443}
