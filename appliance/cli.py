@@ -117,6 +117,8 @@ def doctor(profile, provider, sets, as_json):
     facts = host.facts(paths.cache_dir())
     checks = doctor_mod.host_checks(facts, name) + [doctor_mod.budget(loaded.profile, name, facts), doctor_mod.images(loaded.profile, name, facts),
                                                   doctor_mod.host_programs(loaded.profile, name)]
+    if (running := orchestrator.running_kube(loaded.profile.cluster.name)) is not None:  # what the live cluster enforces
+        checks += doctor_mod.isolation(running, "network-policy" in loaded.profile.components and loaded.profile.components["network-policy"].enabled)
     failed = any(c.status == "fail" for c in checks)
     if as_json:
         _emit_json({"provider": name, "profile": loaded.profile.name, "ok": not failed, "checks": doctor_mod.as_json(checks), "facts": facts})

@@ -126,3 +126,72 @@ def images(profile: Profile, provider: str, f: dict[str, Any]) -> Check:
 
 def as_json(checks: list[Check]) -> list[dict[str, Any]]:
     return [asdict(c) for c in checks]
+
+
+#: the user namespaces' defaults (user-profiles) doctor expects: kind → names
+USER_DEFAULTS = {"NetworkPolicy": {"default-ingress", "default-egress"}, "ResourceQuota": {"user-quota"}, "LimitRange": {"user-limits"}}
+USER_POLICIES = ("appliance-user-service-exposure", "appliance-user-priority", "appliance-user-networkpolicies")
+
+
+def isolation(kube, enforced: bool) -> list[Check]:
+    """What a running cluster enforces between tenants, read (and, for externalIPs, tried as a dry run) from
+    its API: Service externalIPs, the admission policies, each user namespace's defaults and Pod Security,
+    the departed users' namespaces, the kubelets' default seccomp. `enforced`: NetworkPolicies have a data plane."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    core = client.CoreV1Api(kube.api)
+    out: list[Check] = []
+    svc = {"metadata": {"generateName": "doctor-"}, "spec": {"ports": [{"port": 1}], "externalIPs": ["192.0.2.1"]}}
+    try:
+        core.create_namespaced_service("default", svc, dry_run="All")
+        out.append(Check("external-ips", "fail", "a Service may set externalIPs (CVE-2020-8554: it takes that address's traffic)",
+                         "enable the API server's DenyServiceExternalIPs admission plugin (`appliance up` on a new cluster does)"))
+    except ApiException as e:
+        ok = e.status == 403 and "external IPs" in (e.body or "")
+        out.append(Check("external-ips", "pass" if ok else "warn", "Services may not set externalIPs" if ok else f"dry run failed otherwise: {e.status}"))
+    have = {p.metadata.name for p in client.AdmissionregistrationV1Api(kube.api).list_validating_admission_policy_binding().items}
+    lost = [p for p in USER_POLICIES if p not in have]
+    out.append(Check("tenant-policies", "fail" if lost else "pass",
+                     f"missing: {', '.join(lost)}" if lost else "user namespaces: no NodePort/LoadBalancer, user-level priority classes only, NetworkPolicies the platform's",
+                     "run `appliance up` (user-profiles)" if lost else ""))
+    for ns in core.list_namespace(label_selector="appliance.dev/owner").items:
+        out.append(_user_namespace(kube, ns, enforced))
+    out.append(_seccomp_default(core))
+    return out
+
+
+def _user_namespace(kube, ns, enforced: bool) -> Check:
+    labels, name = ns.metadata.labels or {}, ns.metadata.name
+    level = labels.get("pod-security.kubernetes.io/enforce", "none")
+    if labels.get("appliance.dev/departed") == "true":
+        closed = kube.get("networking.k8s.io/v1", "NetworkPolicy", "departed-deny-all", name) is not None
+        return Check(f"ns/{name}", "pass" if closed else "fail", "departed user: closed (deny-all, zero quota)" if closed else "departed user's namespace is open",
+                     "" if closed else "run `appliance up`, or delete the namespace")
+    missing = [f"{kind} {n}" for kind, names in USER_DEFAULTS.items() for n in sorted(names)
+               if kube.get("networking.k8s.io/v1" if kind == "NetworkPolicy" else "v1", kind, n, name) is None]
+    detail = f"Pod Security {level}, quota, limits, ingress and egress defaults" + ("" if enforced else " (policies are objects only: no data plane)")
+    if missing:
+        return Check(f"ns/{name}", "fail", "missing: " + ", ".join(missing), "run `appliance up` (user-profiles)")
+    return Check(f"ns/{name}", "pass" if level in ("baseline", "restricted") else "fail", detail)
+
+
+def _seccomp_default(core) -> Check:
+    """Each kubelet's seccompDefault (its /configz through the API server); none to read on the simulator."""
+    import json
+
+    nodes = core.list_node().items
+    off, unread = [], []
+    for n in nodes:
+        try:
+            raw = core.connect_get_node_proxy_with_path(n.metadata.name, "configz", _preload_content=False).data
+            if not json.loads(raw)["kubeletconfig"].get("seccompDefault"):
+                off.append(n.metadata.name)
+        except Exception:  # noqa: BLE001 — simulated nodes have no kubelet to ask
+            unread.append(n.metadata.name)
+    if off:
+        return Check("seccomp-default", "warn", f"containers without a seccomp profile run unconfined on {', '.join(off)}",
+                     "set the kubelet's seccompDefault: true (kind and bare-metal clusters `up` makes have it)")
+    if unread == [n.metadata.name for n in nodes]:
+        return Check("seccomp-default", "pass", "no kubelet to ask (simulated nodes run no containers)")
+    return Check("seccomp-default", "pass", "every kubelet gives containers the runtime's default seccomp profile")

@@ -135,6 +135,15 @@ def cluster_kube(cluster: str):
     return Cluster(profile, provider).kube()
 
 
+def running_kube(cluster: str):
+    """An admin client for the cluster when `up` made it and it answers; else None."""
+    if not State(paths.state_dir(cluster)).path.exists():
+        return None
+    profile, provider = _recorded(cluster)
+    c = Cluster(profile, provider)
+    return c.kube() if c.provider.ready() else None
+
+
 def down(cluster: str, reporter) -> None:
     """Remove the components (reverse dependency order, so host-side pieces stop too), then delete
     the cluster and its state folder."""

@@ -127,23 +127,28 @@ class Runner:
             raise AssertionError(f"{a.as_} in {a.namespace}: expected {want}, got {'403' if a.allowed else 'allowed'} for {', '.join(wrong)}")
         return f"{a.as_} in {a.namespace}: {want} for {len(seen)} request(s) as expected"
 
-    def _refused(self, a, scenario: Scenario) -> str:
+    def _refused(self, step: Step, scenario: Scenario) -> str:
         """Each object, applied as a dry run with the identity's token, must be refused (403 Forbidden or
-        422 Invalid) with a message holding `a.refused`."""
+        422 Invalid) with a message holding `refused`; one admitted is tried again until the step's timeout
+        (an admission policy takes effect a moment after it is stored)."""
         from kubernetes.dynamic.exceptions import DynamicApiError
 
+        a = step.apply
         kube, seen = self._kube_as(a.as_), []
         for obj in self._objects(a, scenario):
-            what = f"{obj['kind']}/{obj['metadata'].get('name', '')}"
-            try:
-                kube.apply([obj], dry_run=True)
-            except DynamicApiError as e:
-                msg = _describe(e)
-                if e.status not in (403, 422) or a.refused not in msg:
-                    raise AssertionError(f"{what}: refused, but not as expected ({a.refused!r}): {msg}") from None
-                seen.append(msg)
-                continue
-            raise AssertionError(f"{what} was admitted; expected a refusal holding {a.refused!r}")
+            what, deadline = f"{obj['kind']}/{obj['metadata'].get('name', '')}", time.monotonic() + step.timeout
+            while True:
+                try:
+                    kube.apply([obj], dry_run=True)
+                except DynamicApiError as e:
+                    msg = _describe(e)
+                    if e.status not in (403, 422) or a.refused not in msg:
+                        raise AssertionError(f"{what}: refused, but not as expected ({a.refused!r}): {msg}") from None
+                    seen.append(msg)
+                    break
+                if time.monotonic() >= deadline:
+                    raise AssertionError(f"{what} was admitted for {step.timeout:.0f}s; expected a refusal holding {a.refused!r}")
+                time.sleep(self.poll)
         return f"{len(seen)} refused as expected" + (f" as {a.as_}" if a.as_ else "") + f": {seen[0][:200]}"
 
     def _kube_as(self, identity: str):
@@ -196,7 +201,7 @@ class Runner:
         if kind == "apply":
             a = step.apply
             if a.refused:
-                return self._refused(a, scenario)
+                return self._refused(step, scenario)
             n = self._kube_as(a.as_).apply(self._objects(a, scenario), dry_run=a.dry_run)
             return f"{'admitted (dry run)' if a.dry_run else 'applied'} {n} object(s)" + (f" as {a.as_}" if a.as_ else "")
         if kind == "delete":

@@ -23,8 +23,8 @@ class Apply(_Strict):
     objects: list[dict[str, Any]] = Field(default_factory=list)
     as_: str = Field("", alias="as", description=IDENTITY + "; default: the cluster admin")
     dry_run: bool = Field(False, description="authorization and admission only: nothing is stored")
-    refused: str = Field("", description="each object must be refused (403 or 422) with a message holding this text; "
-                                         "a dry run: nothing is stored when the refusal fails to come")
+    refused: str = Field("", description="each object, applied as a dry run (nothing is stored), must be refused (403 or 422) "
+                                         "with a message holding this text; one admitted is tried again until the step's timeout")
 
 
 class Access(_Strict):

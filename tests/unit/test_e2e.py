@@ -90,3 +90,37 @@ def test_steps_share_the_scenarios_folder_and_its_screenshots_reach_the_report(t
     assert [p.name for p in r.artifacts] == ["view.png"]
     page = reports.html_report([r], tmp_path / "report.html").read_text()
     assert "src='data:image/png;base64,iVBORw0KGgo='" in page and "<figcaption>view</figcaption>" in page
+
+
+@pytest.mark.parametrize("outcome, status, message", [
+    (None, "failed", "was admitted for 0s; expected a refusal holding 'denied here'"),
+    ((403, "policy says: denied here"), "passed", "1 refused as expected"),
+    ((403, "quota exceeded"), "failed", "refused, but not as expected ('denied here')"),
+    ((500, "denied here"), "failed", "refused, but not as expected"),
+])
+def test_a_refused_step_passes_only_on_the_expected_refusal(outcome, status, message):
+    import json
+    import types
+
+    from kubernetes.dynamic.exceptions import DynamicApiError
+
+    from appliance.e2e.runner import Runner
+    from appliance.e2e.scenario import Scenario
+
+    tried = []
+
+    def apply(objs, dry_run=False):
+        tried.append(dry_run)
+        if outcome:
+            e = DynamicApiError(types.SimpleNamespace(status=outcome[0], reason="", body=json.dumps({"message": outcome[1]}), headers={}))
+            raise e
+        return 1
+
+    s = Scenario.model_validate({"name": "x", "steps": [{"name": "attack", "timeout": 0.01, "apply": {
+        "refused": "denied here", "objects": [{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s", "namespace": "n"}}]}}]})
+    runner = Runner(kube=types.SimpleNamespace(apply=apply), poll=0)
+    runner.diagnostics = lambda: ""  # no cluster to read pods from
+    r = runner.run(s)
+    (step,) = r.steps
+    assert step.status == status and message in step.message, step.message
+    assert tried and all(tried)  # only ever a dry run
