@@ -9,7 +9,7 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from appliance import orchestrator, report
+from appliance import doctor, orchestrator, report
 from appliance.kube import Kube
 from tests.integration.clusters import cluster, load, scenario_passes
 
@@ -32,6 +32,20 @@ def test_tenant_attacks_are_refused_with_their_controls_allowed(sim, tmp_path):
     assert skipped == ["bob's pod probes the nodes' ports, a link-local address and the API server",
                        "bob's probe found the nodes and link-local closed and the API server open"]  # no data plane here
     assert sum(s.status == "passed" for s in r.steps) >= 14
+
+
+def test_doctor_reports_what_the_cluster_enforces(sim):
+    _, result = sim
+    kube = Kube(result["kubeconfig"])
+    checks = {c.name: c for c in doctor.isolation(kube, enforced=False)}
+    assert {n for n, c in checks.items() if c.status != "pass"} == set(), checks
+    assert set(checks) == {"external-ips", "tenant-policies", "seccomp-default", "ns/user-alice", "ns/user-bob", "ns/user-carol"}
+    assert "objects only" in checks["ns/user-bob"].detail and "baseline" in checks["ns/user-bob"].detail
+    kube.delete([{"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "user-limits", "namespace": "user-bob"}}])
+    bob = next(c for c in doctor.isolation(kube, enforced=False) if c.name == "ns/user-bob")
+    assert bob.status == "fail" and "LimitRange user-limits" in bob.detail and "appliance up" in bob.fix
+    assert orchestrator.up(load("laptop", "sim", [f"cluster.name={NAME}", f"components.user-profiles.options.users={USERS}"], BASE),
+                           "sim", report.make())["ran"] == ["user-profiles"]  # drift repaired
 
 
 def _as(kube: Kube, user: str):
@@ -74,6 +88,8 @@ def test_a_user_who_leaves_loses_their_tokens_and_keeps_a_closed_namespace(sim):
         core.create_namespaced_pod("user-carol", pod, dry_run="All")
     assert "exceeded quota" in e.value.body  # nothing runs there any more, even by an admin's hand
     assert orchestrator.up(gone, "sim", report.make())["ran"] == []  # a no-op once closed
+    closed = next(c for c in doctor.isolation(kube, enforced=False) if c.name == "ns/user-carol")
+    assert closed.status == "pass" and "departed" in closed.detail
     back = orchestrator.up(profile, "sim", report.make())  # she comes back: her namespace opens again
     assert not back["failed"]
     labels = core.read_namespace("user-carol").metadata.labels
