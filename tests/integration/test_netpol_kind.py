@@ -1,6 +1,7 @@
-"""NetworkPolicy enforced on a real kind cluster (issue 11 D): the network-policy agent runs on both nodes of
+"""NetworkPolicy enforced on a real kind cluster (issue 11 D, issue 22): the network-policy agent runs on both nodes of
 the ci profile, and the network-isolation scenario shows bob's pod cannot reach alice's Service while alice's
-own pod, a platform pod, the API server's service proxy and the kubelet's probes still can."""
+own pod, a platform pod, the API server's service proxy and the kubelet's probes still can; the tenant-attacks
+scenario, its egress probes included."""
 
 import pytest
 
@@ -32,3 +33,11 @@ def test_network_isolation(kind, tmp_path):
     (r,) = e2e.run(result["kubeconfig"], "kind", set(COMPONENTS), "network-isolation", tmp_path)
     failed = [f"{s.name}: {s.message}" for s in r.steps if s.status == "failed"]
     assert r.passed, failed
+
+
+def test_tenant_attacks(kind, tmp_path):
+    """Issue 22: bob's attacks refused on kind, the egress probes included (none skipped: NetworkPolicy is enforced here)."""
+    _, result = kind
+    (r,) = e2e.run(result["kubeconfig"], "kind", set(COMPONENTS), "tenant-attacks", tmp_path)
+    assert r.passed, [f"{s.name}: {s.message}" for s in r.steps if s.status == "failed"]
+    assert not [s.name for s in r.steps if s.status == "skipped"]
