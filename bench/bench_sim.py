@@ -63,7 +63,7 @@ class RSSSampler(threading.Thread):
     def run(self):
         while not self.stop_evt.is_set():
             try:
-                st = self.p._load()
+                st = self.p.state.load()
                 total = 0
                 for name, pr in (st or {}).get("procs", {}).items():
                     r = pr.rss()
@@ -142,7 +142,7 @@ def scheduler_scheduled(p: SimProvider) -> int | None:
     import ssl
     import urllib.request
 
-    st = p._load()
+    st = p.state.load()
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
