@@ -72,24 +72,46 @@ def test_agent_image_is_built_from_the_pinned_module_or_given():
     assert CATALOG["network-policy"]({"image": "example.org/netpol:1"}).images() == []
 
 
-def test_build_patch_makes_both_queue_verdicts_fall_back_to_the_xtables_target(tmp_path):
+def test_build_patch_makes_both_queue_verdicts_fall_back_to_the_xtables_target_and_judges_pod_sources(tmp_path):
     pkg = tmp_path / "pkg" / "networkpolicy"
     pkg.mkdir(parents=True)
     controller = pkg / "controller.go"
-    controller.write_text(f"func a() {{\n{netpol.NATIVE_QUEUE}}}\nfunc b() {{\n{netpol.NATIVE_QUEUE}}}\n")
+    controller.write_text(f"func a() {{\n{netpol.NATIVE_QUEUE}}}\nfunc b() {{\n{netpol.NATIVE_QUEUE}}}\n{netpol.EVALUATE}\tlogger := 1\n}}\n")
     netpol.patch(tmp_path)
-    assert controller.read_text().count("\tqueue := c.queueExpr()\n") == 2 and "expr.Queue" not in controller.read_text()
+    text = controller.read_text()
+    assert text.count("\tqueue := c.queueExpr()\n") == 2 and "expr.Queue" not in text
+    a, b = text.split("func b()")
+    assert "c.podSourceChains(nft, table, chain)\n\tqueue := c.queueExpr()" in a and "podSourceChains" not in b  # the POSTROUTING chain's only
+    assert netpol.EVALUATE + "\tif c.unknownPodSource(p) {\n\t\treturn false\n\t}\n\tlogger" in text
     compat = (pkg / "zz_appliance_queue_compat.go").read_text()
     assert "package networkpolicy" in compat and "func (c *Controller) queueExpr() expr.Any" in compat
     assert 'Name: "NFQUEUE", Rev: 3' in compat
+    sources = (pkg / "zz_appliance_pod_sources.go").read_text()
+    assert "nftables.ChainHookInput" in sources and 'flag.String("pod-cidrs"' in sources
 
 
 def test_build_patch_refuses_an_upstream_it_does_not_know(tmp_path):
     pkg = tmp_path / "pkg" / "networkpolicy"
     pkg.mkdir(parents=True)
-    (pkg / "controller.go").write_text(f"func a() {{\n{netpol.NATIVE_QUEUE}}}\n")
+    (pkg / "controller.go").write_text(f"func a() {{\n{netpol.NATIVE_QUEUE}}}\n{netpol.EVALUATE}}}\n")
     with pytest.raises(builds.BuildError, match="native queue expression twice"):
         netpol.patch(tmp_path)
+    (pkg / "controller.go").write_text(f"func a() {{\n{netpol.NATIVE_QUEUE}}}\nfunc b() {{\n{netpol.NATIVE_QUEUE}}}\n")
+    with pytest.raises(builds.BuildError, match="evaluatePacket once"):
+        netpol.patch(tmp_path)
+
+
+def test_the_agent_judges_every_pod_range_of_the_cluster(monkeypatch):
+    import kubernetes.client
+
+    nodes = [SimpleNamespace(spec=SimpleNamespace(pod_cid_rs=["10.244.1.0/24"], pod_cidr="10.244.1.0/24")),
+             SimpleNamespace(spec=SimpleNamespace(pod_cid_rs=None, pod_cidr="10.244.0.0/24")),
+             SimpleNamespace(spec=SimpleNamespace(pod_cid_rs=None, pod_cidr=None))]
+    monkeypatch.setattr(kubernetes.client, "CoreV1Api", lambda api: SimpleNamespace(list_node=lambda: SimpleNamespace(items=nodes)))
+    (ds,) = by_kind(CATALOG["network-policy"]().objects(SimpleNamespace(api=None, internal_ips=lambda: [])))["DaemonSet"]
+    assert "--pod-cidrs=10.244.0.0/24,10.244.1.0/24" in ds["spec"]["template"]["spec"]["containers"][0]["args"]
+    (bare,) = by_kind(CATALOG["network-policy"]().objects())["DaemonSet"]
+    assert not [a for a in bare["spec"]["template"]["spec"]["containers"][0]["args"] if a.startswith("--pod-cidrs")]
 
 
 # ----------------------------------------------------------------------------- user namespaces

@@ -19,6 +19,9 @@ PACKAGE = "cmd"
 BINARY = "/bin/netpol"  # where the upstream image has it
 #: our addition to the module's package networkpolicy, and the upstream lines that then call it
 QUEUE_COMPAT = Path(__file__).resolve().parents[3] / "images" / "network-policy" / "queue_compat.go"
+#: our addition judging every new connection from a pod address (--pod-cidrs), to its own node too
+POD_SOURCES = QUEUE_COMPAT.with_name("pod_sources.go")
+EVALUATE = "func (c *Controller) evaluatePacket(ctx context.Context, p packet) bool {\n"
 NATIVE_QUEUE = """\tqueue := &expr.Queue{Num: uint16(c.config.QueueID)}
 \tif c.config.FailOpen {
 \t\tqueue.Flag = expr.QueueFlagBypass
@@ -27,18 +30,23 @@ NATIVE_QUEUE = """\tqueue := &expr.Queue{Num: uint16(c.config.QueueID)}
 
 
 def patch(src: Path) -> None:
-    """Add QUEUE_COMPAT to a writable copy of the module source and make controller.go use it."""
+    """Add QUEUE_COMPAT and POD_SOURCES to a writable copy of the module source and make controller.go use
+    them: both queue verdicts through queueExpr, the pod-source rules right before the first (the POSTROUTING
+    chain's set rules), unknown pod sources refused first in evaluatePacket."""
     controller = src / "pkg" / "networkpolicy" / "controller.go"
     text = controller.read_text()
-    if text.count(NATIVE_QUEUE) != 2:
-        raise builds.BuildError(f"{MODULE}@{VERSION}: expected the native queue expression twice in {controller.name}")
-    controller.write_text(text.replace(NATIVE_QUEUE, "\tqueue := c.queueExpr()\n"))
+    if text.count(NATIVE_QUEUE) != 2 or text.count(EVALUATE) != 1:
+        raise builds.BuildError(f"{MODULE}@{VERSION}: expected the native queue expression twice and evaluatePacket once in {controller.name}")
+    text = text.replace(NATIVE_QUEUE, "\tc.podSourceChains(nft, table, chain)\n\tqueue := c.queueExpr()\n", 1)
+    text = text.replace(NATIVE_QUEUE, "\tqueue := c.queueExpr()\n")
+    controller.write_text(text.replace(EVALUATE, EVALUATE + "\tif c.unknownPodSource(p) {\n\t\treturn false\n\t}\n"))
     shutil.copy(QUEUE_COMPAT, controller.with_name("zz_appliance_queue_compat.go"))
+    shutil.copy(POD_SOURCES, controller.with_name("zz_appliance_pod_sources.go"))
 
 
 def binary() -> Path:
     """The agent, built statically from the patched module source; cached by version and patch."""
-    out = paths.cache_dir("components", "go", MODULE.replace("/", "_"), f"{VERSION}-{builds.file_hash(QUEUE_COMPAT)}")
+    out = paths.cache_dir("components", "go", MODULE.replace("/", "_"), f"{VERSION}-{builds.file_hash(QUEUE_COMPAT, POD_SOURCES, Path(__file__))}")
     binary = out / "netpol"
     if binary.is_file():
         return binary
@@ -55,3 +63,13 @@ def binary() -> Path:
 def image() -> tuple[str, Path]:
     """(ref, docker-archive): the static binary at the upstream image's path."""
     return builds.binary_image(binary(), "appliance.local/kube-network-policies", BINARY)
+
+
+def context(options, kube) -> dict:
+    """`pod_cidrs`: the nodes' pod address ranges (none without a cluster), whose every new connection the agent judges."""
+    if kube is None:
+        return {"pod_cidrs": []}
+    from kubernetes import client
+
+    nodes = client.CoreV1Api(kube.api).list_node().items
+    return {"pod_cidrs": sorted({c for n in nodes for c in (n.spec.pod_cid_rs or ([n.spec.pod_cidr] if n.spec.pod_cidr else []))})}
