@@ -116,14 +116,6 @@ def test_new_options_restart_prometheus_with_them(sim):
     assert "scrape_interval: 7s" in conf.get("status/config")["yaml"]
 
 
-def test_down_stops_both(sim):
-    profile, result = sim
-    pids = [h.load().pid for h in _hosts(result)]
-    orchestrator.down(profile.cluster.name, report.make())
-    assert not any(h.alive() for h in _hosts(result))
-    assert all(not psutil.pid_exists(p) or psutil.Process(p).status() == psutil.STATUS_ZOMBIE for p in pids)
-
-
 # --- a tenant against Prometheus and the GPU runtime
 
 FORGED = "\n".join([  # what a tenant's pod could export: a platform's names, platform labels, job included
@@ -253,3 +245,12 @@ def test_bob_cannot_select_gpus_by_runtime_class_or_environment(sim):
             admin.create_namespaced_pod("user-alice", pod("user-alice", runtime="nvidia"), dry_run="All")
     finally:
         comp.remove(kube)
+
+
+def test_down_stops_both(sim):
+    profile, result = sim
+    pids = [h.load().pid for h in _hosts(result)]
+    orchestrator.down(profile.cluster.name, report.make())
+    assert not any(h.alive() for h in _hosts(result))
+    assert all(not psutil.pid_exists(p) or psutil.Process(p).status() == psutil.STATUS_ZOMBIE for p in pids)
+
