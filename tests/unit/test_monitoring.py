@@ -234,6 +234,7 @@ def test_rendering_in_cluster_and_on_the_host():
     assert ("DaemonSet", "node-exporter") in objs and ("DaemonSet", "gpu-exporter-nvml") in objs
     conf = yaml.safe_load(objs[("ConfigMap", "prometheus")]["data"]["prometheus.yml"])
     assert {j["job_name"] for j in conf["scrape_configs"]} == {"prometheus", "gpu-exporter", "node-exporter", "kubelet", "cadvisor", "pods"}
+    assert objs[("DaemonSet", "gpu-exporter-nvml")]["spec"]["template"]["spec"]["volumes"][1]["hostPath"]["path"] == "/dev/null"
     assert "--gpus" in (a := objs[("Deployment", "gpu-exporter")]["spec"]["template"]["spec"]["containers"][0]["args"]) and a[1] == "none"
     h = comp({}, False)
     now, _, hosted = h._split(h.objects(None, None, {"web": 4100, "exporter": 4101}, crds=False))
@@ -243,6 +244,84 @@ def test_rendering_in_cluster_and_on_the_host():
     assert [j["static_configs"][0]["targets"] for j in conf["scrape_configs"]] == [["127.0.0.1:4100"], ["127.0.0.1:4101"]]
     assert hosted[1]["spec"]["template"]["spec"]["containers"][0]["args"][:2] == ["--gpus", "simulated"]
 
+
+
+def _in_cluster(options=None) -> tuple[dict, dict]:
+    """(objects by (kind, name), prometheus.yml's jobs by name), rendered for the cluster."""
+    objs = {(o["kind"], o["metadata"]["name"]): o for o in CATALOG["monitoring"](options or {}, True).objects(crds=False)}
+    conf = yaml.safe_load(objs[("ConfigMap", "prometheus")]["data"]["prometheus.yml"])
+    return objs, {j["job_name"]: j for j in conf["scrape_configs"]}
+
+
+def test_pods_are_scraped_only_in_the_declared_namespaces_under_limits():
+    _, jobs = _in_cluster()
+    for job in jobs.values():  # every pod discovery is held to named namespaces; no redirect is followed
+        assert job["follow_redirects"] is False, job["job_name"]
+        assert all(sd.get("namespaces", {}).get("names") for sd in job.get("kubernetes_sd_configs", []) if sd["role"] == "pod"), job["job_name"]
+    pods = jobs["pods"]
+    names = pods["kubernetes_sd_configs"][0]["namespaces"]["names"]
+    assert "kubeflow" in names and not [n for n in names if n.startswith("user-")]
+    assert pods["sample_limit"] and pods["label_limit"] and pods["label_name_length_limit"] and pods["label_value_length_limit"]
+    assert pods["target_limit"] and pods["body_size_limit"] and pods["honor_labels"] is False and pods["honor_timestamps"] is False
+    assert "pods" not in _in_cluster({"pod_namespaces": []})[1]
+    _, mine = _in_cluster({"pod_namespaces": ["user-alice"]})  # an operator's choice, under the same limits
+    assert mine["pods"]["kubernetes_sd_configs"][0]["namespaces"]["names"] == ["user-alice"] and mine["pods"]["sample_limit"]
+
+
+def test_kubelets_get_a_token_that_reads_metrics_only_and_prometheus_cannot_reach_their_other_apis():
+    objs, jobs = _in_cluster()
+    rules = lambda name: objs[("ClusterRole", name)]["rules"]  # noqa: E731
+    assert rules("appliance:monitoring:kubelet-scraper") == [{"apiGroups": [""], "resources": ["nodes/metrics"], "verbs": ["get"]}]
+    prom = rules("appliance:monitoring:prometheus")
+    assert all(set(r["verbs"]) <= {"get", "list", "watch"} and "/" not in "".join(r["resources"]) for r in prom), prom
+    assert not any("secrets" in r["resources"] or "nonResourceURLs" in r for r in prom)
+    secret = objs[("Secret", "kubelet-scraper")]
+    assert secret["type"] == "kubernetes.io/service-account-token"
+    assert secret["metadata"]["annotations"] == {"kubernetes.io/service-account.name": "kubelet-scraper"}
+    assert objs[("ServiceAccount", "kubelet-scraper")]["automountServiceAccountToken"] is False
+    pod = objs[("Deployment", "prometheus")]["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "prometheus"
+    mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "kubelet-scraper")
+    assert next(v for v in pod["volumes"] if v["name"] == "kubelet-scraper")["secret"]["secretName"] == "kubelet-scraper"
+    for job in ("kubelet", "cadvisor"):
+        assert jobs[job]["authorization"]["credentials_file"] == f"{mount['mountPath']}/token"
+    sent_own_token = [j["job_name"] for j in jobs.values() if "serviceaccount/token" in str(j)]
+    assert sent_own_token == []  # Prometheus' own token goes to the API server only (discovery)
+
+
+#: PromQL words that are not series names
+PROMQL = {"by", "without", "and", "or", "unless", "offset", "bool", "on", "ignoring", "group_left", "group_right"}
+
+
+def series_selectors(expr: str) -> list[tuple[str, str]]:
+    """(series name, its `{...}` or "") for each series an expression reads (functions, keywords, grouping
+    labels and label matchers left out)."""
+    braces: list[str] = []
+    expr = re.sub(r"\{[^}]*\}", lambda m: braces.append(m[0]) or f"{{{len(braces) - 1}}}", expr)
+    expr = re.sub(r"\b(by|without|on|ignoring)\s*\([^)]*\)", "", expr)
+    out = []
+    for m in re.finditer(r"\b[A-Za-z_:][\w:]*\b", expr):
+        rest = expr[m.end():].lstrip()
+        if m[0] in PROMQL or rest.startswith("(") or expr[:m.start()].endswith("{"):
+            continue
+        sel = re.match(r"\{(\d+)\}", rest)
+        out.append((m[0], braces[int(sel[1])] if sel else ""))
+    return out
+
+
+def test_series_selectors_of_an_expression():
+    assert series_selectors('max by (gpu) (a{job="x",pod!=""}[5m]) > 0 and b offset 5m') == [("a", '{job="x",pod!=""}'), ("b", "")]
+
+
+def test_every_alert_selects_the_job_that_scrapes_its_series():
+    doc = yaml.safe_load(hooks.rules_text(CATALOG["monitoring"].Opts()))
+    jobs = set(_in_cluster()[1])
+    for rule in (r for g in doc["groups"] for r in g["rules"]):
+        selectors = series_selectors(rule["expr"])
+        assert selectors, rule["alert"]
+        for name, sel in selectors:
+            job = re.search(r'job="([^"]+)"', sel)
+            assert job and job[1] in jobs, f"{rule['alert']}: {name}{sel} selects no job of ours"
 
 # --- the e2e report's plots
 
