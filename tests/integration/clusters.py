@@ -22,7 +22,7 @@ def require_kind() -> None:
 # wants no alert firing; those that re-`up` with other options last, each putting the profile back after).
 STACK = os.environ.get("APPLIANCE_IT_STACK", "it-stack")  # another name lets two sessions run side by side
 STACK_COMPONENTS = ("platform-base", "user-profiles", "training-operator", "kserve", "network-policy", "monitoring",
-                    "notebooks", "pipelines", "database", "tuning")
+                    "notebooks", "pipelines", "database", "tuning", "nvidia-device-plugin")  # the plugin: its GPU policy (no GPU here)
 STACK_MODULES = ("test_monitoring_kind", "test_journey_kind", "test_netpol_kind", "test_serving_kind",
                  "test_pipelines_kind", "test_tuning_kind", "test_notebooks_kind")
 

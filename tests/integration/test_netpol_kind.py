@@ -6,6 +6,7 @@ scenario, its egress probes included."""
 import pytest
 
 from appliance import e2e
+from tests.integration.clusters import STACK_COMPONENTS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.docker]
 COMPONENTS = ("platform-base", "user-profiles", "network-policy", "training-operator")
@@ -38,6 +39,6 @@ def test_network_isolation(kind, tmp_path):
 def test_tenant_attacks(kind, tmp_path):
     """Issue 22: bob's attacks refused on kind, the egress probes included (none skipped: NetworkPolicy is enforced here)."""
     _, result = kind
-    (r,) = e2e.run(result["kubeconfig"], "kind", set(COMPONENTS), "tenant-attacks", tmp_path)
+    (r,) = e2e.run(result["kubeconfig"], "kind", set(STACK_COMPONENTS), "tenant-attacks", tmp_path)
     assert r.passed, [f"{s.name}: {s.message}" for s in r.steps if s.status == "failed"]
     assert not [s.name for s in r.steps if s.status == "skipped"]
