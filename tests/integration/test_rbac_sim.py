@@ -75,6 +75,8 @@ def _can(kube, account: str, verb: str, resource: str, namespace: str = "", grou
     ("argo/workflow-controller", ("create", "pods", "user-bob", "", "", "exec"), True),
     ("argo/workflow-controller", ("create", "pods", "database", "", "", "exec"), False),
     ("argo/workflow-controller", ("get", "secrets", "user-alice", "", "artifact-store"), False),
+    ("argo/workflow-controller", ("create", "configmaps", "argo"), True),          # memoization caches live there
+    ("argo/workflow-controller", ("create", "configmaps", "kube-system"), False),
     # the training operator: its own cert Secret and webhook configuration, nobody else's
     ("kubeflow/training-operator", ("update", "secrets", "kubeflow", "", "training-operator-webhook-cert"), True),
     ("kubeflow/training-operator", ("get", "secrets", "database", "", "database-credentials"), False),
