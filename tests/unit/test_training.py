@@ -74,8 +74,8 @@ def test_rbac_covers_enabled_jobs_and_pods():
     res = {(g, r) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
     for r in ("pytorchjobs", "pytorchjobs/status", "tfjobs", "tfjobs/finalizers"):
         assert ("kubeflow.org", r) in res
-    assert ("", "pods") in res and ("", "services") in res and ("", "secrets") in res
-    assert ("kubeflow.org", "mpijobs") not in res
+    assert ("", "pods") in res and ("", "services") in res and ("", "secrets") not in res  # its cert Secret: a Role
+    assert ("kubeflow.org", "mpijobs") not in res and ("", "pods/exec") not in res  # pods/exec: MPIJob's launcher only
 
 
 def test_host_args_move_ports_off_defaults():
