@@ -158,7 +158,24 @@ def isolation(kube, enforced: bool) -> list[Check]:
     for ns in core.list_namespace(label_selector="appliance.dev/owner").items:
         out.append(_user_namespace(kube, ns, enforced))
     out.append(_seccomp_default(core))
+    out.append(_controller_rights(kube))
     return out
+
+
+def _controller_rights(kube) -> Check:
+    """Each service account's dangerous rights against its component's allow list (rbac_audit); rights of
+    accounts no component made (the cluster's own add-ons) are named, not failed."""
+    from appliance.components import rbac_audit
+
+    found = rbac_audit.audit_cluster(kube)
+    ours = rbac_audit.failures(f for f in found if f["component"])
+    theirs = sorted({f["account"] for f in found if not f["component"]})
+    allowed = sum(f["allowed"] for f in found)
+    if ours:
+        return Check("controller-rights", "fail", f"{len(ours)} right(s) no component allows; first: {ours[0]}",
+                     "narrow the role, or allow the right with its reason in the component's `rights:`")
+    return Check("controller-rights", "pass", f"{allowed} dangerous right(s), each allowed by its component with a reason"
+                 + (f"; not the appliance's: {', '.join(theirs)}" if theirs else ""))
 
 
 def _user_namespace(kube, ns, enforced: bool) -> Check:

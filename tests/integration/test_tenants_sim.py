@@ -40,7 +40,8 @@ def test_doctor_reports_what_the_cluster_enforces(sim):
     kube = Kube(result["kubeconfig"])
     checks = {c.name: c for c in doctor.isolation(kube, enforced=False)}
     assert {n for n, c in checks.items() if c.status != "pass"} == set(), checks
-    assert set(checks) == {"external-ips", "tenant-policies", "seccomp-default", "ns/user-alice", "ns/user-bob", "ns/user-carol"}
+    assert set(checks) == {"external-ips", "tenant-policies", "seccomp-default", "controller-rights", "ns/user-alice", "ns/user-bob", "ns/user-carol"}
+    assert "allowed by its component" in checks["controller-rights"].detail
     assert "objects only" in checks["ns/user-bob"].detail and "baseline" in checks["ns/user-bob"].detail
     kube.delete([{"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "user-limits", "namespace": "user-bob"}}])
     bob = next(c for c in doctor.isolation(kube, enforced=False) if c.name == "ns/user-bob")
