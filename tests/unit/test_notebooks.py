@@ -139,9 +139,12 @@ def test_status_says_where_each_server_runs_or_why_it_waits():
     pending = {"metadata": {"name": "jupyter-bob", "labels": {"appliance.dev/owner": "bob"}}, "spec": {},
                "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False",
                                                               "message": "0/2 nodes are available: 1 Insufficient nvidia.com/gpu"}]}}
-    got = hooks.notes(None, FakeKube([], pods=[running, pending]))
-    assert got == ["server of alice: Running on w1", "server of bob: Pending 0/2 nodes are available: 1 Insufficient nvidia.com/gpu"]
-    assert hooks.notes(None, FakeKube([])) == ["no servers running"]
+    opts = CATALOG["notebooks"]().options
+    got = hooks.notes(opts, FakeKube([], pods=[running, pending]))
+    assert got[1:] == ["server of alice: Running on w1", "server of bob: Pending 0/2 nodes are available: 1 Insufficient nvidia.com/gpu"]
+    assert got[0].startswith("servers share the hub's origin") and hooks.notes(opts, FakeKube([]))[1:] == ["no servers running"]
+    per_user = CATALOG["notebooks"]({"subdomain_host": "https://hub.example.org"}).options
+    assert hooks.notes(per_user, FakeKube([]))[0] == "servers on per-user origins (https://NAME.hub.example.org/)"
 
 
 LOOPBACK = [{"container_port": 30080, "host_port": 8000, "listen_address": "127.0.0.1"}]

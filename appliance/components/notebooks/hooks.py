@@ -114,13 +114,21 @@ def after_apply(options, kube) -> str:
     return f"hub on NodePort {options.node_port}; `appliance users show NAME` prints its address and NAME's login" + stopped
 
 
+def isolation(options, kube) -> str:
+    """How users' servers are kept apart in browsers (for `status` and `doctor`)."""
+    if host := origin(options, port_mappings(kube)):
+        u = host.split("://", 1)
+        return f"servers on per-user origins ({u[0]}://NAME.{u[1]}/)"
+    return "servers share the hub's origin (no wildcard name): no user config loaded; set subdomain_host for per-user origins"
+
+
 def notes(options, kube) -> list[str]:
-    """For `status`: each user's server, where it runs, or why it waits."""
-    out = []
+    """For `status`: how servers are isolated; each user's server, where it runs, or why it waits."""
+    out = [isolation(options, kube)]
     for pod in kube.list_labelled("v1", "Pod", "component=singleuser-server"):
         owner = pod["metadata"].get("labels", {}).get(OWNER, pod["metadata"]["name"])
         status = pod.get("status") or {}
         waiting = next((c.get("message") for c in status.get("conditions") or [] if c.get("type") == "PodScheduled" and c.get("status") == "False"), "")
         where = f"on {pod['spec'].get('nodeName')}" if pod.get("spec", {}).get("nodeName") else waiting
         out.append(f"server of {owner}: {status.get('phase', 'Unknown')} {where}".rstrip())
-    return out or ["no servers running"]
+    return out if len(out) > 1 else [*out, "no servers running"]
