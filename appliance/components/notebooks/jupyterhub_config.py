@@ -85,7 +85,8 @@ c.JupyterHub.db_url = "sqlite:////srv/jupyterhub/jupyterhub.sqlite"
 c.JupyterHub.cookie_secret_file = "/srv/jupyterhub/cookie_secret"
 if S["subdomain_host"]:  # NAME.<host>: another origin per user; the proxy routes by host name
     c.JupyterHub.subdomain_host = S["subdomain_host"]
-# cookies never sent on cross-site requests (the default would allow a top-level POST in the first 2 minutes);
+# cookies not sent on cross-site requests but top-level GETs (unset, Chromium would also send them on a top-level POST
+# in their first 2 minutes);
 # `__Host-` prefixes need HTTPS, which the hub does not serve; XSRF checks and CSP frame-ancestors 'none' are the hub's defaults
 c.JupyterHub.tornado_settings = {"cookie_options": {"samesite": "Lax"}}
 c.JupyterHub.cleanup_servers = False  # a hub restart keeps users' servers running
