@@ -313,9 +313,11 @@ def cmd_tamper(a) -> None:
         try:
             attempt()
         except client.ApiException as e:
-            if "only the hub may" not in (e.body or ""):
-                raise SystemExit(f"{what} for {a.user}'s server: {e.status} {(e.body or '')[:300]}") from None
-            print(f"{a.user}'s server, {what}: refused ({e.status})")
+            body = e.body or ""
+            by = "by the admission policy" if "only the hub may" in body else "by RBAC" if "cannot patch resource" in body else ""
+            if e.status != 403 or not by:
+                raise SystemExit(f"{what} for {a.user}'s server: {e.status} {body[:300]}") from None
+            print(f"{a.user}'s server, {what}: refused ({e.status}, {by})")
         else:
             raise SystemExit(f"{a.user} changed their server's pod: {what} was accepted")
     core.create_namespaced_pod(ns, {"metadata": {"name": "plain"}, "spec": {"containers": [{"name": "c", "image": image}]}}, dry_run="All")
@@ -324,14 +326,18 @@ def cmd_tamper(a) -> None:
 
 def cmd_ptrace(a) -> None:
     start(login(a.user, password(a.user)), a.user)
-    probe = ("import os\nfor f in ('/proc/1/environ', '/proc/1/mem', '/proc/self/environ'):\n"
-             "    try:\n        open(f, 'rb').read(1)\n        print(f, 'READ')\n"
-             "    except OSError as e:\n        print(f, type(e).__name__)\n")
+    probe = ("import subprocess\nchild = subprocess.Popen(['sleep', '30'])\n"
+             "for who, pid in (('server', 1), ('own', child.pid)):\n    for f in ('environ', 'mem'):\n"
+             "        try:\n            with open(f'/proc/{pid}/{f}', 'rb') as h:\n"
+             "                h.seek(int(open(f'/proc/{pid}/maps').readline().split('-')[0], 16) if f == 'mem' else 0)\n"
+             "                h.read(1)\n            print(who, f, 'READ')\n"
+             "        except OSError as e:\n            print(who, f, type(e).__name__)\nchild.kill()\n")
     out = in_server(a.user, probe)
-    lines = dict(line.split() for line in out.splitlines() if line.startswith("/proc/"))
-    if lines != {"/proc/1/environ": "PermissionError", "/proc/1/mem": "PermissionError", "/proc/self/environ": "READ"}:
+    got = {tuple(line.split()[:2]): line.split()[2] for line in out.splitlines() if line.startswith(("server ", "own "))}
+    want = {("server", "environ"): "PermissionError", ("server", "mem"): "PermissionError", ("own", "environ"): "READ", ("own", "mem"): "READ"}
+    if got != want:
         raise SystemExit(f"{a.user}'s processes beside their server: {out[-400:]}")
-    print(f"{a.user} cannot read their server's memory or environment (PermissionError); their own process's they can")
+    print(f"{a.user} cannot read their server's memory or environment (PermissionError); a process of their own they can")
 
 
 #: subcommand → (function, its arguments; `*` takes the rest)
