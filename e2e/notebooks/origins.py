@@ -26,8 +26,9 @@ from hub import hub_url, in_server, login, password, server_url, start, stop
 ATTACK = """
 async function attack(hub, alice, name) {
   const r = {origin: location.origin, cookie: document.cookie};
+  const xsrf = (document.cookie.match(/(?:^|; )_xsrf=([^;]*)/) || [])[1];  // what a page on the same origin can read
   async function get(url, opts) {
-    try { const x = await fetch(url, Object.assign({credentials: "include"}, opts || {}));
+    try { const x = await fetch(url, Object.assign({credentials: "include", headers: xsrf ? {"X-XSRFToken": xsrf} : {}}, opts || {}));
           return "status " + x.status + " " + (await x.text()).slice(0, 120); }
     catch (e) { return "blocked: " + e; }
   }
@@ -90,10 +91,10 @@ def in_alice_browser(alice: str, bob: str, served: bool) -> None:
             check(mine == urlparse(server_url(alice)).netloc, f"{alice}'s JupyterLab is served on {mine}")
             run = "const done = arguments[arguments.length - 1];" + ATTACK + "attack(arguments[0], arguments[1], arguments[2]).then(done);"
             own = d.execute_async_script(run, hub_url(), server_url(alice), alice)
-            check(own["alice_contents"].startswith("status 200"), f"control: the script on {alice}'s own page reads her files")
+            check(own["alice_contents"].startswith("status 200"), f"control: the script on {alice}'s own page reads her files ({own['alice_contents'][:60]})")
             d.get(hub_url() + "hub/home")
             own = d.execute_async_script(run, hub_url(), server_url(alice), alice)
-            check(f'"name":"{alice}"' in own["hub_user"].replace(" ", ""), f"control: the script on the hub's page calls the hub as {alice}")
+            check(f'"name":"{alice}"' in own["hub_user"].replace(" ", ""), f"control: the script on the hub's page calls the hub as {alice} ({own['hub_user'][:60]})")
             d.get(server_url(bob) + "lab")
             wait.until(lambda drv: "403" in drv.page_source)
             check(True, f"{alice}'s browser gets 403 on {bob}'s server")
@@ -133,6 +134,7 @@ def main(alice: str, bob: str) -> None:
     finally:
         clean(bob)
         stop(s, bob)
+        stop(login(alice, password(alice)), alice)
     print(f"origins checked: {bob}'s page cannot act as {alice}")
 
 

@@ -109,13 +109,13 @@ def _profile_with(profile, component: str, **options):
     return profile.model_copy(update={"components": comps})
 
 
-def _forward(target: tuple[str, int]):
+def _forward(target: tuple[str, int], port: int = 0):
     """127.0.0.1:<a free port> → TARGET, as kind's port mapping puts the hub on loopback for the laptop profile
-    (the stack cluster, of the ci profile, has none). Returns (port, a function that stops it)."""
+    (the stack cluster, of the ci profile, has none); PORT, or a free one. Returns (port, a function that stops it)."""
     import socket
     import threading
 
-    srv = socket.create_server(("127.0.0.1", 0))
+    srv = socket.create_server(("127.0.0.1", port))
 
     def pipe(a, b):
         try:
