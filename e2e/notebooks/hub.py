@@ -178,7 +178,9 @@ def outputs(nb: dict) -> str:
 def cmd_url(_a) -> None:
     config.load_kube_config(os.environ.get("KUBECONFIG"))
     core = client.CoreV1Api()
-    settings = json.loads(core.read_namespaced_config_map("hub-config", "notebooks").data["settings.json"])
+    hub = client.AppsV1Api().read_namespaced_deployment("hub", "notebooks")
+    cm = next(v.config_map.name for v in hub.spec.template.spec.volumes if v.name == "config")
+    settings = json.loads(core.read_namespaced_config_map(cm, "notebooks").data["settings.json"])
     if host := settings.get("subdomain_host"):
         u = urlparse(host)
         urls = f"{host}/ {u.scheme}://{{user}}.{u.netloc}/user/{{user}}/"

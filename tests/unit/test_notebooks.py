@@ -178,7 +178,8 @@ def test_auto_reads_the_port_mappings_the_cluster_was_made_with(tmp_path, monkey
     kube = FakeKube(["alice"])
     kube.kubeconfig = str(tmp_path / "c1" / "kubeconfig")
     assert hooks.port_mappings(kube) == LOOPBACK
-    assert _find(_objects(kube), "ConfigMap", "hub-config")["data"]["settings.json"].count('"subdomain_host": "http://localhost:8000"') == 1
+    (config,) = [o for o in _objects(kube) if o["kind"] == "ConfigMap"]
+    assert json.loads(config["data"]["settings.json"])["subdomain_host"] == "http://localhost:8000"
     (tmp_path / "c1" / "state.json").write_text(json.dumps({"provider": "baremetal", "cluster_spec": {"kind": {"port_mappings": LOOPBACK}}}))
     assert hooks.port_mappings(kube) == [] and hooks.port_mappings(FakeKube([])) == []
 
@@ -225,3 +226,18 @@ def test_a_user_removed_from_the_profile_is_no_user_of_the_hub(tmp_path, monkeyp
     kube.pods = [pod("alice"), pod("bob")]
     assert "stopped the servers of bob" in hooks.after_apply(CATALOG["notebooks"]().options, kube)
     assert kube.deleted == [("user-bob", "jupyter-bob")]
+
+
+def test_the_hubs_configuration_is_a_new_object_when_the_users_change():
+    """`up` re-applies a component whose objects are missing: a ConfigMap named after its content makes a
+    removed user (a change in another component) reach the hub."""
+    def config(kube):
+        objs = _objects(kube)
+        (cm,) = [o for o in objs if o["kind"] == "ConfigMap"]
+        volumes = _find(objs, "Deployment", "hub")["spec"]["template"]["spec"]["volumes"]
+        assert {"name": "config", "configMap": {"name": cm["metadata"]["name"]}} in volumes
+        return cm["metadata"]["name"]
+
+    both, alice = config(FakeKube(["alice", "bob"])), config(FakeKube(["alice"], removed=["bob"]))
+    assert both.startswith("hub-config-") and alice.startswith("hub-config-") and both != alice
+    assert config(FakeKube(["alice", "bob"])) == both
