@@ -29,7 +29,7 @@ async function attack(hub, alice, name) {
   const xsrf = (document.cookie.match(/(?:^|; )_xsrf=([^;]*)/) || [])[1];  // what a page on the same origin can read
   async function get(url, opts) {
     try { const x = await fetch(url, Object.assign({credentials: "include", headers: xsrf ? {"X-XSRFToken": xsrf} : {}}, opts || {}));
-          return "status " + x.status + " " + (await x.text()).slice(0, 120); }
+          return "status " + x.status + " " + (await x.text()).slice(0, 2000); }
     catch (e) { return "blocked: " + e; }
   }
   r.hub_user = await get(hub + "hub/api/user");
