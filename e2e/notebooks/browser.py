@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from hub import hub_url, password
+from hub import hub_url, password, server_url
 
 CHROMIUM = os.environ.get("APPLIANCE_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("APPLIANCE_CHROMEDRIVER", "/usr/bin/chromedriver")
@@ -64,7 +64,7 @@ def main(user: str, notebook: str) -> float:
             took = time.monotonic() - t0
             if not notebook:
                 return took
-            d.get(hub_url() + f"user/{user}/lab/tree/{Path(notebook).name}")
+            d.get(server_url(user) + f"lab/tree/{Path(notebook).name}")
             wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".jp-NotebookPanel .jp-Cell")))
             wait.until(lambda drv: "train" in drv.page_source)
             time.sleep(2)  # let the editor paint the cells

@@ -1,7 +1,8 @@
 """Drive the notebook hub as a person does, over HTTP: log in with the generated password, start a server,
 put a notebook in it, run it there, read it back. Subcommands (run `hub.py -h`):
 
-  url                      (admin) where the hub answers: a node's address and the proxy's NodePort
+  url                      (admin) where the hub answers: its subdomain host where each user's server has an origin,
+                           else a node's address and the proxy's NodePort
   run USER NOTEBOOK TEXT…  (as USER) log in, start the CPU server, execute NOTEBOOK in it; each TEXT must be in its outputs
                            (--upload FILE: put FILE beside it first, e.g. a module it imports; --timeout S: per cell)
   denied USER OTHER        (as USER) USER's login gets 403 on OTHER's server; USER's server cannot list OTHER's pods
@@ -10,28 +11,68 @@ put a notebook in it, run it there, read it back. Subcommands (run `hub.py -h`):
   restart-hub              (admin) restart the hub; then `run` again finds the server and its files
   home USER NAME           (as USER) start USER's server if stopped; NAME is still in their home
   stop USER                (as USER) stop USER's server
-The hub's address is kept in $E2E_ARTIFACTS/hub-url between steps; passwords come from the user's own
-Secret user-<name>/notebook-login, which `appliance users show NAME` prints."""
+  tamper USER              (as USER) USER may not change their server's pod: a new image, an ephemeral container, a pod
+                           labelled as a server (each refused at admission; a plain pod beside it is allowed)
+  ptrace USER              (as USER) USER's own processes in their server (`kubectl exec`, a terminal) cannot read the
+                           server's memory or environment (not dumpable); their own process's they can
+The hub's address is kept in $E2E_ARTIFACTS/hub-url between steps (and, on its second line, where each
+user's server is); passwords come from the user's own Secret user-<name>/notebook-login, which
+`appliance users show NAME` prints. Names under .localhost are this host, as browsers resolve them (RFC 6761)."""
 
 from __future__ import annotations
 
 import argparse
 import base64
+import http.cookiejar
 import json
 import os
+import socket
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
 import requests
 from kubernetes import client, config
 from kubernetes.stream import stream
 
 URL_FILE = Path(os.environ.get("E2E_ARTIFACTS", "."), "hub-url")
+_getaddrinfo = socket.getaddrinfo
+
+
+def _loopback(host, *args, **kw):
+    """*.localhost is loopback, as in a browser (the C library asks DNS for it without systemd-resolved)."""
+    return _getaddrinfo("127.0.0.1" if isinstance(host, str) and host.endswith(".localhost") else host, *args, **kw)
+
+
+socket.getaddrinfo = _loopback
+
+
+class _Cookies(http.cookiejar.DefaultCookiePolicy):
+    """A cookie set for the domain `localhost` (the hub's session id when users' servers are on *.localhost)
+    stays the host's own, as Chromium keeps it: the standard library would send it to every user's server and
+    never back to the hub."""
+
+    def set_ok(self, cookie, request):
+        if cookie.domain == ".localhost":
+            cookie.domain, cookie.domain_specified, cookie.domain_initial_dot = "localhost.local", False, False
+        return super().set_ok(cookie, request)
+
+
+def session() -> requests.Session:
+    s = requests.Session()
+    s.cookies.set_policy(_Cookies())
+    return s
 
 
 def hub_url() -> str:
-    return URL_FILE.read_text().strip()
+    return URL_FILE.read_text().split()[0]
+
+
+def server_url(user: str) -> str:
+    """USER's server: under the hub's address, or on USER's own origin where the hub gives each one."""
+    lines = URL_FILE.read_text().split()
+    return lines[1].format(user=user) if len(lines) > 1 else hub_url() + f"user/{user}/"
 
 
 def password(user: str) -> str:
@@ -47,7 +88,7 @@ def xsrf(s: requests.Session, path: str = "/hub/") -> str:
 
 def login(user: str, pw: str) -> requests.Session:
     """The hub's login form, as a browser posts it (with its XSRF token)."""
-    s = requests.Session()
+    s = session()
     page = s.get(hub_url() + "hub/login", timeout=30)
     page.raise_for_status()
     r = s.post(hub_url() + "hub/login", data={"username": user, "password": pw, "_xsrf": xsrf(s)}, timeout=30)
@@ -103,8 +144,15 @@ def progress(s: requests.Session, user: str, wait: float = 5) -> list[str]:
 def contents(s: requests.Session, user: str, method: str, name: str, **kw) -> requests.Response:
     """The Jupyter server's contents API through the hub's proxy (the hub's OAuth sets the cookie)."""
     if not xsrf(s, f"/user/{user}/"):
-        s.get(hub_url() + f"user/{user}/lab", timeout=60)  # the OAuth round trip sets the server's cookies
-    return s.request(method, hub_url() + f"user/{user}/api/contents/{name}", headers={"X-XSRFToken": xsrf(s, f"/user/{user}/")}, timeout=60, **kw)
+        s.get(server_url(user) + "lab", timeout=60)  # the OAuth round trip sets the server's cookies
+    return s.request(method, server_url(user) + f"api/contents/{name}", headers={"X-XSRFToken": xsrf(s, f"/user/{user}/")}, timeout=60, **kw)
+
+
+def in_server(user: str, code: str) -> str:
+    """Run Python CODE in the user's server container (as `kubectl exec` with $KUBECONFIG); its output."""
+    config.load_kube_config(os.environ.get("KUBECONFIG"))
+    return stream(client.CoreV1Api().connect_get_namespaced_pod_exec, f"jupyter-{user}", f"user-{user}", container="notebook",
+                  command=["python3", "-c", code], stderr=True, stdout=True, stdin=False, tty=False)
 
 
 def execute(user: str, name: str, timeout: int = 600) -> None:
@@ -130,12 +178,20 @@ def outputs(nb: dict) -> str:
 def cmd_url(_a) -> None:
     config.load_kube_config(os.environ.get("KUBECONFIG"))
     core = client.CoreV1Api()
-    port = core.read_namespaced_service("proxy-public", "notebooks").spec.ports[0].node_port
-    node = core.list_node().items[0]
-    ip = next(a.address for a in node.status.addresses if a.type == "InternalIP")
+    hub = client.AppsV1Api().read_namespaced_deployment("hub", "notebooks")
+    cm = next(v.config_map.name for v in hub.spec.template.spec.volumes if v.name == "config")
+    settings = json.loads(core.read_namespaced_config_map(cm, "notebooks").data["settings.json"])
+    if host := settings.get("subdomain_host"):
+        u = urlparse(host)
+        urls = f"{host}/ {u.scheme}://{{user}}.{u.netloc}/user/{{user}}/"
+    else:
+        port = core.read_namespaced_service("proxy-public", "notebooks").spec.ports[0].node_port
+        node = core.list_node().items[0]
+        ip = next(a.address for a in node.status.addresses if a.type == "InternalIP")
+        urls = f"http://{ip}:{port}/ http://{ip}:{port}/user/{{user}}/"
     URL_FILE.parent.mkdir(parents=True, exist_ok=True)
-    URL_FILE.write_text(f"http://{ip}:{port}/")
-    print("hub at", URL_FILE.read_text())
+    URL_FILE.write_text(urls.replace(" ", "\n") + "\n")
+    print("hub at", hub_url(), "servers at", server_url("USER"))
 
 
 def cmd_run(a) -> None:
@@ -164,7 +220,7 @@ def cmd_run(a) -> None:
 
 def cmd_denied(a) -> None:
     s = login(a.user, password(a.user))
-    r = s.get(hub_url() + f"user/{a.other}/api/contents/", timeout=60)
+    r = s.get(server_url(a.other) + "api/contents/", timeout=60)
     if r.status_code != 403:
         raise SystemExit(f"{a.user} on {a.other}'s server: expected 403, got {r.status_code}")
     print(f"{a.user} on {a.other}'s server: 403")
@@ -181,7 +237,7 @@ def cmd_denied(a) -> None:
 
 
 def cmd_wrong_password(a) -> None:
-    s = requests.Session()
+    s = session()
     s.get(hub_url() + "hub/login", timeout=30)
     r = s.post(hub_url() + "hub/login", data={"username": a.user, "password": "not-" + "the-password", "_xsrf": xsrf(s)}, timeout=30)
     if "Invalid username or password" not in r.text or api(s, "GET", f"users/{a.user}").status_code != 403:
@@ -240,10 +296,57 @@ def cmd_restart_hub(_a) -> None:
     raise SystemExit("the hub did not come back in 180s")
 
 
+def cmd_tamper(a) -> None:
+    s = login(a.user, password(a.user))
+    start(s, a.user)
+    config.load_kube_config(os.environ.get("KUBECONFIG"))
+    core, ns, name = client.CoreV1Api(), f"user-{a.user}", f"jupyter-{a.user}"
+    pod = core.read_namespaced_pod(name, ns)
+    image = pod.spec.containers[0].image
+    attempts = {
+        "a new image": lambda: core.patch_namespaced_pod(name, ns, {"spec": {"containers": [{"name": "notebook", "image": image + "-other"}]}}, dry_run="All"),
+        "an ephemeral container": lambda: core.patch_namespaced_pod_ephemeralcontainers(
+            name, ns, {"spec": {"ephemeralContainers": [{"name": "debug", "image": image, "command": ["sleep", "60"]}]}}, dry_run="All"),
+        "a pod labelled as a server": lambda: core.create_namespaced_pod(ns, {
+            "metadata": {"name": "fake-server", "labels": {"component": "singleuser-server"}},
+            "spec": {"containers": [{"name": "c", "image": image}]}}, dry_run="All"),
+    }
+    for what, attempt in attempts.items():
+        try:
+            attempt()
+        except client.ApiException as e:
+            body = e.body or ""
+            by = "by the admission policy" if "only the hub may" in body else "by RBAC" if "cannot patch resource" in body else ""
+            if e.status != 403 or not by:
+                raise SystemExit(f"{what} for {a.user}'s server: {e.status} {body[:300]}") from None
+            print(f"{a.user}'s server, {what}: refused ({e.status}, {by})")
+        else:
+            raise SystemExit(f"{a.user} changed their server's pod: {what} was accepted")
+    core.create_namespaced_pod(ns, {"metadata": {"name": "plain"}, "spec": {"containers": [{"name": "c", "image": image}]}}, dry_run="All")
+    print(f"{a.user} may still create a plain pod in {ns}; only the hub changes servers")
+
+
+def cmd_ptrace(a) -> None:
+    start(login(a.user, password(a.user)), a.user)
+    probe = ("import subprocess\nchild = subprocess.Popen(['sleep', '30'])\n"
+             "for who, pid in (('server', 1), ('own', child.pid)):\n    for f in ('environ', 'mem'):\n"
+             "        try:\n            with open(f'/proc/{pid}/{f}', 'rb') as h:\n"
+             "                h.seek(int(open(f'/proc/{pid}/maps').readline().split('-')[0], 16) if f == 'mem' else 0)\n"
+             "                h.read(1)\n            print(who, f, 'READ')\n"
+             "        except OSError as e:\n            print(who, f, type(e).__name__)\nchild.kill()\n")
+    out = in_server(a.user, probe)
+    got = {tuple(line.split()[:2]): line.split()[2] for line in out.splitlines() if line.startswith(("server ", "own "))}
+    want = {("server", "environ"): "PermissionError", ("server", "mem"): "PermissionError", ("own", "environ"): "READ", ("own", "mem"): "READ"}
+    if got != want:
+        raise SystemExit(f"{a.user}'s processes beside their server: {out[-400:]}")
+    print(f"{a.user} cannot read their server's memory or environment (PermissionError); a process of their own they can")
+
+
 #: subcommand → (function, its arguments; `*` takes the rest)
 COMMANDS = {"url": (cmd_url, []), "run": (cmd_run, ["user", "notebook", "expect*"]), "denied": (cmd_denied, ["user", "other"]),
             "wrong-password": (cmd_wrong_password, ["user"]), "pending": (cmd_pending, ["user", "slug", "text"]),
-            "restart-hub": (cmd_restart_hub, []), "home": (cmd_home, ["user", "name"]), "stop": (cmd_stop, ["user"])}
+            "restart-hub": (cmd_restart_hub, []), "home": (cmd_home, ["user", "name"]), "stop": (cmd_stop, ["user"]),
+            "tamper": (cmd_tamper, ["user"]), "ptrace": (cmd_ptrace, ["user"])}
 
 
 def main(argv: list[str] | None = None) -> None:

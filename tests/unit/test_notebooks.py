@@ -15,18 +15,23 @@ from appliance.errors import UserError
 
 
 class FakeKube:
-    """Namespaces labelled by user-profiles, and Secrets already in the cluster."""
+    """Namespaces labelled by user-profiles (`removed`: kept, their service account gone), and Secrets already
+    in the cluster."""
 
-    def __init__(self, users, secrets=None, pods=()):
-        self.users, self.secrets, self.pods = users, secrets or {}, list(pods)
+    kubeconfig = "/nonexistent/kubeconfig"
+
+    def __init__(self, users, secrets=None, pods=(), removed=()):
+        self.users, self.secrets, self.pods, self.removed, self.deleted = users, secrets or {}, list(pods), list(removed), []
 
     def list_labelled(self, api_version, kind, selector):
         if kind == "Pod":
             return self.pods
         assert kind == "Namespace" and "appliance.dev/owner" in selector
-        return [{"metadata": {"name": f"user-{u}", "labels": {"appliance.dev/owner": u}}} for u in self.users]
+        return [{"metadata": {"name": f"user-{u}", "labels": {"appliance.dev/owner": u}}} for u in self.users + self.removed]
 
     def get(self, api_version, kind, name, namespace=None):
+        if kind == "ServiceAccount":
+            return object() if name in self.users and namespace == f"user-{name}" else None
         data = self.secrets.get((namespace, name))
         if data is None:
             return None
@@ -34,6 +39,9 @@ class FakeKube:
 
     def internal_ips(self):
         return ["172.18.0.2"]
+
+    def delete(self, objs):
+        self.deleted += [(o["metadata"]["namespace"], o["metadata"]["name"]) for o in objs]
 
 
 def _objects(kube, **options):
@@ -84,8 +92,12 @@ def _hub_config(tmp_path, monkeypatch, settings):
             setattr(self, name, types.SimpleNamespace())
             return getattr(self, name)
 
+    class Authenticator:
+        def add_user(self, user):
+            return "added"
+
     stub = types.ModuleType("stub")
-    stub.Authenticator = stub.KubeSpawner = object
+    stub.Authenticator, stub.KubeSpawner = Authenticator, object
     for mod in ("jupyterhub", "jupyterhub.auth", "kubespawner"):
         monkeypatch.setitem(sys.modules, mod, stub)
     c = Config()
@@ -111,7 +123,8 @@ def test_the_hub_admits_a_user_with_their_password_only(tmp_path, monkeypatch):
 
     _, ns = _hub_config(tmp_path, monkeypatch, {"users": ["alice", "bob"], "gpu_users": [], "cull_idle": 0, "start_timeout": 60,
                                                 "cpu": "1", "memory": "1Gi", "cpu_request": "100m", "memory_request": "128Mi",
-                                                "home_size": "1Gi", "gpus": 1, "namespace": "notebooks", "image": "nb:1"})
+                                                "home_size": "1Gi", "gpus": 1, "namespace": "notebooks", "image": "nb:1",
+                                                "subdomain_host": ""})
     (tmp_path / "logins").mkdir()
     (tmp_path / "logins" / "alice").write_text(hooks.digest("alice", "s3cret"))
     auth = ns["SecretAuthenticator"]()
@@ -126,6 +139,105 @@ def test_status_says_where_each_server_runs_or_why_it_waits():
     pending = {"metadata": {"name": "jupyter-bob", "labels": {"appliance.dev/owner": "bob"}}, "spec": {},
                "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False",
                                                               "message": "0/2 nodes are available: 1 Insufficient nvidia.com/gpu"}]}}
-    got = hooks.notes(None, FakeKube([], pods=[running, pending]))
-    assert got == ["server of alice: Running on w1", "server of bob: Pending 0/2 nodes are available: 1 Insufficient nvidia.com/gpu"]
-    assert hooks.notes(None, FakeKube([])) == ["no servers running"]
+    opts = CATALOG["notebooks"]().options
+    got = hooks.notes(opts, FakeKube([], pods=[running, pending]))
+    assert got[1:] == ["server of alice: Running on w1", "server of bob: Pending 0/2 nodes are available: 1 Insufficient nvidia.com/gpu"]
+    assert got[0].startswith("servers share the hub's origin") and hooks.notes(opts, FakeKube([]))[1:] == ["no servers running"]
+    per_user = CATALOG["notebooks"]({"subdomain_host": "https://hub.example.org"}).options
+    assert hooks.notes(per_user, FakeKube([]))[0] == "servers on per-user origins (https://NAME.hub.example.org/)"
+
+
+LOOPBACK = [{"container_port": 30080, "host_port": 8000, "listen_address": "127.0.0.1"}]
+
+
+@pytest.mark.parametrize("option, mappings, want", [
+    ("auto", LOOPBACK, "http://localhost:8000"),  # kind on loopback: every *.localhost name is the host itself
+    ("auto", [{"container_port": 30080, "host_port": 8000}], ""),  # on every address: LAN users have no wildcard name
+    ("auto", [], ""),  # a node's address (ci, bare metal)
+    ("off", LOOPBACK, ""),
+    ("https://hub.example.org", [], "https://hub.example.org"),
+])
+def test_each_user_gets_an_origin_where_a_wildcard_name_reaches_the_hub(option, mappings, want):
+    opts = CATALOG["notebooks"]({"subdomain_host": option}).options
+    assert hooks.origin(opts, mappings) == want
+    assert hooks.hub_url(opts, FakeKube([]), mappings) == (want + "/" if want else "http://127.0.0.1:8000/" if mappings else "http://172.18.0.2:30080/")
+
+
+def test_a_bad_subdomain_host_is_refused():
+    from pydantic import ValidationError
+
+    for bad in ("localhost:8000", "http://Hub.example.org", "http://x.org/path", "*.example.org"):
+        with pytest.raises(ValidationError):
+            CATALOG["notebooks"]({"subdomain_host": bad})
+
+
+def test_auto_reads_the_port_mappings_the_cluster_was_made_with(tmp_path, monkeypatch):
+    monkeypatch.setenv("APPLIANCE_STATE", str(tmp_path))
+    (tmp_path / "c1").mkdir()
+    (tmp_path / "c1" / "state.json").write_text(json.dumps({"provider": "kind", "cluster_spec": {"kind": {"port_mappings": LOOPBACK}}}))
+    kube = FakeKube(["alice"])
+    kube.kubeconfig = str(tmp_path / "c1" / "kubeconfig")
+    assert hooks.port_mappings(kube) == LOOPBACK
+    (config,) = [o for o in _objects(kube) if o["kind"] == "ConfigMap"]
+    assert json.loads(config["data"]["settings.json"])["subdomain_host"] == "http://localhost:8000"
+    (tmp_path / "c1" / "state.json").write_text(json.dumps({"provider": "baremetal", "cluster_spec": {"kind": {"port_mappings": LOOPBACK}}}))
+    assert hooks.port_mappings(kube) == [] and hooks.port_mappings(FakeKube([])) == []
+
+
+def _settings(**options):
+    return dict(CATALOG["notebooks"](options).context(FakeKube(["alice", "bob"]))["settings"], image="nb:1")
+
+
+def test_per_user_origins_route_by_host_and_leave_users_their_config(tmp_path, monkeypatch):
+    objs = _objects(FakeKube(["alice"]), subdomain_host="http://localhost:8000")
+    assert "--host-routing" in _find(objs, "Deployment", "proxy")["spec"]["template"]["spec"]["containers"][0]["args"]
+    c, _ = _hub_config(tmp_path, monkeypatch, _settings(subdomain_host="http://localhost:8000"))
+    assert c.JupyterHub.subdomain_host == "http://localhost:8000"
+    assert c.KubeSpawner.disable_user_config is False
+
+
+def test_one_origin_loads_no_user_config_and_the_hub_is_hardened(tmp_path, monkeypatch):
+    objs = _objects(FakeKube(["alice"]), subdomain_host="off")
+    assert "--host-routing" not in _find(objs, "Deployment", "proxy")["spec"]["template"]["spec"]["containers"][0]["args"]
+    c, ns = _hub_config(tmp_path, monkeypatch, _settings(subdomain_host="off"))
+    assert not hasattr(c.JupyterHub, "subdomain_host") and c.KubeSpawner.disable_user_config is True
+    assert c.JupyterHub.tornado_settings == {"cookie_options": {"samesite": "Lax"}}
+    assert c.Authenticator.allow_existing_users is False and c.Authenticator.delete_invalid_users is True
+    # the server: isolated Python (no user site, not the home on sys.path), its process not dumpable
+    python, isolated, dash_c, code = c.KubeSpawner.extra_container_config["command"]
+    assert (python, isolated, dash_c) == ("python3", "-I", "-c") and "prctl(4, 0" in code and "jupyterhub.singleuser" in code
+    compile(code, "launch", "exec")
+
+
+def test_a_user_removed_from_the_profile_is_no_user_of_the_hub(tmp_path, monkeypatch):
+    """Their namespace stays (their data), their account goes: no login, no spawn rights, and the hub deletes
+    them (tokens and sessions with them) when it starts; `up` stops their server."""
+    kube = FakeKube(["alice"], removed=["bob"])
+    objs = _objects(kube)
+    assert {o["metadata"]["namespace"] for o in objs if o["kind"] == "RoleBinding"} == {"user-alice"}
+    assert [o["metadata"]["namespace"] for o in objs if o["kind"] == "Secret" and o["metadata"]["name"] == "notebook-login"] == ["user-alice"]
+    assert set(_find(objs, "Secret", "logins")["stringData"]) == {"alice"}
+    c, ns = _hub_config(tmp_path, monkeypatch, dict(CATALOG["notebooks"]().context(kube)["settings"], image="nb:1"))
+    auth = ns["SecretAuthenticator"]()
+    assert auth.add_user(types.SimpleNamespace(name="alice")) == "added"
+    with pytest.raises(ValueError, match="bob is no longer a user"):
+        auth.add_user(types.SimpleNamespace(name="bob"))
+    pod = lambda u: {"metadata": {"name": f"jupyter-{u}", "namespace": f"user-{u}", "labels": {"appliance.dev/owner": u}}}  # noqa: E731
+    kube.pods = [pod("alice"), pod("bob")]
+    assert "stopped the servers of bob" in hooks.after_apply(CATALOG["notebooks"]().options, kube)
+    assert kube.deleted == [("user-bob", "jupyter-bob")]
+
+
+def test_the_hubs_configuration_is_a_new_object_when_the_users_change():
+    """`up` re-applies a component whose objects are missing: a ConfigMap named after its content makes a
+    removed user (a change in another component) reach the hub."""
+    def config(kube):
+        objs = _objects(kube)
+        (cm,) = [o for o in objs if o["kind"] == "ConfigMap"]
+        volumes = _find(objs, "Deployment", "hub")["spec"]["template"]["spec"]["volumes"]
+        assert {"name": "config", "configMap": {"name": cm["metadata"]["name"]}} in volumes
+        return cm["metadata"]["name"]
+
+    both, alice = config(FakeKube(["alice", "bob"])), config(FakeKube(["alice"], removed=["bob"]))
+    assert both.startswith("hub-config-") and alice.startswith("hub-config-") and both != alice
+    assert config(FakeKube(["alice", "bob"])) == both

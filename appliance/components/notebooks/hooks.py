@@ -1,5 +1,5 @@
 """notebooks: the users (the namespaces user-profiles made), a login per user generated once and kept,
-the hub's configuration file, and where a person reaches the hub."""
+the hub's configuration file, the origin users' servers are served on, and where a person reaches the hub."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import json
 import secrets
 from pathlib import Path
 
+from appliance import paths
 from appliance.errors import UserError
 
 HERE = Path(__file__).parent
@@ -24,11 +25,40 @@ def digest(user: str, password: str) -> str:
 
 
 def users(kube) -> list[str]:
-    """Users are the namespaces user-profiles labelled with their owner (one list, not two)."""
+    """Users are the namespaces user-profiles labelled with their owner that still hold the user's service
+    account (one list, not two): a user removed from the profile keeps their namespace, not their account."""
     if kube is None:
         return []
     items = kube.list_labelled("v1", "Namespace", f"{OWNER},app.kubernetes.io/managed-by=appliance")
-    return sorted(i["metadata"]["labels"][OWNER] for i in items if i["metadata"]["name"] == f"user-{i['metadata']['labels'][OWNER]}")
+    names = [i["metadata"]["labels"][OWNER] for i in items if i["metadata"]["name"] == f"user-{i['metadata']['labels'][OWNER]}"]
+    return sorted(u for u in names if kube.get("v1", "ServiceAccount", u, f"user-{u}") is not None)
+
+
+def port_mappings(kube) -> list[dict]:
+    """The kind port mappings the cluster was made with (its state, beside its kubeconfig); none elsewhere."""
+    state = Path(kube.kubeconfig).parent / "state.json" if kube is not None else None
+    if state is None or state.parent.parent.resolve() != paths.state_dir().resolve() or not state.exists():
+        return []
+    data = json.loads(state.read_text())
+    return ((data.get("cluster_spec") or {}).get("kind") or {}).get("port_mappings") or [] if data.get("provider") == "kind" else []
+
+
+def _mapping(options, port_mappings: list[dict]) -> tuple[str, int] | None:
+    """(host address, host port) where kind maps the hub's NodePort, if it does."""
+    for m in port_mappings:
+        if int(m.get("container_port", m.get("containerPort", 0))) == options.node_port:
+            return m.get("listen_address", m.get("listenAddress")) or "0.0.0.0", int(m.get("host_port", m.get("hostPort")))
+    return None
+
+
+def origin(options, port_mappings: list[dict]) -> str:
+    """The subdomain host users' servers are served under ("" for one origin): the option's URL; for `auto`,
+    http://localhost:PORT where kind maps the hub to a loopback port (browsers resolve every *.localhost name
+    to loopback), else none: a node address or a LAN name has no wildcard."""
+    if options.subdomain_host != "auto":
+        return "" if options.subdomain_host == "off" else options.subdomain_host
+    found = _mapping(options, port_mappings)
+    return f"http://localhost:{found[1]}" if found and found[0].startswith("127.") else ""
 
 
 def _kept(kube, name: str, namespace: str, key: str) -> str:
@@ -52,7 +82,7 @@ def context(options, kube) -> dict:
     logins = {u: password(kube, u) or secrets.token_urlsafe(18) for u in names}
     token = _kept(kube, PROXY_SECRET, options.namespace, "token") or (secrets.token_hex(32) if kube is not None else "")
     gpu_users = names if "*" in options.gpu_users else [u for u in options.gpu_users if u in names]
-    settings = {"users": names, "gpu_users": gpu_users, "cull_idle": options.cull_idle, "start_timeout": options.start_timeout,
+    settings = {"users": names, "gpu_users": gpu_users, "subdomain_host": origin(options, port_mappings(kube)), "cull_idle": options.cull_idle, "start_timeout": options.start_timeout,
                 "cpu": options.cpu, "memory": options.memory, "cpu_request": options.cpu_request,
                 "memory_request": options.memory_request, "home_size": options.home_size, "gpus": options.gpus,
                 "namespace": options.namespace}
@@ -63,24 +93,42 @@ def context(options, kube) -> dict:
 
 
 def hub_url(options, kube, port_mappings: list[dict]) -> str:
-    """Where a person on the host opens the hub: a kind port mapping of the NodePort, else a node's address."""
-    for m in port_mappings:
-        if int(m.get("container_port", m.get("containerPort", 0))) == options.node_port:
-            return f"http://{m.get('listen_address', m.get('listenAddress')) or '127.0.0.1'}:{m.get('host_port', m.get('hostPort'))}/"
+    """Where a person on the host opens the hub: its subdomain host, else a kind port mapping of the NodePort,
+    else a node's address."""
+    if host := origin(options, port_mappings):
+        return host + "/"
+    if found := _mapping(options, port_mappings):
+        return f"http://{'127.0.0.1' if found[0] == '0.0.0.0' else found[0]}:{found[1]}/"
     return f"http://{kube.internal_ips()[0]}:{options.node_port}/"
 
 
 def after_apply(options, kube) -> str:
-    return f"hub on NodePort {options.node_port}; `appliance users show NAME` prints its address and NAME's login"
+    """Servers of users no longer in the profile are stopped (the hub forgets those users and their tokens
+    when it restarts with the new list; their home volume stays with their namespace)."""
+    current = set(users(kube))
+    gone = [p for p in kube.list_labelled("v1", "Pod", "component=singleuser-server")
+            if (p["metadata"].get("labels") or {}).get(OWNER) not in current]
+    kube.delete([{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": p["metadata"]["name"], "namespace": p["metadata"]["namespace"]}}
+                 for p in gone])
+    stopped = f"; stopped the servers of {', '.join(sorted({p['metadata']['labels'].get(OWNER, '?') for p in gone}))} (no longer users)" if gone else ""
+    return f"hub on NodePort {options.node_port}; `appliance users show NAME` prints its address and NAME's login" + stopped
+
+
+def isolation(options, kube) -> str:
+    """How users' servers are kept apart in browsers (for `status` and `doctor`)."""
+    if host := origin(options, port_mappings(kube)):
+        u = host.split("://", 1)
+        return f"servers on per-user origins ({u[0]}://NAME.{u[1]}/)"
+    return "servers share the hub's origin (no wildcard name): no user config loaded; set subdomain_host for per-user origins"
 
 
 def notes(options, kube) -> list[str]:
-    """For `status`: each user's server, where it runs, or why it waits."""
-    out = []
+    """For `status`: how servers are isolated; each user's server, where it runs, or why it waits."""
+    out = [isolation(options, kube)]
     for pod in kube.list_labelled("v1", "Pod", "component=singleuser-server"):
         owner = pod["metadata"].get("labels", {}).get(OWNER, pod["metadata"]["name"])
         status = pod.get("status") or {}
         waiting = next((c.get("message") for c in status.get("conditions") or [] if c.get("type") == "PodScheduled" and c.get("status") == "False"), "")
         where = f"on {pod['spec'].get('nodeName')}" if pod.get("spec", {}).get("nodeName") else waiting
         out.append(f"server of {owner}: {status.get('phase', 'Unknown')} {where}".rstrip())
-    return out or ["no servers running"]
+    return out if len(out) > 1 else [*out, "no servers running"]

@@ -1,5 +1,7 @@
 """JupyterHub of the appliance (mounted from a ConfigMap): KubeSpawner starts each user's server in that
-user's namespace under that user's service account; logins are checked against the hashes in a Secret."""
+user's namespace under that user's service account; logins are checked against the hashes in a Secret.
+Users' servers run code their users control, so each is served on its own origin where the settings give a
+subdomain host; on one origin (no wildcard name) a server loads no configuration from its user's home."""
 
 import hashlib
 import hmac
@@ -16,7 +18,13 @@ HUB = f"http://hub.{S['namespace']}.svc.cluster.local:8081"
 
 
 class SecretAuthenticator(Authenticator):
-    """A user of the profile whose password hashes to what the Secret keeps (generated at `up`)."""
+    """A user of the profile whose password hashes to what the Secret keeps (generated at `up`). A user the
+    profile no longer lists is invalid: the hub deletes them, their tokens and sessions when it starts."""
+
+    def add_user(self, user):
+        if user.name not in S["users"]:
+            raise ValueError(f"{user.name} is no longer a user of this cluster")
+        return super().add_user(user)
 
     async def authenticate(self, handler, data):
         user, given = data.get("username", ""), data.get("password", "")
@@ -58,15 +66,29 @@ def server_options(spawner):
     return [cpu, gpu] if spawner.user.name in S["gpu_users"] else [cpu]
 
 
+#: the server's process: not dumpable (so its user's own processes beside it, a terminal or `kubectl exec`, cannot
+#: ptrace it or read its memory), Python isolated (no user site, no module from the working directory: the home)
+LAUNCH = ("import ctypes, runpy\n"
+          "if ctypes.CDLL(None).prctl(4, 0, 0, 0, 0):\n    raise SystemExit('prctl(PR_SET_DUMPABLE, 0) failed')\n"
+          "runpy.run_module('jupyterhub.singleuser', run_name='__main__', alter_sys=True)")
+
 c = get_config()  # noqa: F821 (JupyterHub's config loader defines it)
 c.JupyterHub.authenticator_class = SecretAuthenticator
 c.Authenticator.allowed_users = set(S["users"])
+c.Authenticator.allow_existing_users = False  # the profile's list, not whoever the database remembers
+c.Authenticator.delete_invalid_users = True
 c.JupyterHub.spawner_class = UserNamespaceSpawner
 c.JupyterHub.bind_url = "http://:8000"
 c.JupyterHub.hub_bind_url = "http://0.0.0.0:8081"
 c.JupyterHub.hub_connect_url = HUB
 c.JupyterHub.db_url = "sqlite:////srv/jupyterhub/jupyterhub.sqlite"
 c.JupyterHub.cookie_secret_file = "/srv/jupyterhub/cookie_secret"
+if S["subdomain_host"]:  # NAME.<host>: another origin per user; the proxy routes by host name
+    c.JupyterHub.subdomain_host = S["subdomain_host"]
+# cookies not sent on cross-site requests but top-level GETs (unset, Chromium would also send them on a top-level POST
+# in their first 2 minutes);
+# `__Host-` prefixes need HTTPS, which the hub does not serve; XSRF checks and CSP frame-ancestors 'none' are the hub's defaults
+c.JupyterHub.tornado_settings = {"cookie_options": {"samesite": "Lax"}}
 c.JupyterHub.cleanup_servers = False  # a hub restart keeps users' servers running
 c.JupyterHub.cleanup_proxy = False
 c.ConfigurableHTTPProxy.should_start = False
@@ -78,7 +100,9 @@ c.KubeSpawner.service_account = "{username}"
 c.KubeSpawner.automount_service_account_token = True
 c.KubeSpawner.image = S["image"]
 c.KubeSpawner.image_pull_policy = "IfNotPresent"
-c.KubeSpawner.cmd = None  # the image's entrypoint (python3 -m jupyterhub.singleuser); settings come in its environment
+c.KubeSpawner.cmd = None  # settings come in the environment
+c.KubeSpawner.extra_container_config = {"command": ["python3", "-I", "-c", LAUNCH]}
+c.KubeSpawner.disable_user_config = not S["subdomain_host"]  # on one origin a page its user adds would run as the hub
 c.KubeSpawner.default_url = "/lab"
 c.KubeSpawner.port = 8888
 c.KubeSpawner.hub_connect_url = HUB
