@@ -71,10 +71,21 @@ class Cluster:
             run=create, ready=lambda: (self.provider.ready(), ""), description=f"{self.provider_name} cluster '{self.profile.cluster.name}'",
         )]
         deps = components.dependencies(self.profile)
-        for name, comp in components.enabled(self.profile, self.provider.pods_run).items():
+        comps = components.enabled(self.profile, self.provider.pods_run)
+        prints: dict[str, str] = {}
+
+        def inputs(name: str) -> str:
+            """A component's fingerprint covers its dependencies' (a user removed from user-profiles re-runs
+            the components that render per-user objects, which then prune that user's)."""
+            if name not in prints:
+                comp = comps[name]
+                prints[name] = fingerprint([name, comp.options.model_dump(), comp.revision(), [inputs(d) for d in deps[name]]]
+                                           + ([self.profile.cluster.images.model_dump()] if comp.images() else []))
+            return prints[name]
+
+        for name, comp in comps.items():
             steps.append(Step(
-                name, [CLUSTER] + deps[name],
-                fingerprint([name, comp.options.model_dump(), comp.revision()] + ([self.profile.cluster.images.model_dump()] if comp.images() else [])),
+                name, [CLUSTER] + deps[name], inputs(name),
                 run=lambda c=comp: c.install(self.kube()), ready=lambda c=comp: c.ready(self.kube()),
                 description=comp.description,
             ))

@@ -155,3 +155,16 @@ def test_never_ready_fails_with_what_is_missing(tmp_path):
     out = execute(Plan([step]), State(tmp_path), Recorder())
     assert "not ready after" in out.failed["stuck"] and "DaemonSet/x" in out.failed["stuck"]
     assert State(tmp_path).step("stuck")["status"] == "failed"
+
+
+def test_a_components_inputs_cover_its_dependencies():
+    """Removing a user (user-profiles' options) re-runs the components rendering per-user objects, not the others."""
+    from appliance import orchestrator, profiles
+
+    def prints(*sets):
+        p = orchestrator.Cluster(profiles.load("laptop", list(sets), "kind").profile, "kind").plan()
+        return {s.id: s.fingerprint for s in p.steps}
+
+    before, after = prints(), prints("components.user-profiles.options.users=[alice]")
+    changed = {n for n in before if before[n] != after[n]}
+    assert changed == {"user-profiles", "notebooks", "pipelines"}
