@@ -41,6 +41,8 @@ def cases(ns: str, other: str) -> list[tuple[str, str, dict, bool]]:
         ("an inline task using another namespace's cache", "workflows", spec([in_task({**STEP, "memoize": memo(theirs)})]), False),
         ("an inline step naming a shared cache", "workflows", spec([in_step({**STEP, "memoize": memo("shared")})]), False),
         ("inline templates nested in an inline template", "workflows", spec([in_task({"dag": {"tasks": [{"name": "b", "inline": STEP}]}})]), False),
+        ("template defaults holding an inline step naming a shared cache", "workflows",
+         spec([{**STEP, "name": "main"}], templateDefaults=in_step({**STEP, "memoize": memo("shared")})), False),
         ("a cron workflow using another namespace's cache", "cronworkflows",
          {"schedule": "0 0 * * *", "workflowSpec": spec([{**STEP, "name": "main", "memoize": memo(theirs)}])}, False),
         ("a workflow template naming a shared cache", "workflowtemplates", spec([{**STEP, "name": "main", "memoize": memo("shared")}]), False),
