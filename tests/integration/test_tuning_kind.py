@@ -110,6 +110,19 @@ def test_observation_logs_are_their_owners_only(kind, monkeypatch):
         kube.delete([exp])
 
 
+def test_only_katibs_controller_makes_trials_even_against_the_admin(kind):
+    """Whatever RBAC grants, a Trial is made by Katib's controller (its service account): the admin is refused."""
+    from kubernetes import client
+
+    kube = Kube(kind[1]["kubeconfig"])
+    trial = {"apiVersion": "kubeflow.org/v1beta1", "kind": "Trial", "metadata": {"name": "made-by-hand", "namespace": "user-alice"},
+             "spec": {"primaryContainerName": "train", "objective": {"type": "minimize", "objectiveMetricName": "loss"},
+                      "runSpec": _experiment("x")["spec"]["trialTemplate"]["trialSpec"]}}
+    with pytest.raises(client.ApiException) as e:
+        client.CustomObjectsApi(kube.api).create_namespaced_custom_object("kubeflow.org", "v1beta1", "user-alice", "trials", trial, dry_run="All")
+    assert e.value.status == 403 and "made by Katib's controller" in e.value.body
+
+
 def test_second_up_keeps_the_database_passwords(kind):
     """A second `up` that re-applies the database (a new client added) keeps every existing password and
     makes one for the newcomer; the server restarts with its role, Katib keeps working (tune-isolation).

@@ -157,3 +157,14 @@ def test_on_the_simulator_up_refuses_components_that_need_pods_with_the_fix():
     assert "component 'notebooks' needs pods, which the sim provider does not run" in e.value.what
     assert "provider_overrides.sim.components.notebooks.enabled: false" in e.value.fix and e.value.line().count("— fix:") == 1
     prereqs.check(profiles.load("laptop", [], "sim").profile, "sim")  # the laptop profile leaves notebooks out there
+
+
+def test_only_the_controller_makes_trials_and_suggestions():
+    """Its service account in the cluster; on the host runtime (admin kubeconfig) system:masters, only there."""
+    def condition(pods_run):
+        objs = CATALOG["tuning"]({}, pods_run=pods_run).objects(crds=False)
+        (cond,) = _one(objs, "ValidatingAdmissionPolicy", "appliance-tuning-katib-made")["spec"]["matchConditions"]
+        return cond["expression"]
+
+    assert "system:serviceaccount:katib:katib-controller" in condition(True) and "system:masters" not in condition(True)
+    assert "system:masters" in condition(False)
