@@ -73,12 +73,14 @@ def probe(addr: str, trial: str, methods: list[str]) -> None:
             print(f"{m} {trial}: unreachable ({e})", flush=True)
 
 
-def run(namespace: str, trial: str, methods: list[str], katib: str = "katib", timeout: float = 180) -> str:
-    """In `namespace` (your kubeconfig's credentials): this file in a ConfigMap, a pod labelled as trial `trial`
-    calling db-manager with it; returns the pod's output (both deleted after)."""
+def run(namespace: str, trial: str, methods: list[str], katib: str = "katib", timeout: float = 180, kubeconfig: str | None = None) -> str:
+    """In `namespace` (your kubeconfig's credentials, or `kubeconfig`'s): this file in a ConfigMap, a pod labelled
+    as trial `trial` calling db-manager with it; returns the pod's output (both deleted after)."""
+    import os
+
     from kubernetes import client, config
 
-    config.load_kube_config()
+    config.load_kube_config(config_file=kubeconfig or os.environ.get("KUBECONFIG"))
     core = client.CoreV1Api()
     name = f"dbm-probe-{int(time.time())}"
     core.create_namespaced_config_map(namespace, {"metadata": {"name": name}, "data": {"dbm_probe.py": Path(__file__).read_text()}})

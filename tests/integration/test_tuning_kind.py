@@ -81,7 +81,7 @@ def _experiment(name: str) -> dict:
                                        "trialSpec": job}}}
 
 
-def test_observation_logs_are_their_owners_only(kind, monkeypatch):
+def test_observation_logs_are_their_owners_only(kind):
     """db-manager keys observation logs by trial name and authenticates no one; its front passes a call on only
     when the caller's pod is Katib's or in the trial's namespace. A pod of bob's labelled as alice's trial (the
     network policy lets it through) is refused reading, deleting and writing her trial's logs; her own pod
@@ -100,11 +100,10 @@ def test_observation_logs_are_their_owners_only(kind, monkeypatch):
         wait.until(done, 420, "user-alice/observation-logs")
         (trial,) = [t["metadata"]["name"] for t in objs.list_namespaced_custom_object(
             "kubeflow.org", "v1beta1", "user-alice", "trials", label_selector="katib.kubeflow.org/experiment=observation-logs")["items"]]
-        monkeypatch.setenv("KUBECONFIG", result["kubeconfig"])
         probe = _probe_module()
-        bobs = probe.run("user-bob", trial, ["get", "delete", "report"])
+        bobs = probe.run("user-bob", trial, ["get", "delete", "report"], kubeconfig=result["kubeconfig"])
         assert bobs.split("\n")[:3] == [f"{m} {trial}: refused" for m in ("get", "delete", "report")], bobs
-        hers = probe.run("user-alice", trial, ["get"])
+        hers = probe.run("user-alice", trial, ["get"], kubeconfig=result["kubeconfig"])
         assert hers.startswith(f"get {trial}: answered (") and int(hers.split("(")[1].split()[0]) > 20, hers  # her loss lines
     finally:
         kube.delete([exp])
