@@ -71,8 +71,20 @@ func (f *front) namespace(ctx context.Context) (string, error) {
 	return found, nil
 }
 
-// allow: nil when the caller may use trial `name`'s observation logs.
+// allow: nil when the caller may use trial `name`'s observation logs; refusals are logged.
 func (f *front) allow(ctx context.Context, name string) error {
+	err := f.check(ctx, name)
+	if status.Code(err) == codes.PermissionDenied {
+		from := "an unknown address"
+		if p, ok := peer.FromContext(ctx); ok {
+			from = p.Addr.String()
+		}
+		klog.Infof("refused %s: %v", from, err)
+	}
+	return err
+}
+
+func (f *front) check(ctx context.Context, name string) error {
 	ns, err := f.namespace(ctx)
 	if err != nil || ns == f.katib {
 		return err
