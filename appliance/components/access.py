@@ -13,18 +13,19 @@ RESTRICTED = {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("e
 RESTRICTED_POD = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
 
 
-def user_roles(component: str, group: str, resources: list[str], labels: dict[str, str]) -> list[dict]:
-    """Two ClusterRoles: full use of `resources` (in API `group`) joins `edit` and `admin`; reading them
-    and their status joins `view`."""
+def user_roles(component: str, group: str, resources: list[str], labels: dict[str, str], read: list[str] = ()) -> list[dict]:
+    """Two ClusterRoles: full use of `resources` (in API `group`) joins `edit` and `admin`, with reading
+    `read` (kinds the component's controller makes for them: users watch them, never write them); reading
+    all of them and their status joins `view`."""
     def role(suffix: str, to: tuple[str, ...], rules: list[dict]) -> dict:
         return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
                 "metadata": {"name": f"appliance:{component}:{suffix}",
                              "labels": {**labels, **{AGGREGATE + r: "true" for r in to}}},
                 "rules": rules}
 
-    status = [r + "/status" for r in resources]
+    readable = list(read) + [r + "/status" for r in [*resources, *read]]
     return [
         role("edit", ("edit", "admin"), [{"apiGroups": [group], "resources": list(resources), "verbs": EDIT_VERBS},
-                                         {"apiGroups": [group], "resources": status, "verbs": VIEW_VERBS}]),
-        role("view", ("view",), [{"apiGroups": [group], "resources": list(resources) + status, "verbs": VIEW_VERBS}]),
+                                         {"apiGroups": [group], "resources": readable, "verbs": VIEW_VERBS}]),
+        role("view", ("view",), [{"apiGroups": [group], "resources": list(resources) + readable, "verbs": VIEW_VERBS}]),
     ]

@@ -227,7 +227,7 @@ class Kit(Component):
         for path in sorted((self.folder / "manifests").glob("*.yaml")):
             objs += [d for d in yaml.safe_load_all(env.from_string(path.read_text()).render(ctx)) if d]
         for a in self.decl.get("access") or []:
-            objs += user_roles(self.name, a["group"], a["resources"], ctx["labels"])
+            objs += user_roles(self.name, a["group"], a["resources"], ctx["labels"], a.get("read") or [])
         for o in objs:
             o.setdefault("metadata", {}).setdefault("labels", {})[COMPONENT_LABEL] = self.name
             if o["kind"] in WORKLOADS:

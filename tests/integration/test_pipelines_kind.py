@@ -1,6 +1,8 @@
 """Pipelines on a real kind cluster: Argo's controller and executor and the versitygw artifact store, built
 here, with the training operator, KServe and network policy. Alice's Hera pipelines run as her (train →
-serve, a failing step with retries, memoization); bob is refused her workflows and her bucket."""
+serve, a failing step with retries, memoization); bob is refused her workflows and her bucket, caches not
+named after his namespace and any status he writes; in the cluster only the controller's account writes status
+(the admin too is refused), and the controller's own status writes pass."""
 
 import pytest
 
@@ -44,3 +46,21 @@ def test_pipeline_memoization(kind, tmp_path):
 
 def test_pipeline_train_serve(kind, tmp_path):
     _run(kind[1], "pipeline-train-serve", tmp_path)
+
+
+def test_pipeline_admission(kind, tmp_path):
+    _run(kind[1], "pipeline-admission", tmp_path)
+
+
+def test_status_is_the_controllers_even_for_the_admin(kind):
+    """In the cluster the policy trusts the controller's service account alone (system:masters only on the host
+    runtime, where the controller runs with the admin's kubeconfig)."""
+    from kubernetes import client
+
+    kube = Kube(kind[1]["kubeconfig"])
+    wf = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": {"generateName": "admin-status-"},
+          "spec": {"entrypoint": "main", "templates": [{"name": "main", "container": {"image": "x", "command": ["true"]}}]},
+          "status": {"phase": "Succeeded"}}
+    with pytest.raises(client.ApiException) as e:
+        client.CustomObjectsApi(kube.api).create_namespaced_custom_object("argoproj.io", "v1alpha1", "user-alice", "workflows", wf, dry_run="All")
+    assert e.value.status == 403 and "written by Argo's workflow controller only" in e.value.body

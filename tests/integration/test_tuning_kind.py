@@ -1,15 +1,19 @@
 """Katib on a real kind cluster, with the shared PostgreSQL: the controller, db-manager, goptuna suggestions
 and the metrics collector from images built here (or upstream pins). alice tunes the stub model (2-rank
 PyTorchJob trials; the database pod deleted mid-experiment loses nothing), drives Katib with KatibClient,
-sees clear failures, and bob gets 403 in her namespace. A second `up` keeps the database's passwords."""
+sees clear failures, and bob gets 403 in her namespace; her trial's observation logs are hers alone through
+db-manager's front. A second `up` keeps the database's passwords."""
 
 import base64
+import importlib.util
+from pathlib import Path
 
 import pytest
 
 from appliance import orchestrator, report
 from appliance.components import CATALOG
 from appliance.kube import Kube
+from appliance.util import wait
 from tests.integration.clusters import scenario_passes, stack_profile
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.docker]
@@ -55,6 +59,67 @@ def test_tune_bad(kind, tmp_path):
 
 def test_tune_isolation(kind, tmp_path):
     _run(kind[1], "tune-isolation", tmp_path)
+
+
+def _probe_module():
+    spec = importlib.util.spec_from_file_location("dbm_probe", Path(__file__).resolve().parents[2] / "e2e" / "models" / "dbm_probe.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _experiment(name: str) -> dict:
+    job = {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{
+        "name": "train", "image": "appliance.local/trainer:stub", "imagePullPolicy": "IfNotPresent",
+        "command": ["python3", "/app/stub_train.py", "--lr=${trialParameters.lr}", "--epochs=3", "--out=/tmp/m", "--linger=3"],
+        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}}]}}}}
+    return {"apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment", "metadata": {"name": name, "namespace": "user-alice"},
+            "spec": {"objective": {"type": "minimize", "objectiveMetricName": "loss"}, "algorithm": {"algorithmName": "random"},
+                     "maxTrialCount": 1, "parallelTrialCount": 1,
+                     "parameters": [{"name": "lr", "parameterType": "double", "feasibleSpace": {"min": "0.01", "max": "0.1"}}],
+                     "trialTemplate": {"primaryContainerName": "train", "trialParameters": [{"name": "lr", "reference": "lr"}],
+                                       "trialSpec": job}}}
+
+
+def test_observation_logs_are_their_owners_only(kind):
+    """db-manager keys observation logs by trial name and authenticates no one; its front passes a call on only
+    when the caller's pod is Katib's or in the trial's namespace. A pod of bob's labelled as alice's trial (the
+    network policy lets it through) is refused reading, deleting and writing her trial's logs; her own pod
+    reads them, intact after bob's attempts. Katib itself (controller, collectors) goes through the same front."""
+    from kubernetes import client
+
+    _, result = kind
+    kube = Kube(result["kubeconfig"])
+    objs = client.CustomObjectsApi(kube.api)
+    exp = _experiment("observation-logs")
+    kube.apply([exp])
+    try:
+        def done():
+            st = objs.get_namespaced_custom_object("kubeflow.org", "v1beta1", "user-alice", "experiments", "observation-logs").get("status") or {}
+            return st.get("trialsSucceeded", 0) >= 1, f"trials: {st.get('trialsSucceeded', 0)} succeeded"
+        wait.until(done, 420, "user-alice/observation-logs")
+        (trial,) = [t["metadata"]["name"] for t in objs.list_namespaced_custom_object(
+            "kubeflow.org", "v1beta1", "user-alice", "trials", label_selector="katib.kubeflow.org/experiment=observation-logs")["items"]]
+        probe = _probe_module()
+        bobs = probe.run("user-bob", trial, ["get", "delete", "report"], kubeconfig=result["kubeconfig"])
+        assert bobs.split("\n")[:3] == [f"{m} {trial}: refused" for m in ("get", "delete", "report")], bobs
+        hers = probe.run("user-alice", trial, ["get"], kubeconfig=result["kubeconfig"])
+        assert hers.startswith(f"get {trial}: answered (") and int(hers.split("(")[1].split()[0]) > 20, hers  # her loss lines
+    finally:
+        kube.delete([exp])
+
+
+def test_only_katibs_controller_makes_trials_even_against_the_admin(kind):
+    """Whatever RBAC grants, a Trial is made by Katib's controller (its service account): the admin is refused."""
+    from kubernetes import client
+
+    kube = Kube(kind[1]["kubeconfig"])
+    trial = {"apiVersion": "kubeflow.org/v1beta1", "kind": "Trial", "metadata": {"name": "made-by-hand", "namespace": "user-alice"},
+             "spec": {"primaryContainerName": "train", "objective": {"type": "minimize", "objectiveMetricName": "loss"},
+                      "runSpec": _experiment("x")["spec"]["trialTemplate"]["trialSpec"]}}
+    with pytest.raises(client.ApiException) as e:
+        client.CustomObjectsApi(kube.api).create_namespaced_custom_object("kubeflow.org", "v1beta1", "user-alice", "trials", trial, dry_run="All")
+    assert e.value.status == 403 and "made by Katib's controller" in e.value.body
 
 
 def test_second_up_keeps_the_database_passwords(kind):

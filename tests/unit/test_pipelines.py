@@ -116,7 +116,8 @@ def test_controller_config_and_crds():
     assert defaults["spec"]["serviceAccountName"] == "pipeline-runner" and defaults["spec"]["podPriorityClassName"] == "appliance-batch"
     crds = {o["spec"]["names"]["kind"]: o for o in objs if o["kind"] == "CustomResourceDefinition"}
     assert {"Workflow", "WorkflowTemplate", "CronWorkflow", "WorkflowTaskResult"} <= set(crds)
-    assert all("subresources" not in v for c in crds.values() for v in c["spec"]["versions"])  # status written with the object
+    # status written with the object (kept to the controller by a policy) but where Argo writes it through /status
+    assert {k for k, c in crds.items() if any("subresources" in v for v in c["spec"]["versions"])} == {"WorkflowTaskSet", "WorkflowArtifactGCTask"}
     edit = _find(objs, "ClusterRole", "appliance:pipelines:edit")
     assert "workflows" in edit["rules"][0]["resources"] and "workflowtaskresults" not in edit["rules"][0]["resources"]
 
@@ -205,3 +206,17 @@ def test_the_store_exec_uses_an_api_client_of_its_own(monkeypatch):
     monkeypatch.setattr(kubernetes.stream, "stream", fake_stream)
     assert hooks._exec(types.SimpleNamespace(api=shared), "argo", "store-0", ["true"]) == (0, "ok")
     assert seen["client"] is not shared and seen["client"].configuration is shared.configuration
+
+
+def test_status_is_the_controllers_own():
+    """Everyone but the controller's service account is checked; on the host runtime the controller runs with
+    the admin kubeconfig, so system:masters is trusted there, and only there."""
+    def condition(pods_run):
+        objs = CATALOG["pipelines"]({}, pods_run=pods_run).objects(None, crds=False)
+        (cond,) = _find(objs, "ValidatingAdmissionPolicy", "appliance-pipelines-status")["spec"]["matchConditions"]
+        return cond["expression"]
+
+    assert "system:serviceaccount:argo:workflow-controller" in condition(True) and "system:masters" not in condition(True)
+    assert "system:masters" in condition(False)
+    objs = CATALOG["pipelines"]({}).objects(None, crds=False)
+    assert _find(objs, "ValidatingAdmissionPolicyBinding", "appliance-pipelines-status")["spec"]["validationActions"] == ["Deny"]

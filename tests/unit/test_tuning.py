@@ -76,10 +76,39 @@ def test_db_manager_reaches_only_its_database_and_is_reached_by_trials_and_the_c
     assert rule["ports"] == [{"port": 6789}] and len(rule["from"]) == 2
 
 
-def test_users_get_katib_edit_in_their_namespace_roles():
+def test_db_manager_is_served_through_its_front_which_alone_holds_a_token():
+    pod = _one(_objs(), "Deployment", "katib-db-manager")["spec"]["template"]["spec"]
+    dbm, front = pod["containers"]
+    assert dbm["args"] == ["--listen-address=127.0.0.1:6790"] and "ports" not in dbm
+    assert "--db-manager=127.0.0.1:6790" in front["args"] and front["ports"][0]["containerPort"] == 6789
+    assert pod["automountServiceAccountToken"] is False and pod["serviceAccountName"] == "katib-db-manager"
+    assert [m["name"] for m in front.get("volumeMounts", [])] == ["api-token"] and "volumeMounts" not in dbm
+    rules = _one(_objs(), "ClusterRole", "appliance:tuning:db-front")["rules"]
+    assert rules == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
+                     {"apiGroups": ["kubeflow.org"], "resources": ["trials"], "verbs": ["get"]}]
+    host = CATALOG["tuning"]({}, pods_run=False).objects(crds=False)  # the host runtime: db-manager serves loopback
+    (only,) = _one(host, "Deployment", "katib-db-manager")["spec"]["template"]["spec"]["containers"]
+    assert only["name"] == "katib-db-manager" and not [o for o in host if o["metadata"]["name"] == "appliance:tuning:db-front"]
+
+
+@pytest.mark.parametrize(("resources", "allowed"), [
+    (None, ["batch/v1 Job", "kubeflow.org/v1 PyTorchJob"]),
+    (["TFJob.v1.kubeflow.org", "Pod.v1"], ["kubeflow.org/v1 TFJob", "v1 Pod"]),
+])
+def test_trial_kinds_are_the_trial_resources(resources, allowed):
+    objs = _objs(**({"trial_resources": resources} if resources else {}))
+    policy = _one(objs, "ValidatingAdmissionPolicy", "appliance-tuning-trial-kinds")["spec"]
+    assert json.loads(next(v["expression"] for v in policy["variables"] if v["name"] == "allowed")) == allowed
+    assert policy["matchConstraints"]["resourceRules"][0]["resources"] == ["experiments", "trials"]
+    assert _one(objs, "ValidatingAdmissionPolicyBinding", "appliance-tuning-trial-kinds")["spec"]["validationActions"] == ["Deny"]
+
+
+def test_users_create_experiments_and_only_read_trials_and_suggestions():
     edit = _one(_objs(), "ClusterRole", "appliance:tuning:edit")
     assert edit["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
-    assert edit["rules"][0]["resources"] == ["experiments", "trials", "suggestions"]
+    full, read = edit["rules"]
+    assert full["resources"] == ["experiments"] and "create" in full["verbs"]
+    assert {"trials", "suggestions"} <= set(read["resources"]) and read["verbs"] == ["get", "list", "watch"]
     assert not [o for o in _objs() if o["kind"] == "RoleBinding"]  # user-profiles binds `edit`, per namespace
 
 
@@ -128,3 +157,14 @@ def test_on_the_simulator_up_refuses_components_that_need_pods_with_the_fix():
     assert "component 'notebooks' needs pods, which the sim provider does not run" in e.value.what
     assert "provider_overrides.sim.components.notebooks.enabled: false" in e.value.fix and e.value.line().count("— fix:") == 1
     prereqs.check(profiles.load("laptop", [], "sim").profile, "sim")  # the laptop profile leaves notebooks out there
+
+
+def test_only_the_controller_makes_trials_and_suggestions():
+    """Its service account in the cluster; on the host runtime (admin kubeconfig) system:masters, only there."""
+    def condition(pods_run):
+        objs = CATALOG["tuning"]({}, pods_run=pods_run).objects(crds=False)
+        (cond,) = _one(objs, "ValidatingAdmissionPolicy", "appliance-tuning-katib-made")["spec"]["matchConditions"]
+        return cond["expression"]
+
+    assert "system:serviceaccount:katib:katib-controller" in condition(True) and "system:masters" not in condition(True)
+    assert "system:masters" in condition(False)
