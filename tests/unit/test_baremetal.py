@@ -315,7 +315,7 @@ def test_cli_inventory(tmp_path, monkeypatch):
 
 def test_missing_user_inventory_offline(tmp_path):
     p = BaremetalProvider(spec(inventory=str(tmp_path / "nope.yml"), hosts=[], offline=True), tmp_path)
-    p.inventory.k8s_binaries_dir = lambda: tmp_path  # no toolchain build in a unit test
+    p.inventory.k8s_binaries_dir = p.inventory.k8s_images_dir = lambda: pytest.fail("built before checking the inventory")
     with pytest.raises(UserError) as e:
         p.inventory.write()
     assert "does not exist" in e.value.line()

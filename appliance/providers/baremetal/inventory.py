@@ -107,6 +107,10 @@ class Inventory:
 
     def write(self) -> list[str]:
         """Write the inventory file(s) under the state dir; returns the -i list for the run."""
+        user_inv = Path(self.bm.inventory).expanduser() if self.bm.inventory else None
+        if user_inv and not user_inv.exists():  # before the offline builds below, which take minutes cold
+            raise UserError(f"inventory {user_inv} does not exist", where="cluster.baremetal.inventory",
+                            fix="point cluster.baremetal.inventory at an Ansible inventory file")
         self.state_dir.mkdir(parents=True, exist_ok=True)
         inv_dir = self.state_dir / "inventory"
         inv_dir.mkdir(exist_ok=True)
@@ -117,10 +121,6 @@ class Inventory:
         if init and self.offline_default("appliance_k8s_images_dir"):
             defaults["appliance_k8s_images_dir"] = str(self.k8s_images_dir())
         if self.bm.inventory:
-            user_inv = Path(self.bm.inventory).expanduser()
-            if not user_inv.exists():
-                raise UserError(f"inventory {user_inv} does not exist", where="cluster.baremetal.inventory",
-                                fix="point cluster.baremetal.inventory at an Ansible inventory file")
             base = inv_dir / "00-appliance-defaults.yml"
             base.write_text(yaml.safe_dump({"all": {"vars": defaults}}, sort_keys=False))
             return [str(base), str(user_inv.resolve())]
