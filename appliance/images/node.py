@@ -25,7 +25,7 @@ from appliance.paths import cache_dir
 from appliance.util.files import atomic_write, file_lock, sha256_file
 
 #: Bump when the build recipe changes in a way the file hashes don't see.
-RECIPE = "3"
+RECIPE = "4"  # 4: containers start from a runtime spec without NET_RAW
 REPO = "appliance/node"
 BASE_REPO = "appliance/node-base"
 LABEL = "io.appliance.image"
@@ -212,6 +212,8 @@ def _build(result: NodeImage, version, bins, ctx, refs, key, tag, mirror, report
             _component_archives(version, bins, ctx, refs, slim_tar, work, report)
             base = _base_image(node_tar, report)
             _stage_overlay(version, bins, ctx, refs, work)
+            spec = json.loads(_docker("run", "--rm", "--entrypoint", "ctr", base, "oci", "spec").stdout)
+            (work / "overlay/etc/containerd/cri-base.json").write_text(json.dumps(runtime_base_spec(spec), indent=2) + "\n")
             _assemble(base, tag, key, version, refs, work, report)
         finally:
             if not keep_workdir:
@@ -222,6 +224,20 @@ def _build(result: NodeImage, version, bins, ctx, refs, key, tag, mirror, report
     record.write_text(json.dumps(asdict(result), indent=2))
     report(f"built {tag} in {result.seconds:.0f}s")
     return result
+
+
+#: capabilities no container gets unless it adds them (raw sockets forge source addresses and sniff)
+DROPPED_CAPABILITIES = ("CAP_NET_RAW",)
+
+
+def runtime_base_spec(spec: dict) -> dict:
+    """containerd's default OCI spec (`ctr oci spec`) as the one every CRI container starts from: without
+    DROPPED_CAPABILITIES, and without its 1024-file rlimit (containers inherit containerd's, as without a base
+    spec). A pod that needs a dropped capability adds it (Pod Security baseline refuses that in user namespaces)."""
+    process = dict(spec["process"])
+    process.pop("rlimits", None)
+    process["capabilities"] = {k: [c for c in v if c not in DROPPED_CAPABILITIES] for k, v in process["capabilities"].items()}
+    return {**spec, "process": process}
 
 
 def _component_archives(version, bins, ctx: Path, refs, slim_tar: Path, work: Path, report) -> None:

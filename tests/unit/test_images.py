@@ -124,3 +124,16 @@ def test_storage_manifest_template():
     text = (node.context_dir() / "storage/default-storage.yaml.in").read_text()
     assert text.count("@STORAGE_IMAGE@") == 3
     assert "storageclass.kubernetes.io/is-default-class" in text and "name: standard" in text
+
+
+def test_runtime_base_spec_drops_net_raw_and_rlimits():
+    """The node's base OCI spec: containerd's default without NET_RAW (every set) and its 1024-file rlimit."""
+    caps = ["CAP_CHOWN", "CAP_NET_RAW", "CAP_NET_BIND_SERVICE"]
+    spec = {"ociVersion": "1.1.0", "process": {"cwd": "/", "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+                                               "capabilities": {k: list(caps) for k in ("bounding", "effective", "permitted")}}}
+    out = node.runtime_base_spec(spec)
+    assert out["process"]["capabilities"] == {k: ["CAP_CHOWN", "CAP_NET_BIND_SERVICE"] for k in ("bounding", "effective", "permitted")}
+    assert "rlimits" not in out["process"] and out["process"]["cwd"] == "/" and out["ociVersion"] == "1.1.0"
+    assert "CAP_NET_RAW" in spec["process"]["capabilities"]["bounding"]  # the input is left as it was
+    conf = (node.CONTEXT_DIRS[0] / "node/files/etc/containerd/config.toml.in").read_text()
+    assert conf.count('base_runtime_spec = "/etc/containerd/cri-base.json"') == 2  # runc and nvidia
