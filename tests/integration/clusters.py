@@ -49,10 +49,14 @@ def cluster(profile_name: str, provider: str, sets: list[str], components: tuple
             orchestrator.down(profile.cluster.name, report.make())
 
 
-def scenario_passes(result: dict, provider: str, components, name: str, out) -> "object":
-    """Run the e2e scenario `name` on the cluster `up` made; fail naming its failed steps; return its result."""
+def scenario_passes(result: dict, provider: str, components, name: str, out, skips_for: tuple[str, ...] = ()) -> "object":
+    """Run the e2e scenario `name` on the cluster `up` made; fail naming its failed steps, and its steps skipped
+    for a component the cluster lacks unless that component is in `skips_for` (a skipped step passes nothing);
+    return its result."""
     from appliance import e2e
 
     (r,) = e2e.run(result["kubeconfig"], provider, set(components), name, out)
     assert r.passed, [f"{s.name}: {s.message}" for s in r.steps if s.status == "failed"]
+    lacking = {s.name: set(s.message.removeprefix("needs ").split(", ")) for s in r.steps if s.status == "skipped"}
+    assert not {n: c for n, c in lacking.items() if c - set(skips_for)}, f"skipped steps of {name}: {lacking}"
     return r

@@ -72,7 +72,7 @@ def test_tune_gpu_sim_scenario_passes(sim, tmp_path):
 def test_tune_isolation_scenario_passes(sim, tmp_path):
     """RBAC (users make Experiments, read Trials and Suggestions) and the trial-kind policy, on a real API
     server; the network steps need pods (kind)."""
-    scenario_passes(sim[1], "sim", COMPONENTS, "tune-isolation", tmp_path)
+    scenario_passes(sim[1], "sim", COMPONENTS, "tune-isolation", tmp_path, skips_for=("network-policy",))
 
 
 def test_postgres_killed_comes_back_with_its_data_and_tuning_goes_on(sim, tmp_path):
