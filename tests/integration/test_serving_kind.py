@@ -22,8 +22,15 @@ def _run(result, name, tmp_path):
 
 
 def test_up_installs_training_and_serving(kind):
+    """Both controllers run (whichever module's `up` installed them) and their webhooks are registered."""
+    from appliance.kube import Kube
+
     _, result = kind
-    assert not result["failed"] and {"training-operator", "kserve"} <= set(result["ran"]) | set(result["skipped"])
+    kube = Kube(result["kubeconfig"])
+    for name, ns in (("training-operator", "kubeflow"), ("kserve-controller-manager", "kserve")):
+        dep = kube.get("apps/v1", "Deployment", name, ns)
+        assert dep is not None and (dep.status.availableReplicas or 0) >= 1, f"{ns}/{name} not available"
+    assert kube.get("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration", "inferenceservice.serving.kserve.io") is not None
 
 
 def test_train_then_serve(kind, tmp_path):

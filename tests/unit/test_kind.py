@@ -7,6 +7,7 @@ import types
 from pathlib import Path
 
 import pytest
+import yaml
 
 from appliance.providers.kind import config as kc
 from appliance.providers.kind import gpu as kg
@@ -139,14 +140,24 @@ def test_toolkit_check(monkeypatch, tmp_path):
 
 
 def test_provider_gpu_path_end_to_end(monkeypatch, tmp_path):
-    """The real create() path: NVML GPUs + toolkit -> per-worker device mounts in the written config."""
+    """create() with NVML GPUs and the toolkit: per-worker device mounts in the config it hands kind (a stand-in
+    kind that fails after reading it)."""
+    from appliance.errors import UserError
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "kind").write_text(FAKE_KIND)
+    (bindir / "kind").chmod(0o755)
+    monkeypatch.setenv("APPLIANCE_TOOLCHAIN_BIN", str(bindir))
     _fake_nvml(monkeypatch, ["NVIDIA A100"] * 2)
     monkeypatch.setattr(kg, "nvidia_toolkit", lambda: (True, ""))
-    p = kp.KindProvider(spec(workers=2, kind={"image": "img:1"}), tmp_path)
-    gpus = kg.usable_gpus(p.spec.kind.gpus, p.report)
-    assert [g["index"] for g in gpus] == [0, 1]
-    cfg = kc.kind_config(p.spec, p.image(), gpus)
-    assert [len(n.get("extraMounts", [])) for n in cfg["nodes"]] == [0, 1, 1]
+    monkeypatch.setattr(kp.KindProvider, "containers", lambda self: [])
+    p = kp.KindProvider(spec(workers=2, kind={"image": "img:1"}), tmp_path / "state")
+    with pytest.raises(UserError):
+        p.create()
+    cfg = yaml.safe_load((tmp_path / "state" / "kind-config.yaml").read_text())
+    mounts = [[m["containerPath"] for m in n.get("extraMounts", [])] for n in cfg["nodes"]]
+    assert [len(m) for m in mounts] == [0, 1, 1] and mounts[1] != mounts[2]  # one GPU each worker, not the same one
     assert kg.usable_gpus("none", p.report) == []
 
 
