@@ -1,15 +1,77 @@
-"""Shared fixtures: the whole test session keeps cluster state in its own folder (build caches stay shared)."""
+"""Shared fixtures: the whole test session keeps cluster state in its own folder (build caches stay shared),
+registered in SESSIONS so that the next session takes down what a killed one left (its kind clusters and
+simulator processes; a user's own clusters, kept elsewhere, are never touched)."""
 
+import io
 import os
+import tempfile
+from pathlib import Path
 
 import pytest
+
+#: one file per running test session: named by its pid, holding its state folder
+SESSIONS = Path(tempfile.gettempdir()) / "appliance-test-sessions"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def _take_down(state: Path) -> list[str]:
+    """Every cluster under a dead session's state folder: its host controllers stopped, then `down`."""
+    from appliance import orchestrator, report
+    from appliance.components import hostproc
+
+    swept = []
+    old = os.environ.get("APPLIANCE_STATE")
+    os.environ["APPLIANCE_STATE"] = str(state)
+    try:
+        for folder in sorted(p.parent for p in state.glob("*/state.json")):
+            records = (folder / "controllers").glob("*.json")
+            hostproc.stop_all([hostproc.HostProcess(r.parent, r.stem) for r in records])
+            try:
+                orchestrator.down(folder.name, report.make(stream=io.StringIO()))
+            except Exception as e:  # noqa: BLE001 — a sweep reports and goes on
+                swept.append(f"{folder.name}: {e}")
+                continue
+            swept.append(folder.name)
+    finally:
+        if old is None:
+            os.environ.pop("APPLIANCE_STATE", None)
+        else:
+            os.environ["APPLIANCE_STATE"] = old
+    return swept
+
+
+def pytest_sessionstart(session):
+    """Take down what sessions that were killed left behind."""
+    for entry in sorted(SESSIONS.glob("*")) if SESSIONS.is_dir() else []:
+        if not entry.name.isdigit() or _alive(int(entry.name)):
+            continue
+        state = Path(entry.read_text().strip())
+        swept = _take_down(state) if state.is_dir() else []
+        entry.unlink(missing_ok=True)
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if swept and reporter:
+            reporter.write_line(f"swept what killed test session {entry.name} left: {', '.join(swept)}", yellow=True)
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_state(tmp_path_factory):
     old = os.environ.get("APPLIANCE_STATE")
-    os.environ["APPLIANCE_STATE"] = str(tmp_path_factory.mktemp("state"))
+    state = tmp_path_factory.mktemp("state")
+    os.environ["APPLIANCE_STATE"] = str(state)
+    SESSIONS.mkdir(exist_ok=True)
+    mine = SESSIONS / str(os.getpid())
+    mine.write_text(str(state))
     yield
+    mine.unlink(missing_ok=True)
     if old is None:
         os.environ.pop("APPLIANCE_STATE", None)
     else:
