@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -21,31 +20,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
+from bench import common  # noqa: E402
+
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
 TARGET_SECOND_S = 60.0
 
 
 def machine() -> dict:
-    mem = 0
-    try:
-        mem = int(next(ln for ln in open("/proc/meminfo") if ln.startswith("MemTotal")).split()[1]) // 1024
-    except (OSError, StopIteration):
-        pass
-    cpu = platform.processor()
-    try:
-        cpu = next(ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    docker = subprocess.run(["docker", "version", "-f", "{{.Server.Version}}"], capture_output=True, text=True).stdout
-    import ansible
+    """common.machine() with the Docker and Ansible versions this run used."""
+    import ansible.release
 
-    return {
-        "cpus": os.cpu_count(), "cpu": cpu, "mem_mib": mem, "kernel": platform.release(),
-        "python": platform.python_version(), "ansible_core": ansible.__version__ if hasattr(ansible, "__version__")
-        else subprocess.run(["ansible", "--version"], capture_output=True, text=True).stdout.split("\n")[0],
-        "docker": docker.strip(), "loadavg_start": os.getloadavg()[0],
-    }
+    docker = subprocess.run(["docker", "version", "-f", "{{.Server.Version}}"], capture_output=True, text=True).stdout
+    return {**common.machine(), "ansible_core": ansible.release.__version__, "docker": docker.strip()}
 
 
 def main() -> int:
@@ -53,7 +40,7 @@ def main() -> int:
     ap.add_argument("--connection", default=os.environ.get("APPLIANCE_TEST_ANSIBLE_CONNECTION",
                                                            "community.docker.docker_api"))
     ap.add_argument("--keep", action="store_true", help="leave the container running")
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "baremetal.json"))
+    ap.add_argument("--out", default=str(common.RESULTS / "baremetal.json"))
     args = ap.parse_args()
     os.environ["APPLIANCE_TEST_ANSIBLE_CONNECTION"] = args.connection
 
@@ -110,7 +97,7 @@ def main() -> int:
          f"{'ok' if result['second_within_target'] else 'MISSED'})"),
     ]
     w = max(len(r[0]) for r in rows)
-    print(f"\nbare-metal converge ({info['cpus']} cpus, load {info['loadavg_start']:.1f}, {args.connection}, "
+    print(f"\nbare-metal converge ({info['cpus']} cpus, load {info['loadavg'][0]:.1f}, {args.connection}, "
           f"k8s binaries: {result['k8s_binaries']})")
     for name, t, note in rows:
         print(f"  {name:<{w}}  {t:>9}  {note}")

@@ -19,7 +19,6 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -31,25 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from appliance.providers.sim import SimProvider  # noqa: E402
 from appliance.schema import ClusterSpec, NodeClass, SimSpec  # noqa: E402
+from bench.common import RESULTS, machine  # noqa: E402
 
 DGX = dict(name="dgx-h100", cpu="224", memory="2Ti", pods=110, gpus=8, gpu_product="NVIDIA-H100-80GB-HBM3",
            gpu_family="hopper", cuda_driver_version="550.90.07")
-
-
-def machine() -> dict:
-    info = {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()}
-    try:
-        for ln in open("/proc/cpuinfo"):
-            if ln.startswith("model name"):
-                info["cpu_model"] = ln.split(":", 1)[1].strip()
-                break
-        for ln in open("/proc/meminfo"):
-            if ln.startswith("MemTotal"):
-                info["mem_gib"] = round(int(ln.split()[1]) / 1024 / 1024, 1)
-    except OSError:
-        pass
-    info["cgroup"] = "v2" if Path("/sys/fs/cgroup/cgroup.controllers").exists() else "v1"
-    return info
 
 
 class RSSSampler(threading.Thread):
@@ -182,7 +166,7 @@ def main() -> int:
     ap.add_argument("--pods", type=int, default=10000)
     ap.add_argument("--gpu-pods", type=int, default=None, help="pods asking one GPU (default: min(pods, 8*nodes))")
     ap.add_argument("--timeout", type=float, default=600)
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "sim.json"))
+    ap.add_argument("--out", default=str(RESULTS / "sim.json"))
     ap.add_argument("--skip-cold", action="store_true")
     args = ap.parse_args()
     gpu_pods = min(args.pods, args.nodes * 8) if args.gpu_pods is None else args.gpu_pods
@@ -195,7 +179,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so `finally` tears the clusters down
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-sim-"))
-    result: dict = {"machine": machine(), "load_avg_at_start": os.getloadavg(), "params": {"nodes": args.nodes, "gpus": args.nodes * 8, "pods": args.pods,
+    result: dict = {"machine": machine(), "params": {"nodes": args.nodes, "gpus": args.nodes * 8, "pods": args.pods,
                                                      "gpu_pods": gpu_pods, "cpu_pods": cpu_pods}}
     log = lambda m: print(f"[{time.strftime('%H:%M:%S')}] {m}", flush=True)  # noqa: E731
     try:
@@ -307,7 +291,7 @@ def main() -> int:
         (f"{args.pods} pods Running", f"{result['pods_all_running_s']} s  (target 120 s: {'met' if result['target_met'] else 'MISSED'})"),
         ("control-plane peak RSS", f"{result['peak_rss_total_mib']} MiB"),
         ("control-plane CPU", f"{result['control_plane_cpu_seconds']} s ({result['cpu_ms_per_pod']} ms/pod); "
-                              f"load avg {result['load_avg_at_start'][0]:.1f} -> {result['load_avg_at_end'][0]:.1f}"),
+                              f"load avg {result['machine']['loadavg'][0]:.1f} -> {result['load_avg_at_end'][0]:.1f}"),
     ]
     w = max(len(r[0]) for r in rows)
     print()
