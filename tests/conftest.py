@@ -83,6 +83,8 @@ def pytest_addoption(parser):
                      help="fail the run when a test is skipped (CI: every test must run on its machine), unless --allow-skip matches its reason")
     parser.addoption("--allow-skip", action="append", default=[], metavar="REGEX",
                      help="with --no-skips: a skip whose reason matches REGEX is expected (say why in the command that passes it)")
+    parser.addoption("--journey-twice", action="store_true",
+                     help="run the kind journey a second time after a no-op `up` (leftovers of the first break it); CI runs it once")
 
 
 @pytest.hookimpl(tryfirst=True)
