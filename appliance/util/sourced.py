@@ -72,7 +72,7 @@ def where(loc: tuple, origins: Origins, default: str) -> str:
 def explain(model: type[BaseModel], err: dict, origins: Origins, default: str, error: type[UserError]) -> UserError:
     """One pydantic error as one line: where (file:line and key), what, and the fix."""
     loc = tuple(err["loc"])
-    at = f"{where(loc, origins, default)} ({'.'.join(map(str, loc))})"
+    at = where(loc, origins, default) + (f" ({'.'.join(map(str, loc))})" if loc else "")
     if err["type"] == "extra_forbidden":
         allowed = fields(model, loc[:-1])
         close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
