@@ -10,6 +10,7 @@ import subprocess
 from dataclasses import dataclass
 
 from appliance import components, progress, providers
+from appliance.components.decl import Python
 from appliance.components.kit import ROOT
 from appliance.errors import UserError
 from appliance.images import builds, debian
@@ -31,12 +32,11 @@ BROWSER = Need("chromedriver", ("chromium", "chromium-driver"), "the browser tes
 ALL = (DEBOOTSTRAP, GCC, NPM, BROWSER)
 
 
-def _python_images(profile: Profile, provider: str) -> list[dict]:
+def _python_images(profile: Profile, provider: str) -> list[Python]:
     """The `python:` declarations of the images this plan builds here."""
     comps = components.enabled(profile, providers.get(provider).pods_run)  # no images where pods do not run
     built = {i.name for c in comps.values() for i in c.images() if not i.upstream}
-    return [d["python"] for c in comps.values() for n, d in (getattr(c, "decl", {}).get("images") or {}).items()
-            if n in built and "python" in d]
+    return [d.python for c in comps.values() for n, d in c.decl.images.items() if n in built and d.python]
 
 
 def _rootfs_missing(profile: Profile, provider: str) -> list[str]:
@@ -45,7 +45,7 @@ def _rootfs_missing(profile: Profile, provider: str) -> list[str]:
     if provider == "kind" and not profile.cluster.kind.image:
         wanted |= {"node": debian.NODE_PACKAGES, "slim": debian.SLIM_PACKAGES}
     missing = [n for n, pkgs in wanted.items() if not debian.rootfs_path(n, pkgs).exists()]
-    pythons = {tuple(sorted({*builds.BASE_PACKAGES, *(p.get("packages") or ())})) for p in _python_images(profile, provider)}
+    pythons = {tuple(sorted({*builds.BASE_PACKAGES, *p.packages})) for p in _python_images(profile, provider)}
     return missing + [f"python ({', '.join(pkgs)})" for pkgs in sorted(pythons) if not debian.rootfs_path("python", list(pkgs)).exists()]
 
 
@@ -56,7 +56,7 @@ def needs(profile: Profile, provider: str) -> list[tuple[Need, str]]:
         out.append((DEBOOTSTRAP, f"{', '.join(rootfs)} root filesystem(s) are not cached"))
     if provider == "kind" and not profile.cluster.kind.image and "node" in rootfs:
         out.append((GCC, "the kind node image is built here"))
-    if any("npm" in p and not builds.npm_cached(ROOT / p["npm"]["package"]) for p in _python_images(profile, provider)):
+    if any(p.npm and not builds.npm_cached(ROOT / p.npm.package) for p in _python_images(profile, provider)):
         out.append((NPM, "an image's npm packages are not cached"))
     return out
 
@@ -80,7 +80,7 @@ def check(profile: Profile, provider: str) -> None:
     that runs none (component.yaml `needs_pods: why`), or the plan needs a program the host lacks."""
     pods_run = providers.get(provider).pods_run
     for name, comp in components.enabled(profile, pods_run).items():
-        if not pods_run and (why := (getattr(comp, "decl", None) or {}).get("needs_pods")):
+        if not pods_run and (why := comp.decl.needs_pods):
             raise UserError(f"component '{name}' needs pods, which the {provider} provider does not run ({why})",
                             f"profile '{profile.name}' (components.{name})",
                             f"leave it out there: provider_overrides.{provider}.components.{name}.enabled: false, or --set components.{name}.enabled=false")

@@ -10,15 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
 
 from appliance.components import check_profile
-from appliance.errors import ProfileError, validation_what
+from appliance.errors import ProfileError
 from appliance.schema import Profile
+from appliance.util import sourced
+from appliance.util.sourced import Origins
 
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
-
-Origins = dict[tuple, str]  # field path -> "file:line"
 
 
 @dataclass
@@ -56,32 +55,11 @@ def resolve(ref: str, relative_to: Path | None = None) -> Path:
 
 def _read(path: Path) -> tuple[dict, Origins]:
     """Parse one YAML file, remembering the line of every key."""
-    text = path.read_text()
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise ProfileError(f"not valid YAML ({getattr(e, 'problem', e)})", where, "fix the YAML syntax") from None
+    data, origins = sourced.read(path, ProfileError)
     if data is None:
-        data, node = {}, None
+        data = {}
     if not isinstance(data, dict):
         raise ProfileError("a profile must be a mapping of fields", f"{path}:1", "start with `name: <profile>`")
-    origins: Origins = {}
-
-    def walk(n, prefix: tuple):
-        if isinstance(n, yaml.MappingNode):
-            for k, v in n.value:
-                key = prefix + (k.value,)
-                origins[key] = f"{path}:{k.start_mark.line + 1}"
-                walk(v, key)
-        elif isinstance(n, yaml.SequenceNode):
-            for i, v in enumerate(n.value):
-                origins[prefix + (i,)] = f"{path}:{v.start_mark.line + 1}"
-                walk(v, prefix + (i,))
-
-    walk(node, ())
     return data, origins
 
 
@@ -149,54 +127,9 @@ def apply_sets(data: dict, origins: Origins, sets: list[str]) -> dict:
     return data
 
 
-def _fields(model: type[BaseModel], loc: tuple) -> list[str]:
-    """Allowed field names at `loc` inside `model` (for 'did you mean')."""
-    cur: Any = model
-    for part in loc:
-        if isinstance(part, int) or cur is None:
-            continue
-        info = cur.model_fields.get(part) if hasattr(cur, "model_fields") else None
-        if info is None:
-            return []
-        ann = info.annotation
-        args = [a for a in getattr(ann, "__args__", ()) if isinstance(a, type) and issubclass(a, BaseModel)]
-        cur = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else (args[-1] if args else None)
-    return list(cur.model_fields) if cur is not None and hasattr(cur, "model_fields") else []
-
-
-def _where(loc: tuple, origins: Origins, default: str) -> str:
-    for n in range(len(loc), 0, -1):
-        if loc[:n] in origins:
-            return origins[loc[:n]]
-    return default
-
-
-def _explain(err: dict, origins: Origins, default: str) -> ProfileError:
-    loc = tuple(err["loc"])
-    field = ".".join(map(str, loc))
-    where = f"{_where(loc, origins, default)} ({field})"
-    kind = err["type"]
-    if kind == "extra_forbidden":
-        allowed = _fields(Profile, loc[:-1])
-        close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
-        fix = f"did you mean '{close[0]}'?" if close else f"remove it; allowed here: {', '.join(allowed)}"
-        return ProfileError(f"unknown field '{loc[-1]}'", where, fix)
-    if kind == "missing":
-        return ProfileError(f"required field '{loc[-1]}' is missing", where, f"add `{loc[-1]}:`")
-    return ProfileError(validation_what(err), where, "correct the value")
-
-
 def validate_data(data: dict, origins: Origins, default_where: str) -> Profile:
     """Schema-check merged data; raise one ProfileError per problem (first one wins, others counted)."""
-    try:
-        return Profile.model_validate(data)
-    except ValidationError as e:
-        errors = [_explain(err, origins, default_where) for err in e.errors()]
-        first = errors[0]
-        if len(errors) > 1:
-            more = "; ".join(f"{x.where}: {x.what}" for x in errors[1:])
-            first.fix += f" (and {len(errors) - 1} more problem(s): {more})"
-        raise first from None
+    return sourced.validate(Profile, data, origins, default_where, ProfileError)
 
 
 def load(ref: str, sets: list[str] | None = None, provider: str | None = None) -> Loaded:

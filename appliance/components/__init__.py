@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from appliance.components.decl import Decl
 from appliance.errors import ProfileError, validation_what
 from appliance.images.delivery import ComponentImage, Images
 from appliance.schema import ImagesSpec, Profile
@@ -39,6 +40,8 @@ class Component:
     description: ClassVar[str] = ""
     depends: ClassVar[tuple[str, ...]] = ()
     Opts: ClassVar[type[Options]] = Options
+    #: its typed component.yaml (decl.py)
+    decl: ClassVar[Decl]
 
     def __init__(self, options: dict[str, Any] | None = None, pods_run: bool = True):
         self.options = self.Opts.model_validate(options or {})

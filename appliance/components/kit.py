@@ -6,6 +6,7 @@ what it applied and sums requests from the pod templates. See docs/components.md
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import json
@@ -13,6 +14,7 @@ import re
 import socket
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
@@ -20,7 +22,9 @@ from pydantic import Field, create_model
 
 from appliance import certs, procs
 from appliance.components import Component, ComponentImage, Options, Resources
+from appliance.components import decl as declared
 from appliance.components.access import user_roles
+from appliance.components.decl import Go, Image, Option, Python
 from appliance.components.hostproc import HostProcess, controllers_dir, stop_all
 from appliance.images import builds
 from appliance.util import wait
@@ -44,25 +48,23 @@ WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet", "Job")
 TYPES = {"string": str, "integer": int, "boolean": bool, "number": float}
 
 
-def _option_model(name: str, spec: dict[str, dict]) -> type[Options]:
+def _option_model(name: str, spec: dict[str, Option]) -> type[Options]:
     """A pydantic model (unknown keys are errors) from the declared options."""
     fields: dict[str, Any] = {}
     for key, o in spec.items():
-        t: Any = TYPES[o.get("type", "string")]
-        if "enum" in o:
-            t = Literal[tuple(o["enum"])]
-        if "or" in o:  # also these literal values, e.g. an integer or "auto"
-            t = t | Literal[tuple(o["or"])]
-        extra = {k: o[k] for k in ("pattern", "ge", "le", "min_length") if k in o}
-        if o.get("list"):  # constraints on a list's items, min_length on the list
+        t: Any = TYPES[o.type]
+        if o.enum is not None:
+            t = Literal[tuple(o.enum)]
+        if o.or_ is not None:  # also these literal values, e.g. an integer or "auto"
+            t = t | Literal[tuple(o.or_)]
+        extra = o.model_dump(include={"pattern", "ge", "le", "min_length"}, exclude_none=True)
+        if o.is_list:  # constraints on a list's items, min_length on the list
             item = {k: extra.pop(k) for k in ("pattern", "ge", "le") if k in extra}
             t = list[Annotated[t, Field(**item)]] if item else list[t]
-        default = o.get("default")
-        if o.get("list"):
-            fields[key] = (t, Field(default_factory=lambda d=default: list(d or []), description=o.get("description", ""), **extra))
+            fields[key] = (t, Field(default_factory=lambda d=o.default: list(d or []), description=o.description, **extra))
         else:
-            fields[key] = (t | None if default is None and not o.get("required") else t,
-                           Field(... if o.get("required") else default, description=o.get("description", ""), **extra))
+            fields[key] = (t | None if o.default is None and not o.required else t,
+                           Field(... if o.required else o.default, description=o.description, **extra))
     return create_model(f"{name.title().replace('-', '')}Opts", __base__=Options, **fields)
 
 
@@ -114,16 +116,18 @@ class Kit(Component):
     """A component declared by its folder; subclasses are made by `load()`, one per folder."""
 
     folder: ClassVar[Path]
-    decl: ClassVar[dict]
+    #: its hooks.py, if any (loaded with the declaration)
+    hooks: ClassVar[ModuleType | None]
 
-    @property
-    def hooks(self):
-        return _hooks(self.name)
+    @classmethod
+    def _hook(cls, fn: str):
+        """The optional hook `fn` (a function of hooks.py, one of decl.HOOKS), or None."""
+        return getattr(cls.hooks, fn, None)
 
     @classmethod
     def check_options(cls, options) -> None:
         """The hooks' `check(options)`, run with the profile's checks (before `up` starts anything)."""
-        if check := _hook(cls.name, "check"):
+        if check := cls._hook("check"):
             check(options)
 
     @property
@@ -131,13 +135,7 @@ class Kit(Component):
         """The host runtime: the declared controller Deployment runs as a supervised host process (runtime
         `host`, or `auto` where the provider says pods cannot run)."""
         runtime = getattr(self.options, "runtime", "in-cluster")
-        return bool(self.decl.get("host")) and (runtime == "host" or (runtime == "auto" and not self.pods_run))
-
-    @property
-    def hosted(self) -> list[dict]:
-        """The declared host processes (`host:` is one {deployment or statefulset, image, ...} or a list)."""
-        h = self.decl.get("host") or []
-        return h if isinstance(h, list) else [h]
+        return bool(self.decl.host) and (runtime == "host" or (runtime == "auto" and not self.pods_run))
 
     def _env(self):
         import jinja2
@@ -147,41 +145,42 @@ class Kit(Component):
         env.globals["crd"] = self._crd
         return env
 
-    def _when(self, decl: dict) -> bool:
-        return "when" not in decl or bool(self._env().compile_expression(decl["when"])(options=self.options))
+    def _when(self, image: Image) -> bool:
+        return image.when is None or bool(self._env().compile_expression(image.when)(options=self.options))
 
     # --- images: declared with their pinned upstream reference and how to build them here
     def images(self) -> list[ComponentImage]:
         if self.on_host or not self.pods_run:
             return []  # nothing pulls images where pods do not run
-        return [ComponentImage(n, d.get("upstream", ""), _builder(n, d, self.hooks), tuple(d.get("aliases") or ()))
-                for n, d in (self.decl.get("images") or {}).items() if self._when(d)]
+        return [ComponentImage(n, d.upstream, _builder(n, d, self.hooks), tuple(d.aliases))
+                for n, d in self.decl.images.items() if self._when(d)]
 
     def go_programs(self) -> list[tuple[str, str, str]]:
-        host = {h.get("image") for h in self.hosted} if self.on_host else set()
-        out = [(d["go"]["module"], d["go"]["version"], builds.go_binary_name(d["go"].get("binary", n), ROOT / d["go"]["main"] if "main" in d["go"] else None))
-               for n, d in (self.decl.get("images") or {}).items() if "go" in d and (n in host or (not self.on_host and self._when(d)))]
-        return out + ([(*builds.CONTROLLER_TOOLS, "controller-gen")] if "crds" in self.decl else [])
+        """The kit's own Go builds (a hook builds its image its own way)."""
+        host = {h.image for h in self.decl.host} if self.on_host else set()
+        out = [(d.go.module, d.go.version, builds.go_binary_name(d.go.binary or n, ROOT / d.go.main if d.go.main else None))
+               for n, d in self.decl.images.items() if d.go and not d.hook and (n in host or (not self.on_host and self._when(d)))]
+        return out + ([(*builds.CONTROLLER_TOOLS, "controller-gen")] if self.decl.crds else [])
 
     def revision(self) -> str:
         files = sorted(p for p in self.folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
-        refs = sorted(_python(d["python"]).ref() for d in (self.decl.get("images") or {}).values() if "python" in d)
+        refs = sorted(_python(d.python).ref() for d in self.decl.images.values() if d.python)
         # what the engine adds to every component's objects is part of it too (a new platform priority re-applies)
         return hashlib.sha256(json.dumps([builds.file_hash(*files), refs, PLATFORM_PRIORITY]).encode()).hexdigest()[:16]
 
     def _image_refs(self, delivered: dict[str, str] | None) -> dict[str, str]:
         """name → reference: delivered, else known without building (ours), else a placeholder."""
         out = {}
-        for n, d in (self.decl.get("images") or {}).items():
-            out[n] = (delivered or {}).get(n) or (_python(d["python"]).ref() if "python" in d else f"appliance.local/{n}:latest")
+        for n, d in self.decl.images.items():
+            out[n] = (delivered or {}).get(n) or (_python(d.python).ref() if d.python else f"appliance.local/{n}:latest")
         return out
 
     def _crd(self, kind: str) -> str:
         """Template global: the CRD of `kind`, generated by controller-gen from the declared Go types (JSON)."""
-        c = self.decl["crds"]
-        folder = builds.generate_crds(c["module"], c["version"], c["paths"], c.get("key", "crds-v0"), c.get("options", "crd"))
+        c = self.decl.crds
+        folder = builds.generate_crds(c.module, c.version, c.paths, c.key, c.options)
         (crd,) = builds.load_crds(folder, {kind})
-        if fix := _hook(self.name, "fix_crd"):
+        if fix := self._hook("fix_crd"):
             crd = fix(crd)
         return json.dumps(crd)
 
@@ -190,7 +189,7 @@ class Kit(Component):
         Service (and 127.0.0.1 on the host runtime), else made anew."""
         import base64
 
-        c = {k: self._env().from_string(str(v)).render(options=self.options) for k, v in self.decl["certificate"].items()}
+        c = {k: self._env().from_string(v).render(options=self.options) for k, v in self.decl.certificate.model_dump().items()}
         ips = [HOST_IP] if self.on_host else []
         live = kube.get("v1", "Secret", c["secret"], c["namespace"]) if kube is not None else None
         got = {k: base64.b64decode(v) for k, v in ((live.to_dict().get("data") or {}) if live is not None else {}).items()
@@ -206,12 +205,12 @@ class Kit(Component):
         and whatever the hooks add."""
         ctx = {"options": self.options, "name": self.name,
                "labels": {"app.kubernetes.io/managed-by": "appliance", "app.kubernetes.io/part-of": self.name},
-               "images": self._image_refs(images), "ports": ports or dict(self.decl.get("ports") or {}),
+               "images": self._image_refs(images), "ports": ports or dict(self.decl.ports),
                "on_host": self.on_host, "bind": HOST_IP if self.on_host else "", "host_ip": HOST_IP}
         ctx["node_cidrs"] = node_cidrs(kube)
-        if "certificate" in self.decl:
+        if self.decl.certificate:
             ctx["tls"] = self._tls(kube)
-        if more := _hook(self.name, "context"):
+        if more := self._hook("context"):
             ctx.update(more(self.options, kube))
         return ctx
 
@@ -226,8 +225,8 @@ class Kit(Component):
         objs: list[dict] = []
         for path in sorted((self.folder / "manifests").glob("*.yaml")):
             objs += [d for d in yaml.safe_load_all(env.from_string(path.read_text()).render(ctx)) if d]
-        for a in self.decl.get("access") or []:
-            objs += user_roles(self.name, a["group"], a["resources"], ctx["labels"], a.get("read") or [])
+        for a in self.decl.access:
+            objs += user_roles(self.name, a.group, a.resources, ctx["labels"], a.read)
         for o in objs:
             o.setdefault("metadata", {}).setdefault("labels", {})[COMPONENT_LABEL] = self.name
             if o["kind"] in WORKLOADS:
@@ -236,7 +235,7 @@ class Kit(Component):
 
     def _split(self, objs: list[dict]) -> tuple[list[dict], list[dict], list[dict]]:
         """(applied now, applied once the rest is ready, the workloads run on the host instead, in `host:` order)."""
-        names = [_workload(h) for h in self.hosted] if self.on_host else []
+        names = [h.workload for h in self.decl.host] if self.on_host else []
         hosted = sorted((o for o in objs if o["kind"] in ("Deployment", "StatefulSet") and o["metadata"]["name"] in names),
                         key=lambda o: names.index(o["metadata"]["name"]))
         late = [o for o in objs if (o["metadata"].get("annotations") or {}).get(LATE) == "true"]
@@ -268,7 +267,7 @@ class Kit(Component):
             notes.append(f"pruned {pruned}")
         if refs:
             notes.append("images " + ", ".join(sorted(set(refs.values()))) + f" ({self.delivery.decision().source})")
-        if after := _hook(self.name, "after_apply"):
+        if after := self._hook("after_apply"):
             notes.append(after(o, kube))
         return "; ".join(filter(None, notes))
 
@@ -284,7 +283,7 @@ class Kit(Component):
 
     def notes(self, kube) -> list[str]:
         """Lines `status` shows under the component (the hooks' `notes(options, kube)`), e.g. firing alerts."""
-        return notes(self.options, kube) if (notes := _hook(self.name, "notes")) else []
+        return notes(self.options, kube) if (notes := self._hook("notes")) else []
 
     def remove(self, kube) -> None:
         stop_all(self._hosts(kube) if self.on_host else [])
@@ -293,7 +292,7 @@ class Kit(Component):
         kube.delete([self._inventory({})])
 
     def _hosts(self, kube) -> list["HostController"]:
-        return [HostController(controllers_dir(kube.kubeconfig), _workload(h)) for h in self.hosted]
+        return [HostController(controllers_dir(kube.kubeconfig), h.workload) for h in self.decl.host]
 
     # --- pruning: objects labelled with this component whose kind it ever applied, no longer rendered
     def _inventory(self, kinds: dict[str, bool]) -> dict:
@@ -359,19 +358,19 @@ class HostController(HostProcess):
 
     def ports(self, comp: Kit) -> dict[str, int]:
         cur = self.load()
-        declared = dict(comp.decl.get("ports") or {})
+        declared = dict(comp.decl.ports)
         if cur and cur.alive() and set((cur.extra or {}).get("ports") or {}) == set(declared):
             return cur.extra["ports"]
         return dict(zip(declared, procs.free_ports(len(declared)), strict=True))
 
     def run(self, comp: Kit, dep: dict, objs: list[dict], kubeconfig: str, ports: dict[str, int]) -> str:
         """Start (or keep) the process for Deployment `dep`; its ConfigMaps are taken from `objs`."""
-        h = next(x for x in comp.hosted if _workload(x) == self.name)
+        h = next(x for x in comp.decl.host if x.workload == self.name)
         pod = dep["spec"]["template"]["spec"]
         (c,) = pod["containers"]
         ns = dep["metadata"]["namespace"]
         root = self.folder / f"{self.name}-root"
-        fixed, private = set(h.get("fixed_paths") or ()), set(h.get("private_paths") or ())
+        fixed, private = set(h.fixed_paths), set(h.private_paths)
         binds: dict[str, str] = {}
         volumes = {v["name"]: v for v in pod.get("volumes") or []}
         volumes |= {t["metadata"]["name"]: {"claim": True} for t in dep["spec"].get("volumeClaimTemplates") or []}
@@ -406,12 +405,15 @@ class HostController(HostProcess):
                 env[e["name"]] = ns
             elif "secretKeyRef" in ref:
                 secrets[e["name"]] = _secret_key(objs, ns, ref["secretKeyRef"])
-        if more := _hook(comp.name, "host_env"):
+        if more := comp._hook("host_env"):
             env.update(more(comp.options))
         routes = {comp._env().from_string(pattern).render(options=comp.options): ports[name]
-                  for pattern, name in (h.get("routes") or {}).items()}
-        image = {"module": h["module"]} if "module" in h else comp.decl["images"][h["image"]]
-        sig = {"image": image, "args": args, "env": env, "version": _sig_version(image), "routes": routes,
+                  for pattern, name in h.routes.items()}
+        if h.module:  # our own Python module, run with the appliance's Python
+            image, version = {"module": h.module}, builds.file_hash(ROOT / (h.module.replace(".", "/") + ".py"))
+        else:  # the image as written in component.yaml: the signature of a process an older version started
+            image, version = comp.decl.images[h.image].model_dump(exclude_unset=True), _sig_version(comp.decl.images[h.image])
+        sig = {"image": image, "args": args, "env": env, "version": version, "routes": routes,
                "secrets": hashlib.sha256(json.dumps(secrets, sort_keys=True).encode()).hexdigest()[:16]}
         if ann := dep["spec"]["template"]["metadata"].get("annotations"):
             sig["annotations"] = ann  # what restarts the pod (a configuration's hash) restarts the process
@@ -419,15 +421,11 @@ class HostController(HostProcess):
             return f"host process running (pid {cur.pid})"
         if "TMPDIR" in env:
             Path(env["TMPDIR"]).mkdir(parents=True, exist_ok=True)
-        program = [sys.executable, "-m", h["module"]] if "module" in h else _host_program(h["image"], image)
+        program = [sys.executable, "-m", h.module] if h.module else _host_program(h.image, comp.decl.images[h.image])
         proc = self.start(program + args, kubeconfig, secret=secret, cert_dir=cert_dir,
                           extra={"sig": sig, "ports": ports}, env=env | secrets, routes=routes,
-                          unprivileged=bool(h.get("unprivileged")), binds=binds)
+                          unprivileged=h.unprivileged, binds=binds)
         return f"host process started (pid {proc.pid}, log {self.log})"
-
-
-def _workload(h: dict) -> str:
-    return h.get("deployment") or h["statefulset"]
 
 
 def _secret_key(objs: list[dict], ns: str, ref: dict) -> str:
@@ -447,66 +445,54 @@ def _moved(arg: str, moved: dict[str, str]) -> str:
     return arg
 
 
-def _sig_version(image: dict) -> str:
-    if "module" in image:  # our own Python module, run with the appliance's Python
-        return builds.file_hash(ROOT / (image["module"].replace(".", "/") + ".py"))
-    if "python" in image:
-        return builds.file_hash(*(ROOT / src for src in image["python"]["files"].values()))
-    g = image["go"]
-    return f"{g['module']}@{g['version']}" + (f"+{builds.file_hash(ROOT / g['main'])[:12]}" if "main" in g else "")
+def _sig_version(image: Image) -> str:
+    if image.python:
+        return builds.file_hash(*(ROOT / src for src in image.python.files.values()))
+    g = image.go
+    return f"{g.module}@{g.version}" + (f"+{builds.file_hash(ROOT / g.main)[:12]}" if g.main else "")
 
 
-def _host_program(name: str, image: dict) -> list[str]:
+def _host_program(name: str, image: Image) -> list[str]:
     """The argv prefix of an image run on the host: a Go image's program, or a Python image's entrypoint
     with the appliance's own Python and the files at their place in this checkout."""
-    if "python" not in image:
-        return [str(_go_program(name, image["go"]))]
-    p = image["python"]
-    files = {dst: str(ROOT / src) for dst, src in (p.get("files") or {}).items()}
-    return [sys.executable if a == "python3" else files.get(a, a) for a in p["entrypoint"]]
+    if not image.python:
+        return [str(_go_program(name, image.go))]
+    files = {dst: str(ROOT / src) for dst, src in image.python.files.items()}
+    return [sys.executable if a == "python3" else files.get(a, a) for a in image.python.entrypoint]
 
 
-def _go_program(name: str, g: dict) -> Path:
-    return builds.go_binary(g["module"], g["version"], g["package"], g.get("binary", name),
-                            tags=g.get("tags", ""), env=g.get("env"), main=ROOT / g["main"] if "main" in g else None)
+def _go_program(name: str, g: Go) -> Path:
+    return builds.go_binary(g.module, g.version, g.package, g.binary or name,
+                            tags=g.tags, env=g.env, main=ROOT / g.main if g.main else None)
 
 
-def _python(p: dict) -> builds.PythonImage:
-    return builds.PythonImage(p["repo"], ROOT / p["requirements"], tuple((dst, ROOT / src) for dst, src in (p.get("files") or {}).items()),
-                              tuple(p["entrypoint"]), tuple(p.get("packages") or ()),
-                              (p["npm"]["path"], ROOT / p["npm"]["package"]) if "npm" in p else None)
+def _python(p: Python) -> builds.PythonImage:
+    return builds.PythonImage(p.repo, ROOT / p.requirements, tuple((dst, ROOT / src) for dst, src in p.files.items()),
+                              tuple(p.entrypoint), tuple(p.packages), (p.npm.path, ROOT / p.npm.package) if p.npm else None)
 
 
-def _builder(name: str, d: dict, hooks=None):
+def _builder(name: str, d: Image, hooks: ModuleType | None):
     """How to build image `name` here: a Go program alone (at `go.path`), a Python service image, or a
-    function of the component's hooks (`hook: name`)."""
-    if "hook" in d:
-        return getattr(hooks, d["hook"])
-    if "python" in d:
-        return _python(d["python"]).build
-    g = d["go"]
-    return lambda: builds.binary_image(_go_program(name, g), g.get("repo", f"appliance.local/{name}"), g["path"])
-
-
-def _hooks(name: str):
-    path = HERE / name.replace("-", "_") / "hooks.py"
-    return importlib.import_module(f"appliance.components.{name.replace('-', '_')}.hooks") if path.exists() else None
-
-
-def _hook(name: str, fn: str):
-    """The component's optional hook `fn` (a function of its hooks.py), or None."""
-    return getattr(_hooks(name), fn, None)
+    function of the component's hooks (`hook: name`) given the `go` declaration."""
+    if d.hook:
+        return functools.partial(getattr(hooks, d.hook), d.go)
+    if d.python:
+        return _python(d.python).build
+    g = d.go
+    return lambda: builds.binary_image(_go_program(name, g), g.repo or f"appliance.local/{name}", g.path)
 
 
 def load(folder: Path) -> type[Kit]:
-    """The Kit subclass declared by `folder/component.yaml`."""
-    decl = yaml.safe_load((folder / "component.yaml").read_text()) or {}
-    name = decl["name"]
+    """The Kit subclass declared by `folder/component.yaml`, its hooks checked against the declaration."""
+    decl, origins = declared.load(folder / "component.yaml")
+    name = decl.name
     if name.replace("-", "_") != folder.name:
         raise ValueError(f"{folder}: component '{name}' must live in a folder named {name.replace('-', '_')}")
+    hooks = importlib.import_module(f"appliance.components.{folder.name}.hooks") if (HERE / folder.name / "hooks.py").exists() else None
+    declared.check_hooks(decl, origins, hooks, folder / "component.yaml")
     return type(re.sub(r"\W", "", name.title()), (Kit,), {
-        "name": name, "description": decl.get("description", ""), "depends": tuple(decl.get("depends") or ()),
-        "Opts": _option_model(name, decl.get("options") or {}), "folder": folder, "decl": decl,
+        "name": name, "description": decl.description, "depends": decl.depends,
+        "Opts": _option_model(name, decl.options), "folder": folder, "decl": decl, "hooks": hooks,
     })
 
 

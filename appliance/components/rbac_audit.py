@@ -149,7 +149,7 @@ def allowances() -> dict[str, list[dict]]:
     """component → its `rights:` entries ({account, right, where, reason})."""
     from appliance.components import CATALOG
 
-    return {name: list(getattr(c, "decl", {}).get("rights") or []) for name, c in CATALOG.items()}
+    return {name: [r.model_dump() for r in c.decl.rights] for name, c in CATALOG.items()}
 
 
 def check_allowances(allow: dict[str, list[dict]]) -> list[str]:

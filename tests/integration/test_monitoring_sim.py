@@ -173,7 +173,7 @@ def test_a_tenants_forged_series_raise_no_alert_and_its_pod_job_is_held_to_limit
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump({
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"}, "rule_files": ["alerts.yml"], "scrape_configs": jobs}))
     (web,) = free_ports(1)
-    prog = kit._go_program("prometheus", CATALOG["monitoring"].decl["images"]["prometheus"]["go"])
+    prog = kit._go_program("prometheus", CATALOG["monitoring"].decl.images["prometheus"].go)
     proc = subprocess.Popen([str(prog), f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'data'}",
                              f"--web.listen-address=127.0.0.1:{web}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:

@@ -38,7 +38,7 @@ def test_push_then_the_manifest_and_blobs_are_served(url):
 
 
 def test_auto_takes_upstream_through_a_mirror_that_answers(url):
-    d = D.decide(ImagesSpec(mirrors={"docker.io": url}), [CATALOG["training-operator"].decl["images"]["training-operator"]["upstream"]])
+    d = D.decide(ImagesSpec(mirrors={"docker.io": url}), [CATALOG["training-operator"].decl.images["training-operator"].upstream])
     assert d.source == "upstream", d.why
 
 

@@ -362,9 +362,10 @@ def test_scenario_plots_query_each_panel_over_the_scenario_and_the_report_embeds
 def test_a_python_image_runs_on_the_host_with_our_python_and_the_checkout_files():
     from appliance.components import kit
 
-    decl = CATALOG["monitoring"].decl["images"]["gpu-exporter"]
+    decl = CATALOG["monitoring"].decl.images["gpu-exporter"]
     assert kit._host_program("gpu-exporter", decl) == [sys.executable, str(ROOT / "images" / "gpu-exporter" / "exporter.py")]
-    assert kit._sig_version(decl) != kit._sig_version({"python": {"files": {"/x": "images/gpu-exporter/requirements.lock"}}})
+    other = decl.python.model_copy(update={"files": {"/x": "images/gpu-exporter/requirements.lock"}})
+    assert kit._sig_version(decl) != kit._sig_version(decl.model_copy(update={"python": other}))
 
 
 def test_exporter_serves_the_last_page_and_says_why_before_the_first():

@@ -67,8 +67,10 @@ def test_agent_rbac_reads_pods_namespaces_and_policies_only():
 
 def test_agent_image_is_built_from_the_pinned_module_or_given():
     (img,) = CATALOG["network-policy"]().images()
-    assert (netpol.MODULE, netpol.VERSION) == ("sigs.k8s.io/kube-network-policies", "v0.8.0")
-    assert img.upstream == "registry.k8s.io/networking/kube-network-policies:v0.8.0" and img.build is netpol.image
+    go = CATALOG["network-policy"].decl.images["kube-network-policies"].go
+    assert (go.module, go.version) == ("sigs.k8s.io/kube-network-policies", "v0.8.0")
+    assert img.upstream == "registry.k8s.io/networking/kube-network-policies:v0.8.0"
+    assert (img.build.func, img.build.args) == (netpol.image, (go,))
     assert CATALOG["network-policy"]({"image": "example.org/netpol:1"}).images() == []
 
 

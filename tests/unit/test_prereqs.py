@@ -34,7 +34,7 @@ def test_cached_root_filesystems_need_nothing(cache):
     from appliance.images import builds, debian
     from appliance.images.builds import BASE_PACKAGES
 
-    pythons = [("python", [*BASE_PACKAGES, *(p.get("packages") or ())]) for p in prereqs._python_images(_laptop(), "kind")]
+    pythons = [("python", [*BASE_PACKAGES, *p.packages]) for p in prereqs._python_images(_laptop(), "kind")]
     for name, pkgs in (("node", debian.NODE_PACKAGES), ("slim", debian.SLIM_PACKAGES), *pythons):
         path = debian.rootfs_path(name, pkgs)
         path.parent.mkdir(parents=True, exist_ok=True)

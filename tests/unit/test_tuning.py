@@ -143,7 +143,7 @@ def test_on_the_simulator_database_and_tuning_run_on_the_host():
     enabled = components.enabled(profile, pods_run=False)
     assert enabled["database"].on_host and enabled["tuning"].on_host
     assert not enabled["database"].images() and not enabled["tuning"].images()  # nothing to pull where pods do not run
-    hosted = {h.get("deployment") or h.get("statefulset") for h in CATALOG["tuning"].decl["host"]}
+    hosted = {h.workload for h in CATALOG["tuning"].decl.host}
     assert hosted == {"katib-controller", "katib-db-manager", "katib-suggestion", "katib-sim-results"}
 
 

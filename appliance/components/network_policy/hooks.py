@@ -11,12 +11,9 @@ import tempfile
 from pathlib import Path
 
 from appliance import paths
+from appliance.components.decl import Go
 from appliance.images import builds
 
-MODULE = "sigs.k8s.io/kube-network-policies"
-VERSION = "v0.8.0"
-PACKAGE = "cmd"
-BINARY = "/bin/netpol"  # where the upstream image has it
 #: our addition to the module's package networkpolicy, and the upstream lines that then call it
 QUEUE_COMPAT = Path(__file__).resolve().parents[3] / "images" / "network-policy" / "queue_compat.go"
 #: our addition judging every new connection from a pod address (--pod-cidrs), to its own node too
@@ -36,7 +33,7 @@ def patch(src: Path) -> None:
     controller = src / "pkg" / "networkpolicy" / "controller.go"
     text = controller.read_text()
     if text.count(NATIVE_QUEUE) != 2 or text.count(EVALUATE) != 1:
-        raise builds.BuildError(f"{MODULE}@{VERSION}: expected the native queue expression twice and evaluatePacket once in {controller.name}")
+        raise builds.BuildError(f"expected the native queue expression twice and evaluatePacket once in {controller}")
     text = text.replace(NATIVE_QUEUE, "\tc.podSourceChains(nft, table, chain)\n\tqueue := c.queueExpr()\n", 1)
     text = text.replace(NATIVE_QUEUE, "\tqueue := c.queueExpr()\n")
     controller.write_text(text.replace(EVALUATE, EVALUATE + "\tif c.unknownPodSource(p) {\n\t\treturn false\n\t}\n"))
@@ -44,25 +41,25 @@ def patch(src: Path) -> None:
     shutil.copy(POD_SOURCES, controller.with_name("zz_appliance_pod_sources.go"))
 
 
-def binary() -> Path:
-    """The agent, built statically from the patched module source; cached by version and patch."""
-    out = paths.cache_dir("components", "go", MODULE.replace("/", "_"), f"{VERSION}-{builds.file_hash(QUEUE_COMPAT, POD_SOURCES, Path(__file__))}")
+def binary(go: Go) -> Path:
+    """The agent (component.yaml's `go:`), built statically from the patched module source; cached by version and patch."""
+    out = paths.cache_dir("components", "go", go.module.replace("/", "_"), f"{go.version}-{builds.file_hash(QUEUE_COMPAT, POD_SOURCES, Path(__file__))}")
     binary = out / "netpol"
     if binary.is_file():
         return binary
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="netpol-", dir=out) as tmp:
-        src = builds._writable_copy(builds.module_dir(MODULE, VERSION), Path(tmp, "src"))
+        src = builds._writable_copy(builds.module_dir(go.module, go.version), Path(tmp, "src"))
         patch(src)
         builds._run(["nice", "-n", "10", builds.find_go() or "go", "build", "-trimpath", "-ldflags=-s -w", "-o", str(Path(tmp, "netpol")),
-                     f"./{PACKAGE}"], cwd=src, env=builds._go_env(), log=out / "netpol.build.log")
+                     f"./{go.package}"], cwd=src, env=builds._go_env(), log=out / "netpol.build.log")
         os.replace(Path(tmp, "netpol"), binary)
     return binary
 
 
-def image() -> tuple[str, Path]:
-    """(ref, docker-archive): the static binary at the upstream image's path."""
-    return builds.binary_image(binary(), "appliance.local/kube-network-policies", BINARY)
+def image(go: Go) -> tuple[str, Path]:
+    """(ref, docker-archive): the static binary at the upstream image's path (`go.path`)."""
+    return builds.binary_image(binary(go), "appliance.local/kube-network-policies", go.path)
 
 
 def context(options, kube) -> dict:

@@ -15,11 +15,11 @@ import tempfile
 from pathlib import Path
 
 from appliance import paths, progress
+from appliance.components.decl import Go
 from appliance.errors import UserError
 from appliance.images import builds
 from appliance.images.archive import FileEntry
 
-ARGO = ("github.com/argoproj/argo-workflows/v3", "v3.7.18")
 MIME_TYPES = Path(__file__).resolve().parents[3] / "images" / "pipelines" / "mime.types"
 STORE = "artifact-store"            # Secret, Deployment and Service of the store (manifests/50-store.yaml)
 STORE_BIN = "/usr/local/bin/versitygw"
@@ -58,11 +58,11 @@ def context(options, kube) -> dict:
     return {"users": names, "store": accounts(_live(kube, options.namespace), names)}
 
 
-def argoexec_binary() -> Path:
-    """argoexec, built statically from a writable copy of the module: the module's zip lacks the Linux
-    signal helpers (upstream, signal_linux.go is a symlink to signal_darwin.go; module zips drop symlinks),
-    so the copy gets that file back first. Cached by version."""
-    module, version = ARGO
+def argoexec_binary(go: Go) -> Path:
+    """argoexec (component.yaml's `go:`), built statically from a writable copy of the module: the module's
+    zip lacks the Linux signal helpers (upstream, signal_linux.go is a symlink to signal_darwin.go; module
+    zips drop symlinks), so the copy gets that file back first. Cached by version."""
+    module, version = go.module, go.version
     binary = paths.cache_dir("components", "go", module.replace("/", "_"), f"{version}-linux-signals") / "argoexec"
     if binary.is_file():
         return binary
@@ -73,12 +73,12 @@ def argoexec_binary() -> Path:
         signals = src / "workflow" / "executor" / "osspecific"
         shutil.copy(signals / "signal_darwin.go", signals / "signal_linux.go")
         builds._run(["nice", "-n", "10", builds.find_go() or "go", "build", "-trimpath", "-ldflags=-s -w", "-o", str(Path(tmp, "argoexec")),
-                     "./cmd/argoexec"], cwd=src, env=builds._go_env(), log=binary.parent / "argoexec.build.log")
+                     f"./{go.package}"], cwd=src, env=builds._go_env(), log=binary.parent / "argoexec.build.log")
         os.replace(Path(tmp, "argoexec"), binary)
     return binary
 
 
-def argoexec_image() -> tuple[str, Path]:
+def argoexec_image(go: Go) -> tuple[str, Path]:
     """(ref, docker-archive): argoexec at /bin (pods run `argoexec init|wait` through PATH), the media types
     it reads, and a /tmp anyone may write (mode 1777, as in the upstream image): the executor writes a resource
     step's manifest there as the unprivileged user."""
@@ -86,7 +86,7 @@ def argoexec_image() -> tuple[str, Path]:
 
     from appliance.images.archive import ImageSpec, write_docker_archive, write_layer
 
-    binary = argoexec_binary()
+    binary = argoexec_binary(go)
     tag = hashlib.sha256(f"{builds.file_hash(binary, MIME_TYPES)} /tmp 1777".encode()).hexdigest()[:16]
     out = paths.cache_dir("components", "images", "argoexec", tag)
     ref, archive = f"appliance.local/argoexec:{tag}", out / "image.tar"

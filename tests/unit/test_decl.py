@@ -1,0 +1,136 @@
+"""A component's declaration (component.yaml): typed, a typo refused in every section with its file:line,
+hooks checked at load, the guide's worked example loading as written."""
+
+import re
+import types
+from pathlib import Path
+
+import pytest
+
+from appliance.components import decl, kit
+from appliance.errors import UserError
+
+BASE = """\
+name: demo-app
+options:
+  mode: {enum: [fast, safe], default: safe}
+images:
+  ctl:
+    upstream: docker.io/example/ctl:v1
+    go: {module: example.com/ctl, version: v1, package: cmd/ctl, path: /ctl}
+  svc:
+    python: {repo: appliance.local/svc, requirements: r.lock, entrypoint: [python3], npm: {package: p, path: /opt}}
+    when: options.mode == "fast"
+ports: {web: 8080}
+"""
+
+# one row per section: (what, text added to BASE, the unknown key, its path, the key it was meant to be)
+TYPOS = [
+    ("top level", "descripton: x\n", "descripton", "descripton", "description"),
+    ("depends", "depend: [platform-base]\n", "depend", "depend", "depends"),
+    ("needs_pods", "needs_pod: why\n", "needs_pod", "needs_pod", "needs_pods"),
+    ("options", "options:\n  n: {tpye: integer}\n", "tpye", "options.n.tpye", "type"),
+    ("images.upstream", "images:\n  x:\n    upstrem: a:1\n    go: {module: m, version: v, package: p}\n", "upstrem", "images.x.upstrem", "upstream"),
+    ("images.go", "images:\n  x:\n    go: {modul: m, module: m, version: v, package: p}\n", "modul", "images.x.go.modul", "module"),
+    ("images.python", "images:\n  x:\n    python: {repo: r, requirements: q, entrypiont: [a], entrypoint: [a]}\n",
+     "entrypiont", "images.x.python.entrypiont", "entrypoint"),
+    ("images.python.npm", "images:\n  x:\n    python: {repo: r, requirements: q, entrypoint: [a], npm: {pakage: p, package: p, path: /o}}\n",
+     "pakage", "images.x.python.npm.pakage", "package"),
+    ("images.hook", "images:\n  x:\n    hoook: image\n    go: {module: m, version: v, package: p}\n", "hoook", "images.x.hoook", "hook"),
+    ("images.when", "images:\n  x:\n    wehn: 'false'\n    go: {module: m, version: v, package: p}\n", "wehn", "images.x.wehn", "when"),
+    ("images.aliases", "images:\n  x:\n    aliasses: [a]\n    go: {module: m, version: v, package: p}\n", "aliasses", "images.x.aliasses", "aliases"),
+    ("crds", "crds: {module: m, version: v, pathes: [a], paths: [a]}\n", "pathes", "crds.pathes", "paths"),
+    ("certificate", "certificate: {secret: s, servce: x, service: x, namespace: n}\n", "servce", "certificate.servce", "service"),
+    ("host", "host:\n  - deployment: ctl\n    image: ctl\n    unprivilged: true\n", "unprivilged", "host.0.unprivilged", "unprivileged"),
+    ("host.routes", "host:\n  - deployment: ctl\n    image: ctl\n    route: {'a:1': web}\n", "route", "host.0.route", "routes"),
+    ("host paths", "host:\n  - deployment: ctl\n    image: ctl\n    private_path: [/tmp/x]\n", "private_path", "host.0.private_path", "private_paths"),
+    ("ports", "port: {web: 8080}\n", "port", "port", "ports"),
+    ("access", "access:\n  - {group: g, resources: [a], reed: [b]}\n", "reed", "access.0.reed", "read"),
+    ("rights", "rights:\n  - {account: a, right: pods-exec, where: own, reson: r, reason: r}\n", "reson", "rights.0.reson", "reason"),
+]
+
+
+def _load(tmp_path, text: str):
+    path = tmp_path / "component.yaml"
+    path.write_text(text)
+    return decl.load(path)
+
+
+def test_the_base_declaration_loads_typed(tmp_path):
+    d, origins = _load(tmp_path, BASE + "host: {deployment: ctl, image: ctl}\n")
+    assert d.images["ctl"].go.path == "/ctl" and d.images["svc"].python.npm.path == "/opt" and d.ports == {"web": 8080}
+    assert [h.workload for h in d.host] == ["ctl"]  # one mapping is a list of one
+    assert d.options["mode"].enum == ["fast", "safe"] and origins[("images", "svc")].endswith("component.yaml:8")
+
+
+@pytest.mark.parametrize("section, extra, key, loc, meant", TYPOS, ids=[t[0] for t in TYPOS])
+def test_a_typo_is_refused_in_every_section(tmp_path, section, extra, key, loc, meant):
+    # a later section replaces BASE's of the same name (YAML keeps the last key)
+    text = BASE + extra
+    with pytest.raises(UserError) as e:
+        _load(tmp_path, text)
+    line = text.splitlines().index(next(x for x in text.splitlines() if re.search(rf"\b{key}\b", x))) + 1
+    assert e.value.where == f"{tmp_path / 'component.yaml'}:{line} ({loc})"
+    assert e.value.what == f"unknown field '{key}'" and e.value.fix == f"did you mean '{meant}'?"
+
+
+@pytest.mark.parametrize("extra, what", [
+    ("ports: {web: 80x}\n", "valid integer"),
+    ("images:\n  x: {upstream: a:1}\n", "built from `go:` or `python:`"),
+    ("images:\n  x: {hook: image, python: {repo: r, requirements: q, entrypoint: [a]}}\n", "builds from the image's `go:`"),
+    ("host: {deployment: a, statefulset: b, image: ctl}\n", "one `deployment:` or one `statefulset:`"),
+    ("host: {deployment: a, image: ctl, module: m}\n", "one `image:`"),
+    ("host: {deployment: a, image: nope}\n", "names image 'nope'"),
+    ("options:\n  n: {type: integr}\n", "'string', 'integer', 'boolean' or 'number'"),
+])
+def test_a_wrong_value_is_one_line(tmp_path, extra, what):
+    with pytest.raises(UserError, match=re.escape(what)) as e:
+        _load(tmp_path, BASE + extra)
+    assert str(tmp_path / "component.yaml") in e.value.where and e.value.fix
+
+
+def _hooks(tmp_path, src: str) -> types.ModuleType:
+    mod = types.ModuleType("demo_hooks")
+    exec(compile(src, str(tmp_path / "hooks.py"), "exec"), mod.__dict__)
+    return mod
+
+
+def test_hooks_are_checked_against_the_declaration(tmp_path):
+    d, origins = _load(tmp_path, BASE + "images:\n  x: {hook: build_x, go: {module: m, version: v, package: p}}\n")
+    path = tmp_path / "component.yaml"
+    decl.check_hooks(d, origins, _hooks(tmp_path, "def build_x(go): pass\ndef context(o, k): pass\ndef users(kube): pass\n"), path)
+    with pytest.raises(UserError, match="hooks.py has no function 'build_x'") as e:
+        decl.check_hooks(d, origins, _hooks(tmp_path, "def buildx(go): pass\n"), path)
+    assert e.value.where == f"{path}:{len(BASE.splitlines()) + 2} (images.x.hook)"
+    with pytest.raises(UserError, match="no function 'build_x'"):
+        decl.check_hooks(d, origins, None, path)  # no hooks.py at all
+    with pytest.raises(UserError, match="'after_aply' is not a hook") as e:
+        decl.check_hooks(d, origins, _hooks(tmp_path, "def build_x(go): pass\n\ndef after_aply(o, k): pass\n"), path)
+    assert e.value.where == f"{tmp_path / 'hooks.py'}:3" and e.value.fix.startswith("did you mean 'after_apply'?")
+
+
+def test_image_hooks_get_their_go_declaration():
+    from appliance.components import CATALOG
+
+    for name, image in (("network-policy", "kube-network-policies"), ("pipelines", "argoexec")):
+        (built,) = [i for i in CATALOG[name]({}).images() if i.name == image]
+        assert built.build.args == (CATALOG[name].decl.images[image].go,)
+
+
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "components.md"
+
+
+def test_the_guide_example_loads_as_written(tmp_path):
+    """docs/components.md's `hello-api` (its files from the guide's code blocks) loads and renders; its
+    `images:` example is a valid declaration too."""
+    guide = GUIDE.read_text()
+    folder = tmp_path / "hello_api"
+    for name, body in re.findall(r"^`((?:manifests/)?[\w.-]+\.yaml)`:\n\n```yaml\n(.*?)```", guide, re.S | re.M):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(body)
+    assert sorted(p.name for p in folder.rglob("*.yaml")) == ["10-namespace.yaml", "20-deployment.yaml", "component.yaml"]
+    comp = kit.load(folder)({"replicas": 2, "greeting": "hi"})
+    assert comp.requests() == kit.Resources(20, 64)
+    assert [o["kind"] for o in comp.objects()] == ["Namespace", "Deployment", "ClusterRole", "ClusterRole"]
+    (images,) = re.findall(r"^```yaml\n(images:\n.*?)```", guide, re.S | re.M)
+    _load(tmp_path, "name: x\n" + images)
