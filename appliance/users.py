@@ -17,7 +17,7 @@ COMPONENT = "user-profiles"
 
 def listed(cluster: str) -> list[dict[str, Any]]:
     """Each user: name, namespace and where their kubeconfig is written."""
-    profile, _ = orchestrator._recorded(cluster)
+    profile, _ = orchestrator.recorded(cluster)
     spec = profile.components.get(COMPONENT)
     if spec is None:
         raise UserError(f"cluster '{cluster}' has no users", f"component {COMPONENT}", f"enable {COMPONENT} in the profile and run `appliance up`")
@@ -45,7 +45,7 @@ def notebook_login(cluster: str, user: str, kube) -> dict[str, str] | None:
     """The hub's address and the user's generated login, where the cluster has notebooks."""
     from appliance.components.notebooks import hooks
 
-    profile, provider = orchestrator._recorded(cluster)
+    profile, provider = orchestrator.recorded(cluster)
     spec = profile.components.get("notebooks")
     if spec is None:
         return None
