@@ -130,7 +130,7 @@ def up(profile: Profile, provider: str, reporter, parallel: int = 2) -> dict[str
         return result
 
 
-def _recorded(cluster: str) -> tuple[Profile, str]:
+def recorded(cluster: str) -> tuple[Profile, str]:
     """The cluster section, components and provider a cluster was made with, from its state."""
     state = State(paths.state_dir(cluster))
     if not state.path.exists():
@@ -142,7 +142,7 @@ def _recorded(cluster: str) -> tuple[Profile, str]:
 
 def cluster_kube(cluster: str):
     """A client for a cluster `up` made, as its admin."""
-    profile, provider = _recorded(cluster)
+    profile, provider = recorded(cluster)
     return Cluster(profile, provider).kube()
 
 
@@ -150,7 +150,7 @@ def running_kube(cluster: str):
     """An admin client for the cluster when `up` made it and it answers; else None."""
     if not State(paths.state_dir(cluster)).path.exists():
         return None
-    profile, provider = _recorded(cluster)
+    profile, provider = recorded(cluster)
     c = Cluster(profile, provider)
     return c.kube() if c.provider.ready() else None
 
@@ -158,7 +158,7 @@ def running_kube(cluster: str):
 def down(cluster: str, reporter) -> None:
     """Remove the components (reverse dependency order, so host-side pieces stop too), then delete
     the cluster and its state folder."""
-    profile, provider = _recorded(cluster)
+    profile, provider = recorded(cluster)
     c = Cluster(profile, provider, reporter)
     with Lock(c.dir, cluster):
         if c.provider.ready():
@@ -176,7 +176,7 @@ def down(cluster: str, reporter) -> None:
 
 def status(cluster: str) -> dict[str, Any]:
     """What the state says, what the provider sees, and whether each component is ready."""
-    profile, provider = _recorded(cluster)
+    profile, provider = recorded(cluster)
     c = Cluster(profile, provider)
     state = State(c.dir)
     ready = c.provider.ready()

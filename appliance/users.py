@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from appliance import components, orchestrator, paths
+from appliance.components import notebooks
 from appliance.errors import UserError
 from appliance.util.files import atomic_write
 
@@ -17,7 +18,7 @@ COMPONENT = "user-profiles"
 
 def listed(cluster: str) -> list[dict[str, Any]]:
     """Each user: name, namespace and where their kubeconfig is written."""
-    profile, _ = orchestrator._recorded(cluster)
+    profile, _ = orchestrator.recorded(cluster)
     spec = profile.components.get(COMPONENT)
     if spec is None:
         raise UserError(f"cluster '{cluster}' has no users", f"component {COMPONENT}", f"enable {COMPONENT} in the profile and run `appliance up`")
@@ -43,13 +44,11 @@ def kubeconfig(cluster: str, user: str, hours: int = 24) -> dict[str, Any]:
 
 def notebook_login(cluster: str, user: str, kube) -> dict[str, str] | None:
     """The hub's address and the user's generated login, where the cluster has notebooks."""
-    from appliance.components.notebooks import hooks
-
-    profile, provider = orchestrator._recorded(cluster)
+    profile, provider = orchestrator.recorded(cluster)
     spec = profile.components.get("notebooks")
     if spec is None:
         return None
     options = components.CATALOG["notebooks"](spec.options).options
     mappings = profile.cluster.kind.port_mappings if provider == "kind" else []
-    return {"url": hooks.hub_url(options, kube, mappings), "username": user, "password": hooks.password(kube, user)}
+    return notebooks.login(options, kube, user, mappings)
 

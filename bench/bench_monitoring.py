@@ -26,7 +26,7 @@ def run(nodes: int, scrapes: int) -> list[dict]:
 
     from appliance import orchestrator, report
     from appliance.components import hostproc
-    from appliance.components.monitoring.prom import Prometheus, PrometheusError
+    from appliance.components.prom import Prometheus, PrometheusError
     from appliance.kube import Kube
 
     sets = ["cluster.name=bench-monitoring", f"cluster.node_classes.0.count={nodes}",

@@ -43,7 +43,7 @@ def run(kubeconfig: str, provider: str, enabled: set[str], name: str | None, out
 
 def _plots(kube, start: float, end: float) -> list[str]:
     """GPU allocation, utilization and the stack's memory over a scenario's time (none when Prometheus is away)."""
-    from appliance.components.monitoring.prom import Prometheus, PrometheusError
+    from appliance.components.prom import Prometheus, PrometheusError
     from appliance.e2e.plots import scenario_plots
 
     try:

@@ -1,7 +1,7 @@
 """Where binaries come from: official pinned downloads, or a build from Go modules.
 
 Both sources produce the same thing: a static binary written to a path the
-cache chooses. Verification (sha256) and bookkeeping live in `cache.py`.
+cache chooses. Verification (sha256) and bookkeeping live in `core.py`.
 """
 
 from __future__ import annotations

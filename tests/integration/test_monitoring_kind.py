@@ -6,7 +6,7 @@ kubelet measures it."""
 import pytest
 
 from appliance import e2e, orchestrator
-from appliance.components.monitoring.prom import Prometheus
+from appliance.components.prom import Prometheus
 from appliance.kube import Kube
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.docker]

@@ -18,7 +18,7 @@ import yaml
 from appliance import e2e, orchestrator, report
 from appliance.components import CATALOG, hostproc, kit
 from appliance.components.monitoring import hooks
-from appliance.components.monitoring.prom import Prometheus
+from appliance.components.prom import Prometheus
 from appliance.kube import Kube
 from appliance.procs import free_ports
 from tests.integration.clusters import cluster

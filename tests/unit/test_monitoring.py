@@ -395,7 +395,7 @@ def test_exporter_serves_the_last_page_and_says_why_before_the_first():
 
 @pytest.mark.parametrize("style", ["data", "read"])
 def test_prometheus_through_the_api_server_proxy_with_the_clients_token(style):
-    from appliance.components.monitoring import prom
+    from appliance.components import prom
 
     calls = []
 

@@ -71,7 +71,7 @@ def context(options, kube) -> dict:
 
 def notes(options, kube) -> list[str]:
     """The firing alerts, one line each (or why they cannot be read)."""
-    from appliance.components.monitoring.prom import Prometheus, PrometheusError
+    from appliance.components.prom import Prometheus, PrometheusError
 
     try:
         alerts = Prometheus(kube, options.namespace).alerts()

@@ -1,7 +1,7 @@
 """Prometheus' HTTP API of a cluster's monitoring component: the host process's loopback port (the simulator)
 or the API server's service proxy (in the cluster). Used by `status`, the e2e report and scenario scripts:
 
-    python -m appliance.components.monitoring.prom 'DCGM_FI_DEV_GPU_UTIL'     # KUBECONFIG: the cluster
+    python -m appliance.components.prom 'DCGM_FI_DEV_GPU_UTIL'     # KUBECONFIG: the cluster
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def main(argv: list[str]) -> int:
     from appliance.kube import Kube
 
     if len(argv) != 1 or "KUBECONFIG" not in os.environ:
-        print("usage: KUBECONFIG=FILE python -m appliance.components.monitoring.prom EXPR", file=sys.stderr)
+        print("usage: KUBECONFIG=FILE python -m appliance.components.prom EXPR", file=sys.stderr)
         return 2
     try:
         print(json.dumps(Prometheus(Kube(os.environ["KUBECONFIG"])).query(argv[0]), indent=1))

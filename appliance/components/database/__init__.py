@@ -1,0 +1,1 @@
+"""The database component; its files are the kit's, imported by nothing outside appliance.components."""

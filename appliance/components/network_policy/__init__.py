@@ -1,0 +1,1 @@
+"""The network-policy component; its files are the kit's, imported by nothing outside appliance.components."""

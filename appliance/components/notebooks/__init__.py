@@ -1,0 +1,12 @@
+"""The notebooks component. `__all__` is what code outside appliance.components may use; the rest is the kit's."""
+
+from __future__ import annotations
+
+from appliance.components.notebooks import hooks
+
+__all__ = ["login"]
+
+
+def login(options, kube, user: str, port_mappings: list[dict]) -> dict[str, str]:
+    """The hub's address and `user`'s generated login (`port_mappings`: the kind cluster's, else none)."""
+    return {"url": hooks.hub_url(options, kube, port_mappings), "username": user, "password": hooks.password(kube, user)}

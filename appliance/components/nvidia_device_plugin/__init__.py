@@ -1,0 +1,1 @@
+"""The nvidia-device-plugin component; its files are the kit's, imported by nothing outside appliance.components."""

@@ -1,0 +1,1 @@
+"""The platform-base component; its files are the kit's, imported by nothing outside appliance.components."""

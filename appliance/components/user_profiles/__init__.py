@@ -1,0 +1,1 @@
+"""The user-profiles component; its files are the kit's, imported by nothing outside appliance.components."""
