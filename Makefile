@@ -6,7 +6,7 @@ ARGS     ?=
 BIN      := $(VENV)/bin
 STAMP    := $(VENV)/.installed
 
-.PHONY: up down status doctor plan host-setup test test-unit e2e bench lint clean
+.PHONY: up down status doctor plan host-setup prebuild test test-unit e2e bench lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ host-setup: $(STAMP)  ## install the host programs plans need (debootstrap, gcc)
 
 up: $(STAMP) host-setup  ## create the cluster and install the profile's components
 	$(BIN)/appliance up --profile $(PROFILE) $(ARGS)
+
+prebuild: $(STAMP) host-setup  ## build everything `up` needs for the profile, no cluster (cached: a second run only checks)
+	$(BIN)/appliance prebuild --profile $(PROFILE) $(ARGS)
 
 down: $(STAMP)        ## delete the cluster
 	$(BIN)/appliance down --profile $(PROFILE) $(ARGS)

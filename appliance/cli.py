@@ -68,6 +68,22 @@ def up(profile, provider, sets, as_json, parallel):
         click.echo(f"cluster '{result['cluster']}' ready in {result['seconds']}s; export KUBECONFIG={result['kubeconfig']}")
 
 
+@profile_command
+def prebuild(profile, provider, sets, as_json):
+    """Build everything `up` would build for the profile on its provider, without a cluster (cached: a second run only checks)."""
+    loaded, name, why = orchestrator.load_for(profile, sets, provider)
+    rep = report.make(as_json)
+    rep.message(f"profile '{loaded.profile.name}' ({loaded.path}); provider {name}: {why}")
+    try:
+        result = orchestrator.prebuild(loaded.profile, name, rep)
+    finally:
+        rep.close()
+    if as_json:
+        _emit_json(result)
+    else:
+        click.echo(f"everything '{loaded.profile.name}' needs on {name} is built ({result['seconds']}s)")
+
+
 @main.command()
 @profile_opt
 @cluster_opt

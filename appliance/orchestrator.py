@@ -92,6 +92,30 @@ class Cluster:
         return Plan(steps)
 
 
+def prebuild(profile: Profile, provider: str, reporter) -> dict[str, Any]:
+    """Build everything `up` of this profile would build on this provider, with no cluster: the provider's own
+    needs (kind's node image, the simulator's binaries, bare metal's offline inputs), then each component's
+    images, host programs and generated CRDs. Everything is cached, so a second run only checks."""
+    from appliance.images.builds import BuildError
+    from appliance.images.delivery import DeliveryError
+
+    prereqs.check(profile, provider)
+    c = Cluster(profile, provider, reporter)
+    t0, made = time.monotonic(), {}
+    with progress.reporting(reporter, prereqs.announce(profile, provider, reporter)):
+        for name, build in [(CLUSTER, c.provider.prebuild),
+                            *((n, comp.prebuild) for n, comp in components.enabled(profile, c.provider.pods_run).items())]:
+            reporter.step(name, "running", "building")
+            t1 = time.monotonic()
+            try:
+                made[name] = build() or 0
+            except (BuildError, DeliveryError) as e:
+                reporter.step(name, "failed", str(e))
+                raise UserError(f"{name}: build failed: {e}", "prebuild", "fix the cause and run it again: what was built is kept") from None
+            reporter.step(name, "done", f"{made[name]} built or cached" if name != CLUSTER else provider, round(time.monotonic() - t1, 1))
+    return {"profile": profile.name, "provider": provider, "components": made, "seconds": round(time.monotonic() - t0, 2)}
+
+
 def _check_owner(state: State, provider: str, cluster: str) -> None:
     made_by = state.data.get("provider")
     if made_by and made_by != provider:

@@ -162,6 +162,18 @@ class Kit(Component):
                for n, d in self.decl.images.items() if d.go and not d.hook and (n in host or (not self.on_host and self._when(d)))]
         return out + ([(*builds.CONTROLLER_TOOLS, "controller-gen")] if self.decl.crds else [])
 
+    def prebuild(self) -> int:
+        """The images where pods run, the programs of the host runtime, and the generated CRDs (a render)."""
+        made = super().prebuild()
+        if self.on_host:
+            for h in (h for h in self.decl.host if h.image):  # a `module:` is our own Python: nothing to build
+                _host_program(h.image, self.decl.images[h.image])
+                made += 1
+        if self.decl.crds:
+            self.objects()
+            made += 1
+        return made
+
     def revision(self) -> str:
         files = sorted(p for p in self.folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
         refs = sorted(_python(d.python).ref() for d in self.decl.images.values() if d.python)

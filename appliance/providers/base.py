@@ -51,6 +51,10 @@ class Provider(abc.ABC):
         return spec.control_planes * 1000 + spec.workers * 250, spec.control_planes * 1536 + spec.workers * 512
 
     @abc.abstractmethod
+    def prebuild(self) -> None:
+        """Build or fetch, with no cluster, what create() needs on this host (cached: instant when warm)."""
+
+    @abc.abstractmethod
     def create(self) -> ClusterInfo:
         """Create the cluster or finish a half-made one; idempotent; returns when nodes are Ready."""
 

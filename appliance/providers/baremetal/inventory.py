@@ -105,6 +105,17 @@ class Inventory:
                             fix="give one host role: control-plane")
         return {"all": {"vars": self.defaults(), "children": groups}}
 
+    def offline_inputs(self) -> dict[str, str]:
+        """The folders an offline converge takes from this host, made here where the inventory names none:
+        the toolchain's kubelet, kubeadm and kubectl; the control plane's image archives (hosts that init)."""
+        out = {}
+        if self.offline_default("appliance_k8s_binaries_dir"):
+            out["appliance_k8s_binaries_dir"] = str(self.k8s_binaries_dir())
+        init = all(h.vars.get("appliance_kubeadm_init", True) for h in self.bm.hosts)
+        if init and self.offline_default("appliance_k8s_images_dir"):
+            out["appliance_k8s_images_dir"] = str(self.k8s_images_dir())
+        return out
+
     def write(self) -> list[str]:
         """Write the inventory file(s) under the state dir; returns the -i list for the run."""
         user_inv = Path(self.bm.inventory).expanduser() if self.bm.inventory else None
@@ -114,12 +125,7 @@ class Inventory:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         inv_dir = self.state_dir / "inventory"
         inv_dir.mkdir(exist_ok=True)
-        defaults = self.defaults()
-        if self.offline_default("appliance_k8s_binaries_dir"):
-            defaults["appliance_k8s_binaries_dir"] = str(self.k8s_binaries_dir())
-        init = all(h.vars.get("appliance_kubeadm_init", True) for h in self.bm.hosts)
-        if init and self.offline_default("appliance_k8s_images_dir"):
-            defaults["appliance_k8s_images_dir"] = str(self.k8s_images_dir())
+        defaults = {**self.defaults(), **self.offline_inputs()}
         if self.bm.inventory:
             base = inv_dir / "00-appliance-defaults.yml"
             base.write_text(yaml.safe_dump({"all": {"vars": defaults}}, sort_keys=False))

@@ -101,6 +101,10 @@ class BaremetalProvider(Provider):
 
     # -- Provider API
 
+    def prebuild(self) -> None:
+        """What an offline converge takes from this host (the toolchain's binaries, control-plane images)."""
+        self.inventory.offline_inputs()
+
     def create(self) -> ClusterInfo:
         self.converge()
         nodes = [{"name": h.name, "address": h.address, "role": h.role} for h in self.bm.hosts]

@@ -86,6 +86,11 @@ class KindProvider(Provider):
             out.append({"name": name, "state": state, "status": status})
         return out
 
+    def prebuild(self) -> None:
+        """kind itself and the node image (with what it pre-loads)."""
+        self._kind()
+        self.image()
+
     def image(self) -> str:
         if self.spec.kind.image:
             return self.spec.kind.image

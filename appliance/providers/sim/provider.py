@@ -89,6 +89,10 @@ class SimProvider(Provider):
 
     # ------------------------------------------------------------------ toolchain
 
+    def prebuild(self) -> None:
+        """The control plane's and kwok's binaries."""
+        self._binaries()
+
     def _binaries(self) -> dict[str, Path]:
         from appliance.toolchain import SIM_TOOLS, Toolchain
 
