@@ -118,6 +118,8 @@ class Kit(Component):
     folder: ClassVar[Path]
     #: its hooks.py, if any (loaded with the declaration)
     hooks: ClassVar[ModuleType | None]
+    #: what ready() checks: the objects install applied and the host processes beside their workloads
+    _applied: tuple[list[dict], list[tuple["HostController", dict]]] | None = None
 
     @classmethod
     def _hook(cls, fn: str):
@@ -275,6 +277,7 @@ class Kit(Component):
         if late:
             wait.until(lambda: self._ready(kube, now, list(zip(hosts, hosted, strict=True))), LATE_WAIT, self.name)
             wait.until(lambda: (kube.apply(late) > 0, ""), 120, ", ".join(f"{x['kind']}/{x['metadata']['name']}" for x in late))
+        self._applied = (now + late, list(zip(hosts, hosted, strict=True)))
         if pruned := self._prune(kube, now + late):
             notes.append(f"pruned {pruned}")
         if refs:
@@ -289,9 +292,13 @@ class Kit(Component):
         return (not missing, ", ".join(missing[:5]))
 
     def ready(self, kube) -> tuple[bool, str]:
-        hosts = self._hosts(kube) if self.on_host else []
-        now, late, hosted = self._split(self.objects(kube, ports=hosts[0].ports(self) if hosts else None))
-        return self._ready(kube, now + late, list(zip(hosts, hosted, strict=True)))
+        """Whether what `install` applied (in this process; else one render, kept) exists and runs: polled
+        every second while `up` waits, so it renders nothing anew (hooks read the API, CRDs are megabytes)."""
+        if self._applied is None:
+            hosts = self._hosts(kube) if self.on_host else []
+            now, late, hosted = self._split(self.objects(kube, ports=hosts[0].ports(self) if hosts else None))
+            self._applied = (now + late, list(zip(hosts, hosted, strict=True)))
+        return self._ready(kube, *self._applied)
 
     def notes(self, kube) -> list[str]:
         """Lines `status` shows under the component (the hooks' `notes(options, kube)`), e.g. firing alerts."""

@@ -167,3 +167,23 @@ def test_a_deployment_is_ready_once_its_new_pods_are_available():
     assert not _is_ready("Deployment", live(replicas=1, updatedReplicas=1, availableReplicas=0))
     assert not _is_ready("Deployment", live(replicas=2, updatedReplicas=1, availableReplicas=2))
     assert _is_ready("Deployment", live(replicas=1, updatedReplicas=1, availableReplicas=1))
+
+
+def test_ready_renders_once_then_checks_what_it_kept(tmp_path, monkeypatch):
+    """`up` polls ready() every second: the manifests are rendered once (or taken from install), not per poll."""
+    comp = _component(tmp_path, DECL, {"deploy.yaml": DEPLOY})()
+    renders, asked = [], []
+    real = comp.objects
+    monkeypatch.setattr(comp, "objects", lambda *a, **k: renders.append(1) or real(*a, **k))
+
+    class Kube:
+        def internal_ips(self):
+            return []
+
+        def missing(self, objs):
+            asked.append([o["metadata"]["name"] for o in objs])
+            return ["Deployment demo/demo"] if len(asked) < 3 else []
+
+    assert comp.ready(Kube()) == (False, "Deployment demo/demo")
+    assert comp.ready(Kube())[0] is False and comp.ready(Kube()) == (True, "")
+    assert len(renders) == 1 and asked[0] == asked[-1] and "demo" in asked[0]
