@@ -111,7 +111,7 @@ def prebuild(profile: Profile, provider: str, reporter) -> dict[str, Any]:
                 made[name] = build() or 0
             except (BuildError, DeliveryError) as e:
                 reporter.step(name, "failed", str(e))
-                raise UserError(f"{name}: build failed: {e}", "prebuild", "fix the cause and run it again: what was built is kept") from None
+                raise UserError(f"build failed: {e}", name, "fix the cause and run it again: what was built is kept") from None
             reporter.step(name, "done", f"{made[name]} built or cached" if name != CLUSTER else provider, round(time.monotonic() - t1, 1))
     return {"profile": profile.name, "provider": provider, "components": made, "seconds": round(time.monotonic() - t0, 2)}
 

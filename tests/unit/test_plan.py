@@ -168,3 +168,31 @@ def test_a_components_inputs_cover_its_dependencies():
     before, after = prints(), prints("components.user-profiles.options.users=[alice]")
     changed = {n for n in before if before[n] != after[n]}
     assert changed == {"user-profiles", "notebooks", "pipelines"}
+
+
+def test_prebuild_builds_provider_then_components_and_names_a_failed_build(monkeypatch, tmp_path):
+    """prebuild: the provider's own needs first, then each component in the profile; a build error is one line
+    naming the component (what was built before it stays)."""
+    import io
+
+    from appliance import components, orchestrator, prereqs, profiles
+    from appliance.images.builds import BuildError
+    from appliance.providers.sim import SimProvider
+
+    monkeypatch.setenv("APPLIANCE_STATE", str(tmp_path))
+    order = []
+    monkeypatch.setattr(prereqs, "check", lambda profile, provider: None)
+    monkeypatch.setattr(prereqs, "announce", lambda profile, provider, reporter: 0)
+    monkeypatch.setattr(SimProvider, "prebuild", lambda self: order.append("cluster"))
+    profile = profiles.load("laptop", [], "sim").profile
+    comps = components.enabled(profile, False)
+    for name, comp in comps.items():
+        monkeypatch.setattr(comp, "prebuild", lambda n=name: order.append(n) or 1)
+    monkeypatch.setattr(components, "enabled", lambda profile, pods_run: comps)
+    out = orchestrator.prebuild(profile, "sim", Reporter(io.StringIO()))
+    assert order == ["cluster", *comps] and out["components"] == {"cluster": 0, **dict.fromkeys(comps, 1)}
+    broken = next(iter(comps))
+    monkeypatch.setattr(comps[broken], "prebuild", lambda: (_ for _ in ()).throw(BuildError("go build: exit 1")))
+    with pytest.raises(UserError) as e:
+        orchestrator.prebuild(profile, "sim", Reporter(io.StringIO()))
+    assert e.value.line().startswith(f"{broken}: build failed: go build: exit 1")
