@@ -42,6 +42,8 @@ KEEP = "appliance.dev/keep-on-prune"
 #: given to each rendered workload that names none, so no tenant pod preempts the platform
 PLATFORM_PRIORITY = "appliance-platform"
 WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet", "Job")
+#: option `runtime`, which the kit adds to a component with host workloads (`host:`): where they run
+RUNTIME = "auto: host where the provider runs no pods (the simulator), else in-cluster; in-cluster: {} as pods; host: as supervised host processes"
 TYPES = {"string": str, "integer": int, "boolean": bool, "number": float}
 
 
@@ -63,6 +65,14 @@ def _option_model(name: str, spec: dict[str, Option]) -> type[Options]:
             fields[key] = (t | None if o.default is None and not o.required else t,
                            Field(... if o.required else o.default, description=o.description, **extra))
     return create_model(f"{name.title().replace('-', '')}Opts", __base__=Options, **fields)
+
+
+def _options(decl: declared.Decl) -> dict[str, Option]:
+    """The declared options, after `runtime` for a component with host workloads."""
+    if not decl.host:
+        return decl.options
+    runtime = Option(enum=["auto", "in-cluster", "host"], default="auto", description=RUNTIME.format(", ".join(h.workload for h in decl.host)))
+    return {"runtime": runtime, **decl.options}
 
 
 def node_cidrs(kube) -> list[str]:
@@ -395,7 +405,7 @@ def load(folder: Path) -> type[Kit]:
     declared.check_hooks(decl, origins, hooks, folder / "component.yaml")
     return type(re.sub(r"\W", "", name.title()), (Kit,), {
         "name": name, "description": decl.description, "depends": decl.depends,
-        "Opts": _option_model(name, decl.options), "folder": folder, "decl": decl, "hooks": hooks,
+        "Opts": _option_model(name, _options(decl)), "folder": folder, "decl": decl, "hooks": hooks,
     })
 
 
