@@ -89,7 +89,7 @@ def budget(profile: Profile, provider: str, f: dict[str, Any]) -> Check:
     """Sum the cluster's footprint and the components' requests; compare with the host."""
     cpu_m, mem_mi = providers.get(provider).footprint(profile.cluster)
     total = components.Resources(cpu_m, mem_mi)
-    for comp in components.enabled(profile, providers.get(provider).pods_run).values():
+    for comp in components.enabled(profile, providers.get(provider).runtime()).values():
         total = total + comp.requests()
     host_cpu_m, host_mem = f["cpus"] * 1000, f["memory_mib"]
     detail = (f"profile '{profile.name}' on {provider} needs {total.cpu_m / 1000:.2f} CPU and {total.memory_mi / 1024:.2f} GiB; "
@@ -112,7 +112,7 @@ def host_programs(profile: Profile, provider: str) -> Check:
 def images(profile: Profile, provider: str, f: dict[str, Any]) -> Check:
     """Where the components' images will come from (auto probes the registries), and whether a local
     build can happen here."""
-    comps = components.enabled(profile, providers.get(provider).pods_run)
+    comps = components.enabled(profile, providers.get(provider).runtime())
     if not any(c.images() for c in comps.values()):
         return Check("images", "pass", "no component image to deliver")
     d = next(iter(comps.values())).delivery.decision()

@@ -7,8 +7,7 @@ import threading
 import time
 from typing import Any
 
-from appliance import components, host, paths, prereqs, profiles, progress, providers
-from appliance.components import hostproc
+from appliance import components, host, paths, prereqs, profiles, progress, providers, runtime
 from appliance.errors import UserError
 from appliance.plan import CLUSTER, Lock, Plan, State, Step, execute, fingerprint
 from appliance.schema import ClusterSpec, ComponentSpec, Profile
@@ -71,7 +70,7 @@ class Cluster:
             run=create, ready=lambda: (self.provider.ready(), ""), description=f"{self.provider_name} cluster '{self.profile.cluster.name}'",
         )]
         deps = components.dependencies(self.profile)
-        comps = components.enabled(self.profile, self.provider.pods_run)
+        comps = components.enabled(self.profile, self.provider.runtime())
         prints: dict[str, str] = {}
 
         def inputs(name: str) -> str:
@@ -104,7 +103,7 @@ def prebuild(profile: Profile, provider: str, reporter) -> dict[str, Any]:
     t0, made = time.monotonic(), {}
     with progress.reporting(reporter, prereqs.announce(profile, provider, reporter)):
         for name, build in [(CLUSTER, c.provider.prebuild),
-                            *((n, comp.prebuild) for n, comp in components.enabled(profile, c.provider.pods_run).items())]:
+                            *((n, comp.prebuild) for n, comp in components.enabled(profile, c.provider.runtime()).items())]:
             reporter.step(name, "running", "building")
             t1 = time.monotonic()
             try:
@@ -186,7 +185,7 @@ def down(cluster: str, reporter) -> None:
     c = Cluster(profile, provider, reporter)
     with Lock(c.dir, cluster):
         if c.provider.ready():
-            comps = components.enabled(profile, c.provider.pods_run)
+            comps = components.enabled(profile, c.provider.runtime())
             for wave in reversed(c.plan().waves()):
                 for name in (n for n in wave if n in comps):
                     try:
@@ -211,7 +210,7 @@ def status(cluster: str) -> dict[str, Any]:
         entry = {"step": rec.get("status"), "error": rec.get("error")}
         if ready and sid in components.CATALOG:
             options = (state.data.get("components") or {}).get(sid)
-            comp = components.CATALOG[sid](options, c.provider.pods_run)
+            comp = components.CATALOG[sid](options, c.provider.runtime())
             ok, missing = comp.ready(c.kube())
             entry.update(ready=ok, missing=missing, notes=comp.notes(c.kube()) if ok else [])
         comps[sid] = entry
@@ -220,5 +219,5 @@ def status(cluster: str) -> dict[str, Any]:
         "kubeconfig": (state.data.get("cluster") or {}).get("kubeconfig"),
         "steps": {k: v.get("status") for k, v in state.data["steps"].items()},
         "components": comps, "provider_status": c.provider.status(),
-        "host_processes": hostproc.infos(kubeconfig) if (kubeconfig := (state.data.get("cluster") or {}).get("kubeconfig")) else [],
+        "host_processes": runtime.infos(kubeconfig) if (kubeconfig := (state.data.get("cluster") or {}).get("kubeconfig")) else [],
     }

@@ -34,7 +34,7 @@ ALL = (DEBOOTSTRAP, GCC, NPM, BROWSER)
 
 def _python_images(profile: Profile, provider: str) -> list[Python]:
     """The `python:` declarations of the images this plan builds here."""
-    comps = components.enabled(profile, providers.get(provider).pods_run)  # no images where pods do not run
+    comps = components.enabled(profile, providers.get(provider).runtime())  # no images where pods do not run
     built = {i.name for c in comps.values() for i in c.images() if not i.upstream}
     return [d.python for c in comps.values() for n, d in c.decl.images.items() if n in built and d.python]
 
@@ -78,9 +78,9 @@ def missing(profile: Profile, provider: str) -> tuple[str, str]:
 def check(profile: Profile, provider: str) -> None:
     """Fail at once, with what fixes it, when the profile enables a component that needs pods on a provider
     that runs none (component.yaml `needs_pods: why`), or the plan needs a program the host lacks."""
-    pods_run = providers.get(provider).pods_run
-    for name, comp in components.enabled(profile, pods_run).items():
-        if not pods_run and (why := comp.decl.needs_pods):
+    runtime = providers.get(provider).runtime()
+    for name, comp in components.enabled(profile, runtime).items():
+        if not runtime.pods_run and (why := comp.decl.needs_pods):
             raise UserError(f"component '{name}' needs pods, which the {provider} provider does not run ({why})",
                             f"profile '{profile.name}' (components.{name})",
                             f"leave it out there: provider_overrides.{provider}.components.{name}.enabled: false, or --set components.{name}.enabled=false")
@@ -132,7 +132,7 @@ def pending(profile, provider: str) -> tuple[list[str], int]:
             groups += [TOOLS[t].group] if TOOLS[t].group not in groups else []
     downloads = len(groups) if groups and ReleaseSource().available()[0] else 0
     todo[:0] = [] if downloads else [f"toolchain {g}" for g in groups]
-    for comp in components.enabled(profile, providers.get(provider).pods_run).values():
+    for comp in components.enabled(profile, providers.get(provider).runtime()).values():
         go += [p for p in comp.go_programs() if p not in go]
     todo += [name for module, version, name in go if not builds.go_binary_path(module, version, name).is_file()]
     return todo, downloads

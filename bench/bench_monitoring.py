@@ -25,9 +25,9 @@ def run(nodes: int, scrapes: int) -> list[dict]:
     import psutil
 
     from appliance import orchestrator, report
-    from appliance.components import hostproc
     from appliance.components.prom import Prometheus, PrometheusError
     from appliance.kube import Kube
+    from appliance.runtime import process
 
     sets = ["cluster.name=bench-monitoring", f"cluster.node_classes.0.count={nodes}",
             "components.monitoring.options.scrape_interval=10s"]
@@ -56,10 +56,10 @@ def run(nodes: int, scrapes: int) -> list[dict]:
         time.sleep(10 * scrapes)
         scrape = float(prom.query(f'max_over_time(scrape_duration_seconds{{job="gpu-exporter"}}[{10 * scrapes}s])')[0]["value"][1])
         series = int(float(prom.query("prometheus_tsdb_head_series")[0]["value"][1]))
-        folder = hostproc.controllers_dir(result["kubeconfig"])
+        folder = process.controllers_dir(result["kubeconfig"])
         rss = {}
         for name in ("prometheus", "gpu-exporter"):
-            sup = psutil.Process(hostproc.HostProcess(folder, name).load().pid)
+            sup = psutil.Process(process.HostProcess(folder, name).load().pid)
             rss[name] = max(p.memory_info().rss for p in sup.children(recursive=True)) / 2**20  # the program, not its supervisor
         return [
             {"metric": "simulated GPUs, all held by pods", "value": gpus, "unit": "GPUs"},

@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     from kubernetes import client, config
 
-    from appliance.components import hostproc
+    from appliance.runtime import process
     from tests.integration.clusters import cluster
 
     sets = ["cluster.name=bench-tuning-sim", f"cluster.node_classes.0.count={a.nodes}",
@@ -123,10 +123,10 @@ def main(argv: list[str] | None = None) -> int:
         crd = client.CustomObjectsApi(config.new_client_from_config(result["kubeconfig"]))
         base = baseline(crd, a.trials, a.parallel, a.run_time)
         wall, overhead = experiment(crd, a.trials, a.parallel, a.run_time)
-        folder = hostproc.controllers_dir(result["kubeconfig"])
+        folder = process.controllers_dir(result["kubeconfig"])
         rss = 0.0
         for name in KATIB:
-            rec = hostproc.HostProcess(folder, name).load()
+            rec = process.HostProcess(folder, name).load()
             # the program and its children (PostgreSQL's backends), not the supervisor; PSS: shared pages counted once
             rss += sum(q.memory_full_info().pss for q in psutil.Process(rec.pid).children(recursive=True)) / 2**20
         write("tuning-sim", [

@@ -68,7 +68,7 @@ def _profile_images(profile: str, sets: tuple[str, ...], provider: str | None):
     from appliance.orchestrator import load_for
 
     loaded, name, _ = load_for(profile, sets, provider)
-    comps = components.enabled(loaded.profile, providers.get(name).pods_run)
+    comps = components.enabled(loaded.profile, providers.get(name).runtime())
     return loaded.profile, [(n, img) for n, c in comps.items() for img in c.images()]
 
 

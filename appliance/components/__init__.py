@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from appliance.components.decl import Decl
 from appliance.errors import ProfileError, validation_what
 from appliance.images.delivery import ComponentImage, Images
+from appliance.runtime import IN_CLUSTER, Runtime
 from appliance.schema import ImagesSpec, Profile
 
 
@@ -43,10 +44,10 @@ class Component:
     #: its typed component.yaml (decl.py)
     decl: ClassVar[Decl]
 
-    def __init__(self, options: dict[str, Any] | None = None, pods_run: bool = True):
+    def __init__(self, options: dict[str, Any] | None = None, runtime: Runtime = IN_CLUSTER):
         self.options = self.Opts.model_validate(options or {})
-        #: the provider's word: can pods run? (see providers.base.Provider.pods_run)
-        self.pods_run = pods_run
+        #: where its workloads run, the provider's choice (see providers.base.Provider.runtime)
+        self.runtime = runtime
         #: where images come from; `enabled()` gives every component of a profile the profile's
         self.delivery = Images(ImagesSpec(source="local"), [])
 
@@ -103,10 +104,10 @@ def _catalog() -> dict[str, type[Component]]:
 CATALOG: dict[str, type[Component]] = _catalog()
 
 
-def enabled(profile: Profile, pods_run: bool = True) -> dict[str, Component]:
-    """The profile's enabled components, instantiated with their options and what the provider says of
-    pods (`pods_run`), sharing one image delivery."""
-    comps = {n: CATALOG[n](s.options, pods_run) for n, s in profile.components.items() if s.enabled}
+def enabled(profile: Profile, runtime: Runtime = IN_CLUSTER) -> dict[str, Component]:
+    """The profile's enabled components, instantiated with their options and the provider's runtime, sharing
+    one image delivery."""
+    comps = {n: CATALOG[n](s.options, runtime) for n, s in profile.components.items() if s.enabled}
     delivery = Images(profile.cluster.images, [i.upstream for c in comps.values() for i in c.images() if i.upstream])
     for c in comps.values():
         c.delivery = delivery

@@ -174,6 +174,8 @@ class Decl(Strict):
         for h in self.host:
             if h.image is not None and h.image not in self.images:
                 raise ValueError(f"host `{h.workload}` names image '{h.image}', which `images:` does not declare")
+        if self.host and "runtime" in self.options:
+            raise ValueError("the kit adds option `runtime` to a component with `host:`: leave it out of `options:`")
         return self
 
 

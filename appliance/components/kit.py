@@ -11,7 +11,6 @@ import hashlib
 import importlib
 import json
 import re
-import socket
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -20,13 +19,13 @@ from typing import Annotated, Any, ClassVar, Literal
 import yaml
 from pydantic import Field, create_model
 
-from appliance import certs, procs
+from appliance import certs
 from appliance.components import Component, ComponentImage, Options, Resources
 from appliance.components import decl as declared
 from appliance.components.access import user_roles
 from appliance.components.decl import Go, Image, Option, Python
-from appliance.components.hostproc import HostProcess, controllers_dir, stop_all
 from appliance.images import builds
+from appliance.runtime import HOST_IP, Hosts, Workload
 from appliance.util import wait
 
 HERE = Path(__file__).resolve().parent
@@ -37,14 +36,14 @@ ROOT = HERE.parents[1]
 #: an object annotated so is applied once the rest is ready (e.g. it goes through the component's own webhook)
 LATE = "appliance.dev/apply-after-ready"
 LATE_WAIT = 300
-#: on the host runtime, the API server reaches host controllers' webhooks here
-HOST_IP = "127.0.0.1"
 #: an object annotated so is not pruned when the manifests drop it (only `remove` deletes it)
 KEEP = "appliance.dev/keep-on-prune"
 #: the priority class of the platform's own pods (platform-base makes it, above every user-level class):
 #: given to each rendered workload that names none, so no tenant pod preempts the platform
 PLATFORM_PRIORITY = "appliance-platform"
 WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet", "Job")
+#: option `runtime`, which the kit adds to a component with host workloads (`host:`): where they run
+RUNTIME = "auto: host where the provider runs no pods (the simulator), else in-cluster; in-cluster: {} as pods; host: as supervised host processes"
 TYPES = {"string": str, "integer": int, "boolean": bool, "number": float}
 
 
@@ -66,6 +65,14 @@ def _option_model(name: str, spec: dict[str, Option]) -> type[Options]:
             fields[key] = (t | None if o.default is None and not o.required else t,
                            Field(... if o.required else o.default, description=o.description, **extra))
     return create_model(f"{name.title().replace('-', '')}Opts", __base__=Options, **fields)
+
+
+def _options(decl: declared.Decl) -> dict[str, Option]:
+    """The declared options, after `runtime` for a component with host workloads."""
+    if not decl.host:
+        return decl.options
+    runtime = Option(enum=["auto", "in-cluster", "host"], default="auto", description=RUNTIME.format(", ".join(h.workload for h in decl.host)))
+    return {"runtime": runtime, **decl.options}
 
 
 def node_cidrs(kube) -> list[str]:
@@ -118,8 +125,8 @@ class Kit(Component):
     folder: ClassVar[Path]
     #: its hooks.py, if any (loaded with the declaration)
     hooks: ClassVar[ModuleType | None]
-    #: what ready() checks: the objects install applied and the host processes beside their workloads
-    _applied: tuple[list[dict], list[tuple["HostController", dict]]] | None = None
+    #: what ready() checks: the objects install applied, and the host processes with the workloads they run
+    _applied: tuple[list[dict], Hosts, list[dict]] | None = None
 
     @classmethod
     def _hook(cls, fn: str):
@@ -136,8 +143,7 @@ class Kit(Component):
     def on_host(self) -> bool:
         """The host runtime: the declared controller Deployment runs as a supervised host process (runtime
         `host`, or `auto` where the provider says pods cannot run)."""
-        runtime = getattr(self.options, "runtime", "in-cluster")
-        return bool(self.decl.host) and (runtime == "host" or (runtime == "auto" and not self.pods_run))
+        return bool(self.decl.host) and self.runtime.on_host(self.options.runtime)
 
     def _env(self):
         import jinja2
@@ -152,7 +158,7 @@ class Kit(Component):
 
     # --- images: declared with their pinned upstream reference and how to build them here
     def images(self) -> list[ComponentImage]:
-        if self.on_host or not self.pods_run:
+        if self.on_host or not self.runtime.pods_run:
             return []  # nothing pulls images where pods do not run
         return [ComponentImage(n, d.upstream, _builder(n, d, self.hooks), tuple(d.aliases))
                 for n, d in self.decl.images.items() if self._when(d)]
@@ -264,20 +270,18 @@ class Kit(Component):
         o = self.options
         images = self.images()
         refs = self.delivery.provide(kube, images) if images else {}
-        hosts = self._hosts(kube) if self.on_host else []
-        ports = hosts[0].ports(self) if hosts else None
+        hosts = self._hosts(kube)
+        ports = hosts.ports(dict(self.decl.ports))
         now, late, hosted = self._split(self.objects(kube, refs, ports))
         first = [x for x in now if x["kind"] in ("CustomResourceDefinition", "Namespace")]
         kube.apply(first)
         wait.until(lambda: (not (m := kube.missing(first)), ", ".join(m)), 60, f"{self.name} CRDs")
         kube.apply([x for x in now if x not in first])
-        notes = [f"applied {len(now) + len(late)} objects"]
-        for host, dep in zip(hosts, hosted, strict=True):
-            notes.append(host.run(self, dep, now, kube.kubeconfig, ports))
+        notes = [f"applied {len(now) + len(late)} objects", *hosts.run(hosted, now, ports, self._workload)]
         if late:
-            wait.until(lambda: self._ready(kube, now, list(zip(hosts, hosted, strict=True))), LATE_WAIT, self.name)
+            wait.until(lambda: self._ready(kube, now, hosts, hosted), LATE_WAIT, self.name)
             wait.until(lambda: (kube.apply(late) > 0, ""), 120, ", ".join(f"{x['kind']}/{x['metadata']['name']}" for x in late))
-        self._applied = (now + late, list(zip(hosts, hosted, strict=True)))
+        self._applied = (now + late, hosts, hosted)
         if pruned := self._prune(kube, now + late):
             notes.append(f"pruned {pruned}")
         if refs:
@@ -286,18 +290,17 @@ class Kit(Component):
             notes.append(after(o, kube))
         return "; ".join(filter(None, notes))
 
-    def _ready(self, kube, objs: list[dict], hosted: list[tuple["HostController", dict]]) -> tuple[bool, str]:
-        missing = kube.missing(objs)
-        missing += [f"host process {h.name} (log {h.log})" for h, dep in hosted if not h.ready(dep)]
+    def _ready(self, kube, objs: list[dict], hosts: Hosts, hosted: list[dict]) -> tuple[bool, str]:
+        missing = kube.missing(objs) + hosts.missing(hosted)
         return (not missing, ", ".join(missing[:5]))
 
     def ready(self, kube) -> tuple[bool, str]:
         """Whether what `install` applied (in this process; else one render, kept) exists and runs: polled
         every second while `up` waits, so it renders nothing anew (hooks read the API, CRDs are megabytes)."""
         if self._applied is None:
-            hosts = self._hosts(kube) if self.on_host else []
-            now, late, hosted = self._split(self.objects(kube, ports=hosts[0].ports(self) if hosts else None))
-            self._applied = (now + late, list(zip(hosts, hosted, strict=True)))
+            hosts = self._hosts(kube)
+            now, late, hosted = self._split(self.objects(kube, ports=hosts.ports(dict(self.decl.ports))))
+            self._applied = (now + late, hosts, hosted)
         return self._ready(kube, *self._applied)
 
     def notes(self, kube) -> list[str]:
@@ -305,13 +308,28 @@ class Kit(Component):
         return notes(self.options, kube) if (notes := self._hook("notes")) else []
 
     def remove(self, kube) -> None:
-        stop_all(self._hosts(kube) if self.on_host else [])
+        self._hosts(kube).stop()
         kube.delete(reversed(self.objects(kube)))
         self._prune(kube, [])
         kube.delete([self._inventory({})])
 
-    def _hosts(self, kube) -> list["HostController"]:
-        return [HostController(controllers_dir(kube.kubeconfig), h.workload) for h in self.decl.host]
+    # --- the host runtime: the workloads of `host:`, where the runtime puts them on the host
+    def _hosts(self, kube) -> Hosts:
+        return self.runtime.hosts(kube, [h.workload for h in self.decl.host] if self.on_host else [])
+
+    def _workload(self, name: str) -> Workload:
+        """Host workload `name` in the runtime's terms: its program (our module, or its image's, built when it
+        starts), the hooks' `host_env(options)`, its routes rendered."""
+        h = next(x for x in self.decl.host if x.workload == name)
+        if h.module:  # our own Python module, run with the appliance's Python
+            program, image = (lambda: [sys.executable, "-m", h.module]), {"module": h.module}
+            version = builds.file_hash(ROOT / (h.module.replace(".", "/") + ".py"))
+        else:  # the image as written in component.yaml: the signature of a process an older version started
+            d = self.decl.images[h.image]
+            program, image, version = (lambda: _host_program(h.image, d)), d.model_dump(exclude_unset=True), _sig_version(d)
+        env = more(self.options) if (more := self._hook("host_env")) else {}
+        routes = {self._env().from_string(pattern).render(options=self.options): port for pattern, port in h.routes.items()}
+        return Workload(program, image, version, env, routes, h.unprivileged, tuple(h.fixed_paths), tuple(h.private_paths))
 
     # --- pruning: objects labelled with this component whose kind it ever applied, no longer rendered
     def _inventory(self, kinds: dict[str, bool]) -> dict:
@@ -338,130 +356,6 @@ class Kit(Component):
         if objs:
             kube.apply([self._inventory(now)])
         return len(gone)
-
-
-class HostController(HostProcess):
-    """A declared Deployment's (or StatefulSet's) container run as a supervised host process against the API
-    server (where pods cannot run): the program is the Go build of its image (or a Python image's entrypoint);
-    args and env as rendered (Secret keys resolved, the hooks' `host_env(options)` added); ConfigMap volumes
-    written to files, a Secret volume copied (by the supervisor), empty dirs and claims as folders kept under
-    its folder, mount paths in args and env rewritten; free loopback ports in place of the declared ones, kept
-    while it runs; `routes` ({"service.namespace:port" pattern: port name}) for the Services it dials by name;
-    `unprivileged: true` for a server that refuses root; `private_paths` for paths fixed in a program's code
-    (its folder is bound there for that process only); `module:` runs one of our Python modules instead of an image."""
-
-    def ready(self, dep: dict) -> bool:
-        """Alive, and its readiness probe answers on loopback as a kubelet would ask (httpGet: 2xx/3xx;
-        tcpSocket, grpc: a connection), when the probe's port is one given to it (declared or named)."""
-        cur = self.load()
-        if not (cur and cur.alive()):
-            return False
-        (c,) = dep["spec"]["template"]["spec"]["containers"]
-        probe = c.get("readinessProbe") or {}
-        how = next((k for k in ("httpGet", "tcpSocket", "grpc") if k in probe), None)
-        named = {p["name"]: p["containerPort"] for p in c.get("ports") or [] if "name" in p}
-        given = set(((cur.extra or {}).get("ports") or {}).values())
-        port = named.get(probe[how]["port"], probe[how]["port"]) if how else None
-        if port not in given:
-            return True  # no probe, or not on a port we chose: being alive is all we can tell
-        try:
-            if how == "httpGet":
-                import urllib.request
-
-                with urllib.request.urlopen(f"http://{HOST_IP}:{port}{probe[how].get('path', '/')}", timeout=2) as r:
-                    return 200 <= r.status < 400
-            with socket.create_connection((HOST_IP, port), timeout=2):
-                return True
-        except OSError:
-            return False
-
-    def ports(self, comp: Kit) -> dict[str, int]:
-        cur = self.load()
-        declared = dict(comp.decl.ports)
-        if cur and cur.alive() and set((cur.extra or {}).get("ports") or {}) == set(declared):
-            return cur.extra["ports"]
-        return dict(zip(declared, procs.free_ports(len(declared)), strict=True))
-
-    def run(self, comp: Kit, dep: dict, objs: list[dict], kubeconfig: str, ports: dict[str, int]) -> str:
-        """Start (or keep) the process for Deployment `dep`; its ConfigMaps are taken from `objs`."""
-        h = next(x for x in comp.decl.host if x.workload == self.name)
-        pod = dep["spec"]["template"]["spec"]
-        (c,) = pod["containers"]
-        ns = dep["metadata"]["namespace"]
-        root = self.folder / f"{self.name}-root"
-        fixed, private = set(h.fixed_paths), set(h.private_paths)
-        binds: dict[str, str] = {}
-        volumes = {v["name"]: v for v in pod.get("volumes") or []}
-        volumes |= {t["metadata"]["name"]: {"claim": True} for t in dep["spec"].get("volumeClaimTemplates") or []}
-        moved: dict[str, str] = {}
-        secret = cert_dir = ""
-        for m in c.get("volumeMounts") or []:
-            v, target = volumes[m["name"]], m["mountPath"]
-            where = target if target in fixed else str(root) + target
-            if target in private:
-                binds[where] = target  # the program sees it at its own path, this process only
-            else:
-                moved[target] = where
-            if "secret" in v:
-                secret, cert_dir = f"{ns}/{v['secret']['secretName']}", where
-            elif "configMap" in v:
-                (cm,) = [o for o in objs if o["kind"] == "ConfigMap" and o["metadata"]["name"] == v["configMap"]["name"]
-                         and o["metadata"].get("namespace") == ns]
-                Path(where).mkdir(parents=True, exist_ok=True)
-                for key, text in (cm.get("data") or {}).items():
-                    Path(where, key).write_text(text)
-            else:  # an empty dir or a claim: a folder of its own, kept across restarts
-                Path(where).mkdir(parents=True, exist_ok=True)
-        args = [_moved(a, moved) for a in c.get("args") or []]
-        # programs that find a mount through the temp dir (controller-runtime's default cert dir) find it moved
-        env = {"TMPDIR": str(root / "tmp")} if any((t == "/tmp" or t.startswith("/tmp/")) and t not in fixed for t in moved) else {}
-        secrets: dict[str, str] = {}
-        for e in c.get("env") or []:
-            ref = e.get("valueFrom") or {}
-            if "value" in e:
-                env[e["name"]] = _moved(e["value"], moved)
-            elif ref.get("fieldRef", {}).get("fieldPath") == "metadata.namespace":
-                env[e["name"]] = ns
-            elif "secretKeyRef" in ref:
-                secrets[e["name"]] = _secret_key(objs, ns, ref["secretKeyRef"])
-        if more := comp._hook("host_env"):
-            env.update(more(comp.options))
-        routes = {comp._env().from_string(pattern).render(options=comp.options): ports[name]
-                  for pattern, name in h.routes.items()}
-        if h.module:  # our own Python module, run with the appliance's Python
-            image, version = {"module": h.module}, builds.file_hash(ROOT / (h.module.replace(".", "/") + ".py"))
-        else:  # the image as written in component.yaml: the signature of a process an older version started
-            image, version = comp.decl.images[h.image].model_dump(exclude_unset=True), _sig_version(comp.decl.images[h.image])
-        sig = {"image": image, "args": args, "env": env, "version": version, "routes": routes,
-               "secrets": hashlib.sha256(json.dumps(secrets, sort_keys=True).encode()).hexdigest()[:16]}
-        if ann := dep["spec"]["template"]["metadata"].get("annotations"):
-            sig["annotations"] = ann  # what restarts the pod (a configuration's hash) restarts the process
-        if cur := self.current(sig):
-            return f"host process running (pid {cur.pid})"
-        if "TMPDIR" in env:
-            Path(env["TMPDIR"]).mkdir(parents=True, exist_ok=True)
-        program = [sys.executable, "-m", h.module] if h.module else _host_program(h.image, comp.decl.images[h.image])
-        proc = self.start(program + args, kubeconfig, secret=secret, cert_dir=cert_dir,
-                          extra={"sig": sig, "ports": ports}, env=env | secrets, routes=routes,
-                          unprivileged=h.unprivileged, binds=binds)
-        return f"host process started (pid {proc.pid}, log {self.log})"
-
-
-def _secret_key(objs: list[dict], ns: str, ref: dict) -> str:
-    """The value of a rendered Secret's key (data or stringData)."""
-    import base64
-
-    (sec,) = [o for o in objs if o["kind"] == "Secret" and o["metadata"]["name"] == ref["name"] and o["metadata"].get("namespace") == ns]
-    if ref["key"] in (sec.get("stringData") or {}):
-        return sec["stringData"][ref["key"]]
-    return base64.b64decode(sec["data"][ref["key"]]).decode()
-
-
-def _moved(arg: str, moved: dict[str, str]) -> str:
-    for target, where in sorted(moved.items(), key=lambda kv: -len(kv[0])):
-        if target in arg:
-            return arg.replace(target, where)
-    return arg
 
 
 def _sig_version(image: Image) -> str:
@@ -511,7 +405,7 @@ def load(folder: Path) -> type[Kit]:
     declared.check_hooks(decl, origins, hooks, folder / "component.yaml")
     return type(re.sub(r"\W", "", name.title()), (Kit,), {
         "name": name, "description": decl.description, "depends": decl.depends,
-        "Opts": _option_model(name, decl.options), "folder": folder, "decl": decl, "hooks": hooks,
+        "Opts": _option_model(name, _options(decl)), "folder": folder, "decl": decl, "hooks": hooks,
     })
 
 

@@ -12,7 +12,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from appliance.components.hostproc import HostProcess, controllers_dir
+from appliance.runtime.process import HostProcess, controllers_dir
 
 
 class PrometheusError(RuntimeError):

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from appliance.runtime import Runtime
+
 #: admission plugins every provider's API server enables beyond the defaults: DenyServiceExternalIPs refuses
 #: any Service's `externalIPs` (CVE-2020-8554: kube-proxy would send that address's traffic — another pod's,
 #: a node's kubelet — to whoever wrote the Service). playbooks/roles/kubernetes/defaults/main.yml lists the same.
@@ -34,6 +36,11 @@ class Provider(abc.ABC):
     name: str = ""
     #: can the nodes run pods' containers? Where not (the simulator), controllers run as host processes
     pods_run: bool = True
+
+    @classmethod
+    def runtime(cls) -> Runtime:
+        """Where components' workloads run on its clusters: as pods, or on the host where pods do not run."""
+        return Runtime(pods_run=cls.pods_run)
 
     def __init__(self, spec: Any, state_dir: Path, report=None):
         self.spec = spec

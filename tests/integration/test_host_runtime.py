@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from appliance.util import connect_proxy
+from appliance.runtime import connect_proxy
 
 pytestmark = [pytest.mark.integration]
 
@@ -51,7 +51,7 @@ def test_the_proxy_routes_services_by_name_to_loopback_ports():
 
 
 def _userns(*args: str) -> str:
-    return subprocess.run([sys.executable, "-m", "appliance.util.userns", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "appliance.runtime.userns", *args], capture_output=True, text=True,
                           check=True, timeout=30).stdout
 
 

@@ -16,11 +16,12 @@ import pytest
 import yaml
 
 from appliance import e2e, orchestrator, report
-from appliance.components import CATALOG, hostproc, kit
+from appliance.components import CATALOG, kit
 from appliance.components.monitoring import hooks
 from appliance.components.prom import Prometheus
 from appliance.kube import Kube
 from appliance.procs import free_ports
+from appliance.runtime import Runtime, process
 from tests.integration.clusters import cluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -36,14 +37,14 @@ def sim():
 
 
 def _hosts(result):
-    return [hostproc.HostProcess(hostproc.controllers_dir(result["kubeconfig"]), p) for p in PROCS]
+    return [process.HostProcess(process.controllers_dir(result["kubeconfig"]), p) for p in PROCS]
 
 
 def test_up_runs_prometheus_and_the_exporter_on_the_host(sim):
     profile, result = sim
     assert not result["failed"] and "monitoring" in result["ran"]
     kube = Kube(result["kubeconfig"])
-    assert CATALOG["monitoring"](profile.components["monitoring"].options, pods_run=False).ready(kube) == (True, "")
+    assert CATALOG["monitoring"](profile.components["monitoring"].options, Runtime(pods_run=False)).ready(kube) == (True, "")
     assert all(h.alive() for h in _hosts(result))
     assert kube.get("apps/v1", "Deployment", "prometheus", "monitoring") is None  # no pods: host processes serve
     prom = Prometheus(kube)
@@ -157,7 +158,7 @@ def test_a_tenants_forged_series_raise_no_alert_and_its_pod_job_is_held_to_limit
     no redirects; static targets standing in for pods): a target exporting the platform's series as alerts
     would want them raises none, though scraped; one over the sample limit and one redirecting are down. The
     control: the same XID from the `gpu-exporter` job fires GPUXidError."""
-    comp = CATALOG["monitoring"]({}, True)
+    comp = CATALOG["monitoring"]({})
     conf = yaml.safe_load(next(o for o in comp.objects(crds=False) if o["kind"] == "ConfigMap")["data"]["prometheus.yml"])
     pods = next(j for j in conf["scrape_configs"] if j["job_name"] == "pods")
     flood = "".join(f'flood{{i="{i}"}} 1\n' for i in range(pods["sample_limit"] + 1))

@@ -4,8 +4,9 @@ process; a pipeline of 8-GPU steps is placed on simulated DGX H100 nodes and com
 import pytest
 
 from appliance import e2e
-from appliance.components import CATALOG, hostproc
+from appliance.components import CATALOG
 from appliance.kube import Kube
+from appliance.runtime import Runtime, process
 from tests.integration.clusters import cluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -23,9 +24,9 @@ def test_controller_runs_on_the_host_without_a_store(sim):
     profile, result = sim
     assert not result["failed"] and "pipelines" in result["ran"]
     kube = Kube(result["kubeconfig"])
-    comp = CATALOG["pipelines"](profile.components["pipelines"].options, pods_run=False)
+    comp = CATALOG["pipelines"](profile.components["pipelines"].options, Runtime(pods_run=False))
     assert comp.ready(kube) == (True, "")
-    assert hostproc.HostProcess(hostproc.controllers_dir(result["kubeconfig"]), "workflow-controller").alive()
+    assert process.HostProcess(process.controllers_dir(result["kubeconfig"]), "workflow-controller").alive()
     assert kube.get("apps/v1", "Deployment", "artifact-store", "argo") is None
     assert kube.get("v1", "ServiceAccount", "pipeline-runner", "user-alice") is not None
 

@@ -5,8 +5,9 @@ the API server calls its webhooks on 127.0.0.1, and InferenceServices are placed
 import pytest
 
 from appliance import e2e, orchestrator, report
-from appliance.components import CATALOG, hostproc
+from appliance.components import CATALOG
 from appliance.kube import Kube
+from appliance.runtime import Runtime, process
 from tests.integration.clusters import cluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -24,7 +25,7 @@ def sim():
 def test_up_runs_the_controller_on_the_host(sim):
     profile, result = sim
     assert not result["failed"] and "kserve" in result["ran"]
-    comp = CATALOG["kserve"](profile.components["kserve"].options, pods_run=False)
+    comp = CATALOG["kserve"](profile.components["kserve"].options, Runtime(pods_run=False))
     kube = Kube(result["kubeconfig"])
     assert comp.ready(kube) == (True, "")
     assert kube.get("apps/v1", "Deployment", CONTROLLER, "kserve") is None  # no pod: the host process serves
@@ -40,7 +41,7 @@ def test_serving_sim_scenario_passes(sim, tmp_path):
 
 def test_down_stops_the_controller(sim):
     profile, result = sim
-    host = hostproc.HostProcess(hostproc.controllers_dir(result["kubeconfig"]), CONTROLLER)
+    host = process.HostProcess(process.controllers_dir(result["kubeconfig"]), CONTROLLER)
     pid = host.load().pid
     orchestrator.down(profile.cluster.name, report.make())
     assert not host.alive()

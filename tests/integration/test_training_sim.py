@@ -4,8 +4,9 @@ reconciles a 2 x 8-GPU PyTorchJob onto two simulated DGX H100 nodes, which compl
 import pytest
 
 from appliance import e2e, orchestrator, paths, report
-from appliance.components import CATALOG, hostproc
+from appliance.components import CATALOG
 from appliance.kube import Kube
+from appliance.runtime import Runtime, process
 from tests.integration.clusters import cluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -23,9 +24,9 @@ def test_up_installs_the_operator_as_a_host_process(sim):
     profile, result = sim
     assert not result["failed"] and "training-operator" in result["ran"]
     kube = Kube(result["kubeconfig"])
-    comp = CATALOG["training-operator"](profile.components["training-operator"].options, pods_run=False)
+    comp = CATALOG["training-operator"](profile.components["training-operator"].options, Runtime(pods_run=False))
     assert comp.ready(kube) == (True, "")
-    host = hostproc.HostProcess(hostproc.controllers_dir(result["kubeconfig"]), NAME)
+    host = process.HostProcess(process.controllers_dir(result["kubeconfig"]), NAME)
     assert host.folder == paths.state_dir(profile.cluster.name) / "controllers" and host.alive()
     crds = {c["metadata"]["name"] for c in comp.objects(kube) if c["kind"] == "CustomResourceDefinition"}
     assert crds == {"pytorchjobs.kubeflow.org", "tfjobs.kubeflow.org", "mpijobs.kubeflow.org"}
@@ -42,7 +43,7 @@ def test_pytorchjob_gpu_scenario_passes(sim, tmp_path):
 
 def test_rerun_is_noop_and_keeps_the_process(sim):
     profile, result = sim
-    host = hostproc.HostProcess(hostproc.controllers_dir(result["kubeconfig"]), NAME)
+    host = process.HostProcess(process.controllers_dir(result["kubeconfig"]), NAME)
     pid = host.load().pid
     again = orchestrator.up(profile, "sim", report.make())
     assert again["noop"] and host.load().pid == pid
@@ -50,7 +51,7 @@ def test_rerun_is_noop_and_keeps_the_process(sim):
 
 def test_down_stops_the_host_process(sim):
     profile, result = sim
-    host = hostproc.HostProcess(hostproc.controllers_dir(result["kubeconfig"]), NAME)
+    host = process.HostProcess(process.controllers_dir(result["kubeconfig"]), NAME)
     proc = host.load()
     orchestrator.down(profile.cluster.name, report.make())
     import time

@@ -16,8 +16,9 @@ import psutil
 import pytest
 
 from appliance import orchestrator, report
-from appliance.components import CATALOG, hostproc
+from appliance.components import CATALOG
 from appliance.kube import Kube
+from appliance.runtime import Runtime, process
 from tests.integration.clusters import cluster, scenario_passes
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -32,8 +33,8 @@ def sim():
         yield up
 
 
-def _host(result, name: str) -> hostproc.HostProcess:
-    return hostproc.HostProcess(hostproc.controllers_dir(result["kubeconfig"]), name)
+def _host(result, name: str) -> process.HostProcess:
+    return process.HostProcess(process.controllers_dir(result["kubeconfig"]), name)
 
 
 def _postmaster(result) -> psutil.Process:
@@ -52,7 +53,7 @@ def test_up_runs_postgres_and_katib_on_the_host(sim):
     assert not result["failed"] and {"database", "tuning"} <= set(result["ran"])
     kube = Kube(result["kubeconfig"])
     for name in ("database", "tuning"):
-        comp = CATALOG[name](profile.components[name].options, pods_run=False)
+        comp = CATALOG[name](profile.components[name].options, Runtime(pods_run=False))
         assert comp.on_host and comp.ready(kube) == (True, "")
     assert all(_host(result, n).alive() for n in HOSTED)
     shown = {p["name"]: p for p in orchestrator.status(NAME)["host_processes"]}  # `appliance status` lists them
@@ -77,7 +78,7 @@ def test_tune_isolation_scenario_passes(sim, tmp_path):
 
 def test_postgres_killed_comes_back_with_its_data_and_tuning_goes_on(sim, tmp_path):
     _, result = sim
-    data = hostproc.controllers_dir(result["kubeconfig"]) / "postgres-root" / "var/lib/postgresql/data/pgdata"
+    data = process.controllers_dir(result["kubeconfig"]) / "postgres-root" / "var/lib/postgresql/data/pgdata"
     assert (data / "PG_VERSION").is_file()
     killed = _postmaster(result)
     os.kill(killed.pid, signal.SIGKILL)

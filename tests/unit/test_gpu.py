@@ -43,7 +43,7 @@ def test_device_plugin_hands_gpus_out_as_volume_mounts_and_sees_them_so_itself()
     assert {"name": "DEVICE_LIST_STRATEGY", "value": "volume-mounts"} in pod["containers"][0]["env"]
     assert _all_gpus_by_mount(pod)
     assert not pod["containers"][0]["securityContext"].get("privileged")
-    nvml = next(o for o in CATALOG["monitoring"]({}, True).objects(crds=False) if o["metadata"]["name"] == "gpu-exporter-nvml")
+    nvml = next(o for o in CATALOG["monitoring"]({}).objects(crds=False) if o["metadata"]["name"] == "gpu-exporter-nvml")
     assert _all_gpus_by_mount(nvml["spec"]["template"]["spec"])  # the NVML exporter too
     template = jinja2.Template((playbooks_dir() / "roles/gpu_operator/templates/nvidia-device-plugin.yaml.j2").read_text())
     _, bare = yaml.safe_load_all(template.render(ansible_managed="", gpu_operator_device_plugin_image="x", gpu_operator_mig_strategy="none"))

@@ -6,6 +6,8 @@ import pytest
 from pydantic import ValidationError
 
 from appliance.components import kit
+from appliance.errors import UserError
+from appliance.runtime import Runtime
 
 
 def _component(tmp_path, decl: str, manifests: dict[str, str]):
@@ -55,6 +57,21 @@ def test_options_are_typed_and_unknown_keys_refused(tmp_path):
     for bad in ({"replicas": 0}, {"mode": "slow"}, {"nope": 1}):
         with pytest.raises(ValidationError):
             cls(bad)
+
+
+def test_a_component_with_host_workloads_gets_the_runtime_option(tmp_path):
+    """`runtime` is the kit's: added (first) where `host:` declares workloads, nowhere else, never declared."""
+    host = "images:\n  c: {go: {module: example.com/c, version: v1, package: cmd/c}}\nhost: {deployment: demo, image: c}\n"
+    cls = _component(tmp_path, DECL + host, {"d.yaml": DEPLOY})
+    field = cls.Opts.model_fields["runtime"]
+    assert list(cls.Opts.model_fields)[0] == "runtime" and field.default == "auto" and "demo as pods" in field.description
+    assert cls({"runtime": "host"}).options.runtime == "host" and cls().on_host is False
+    assert cls(runtime=Runtime(pods_run=False)).on_host and not cls({"runtime": "in-cluster"}, Runtime(pods_run=False)).on_host
+    with pytest.raises(ValidationError):
+        cls({"runtime": "pod"})
+    assert "runtime" not in _component(tmp_path / "plain", DECL, {"d.yaml": DEPLOY}).Opts.model_fields
+    with pytest.raises(UserError, match="the kit adds option `runtime`"):
+        _component(tmp_path / "declared", DECL.replace("options:\n", "options:\n  runtime: {default: auto}\n") + host, {"d.yaml": DEPLOY})
 
 
 def test_render_labels_every_object_and_adds_the_user_roles(tmp_path):

@@ -14,6 +14,7 @@ import yaml
 
 from appliance.components import CATALOG
 from appliance.errors import UserError
+from appliance.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parents[2]
 spec = importlib.util.spec_from_file_location("gpu_exporter", ROOT / "images" / "gpu-exporter" / "exporter.py")
@@ -224,7 +225,7 @@ def test_extra_rules_join_and_a_bad_file_is_one_line_with_its_line(tmp_path):
 
 def test_rendering_in_cluster_and_on_the_host():
     comp = CATALOG["monitoring"]
-    c = comp({"storage_size": "10Gi"}, True)
+    c = comp({"storage_size": "10Gi"})
     objs = {(o["kind"], o["metadata"]["name"]): o for o in c.objects(crds=False)}
     dep = objs[("Deployment", "prometheus")]["spec"]["template"]["spec"]
     assert "--storage.tsdb.retention.size=8192MB" in dep["containers"][0]["args"]
@@ -236,7 +237,7 @@ def test_rendering_in_cluster_and_on_the_host():
     assert {j["job_name"] for j in conf["scrape_configs"]} == {"prometheus", "gpu-exporter", "node-exporter", "kubelet", "cadvisor", "pods"}
     assert objs[("DaemonSet", "gpu-exporter-nvml")]["spec"]["template"]["spec"]["volumes"][1]["hostPath"]["path"] == "/dev/null"
     assert "--gpus" in (a := objs[("Deployment", "gpu-exporter")]["spec"]["template"]["spec"]["containers"][0]["args"]) and a[1] == "none"
-    h = comp({}, False)
+    h = comp({}, Runtime(pods_run=False))
     now, _, hosted = h._split(h.objects(None, None, {"web": 4100, "exporter": 4101}, crds=False))
     assert [d["metadata"]["name"] for d in hosted] == ["prometheus", "gpu-exporter"] and h.images() == []
     assert {o["kind"] for o in now} == {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ConfigMap"}
@@ -248,7 +249,7 @@ def test_rendering_in_cluster_and_on_the_host():
 
 def _in_cluster(options=None) -> tuple[dict, dict]:
     """(objects by (kind, name), prometheus.yml's jobs by name), rendered for the cluster."""
-    objs = {(o["kind"], o["metadata"]["name"]): o for o in CATALOG["monitoring"](options or {}, True).objects(crds=False)}
+    objs = {(o["kind"], o["metadata"]["name"]): o for o in CATALOG["monitoring"](options or {}).objects(crds=False)}
     conf = yaml.safe_load(objs[("ConfigMap", "prometheus")]["data"]["prometheus.yml"])
     return objs, {j["job_name"]: j for j in conf["scrape_configs"]}
 

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from appliance.components import CATALOG
 from appliance.components.pipelines import hooks
+from appliance.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,7 +41,7 @@ class FakeKube:
 
 
 def _objects(kube, pods_run=True, **opts):
-    return CATALOG["pipelines"](opts, pods_run=pods_run).objects(kube, crds=False)
+    return CATALOG["pipelines"](opts, Runtime(pods_run)).objects(kube, crds=False)
 
 
 def _find(objs, kind, name, namespace=None):
@@ -105,7 +106,7 @@ def test_simulator_runs_the_controller_on_the_host_without_store():
     assert ("ServiceAccount", "pipeline-runner") in kinds and ("Deployment", "workflow-controller") in kinds
     config = _find(objs, "ConfigMap", "workflow-controller-configmap", "argo")["data"]
     assert config["metricsConfig"].strip() == "enabled: false"
-    assert CATALOG["pipelines"]({}, pods_run=False).images() == []
+    assert CATALOG["pipelines"]({}, Runtime(pods_run=False)).images() == []
 
 
 def test_controller_config_and_crds():
@@ -212,7 +213,7 @@ def test_status_is_the_controllers_own():
     """Everyone but the controller's service account is checked; on the host runtime the controller runs with
     the admin kubeconfig, so system:masters is trusted there, and only there."""
     def condition(pods_run):
-        objs = CATALOG["pipelines"]({}, pods_run=pods_run).objects(None, crds=False)
+        objs = CATALOG["pipelines"]({}, Runtime(pods_run)).objects(None, crds=False)
         (cond,) = _find(objs, "ValidatingAdmissionPolicy", "appliance-pipelines-status")["spec"]["matchConditions"]
         return cond["expression"]
 

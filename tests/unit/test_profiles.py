@@ -6,6 +6,7 @@ import pytest
 
 from appliance import profiles
 from appliance.errors import ProfileError
+from appliance.runtime import Runtime
 
 
 def write(tmp_path, name, text):
@@ -142,10 +143,10 @@ def test_controllers_run_on_the_host_where_the_provider_runs_no_pods():
 
     for provider, on_host in (("kind", False), ("sim", True)):
         p = profiles.load("laptop", [], provider).profile
-        comps = components.enabled(p, providers.get(provider).pods_run)
+        comps = components.enabled(p, providers.get(provider).runtime())
         assert comps["training-operator"].on_host is on_host and comps["kserve"].on_host is on_host
     forced = profiles.load("laptop", ["components.kserve.options.runtime=in-cluster"], "sim").profile
-    assert not components.enabled(forced, pods_run=False)["kserve"].on_host
+    assert not components.enabled(forced, Runtime(pods_run=False))["kserve"].on_host
 
 
 def test_bad_override_names_its_line(tmp_path):

@@ -9,7 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from appliance import paths
-from appliance.components import CATALOG, Resources, hostproc
+from appliance.components import CATALOG, Resources
+from appliance.runtime import process
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -102,8 +103,8 @@ def test_init_template_waits_for_the_master_name(master, tries, rc):
 def test_controllers_dir_is_under_the_cluster_state(tmp_path, monkeypatch):
     monkeypatch.setenv("APPLIANCE_STATE", str(tmp_path))
     kc = paths.state_dir("c1") / "kubeconfig"
-    assert hostproc.controllers_dir(str(kc)) == paths.state_dir("c1") / "controllers"
-    other = hostproc.controllers_dir("/elsewhere/kubeconfig")
+    assert process.controllers_dir(str(kc)) == paths.state_dir("c1") / "controllers"
+    other = process.controllers_dir("/elsewhere/kubeconfig")
     assert other.parent.parent == paths.state_dir("host-controllers")
 
 
@@ -111,7 +112,7 @@ def test_host_process_start_stop(tmp_path):
     """The supervisor runs the child, and exits (stopping it) when the kubeconfig disappears."""
     kc = tmp_path / "kubeconfig"
     kc.write_text("{}")
-    hp = hostproc.HostProcess(tmp_path / "controllers", "sleeper")
+    hp = process.HostProcess(tmp_path / "controllers", "sleeper")
     hp.start(["sleep", "300"], str(kc))
     import time
 

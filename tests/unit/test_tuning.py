@@ -12,6 +12,7 @@ import pytest
 
 from appliance.components import CATALOG
 from appliance.components.tuning import hooks
+from appliance.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Katib's default stdout metrics filter (pkg/metricscollector/v1beta1/common/const.go DefaultFilter)
@@ -86,7 +87,7 @@ def test_db_manager_is_served_through_its_front_which_alone_holds_a_token():
     rules = _one(_objs(), "ClusterRole", "appliance:tuning:db-front")["rules"]
     assert rules == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
                      {"apiGroups": ["kubeflow.org"], "resources": ["trials"], "verbs": ["get"]}]
-    host = CATALOG["tuning"]({}, pods_run=False).objects(crds=False)  # the host runtime: db-manager serves loopback
+    host = CATALOG["tuning"]({}, Runtime(pods_run=False)).objects(crds=False)  # the host runtime: db-manager serves loopback
     (only,) = _one(host, "Deployment", "katib-db-manager")["spec"]["template"]["spec"]["containers"]
     assert only["name"] == "katib-db-manager" and not [o for o in host if o["metadata"]["name"] == "appliance:tuning:db-front"]
 
@@ -140,7 +141,7 @@ def test_on_the_simulator_database_and_tuning_run_on_the_host():
     from appliance import components, profiles
 
     profile = profiles.load("laptop", [], "sim").profile
-    enabled = components.enabled(profile, pods_run=False)
+    enabled = components.enabled(profile, Runtime(pods_run=False))
     assert enabled["database"].on_host and enabled["tuning"].on_host
     assert not enabled["database"].images() and not enabled["tuning"].images()  # nothing to pull where pods do not run
     hosted = {h.workload for h in CATALOG["tuning"].decl.host}
@@ -162,7 +163,7 @@ def test_on_the_simulator_up_refuses_components_that_need_pods_with_the_fix():
 def test_only_the_controller_makes_trials_and_suggestions():
     """Its service account in the cluster; on the host runtime (admin kubeconfig) system:masters, only there."""
     def condition(pods_run):
-        objs = CATALOG["tuning"]({}, pods_run=pods_run).objects(crds=False)
+        objs = CATALOG["tuning"]({}, Runtime(pods_run)).objects(crds=False)
         (cond,) = _one(objs, "ValidatingAdmissionPolicy", "appliance-tuning-katib-made")["spec"]["matchConditions"]
         return cond["expression"]
 

@@ -1,6 +1,6 @@
 """Run a program in a user namespace of its own, without changing who owns the files outside:
 
-    python -m appliance.util.userns [--as-nobody] [--bind SRC:DST ...] -- PROGRAM ARGS...
+    python -m appliance.runtime.userns [--as-nobody] [--bind SRC:DST ...] -- PROGRAM ARGS...
 
 --as-nobody: when we are root, our uid and gid appear as nobody's (65534) inside, so a server that refuses
 root (PostgreSQL) runs; files it makes are still ours outside. --bind: SRC is seen at DST by this program
@@ -44,7 +44,7 @@ def enter(as_nobody: bool, binds: list[tuple[str, str]]) -> None:
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="python -m appliance.util.userns")
+    ap = argparse.ArgumentParser(prog="python -m appliance.runtime.userns")
     ap.add_argument("--as-nobody", action="store_true")
     ap.add_argument("--bind", action="append", default=[], help="SRC:DST")
     ap.add_argument("cmd", nargs=argparse.REMAINDER)

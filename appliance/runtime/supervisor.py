@@ -1,15 +1,15 @@
 """Supervisor for a controller run as a host process against a cluster's kubeconfig.
 
-    python -m appliance.components.supervisor --kubeconfig K [--secret NS/NAME --cert-dir D]
+    python -m appliance.runtime.supervisor --kubeconfig K [--secret NS/NAME --cert-dir D]
         [--route HOST:PORT=LOCALPORT ...] [--unprivileged] [--bind SRC:DST ...] -- BINARY ARGS...
 
 - runs the controller as its child and restarts it when it exits (backoff 1 s .. 30 s);
 - copies a Secret's keys (e.g. the webhook serving certificate its cert rotator writes) into `--cert-dir`,
   standing in for the Secret volume a Pod would have;
 - `--route`: Services the child dials by name (`name.namespace:port`, fnmatch patterns) reach these loopback
-  ports through a CONNECT proxy given to the child as HTTPS_PROXY (appliance.util.connect_proxy);
+  ports through a CONNECT proxy given to the child as HTTPS_PROXY (appliance.runtime.connect_proxy);
 - `--unprivileged`: as root, the child runs as nobody in a user namespace; `--bind`: the child sees SRC at
-  DST, a path fixed in its code (a mount namespace of its own) — both by appliance.util.userns;
+  DST, a path fixed in its code (a mount namespace of its own) — both by appliance.runtime.userns;
 - exits (stopping the child) when the kubeconfig file disappears, i.e. the cluster was deleted, so a
   host controller never outlives its cluster;
 - SIGTERM/SIGINT stop the child and exit.
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     backoff, started, cert_state = 1.0, 0.0, {}
     env = {**os.environ, "KUBECONFIG": a.kubeconfig}
     if a.route:
-        from appliance.util import connect_proxy
+        from appliance.runtime import connect_proxy
 
         routes = [(pattern, int(port)) for pattern, _, port in (r.rpartition("=") for r in a.route)]
         proxy = f"http://127.0.0.1:{connect_proxy.serve(routes)}"
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"supervisor: services {', '.join(a.route)} through {proxy}", flush=True)
     if (a.unprivileged and os.geteuid() == 0) or a.bind:
         ns = ["--as-nobody"] if a.unprivileged else []
-        cmd = [sys.executable, "-m", "appliance.util.userns", *ns, *(f"--bind={b}" for b in a.bind), "--", *cmd]
+        cmd = [sys.executable, "-m", "appliance.runtime.userns", *ns, *(f"--bind={b}" for b in a.bind), "--", *cmd]
     while not stopping:
         if not Path(a.kubeconfig).exists():
             print("supervisor: kubeconfig is gone (cluster deleted); exiting", flush=True)

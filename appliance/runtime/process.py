@@ -54,13 +54,13 @@ class HostProcess:
     def start(self, argv: list[str], kubeconfig: str, secret: str = "", cert_dir: str = "", extra: dict | None = None,
               env: dict[str, str] | None = None, routes: dict[str, int] | None = None, unprivileged: bool = False,
               binds: dict[str, str] | None = None) -> procs.Proc:
-        """Spawn the supervisor (appliance/components/supervisor.py) running `argv`; `secret` (ns/name) is
+        """Spawn the supervisor (appliance/runtime/supervisor.py) running `argv`; `secret` (ns/name) is
         copied into `cert_dir` as a Pod's Secret volume would be; `env` is added to the controller's;
         `routes` (`host:port` pattern → loopback port) stand in for the Services it dials by name;
         `unprivileged`: as root, it runs as nobody in a user namespace; `binds` (folder → path): it sees
         the folder at that path."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        sup = [sys.executable, "-m", "appliance.components.supervisor", "--kubeconfig", kubeconfig]
+        sup = [sys.executable, "-m", "appliance.runtime.supervisor", "--kubeconfig", kubeconfig]
         if secret:
             sup += ["--secret", secret, "--cert-dir", cert_dir]
         for pattern, port in (routes or {}).items():
