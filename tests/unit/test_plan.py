@@ -185,10 +185,10 @@ def test_prebuild_builds_provider_then_components_and_names_a_failed_build(monke
     monkeypatch.setattr(prereqs, "announce", lambda profile, provider, reporter: 0)
     monkeypatch.setattr(SimProvider, "prebuild", lambda self: order.append("cluster"))
     profile = profiles.load("laptop", [], "sim").profile
-    comps = components.enabled(profile, False)
+    comps = components.enabled(profile, SimProvider.runtime())
     for name, comp in comps.items():
         monkeypatch.setattr(comp, "prebuild", lambda n=name: order.append(n) or 1)
-    monkeypatch.setattr(components, "enabled", lambda profile, pods_run: comps)
+    monkeypatch.setattr(components, "enabled", lambda profile, runtime: comps)
     out = orchestrator.prebuild(profile, "sim", Reporter(io.StringIO()))
     assert order == ["cluster", *comps] and out["components"] == {"cluster": 0, **dict.fromkeys(comps, 1)}
     broken = next(iter(comps))
