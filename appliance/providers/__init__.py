@@ -7,6 +7,7 @@ import importlib
 from appliance.errors import UserError
 from appliance.providers.base import ClusterInfo, Provider
 
+#: name -> "module:class", in the order of appliance.util.provider_names.PROVIDERS (a unit test checks)
 _REGISTRY = {
     "sim": "appliance.providers.sim:SimProvider",
     "kind": "appliance.providers.kind:KindProvider",
