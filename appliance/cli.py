@@ -225,7 +225,7 @@ def profiles_validate(files):
 @main.command()
 @click.option("--scenario", default=None, help="one scenario name (default: all that fit)")
 @provider_opt
-@click.option("--profile", "-p", default=None, help="profile to bring up first (default: sim-dgx-pod on sim, ci on kind)")
+@click.option("--profile", "-p", default=None, help="profile to bring up first (default: the provider's e2e profile; ci without --provider)")
 @click.option("--out", "out_dir", default="e2e/reports", show_default=True, help="folder for junit.xml and report.html")
 def e2e(scenario, provider, profile, out_dir):
     """Bring up (or reuse) a cluster and run the e2e scenarios that fit it; JUnit XML + HTML report."""
@@ -233,7 +233,7 @@ def e2e(scenario, provider, profile, out_dir):
 
     from appliance import e2e as e2e_mod
 
-    loaded, name, why = orchestrator.load_for(profile or e2e_mod.DEFAULT_PROFILE.get(provider or "", "ci"), (), provider)
+    loaded, name, why = orchestrator.load_for(profile or e2e_mod.default_profile(provider), (), provider)
     rep = report.make()
     try:
         rep.message(f"e2e on {name} ({why}), profile '{loaded.profile.name}'")

@@ -24,8 +24,7 @@ class Check:
 def host_checks(f: dict[str, Any], provider: str) -> list[Check]:
     """Turn host facts into checks; `provider` decides which problems are fatal."""
     out: list[Check] = []
-    needs_docker = provider == "kind"
-    needs_kernel = provider in ("kind", "baremetal")
+    needs_docker, needs_kernel = providers.get(provider).needs_docker, providers.get(provider).needs_kernel
 
     out.append(Check("cpu", "pass" if f["cpus"] >= 2 else "warn", f"{f['cpus']} logical CPUs", "" if f["cpus"] >= 2 else "use a host with at least 2 CPUs"))
     mem_ok = f["memory_mib"] >= 4096

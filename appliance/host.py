@@ -9,6 +9,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+
+@dataclass(frozen=True)
+class Need:
+    """A program a plan runs on the host, the Debian packages that bring it, and what it is for."""
+
+    program: str
+    packages: tuple[str, ...]
+    why: str
+
+
 CAPS = {"CAP_NET_ADMIN": 12, "CAP_SYS_ADMIN": 21, "CAP_SYS_RESOURCE": 24}
 
 

@@ -19,10 +19,7 @@ def choose_provider(profile: Profile, override: str | None = None) -> tuple[str,
         return override, "chosen with --provider"
     if profile.provider != "auto":
         return profile.provider, f"set by profile '{profile.name}'"
-    d = host.docker()
-    if d["daemon"]:
-        return "kind", f"a Docker daemon ({d['version']}) answers"
-    return "sim", f"no Docker daemon answers ({d['error']}); the simulator needs none"
+    return providers.auto(host.docker())
 
 
 def load_for(profile: str, sets, flag: str | None = None):
@@ -134,6 +131,7 @@ def up(profile: Profile, provider: str, reporter, parallel: int = 2) -> dict[str
         state = State(c.dir)
         _check_owner(state, provider, profile.cluster.name)
         state.data.update(provider=provider, profile=profile.name, cluster_spec=profile.cluster.model_dump(),
+                          port_mappings=c.provider.port_mappings(profile.cluster),
                           components={n: s.options for n, s in profile.components.items() if s.enabled})
         state.save()
         with progress.reporting(reporter, prereqs.announce(profile, provider, reporter)):

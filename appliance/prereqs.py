@@ -7,29 +7,23 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
 
 from appliance import components, progress, providers
 from appliance.components.decl import Python
 from appliance.components.kit import ROOT
 from appliance.errors import UserError
+from appliance.host import Need
 from appliance.images import builds, debian
 from appliance.schema import Profile
 
-
-@dataclass(frozen=True)
-class Need:
-    program: str
-    packages: tuple[str, ...]
-    why: str
-
-
 DEBOOTSTRAP = Need("debootstrap", ("debootstrap",), "Debian root filesystems of the images built here")
-GCC = Need("gcc", ("gcc", "libc6-dev"), "the pause program of the kind node image")
 NPM = Need("npm", ("npm",), "configurable-http-proxy of the notebook hub (npm ci)")
 BROWSER = Need("chromedriver", ("chromium", "chromium-driver"), "the browser tests (headless Debian Chromium)")
-#: everything any plan (or the test suite) may need: what host-setup installs
-ALL = (DEBOOTSTRAP, GCC, NPM, BROWSER)
+
+
+def every() -> tuple[Need, ...]:
+    """Everything any plan (or the test suite) may need, the providers' programs included: what host-setup installs."""
+    return (DEBOOTSTRAP, *dict.fromkeys(n for name in providers.NAMES for n in providers.get(name).programs), NPM, BROWSER)
 
 
 def _python_images(profile: Profile, provider: str) -> list[Python]:
@@ -39,11 +33,9 @@ def _python_images(profile: Profile, provider: str) -> list[Python]:
     return [d.python for c in comps.values() for n, d in c.decl.images.items() if n in built and d.python]
 
 
-def _rootfs_missing(profile: Profile, provider: str) -> list[str]:
-    """The Debian root filesystems this plan would have to debootstrap (not in the cache yet)."""
-    wanted = {}
-    if provider == "kind" and not profile.cluster.kind.image:
-        wanted |= {"node": debian.NODE_PACKAGES, "slim": debian.SLIM_PACKAGES}
+def _rootfs_missing(profile: Profile, provider: str, wanted: dict[str, list[str]]) -> list[str]:
+    """The Debian root filesystems this plan would have to debootstrap (not in the cache yet): the provider's
+    `wanted` and the images' python ones."""
     missing = [n for n, pkgs in wanted.items() if not debian.rootfs_path(n, pkgs).exists()]
     pythons = {tuple(sorted({*builds.BASE_PACKAGES, *p.packages})) for p in _python_images(profile, provider)}
     return missing + [f"python ({', '.join(pkgs)})" for pkgs in sorted(pythons) if not debian.rootfs_path("python", list(pkgs)).exists()]
@@ -52,10 +44,10 @@ def _rootfs_missing(profile: Profile, provider: str) -> list[str]:
 def needs(profile: Profile, provider: str) -> list[tuple[Need, str]]:
     """(need, what of this plan needs it) for each host program the plan will run."""
     out = []
-    if rootfs := _rootfs_missing(profile, provider):
+    cold = providers.get(provider).cold_build(profile.cluster)
+    if rootfs := _rootfs_missing(profile, provider, cold.rootfs):
         out.append((DEBOOTSTRAP, f"{', '.join(rootfs)} root filesystem(s) are not cached"))
-    if provider == "kind" and not profile.cluster.kind.image and "node" in rootfs:
-        out.append((GCC, "the kind node image is built here"))
+    out += cold.programs
     if any(p.npm and not builds.npm_cached(ROOT / p.npm.package) for p in _python_images(profile, provider)):
         out.append((NPM, "an image's npm packages are not cached"))
     return out
@@ -91,7 +83,7 @@ def check(profile: Profile, provider: str) -> None:
 
 def setup(report=print) -> list[Need]:
     """Install every missing program where this process may (root, apt-get); returns what is still missing."""
-    missing = [n for n in ALL if not shutil.which(n.program)]
+    missing = [n for n in every() if not shutil.which(n.program)]
     if not missing:
         report("host-setup: nothing to install")
         return []
@@ -105,27 +97,19 @@ def setup(report=print) -> list[Need]:
         if r.returncode != 0:
             raise UserError(f"`{' '.join(cmd)}` failed (exit {r.returncode}): {r.stderr.strip()[-300:]}", "host-setup",
                             "check the host's apt sources, then run `make host-setup` again")
-    return [n for n in ALL if not shutil.which(n.program)]
+    return [n for n in every() if not shutil.which(n.program)]
 
 
 def pending(profile, provider: str) -> tuple[list[str], int]:
     """What a cold `up` of `profile` on `provider` would build that the caches lack (names of COST_2CPU),
     and how many toolchain groups it would download instead of build (release hosts reachable)."""
-    from appliance.toolchain import SIM_TOOLS, TOOLS, Toolchain
+    from appliance.toolchain import TOOLS, Toolchain
     from appliance.toolchain.sources import ReleaseSource
 
-    todo: list[str] = []
-    go: list[tuple[str, str, str]] = []
-    tools = SIM_TOOLS if provider == "sim" else []
-    if provider == "kind":
-        from appliance.images import node
-        from appliance.images.gobuild import PROGRAMS
-
-        tools = node.TOOLS
-        go += [(module, version, name) for name, (module, version, _) in PROGRAMS.items()]
-        todo += [] if node.built_before() else ["node image"]
+    cold = providers.get(provider).cold_build(profile.cluster)
+    todo, go = list(cold.builds), list(cold.go)
     tc, groups = Toolchain(), []
-    for t in tools:
+    for t in cold.tools:
         try:
             tc.path(t)
         except UserError:

@@ -7,6 +7,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from appliance.util.provider_names import PROVIDERS
+
+#: a provider's name (one of appliance.util.provider_names.PROVIDERS)
+ProviderName = Literal[PROVIDERS]
+
 _QTY = re.compile(r"^\d+(\.\d+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")
 
 
@@ -147,8 +152,8 @@ class Profile(Strict):
     name: str
     description: str = ""
     extends: str | None = None
-    provider: Literal["auto", "kind", "sim", "baremetal"] = "auto"
+    provider: Literal[("auto", *PROVIDERS)] = "auto"
     cluster: ClusterSpec = Field(default_factory=ClusterSpec)
     components: dict[str, ComponentSpec] = Field(default_factory=dict)
-    provider_overrides: dict[Literal["kind", "sim", "baremetal"], dict[str, Any]] = Field(
+    provider_overrides: dict[ProviderName, dict[str, Any]] = Field(
         default_factory=dict, description="partial profile merged in when that provider is chosen (e.g. sim: controllers as host processes)")

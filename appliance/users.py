@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from appliance import components, orchestrator, paths
+from appliance import components, orchestrator, paths, providers
 from appliance.components import notebooks
 from appliance.errors import UserError
 from appliance.util.files import atomic_write
@@ -49,6 +49,5 @@ def notebook_login(cluster: str, user: str, kube) -> dict[str, str] | None:
     if spec is None:
         return None
     options = components.CATALOG["notebooks"](spec.options).options
-    mappings = profile.cluster.kind.port_mappings if provider == "kind" else []
-    return notebooks.login(options, kube, user, mappings)
+    return notebooks.login(options, kube, user, providers.get(provider).port_mappings(profile.cluster))
 

@@ -5,10 +5,17 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from appliance import providers
 from appliance.errors import UserError
 
 SCENARIOS_DIR = Path(__file__).resolve().parents[2] / "e2e" / "scenarios"
-DEFAULT_PROFILE = {"sim": "sim-dgx-pod", "kind": "ci", "baremetal": "dgx"}
+#: the profile e2e brings up when neither --profile nor --provider is given
+DEFAULT_PROFILE = "ci"
+
+
+def default_profile(provider: str | None) -> str:
+    """The profile e2e brings up on `provider` when no --profile is given: the provider's e2e_profile."""
+    return providers.get(provider).e2e_profile if provider else DEFAULT_PROFILE
 
 
 def scenario_files(name: str | None = None) -> list[Path]:

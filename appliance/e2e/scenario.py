@@ -9,6 +9,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from appliance.errors import ProfileError
+from appliance.schema import ProviderName
+from appliance.util.provider_names import PROVIDERS
 
 
 class _Strict(BaseModel):
@@ -73,7 +75,7 @@ class Step(_Strict):
 class Scenario(_Strict):
     name: str
     description: str = ""
-    providers: list[Literal["kind", "sim", "baremetal"]] = Field(default_factory=lambda: ["kind", "sim", "baremetal"])
+    providers: list[ProviderName] = Field(default_factory=lambda: list(PROVIDERS))
     components: list[str] = Field(default_factory=list, description="components the cluster must have")
     steps: list[Step]
     cleanup: list[Step] = Field(default_factory=list)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 from appliance.errors import UserError
-from appliance.providers.base import ClusterInfo, Provider
+from appliance.providers.base import ClusterInfo, ColdBuild, Provider
 
+#: name -> "module:class", in the order of appliance.util.provider_names.PROVIDERS (a unit test checks)
 _REGISTRY = {
     "sim": "appliance.providers.sim:SimProvider",
     "kind": "appliance.providers.kind:KindProvider",
@@ -27,4 +29,11 @@ def get(name: str) -> type[Provider]:
         raise UserError(f"provider '{name}' cannot load: {e}", module, "reinstall with `make clean && make up` (pip install -e .)") from None
 
 
-__all__ = ["ClusterInfo", "Provider", "NAMES", "get"]
+def auto(docker: dict[str, Any]) -> tuple[str, str]:
+    """The provider `provider: auto` picks on a host whose Docker is `docker` (host.docker()), and why: the first,
+    by auto_order, that gives a reason."""
+    ranked = sorted((c for c in map(get, NAMES) if c.auto_order is not None), key=lambda c: c.auto_order)
+    return next((c.name, why) for c in ranked if (why := c.auto_reason(docker)))
+
+
+__all__ = ["ClusterInfo", "ColdBuild", "Provider", "NAMES", "auto", "get"]

@@ -7,12 +7,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from appliance.host import Need
 from appliance.runtime import Runtime
 
 #: admission plugins every provider's API server enables beyond the defaults: DenyServiceExternalIPs refuses
 #: any Service's `externalIPs` (CVE-2020-8554: kube-proxy would send that address's traffic — another pod's,
 #: a node's kubelet — to whoever wrote the Service). playbooks/roles/kubernetes/defaults/main.yml lists the same.
 ADMISSION_PLUGINS = ("NodeRestriction", "DenyServiceExternalIPs")
+
+
+@dataclass
+class ColdBuild:
+    """What prebuild() does on a host whose caches are cold, for `up` to check and estimate (appliance.prereqs)."""
+
+    #: Debian root filesystems it debootstraps: name -> packages
+    rootfs: dict[str, list[str]] = field(default_factory=dict)
+    #: host programs it runs that the caches do not spare it, each with why
+    programs: list[tuple[Need, str]] = field(default_factory=list)
+    #: toolchain programs it fetches or builds (appliance.toolchain names)
+    tools: list[str] = field(default_factory=list)
+    #: Go programs it builds: (module, version, name)
+    go: list[tuple[str, str, str]] = field(default_factory=list)
+    #: its other builds the caches lack (names of progress.COST_2CPU)
+    builds: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -36,6 +53,16 @@ class Provider(abc.ABC):
     name: str = ""
     #: can the nodes run pods' containers? Where not (the simulator), controllers run as host processes
     pods_run: bool = True
+    #: does the cluster run in Docker? (doctor fails without a daemon, warns on low inotify limits)
+    needs_docker: bool = False
+    #: do its nodes need this host's kernel functions (overlay, br_netfilter)? (doctor fails without them)
+    needs_kernel: bool = False
+    #: every host program prebuild() may run (host-setup installs them)
+    programs: tuple[Need, ...] = ()
+    #: the profile `appliance e2e` uses here when none is given
+    e2e_profile: str = "ci"
+    #: where `provider: auto` looks (lowest first); None: never chosen automatically
+    auto_order: int | None = None
 
     @classmethod
     def runtime(cls) -> Runtime:
@@ -51,6 +78,22 @@ class Provider(abc.ABC):
     def available(cls) -> tuple[bool, str]:
         """Whether this host can run the provider, and why (one line)."""
         return True, ""
+
+    @classmethod
+    def auto_reason(cls, docker: dict[str, Any]) -> str:
+        """Why `provider: auto` picks this provider on a host whose Docker is `docker` (host.docker()); "" if not."""
+        return ""
+
+    @classmethod
+    def cold_build(cls, spec: Any) -> ColdBuild:
+        """What prebuild() would do for `spec` with cold caches."""
+        return ColdBuild()
+
+    @classmethod
+    def port_mappings(cls, spec: Any) -> list[dict[str, Any]]:
+        """Host addresses and ports mapped to the nodes' ports (container_port, host_port, listen_address), through
+        which a user on the host reaches a NodePort; none where a node's own address serves it."""
+        return []
 
     @classmethod
     def footprint(cls, spec: Any) -> tuple[int, int]:

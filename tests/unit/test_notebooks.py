@@ -174,13 +174,13 @@ def test_a_bad_subdomain_host_is_refused():
 def test_auto_reads_the_port_mappings_the_cluster_was_made_with(tmp_path, monkeypatch):
     monkeypatch.setenv("APPLIANCE_STATE", str(tmp_path))
     (tmp_path / "c1").mkdir()
-    (tmp_path / "c1" / "state.json").write_text(json.dumps({"provider": "kind", "cluster_spec": {"kind": {"port_mappings": LOOPBACK}}}))
+    (tmp_path / "c1" / "state.json").write_text(json.dumps({"provider": "kind", "port_mappings": LOOPBACK}))
     kube = FakeKube(["alice"])
     kube.kubeconfig = str(tmp_path / "c1" / "kubeconfig")
     assert hooks.port_mappings(kube) == LOOPBACK
     (config,) = [o for o in _objects(kube) if o["kind"] == "ConfigMap"]
     assert json.loads(config["data"]["settings.json"])["subdomain_host"] == "http://localhost:8000"
-    (tmp_path / "c1" / "state.json").write_text(json.dumps({"provider": "baremetal", "cluster_spec": {"kind": {"port_mappings": LOOPBACK}}}))
+    (tmp_path / "c1" / "state.json").write_text(json.dumps({"provider": "baremetal", "port_mappings": []}))
     assert hooks.port_mappings(kube) == [] and hooks.port_mappings(FakeKube([])) == []
 
 

@@ -8,5 +8,5 @@ __all__ = ["login"]
 
 
 def login(options, kube, user: str, port_mappings: list[dict]) -> dict[str, str]:
-    """The hub's address and `user`'s generated login (`port_mappings`: the kind cluster's, else none)."""
+    """The hub's address and `user`'s generated login (`port_mappings`: the provider's, Provider.port_mappings)."""
     return {"url": hooks.hub_url(options, kube, port_mappings), "username": user, "password": hooks.password(kube, user)}

@@ -35,16 +35,17 @@ def users(kube) -> list[str]:
 
 
 def port_mappings(kube) -> list[dict]:
-    """The kind port mappings the cluster was made with (its state, beside its kubeconfig); none elsewhere."""
+    """The host ports mapped to the nodes' ports that `up` recorded from the cluster's provider (its state, beside
+    its kubeconfig); none where it recorded none."""
     state = Path(kube.kubeconfig).parent / "state.json" if kube is not None else None
     if state is None or state.parent.parent.resolve() != paths.state_dir().resolve() or not state.exists():
         return []
     data = json.loads(state.read_text())
-    return ((data.get("cluster_spec") or {}).get("kind") or {}).get("port_mappings") or [] if data.get("provider") == "kind" else []
+    return data.get("port_mappings") or []
 
 
 def _mapping(options, port_mappings: list[dict]) -> tuple[str, int] | None:
-    """(host address, host port) where kind maps the hub's NodePort, if it does."""
+    """(host address, host port) mapped to the hub's NodePort, if one is."""
     for m in port_mappings:
         if int(m.get("container_port", m.get("containerPort", 0))) == options.node_port:
             return m.get("listen_address", m.get("listenAddress")) or "0.0.0.0", int(m.get("host_port", m.get("hostPort")))
@@ -53,7 +54,7 @@ def _mapping(options, port_mappings: list[dict]) -> tuple[str, int] | None:
 
 def origin(options, port_mappings: list[dict]) -> str:
     """The subdomain host users' servers are served under ("" for one origin): the option's URL; for `auto`,
-    http://localhost:PORT where kind maps the hub to a loopback port (browsers resolve every *.localhost name
+    http://localhost:PORT where the hub is mapped to a loopback port (browsers resolve every *.localhost name
     to loopback), else none: a node address or a LAN name has no wildcard."""
     if options.subdomain_host != "auto":
         return "" if options.subdomain_host == "off" else options.subdomain_host

@@ -28,6 +28,8 @@ class BaremetalProvider(Provider):
     """Bootstraps GPU servers with the appliance's Ansible playbooks."""
 
     name = "baremetal"
+    needs_kernel = True
+    e2e_profile = "dgx"
 
     def __init__(self, spec: Any, state_dir: Path, report=None):
         super().__init__(spec, state_dir, report)

@@ -18,17 +18,49 @@ from typing import Any
 import yaml
 
 from appliance.errors import UserError
-from appliance.providers.base import ClusterInfo, Provider
+from appliance.host import Need
+from appliance.providers.base import ClusterInfo, ColdBuild, Provider
 from appliance.providers.kind import gpu
 from appliance.providers.kind.config import kind_config, node_names
 
 CREATE_TIMEOUT_S = 600
+GCC = Need("gcc", ("gcc", "libc6-dev"), "the pause program of the kind node image")
 
 
 class KindProvider(Provider):
     """A kind cluster from the appliance's node image."""
 
     name = "kind"
+    needs_docker = True
+    needs_kernel = True
+    programs = (GCC,)
+    auto_order = 0
+
+    @classmethod
+    def auto_reason(cls, docker: dict[str, Any]) -> str:
+        return f"a Docker daemon ({docker['version']}) answers" if docker["daemon"] else ""
+
+    @classmethod
+    def cold_build(cls, spec: Any) -> ColdBuild:
+        """The node image's root filesystems and gcc (unless the profile names an image), the node's
+        toolchain and Go programs, and the node image itself."""
+        from appliance.images import debian, node
+        from appliance.images.gobuild import PROGRAMS
+
+        built_here = not spec.kind.image
+        node_missing = built_here and not debian.rootfs_path("node", debian.NODE_PACKAGES).exists()
+        return ColdBuild(
+            rootfs={"node": debian.NODE_PACKAGES, "slim": debian.SLIM_PACKAGES} if built_here else {},
+            programs=[(GCC, "the kind node image is built here")] if node_missing else [],
+            tools=list(node.TOOLS),
+            go=[(module, version, name) for name, (module, version, _) in PROGRAMS.items()],
+            builds=[] if node.built_before() else ["node image"],
+        )
+
+    @classmethod
+    def port_mappings(cls, spec: Any) -> list[dict[str, Any]]:
+        """The profile's cluster.kind.port_mappings: host ports kind maps to the nodes' ports."""
+        return list(spec.kind.port_mappings)
 
     @classmethod
     def available(cls) -> tuple[bool, str]:

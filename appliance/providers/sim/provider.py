@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 from appliance import procs as P
 from appliance.errors import UserError
-from appliance.providers.base import ClusterInfo, Provider
+from appliance.providers.base import ClusterInfo, ColdBuild, Provider
 from appliance.providers.sim import nodes
 from appliance.providers.sim.nodes import node_manifests
 from appliance.providers.sim.processes import COMPONENTS, ControlPlane
@@ -39,6 +39,19 @@ class SimProvider(Provider):
     pods_run = False  # kwok nodes: pods are placed and their phases simulated; no container runs
 
     name = "sim"
+    e2e_profile = "sim-dgx-pod"
+    auto_order = 1
+
+    @classmethod
+    def auto_reason(cls, docker: dict[str, Any]) -> str:
+        return f"no Docker daemon answers ({docker['error']}); the simulator needs none"
+
+    @classmethod
+    def cold_build(cls, spec: Any) -> ColdBuild:
+        """The control plane's and kwok's binaries."""
+        from appliance.toolchain import SIM_TOOLS
+
+        return ColdBuild(tools=list(SIM_TOOLS))
 
     def __init__(self, spec: Any, state_dir: Path, report: Callable[[str], None] | None = None, toolchain=None):
         super().__init__(spec, state_dir, report)
