@@ -1,12 +1,17 @@
-"""Shared file helpers: atomic write, file hash, flock."""
+"""Shared helpers: atomic write, file hash, flock; the one wait."""
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
+import threading
+import time
+import types
 
 import pytest
 
+from appliance.errors import UserError
+from appliance.util import wait
 from appliance.util.files import atomic_write, file_lock, sha256_file
 
 
@@ -41,3 +46,57 @@ def test_file_lock_excludes_another_holder_until_released(tmp_path):
             fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
     with open(path) as other:
         fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """A fake clock for `wait`: sleeping advances it and records each pause."""
+    c = types.SimpleNamespace(now=0.0, pauses=[])
+
+    def sleep(s):
+        c.pauses.append(round(s, 3))
+        c.now += s
+
+    monkeypatch.setattr(wait, "time", types.SimpleNamespace(monotonic=lambda: c.now, sleep=sleep))
+    return c
+
+
+def test_until_says_what_is_missing_when_the_deadline_passes(clock):
+    with pytest.raises(UserError, match=r"x: not ready after 5s: 2 pods pending"):
+        wait.until(lambda: (False, "2 pods pending"), 5, "x", poll=2)
+    assert clock.pauses == [2, 2, 1]  # the last pause ends at the deadline, not past it
+
+
+def test_within_returns_the_last_check_and_grows_the_pause_up_to_the_cap(clock):
+    checks = iter([(False, "a")] * 6 + [(True, "b")])
+    assert wait.within(lambda: next(checks), 60, interval=0.1, factor=2, cap=0.5) == (True, "b")
+    assert clock.pauses == [0.1, 0.2, 0.4, 0.5, 0.5, 0.5]
+    assert wait.within(lambda: (False, "still a"), 1, interval=0.4) == (False, "still a")
+
+
+def test_alive_aborts_at_once_with_its_reason(clock):
+    with pytest.raises(wait.Died, match="etcd exited"):
+        wait.within(lambda: (False, ""), 300, alive=lambda: "etcd exited")
+    assert clock.pauses == []
+
+
+def test_a_raising_check_counts_as_not_ready_with_its_first_line_only_when_lenient(clock):
+    def check():
+        raise ConnectionError("refused\ntraceback details")
+
+    with pytest.raises(UserError, match=r"not ready after 1s: ConnectionError: refused — fix"):
+        wait.until(check, 1, "api")
+    with pytest.raises(ConnectionError):
+        wait.within(check, 1)
+
+
+def test_wake_cuts_a_pause_short():
+    wake, calls = threading.Event(), []
+
+    def check():
+        calls.append(time.monotonic())
+        return len(calls) > 1, ""
+
+    threading.Timer(0.05, wake.set).start()
+    assert wait.within(check, 30, interval=20, wake=wake) == (True, "")
+    assert calls[1] - calls[0] < 5 and not wake.is_set()
