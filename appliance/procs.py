@@ -12,6 +12,8 @@ from pathlib import Path
 
 import psutil
 
+from appliance.util import wait
+
 
 @dataclass
 class Proc:
@@ -125,12 +127,14 @@ def port_free(port: int, host: str = "127.0.0.1") -> bool:
 def busy_ports(ports: dict[str, int], timeout: float = 15.0, host: str = "127.0.0.1") -> list[str]:
     """`name=port` of each port still taken after up to `timeout` s (a just-killed process's sockets
     take a moment to be torn down)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        busy = [f"{k}={v}" for k, v in ports.items() if not port_free(v, host)]
-        if not busy or time.monotonic() >= deadline:
-            return busy
-        time.sleep(0.5)
+    busy: list[str] = []
+
+    def free() -> tuple[bool, str]:
+        busy[:] = [f"{k}={v}" for k, v in ports.items() if not port_free(v, host)]
+        return not busy, ""
+
+    wait.within(free, timeout, interval=0.5)
+    return busy
 
 
 def free_ports(n: int, host: str = "127.0.0.1", avoid: set[int] | None = None) -> list[int]:
