@@ -20,6 +20,7 @@ import yaml
 
 from appliance.errors import ProfileError, UserError
 from appliance.toolchain.pins import KUBERNETES
+from appliance.util import wait
 
 KWOK_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
 CLASS_LABEL = "appliance.dev/node-class"
@@ -213,19 +214,17 @@ def create_nodes(api, manifests: list[dict], cluster: str, report: Callable[[str
 def wait_ready(api, cluster: str, names: set[str], timeout: float, check_alive: Callable[[], None], log: str) -> list[dict]:
     """Poll the API until every named node is Ready; return the nodes (JSON dicts). `check_alive` raises
     when a process the nodes need died; `log` is where to look when they never become Ready."""
-    deadline = time.monotonic() + timeout
-    delay = 0.1
-    while True:
-        nodes = list_nodes(api, cluster)
-        ready = [n for n in nodes if n["metadata"]["name"] in names and is_ready(n)]
-        if len(ready) >= len(names):
-            return [n for n in nodes if n["metadata"]["name"] in names]
-        if time.monotonic() > deadline:
-            raise UserError(f"only {len(ready)}/{len(names)} simulated nodes became Ready within {timeout:.0f}s", "sim",
-                            f"see {log}")
-        check_alive()
-        time.sleep(delay)
-        delay = min(delay * 1.5, 1.0)
+    named: list[dict] = []
+
+    def ready() -> tuple[bool, str]:
+        named[:] = [n for n in list_nodes(api, cluster) if n["metadata"]["name"] in names]
+        n_ready = sum(map(is_ready, named))
+        return n_ready >= len(names), f"{n_ready}/{len(names)}"
+
+    ok, counts = wait.within(ready, timeout, interval=0.1, factor=1.5, cap=1.0, alive=check_alive)
+    if not ok:
+        raise UserError(f"only {counts} simulated nodes became Ready within {timeout:.0f}s", "sim", f"see {log}")
+    return named
 
 
 def summary(nodes: list[dict]) -> list[dict]:

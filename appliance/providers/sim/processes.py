@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import ssl
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -19,6 +18,7 @@ from appliance.providers.sim.nodes import GPU
 from appliance.providers.sim.pki import PKI
 from appliance.providers.sim.stages import kwok_config
 from appliance.providers.sim.tuning import Tuning
+from appliance.util import wait
 
 COMPONENTS = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"]
 WAVES = [["etcd"], ["kube-apiserver"], ["kube-controller-manager", "kube-scheduler", "kwok"]]
@@ -185,19 +185,14 @@ class ControlPlane:
         return False
 
     def wait_healthy(self, comp: str, proc: P.Proc, ports: dict[str, int], timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        delay = 0.05
-        while True:
-            if self.healthy(comp, ports):
-                return
-            if not proc.alive():
-                raise UserError(f"{comp} exited while starting: {P.tail(proc.log) or 'no output'}", proc.log,
-                                "see the log; `appliance down` cleans up")
-            if time.monotonic() > deadline:
-                raise UserError(f"{comp} did not become healthy within {timeout:.0f}s: {P.tail(proc.log)}", proc.log,
-                                "see the log; `appliance down` cleans up")
-            time.sleep(delay)
-            delay = min(delay * 1.5, 0.5)
+        fix = "see the log; `appliance down` cleans up"
+        try:
+            ok, _ = wait.within(lambda: (self.healthy(comp, ports), ""), timeout, interval=0.05, factor=1.5, cap=0.5,
+                                alive=lambda: None if proc.alive() else f"{comp} exited while starting: {P.tail(proc.log) or 'no output'}")
+        except wait.Died as e:
+            raise UserError(str(e), proc.log, fix) from None
+        if not ok:
+            raise UserError(f"{comp} did not become healthy within {timeout:.0f}s: {P.tail(proc.log)}", proc.log, fix)
 
     def start(self, st: dict, bins: dict[str, Path], started: list[P.Proc], save: Callable[[dict], None],
               report: Callable[[str], None]) -> None:

@@ -29,6 +29,7 @@ from appliance.providers.sim.nodes import node_manifests
 from appliance.providers.sim.processes import COMPONENTS, ControlPlane
 from appliance.providers.sim.state import State
 from appliance.providers.sim.tuning import tuning
+from appliance.util import wait
 
 #: what `status` says about NetworkPolicy here
 NETWORK_POLICY = "objects only: simulated nodes have no data plane, so NetworkPolicies are stored, never enforced"
@@ -142,17 +143,19 @@ class SimProvider(Provider):
         from kubernetes.client.exceptions import ApiException
 
         core = self._core()
-        deadline = time.monotonic() + timeout
-        while True:
+        fix = f"see {self._p('logs', 'kube-controller-manager.log')}"
+
+        def made() -> tuple[bool, str]:
             try:
                 core.read_namespaced_service_account("default", "default")
-                return
+                return True, ""
             except ApiException as e:
-                if e.status != 404 or time.monotonic() > deadline:
-                    raise UserError("the default ServiceAccount never appeared", "sim",
-                                    f"see {self._p('logs', 'kube-controller-manager.log')}") from e
-            self._check_alive()
-            time.sleep(0.2)
+                if e.status != 404:
+                    raise UserError("the default ServiceAccount never appeared", "sim", fix) from e
+                return False, ""
+
+        if not wait.within(made, timeout, interval=0.2, alive=self._check_alive)[0]:
+            raise UserError("the default ServiceAccount never appeared", "sim", fix)
 
     def _check_alive(self) -> None:
         st = self.state.load()
