@@ -22,6 +22,7 @@ from appliance.host import Need
 from appliance.providers.base import ClusterInfo, ColdBuild, Provider
 from appliance.providers.kind import gpu
 from appliance.providers.kind.config import kind_config, node_names
+from appliance.util import wait
 
 CREATE_TIMEOUT_S = 600
 GCC = Need("gcc", ("gcc", "libc6-dev"), "the pause program of the kind node image")
@@ -243,29 +244,36 @@ class KindProvider(Provider):
 
         v1 = self._api()
         want = self.spec.control_planes + self.spec.workers
-        last = ""
-        while True:
+        nodes, pods, last = [], None, ""
+
+        def ready() -> tuple[bool, str]:
+            nonlocal nodes, pods, last
             nodes = v1.list_node(_request_timeout=10).items
             pods = v1.list_namespaced_pod("kube-system", _request_timeout=10)
             not_ready = [n.metadata.name for n in nodes if not _node_ready(n)]
             pending = [p.metadata.name for p in pods.items if not _pod_ok(p)]
             if len(nodes) >= want and not not_ready and not pending and pods.items:
-                return ClusterInfo(self.cluster, self.kubeconfig, self.context, [_node_row(n) for n in nodes])
+                return True, ""
             msg = f"waiting: {len(nodes)}/{want} nodes, not ready: {not_ready or '-'}, pods pending: {pending or '-'}"
             if msg != last:
                 self.report(msg)
                 last = msg
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise UserError(f"cluster not ready after {CREATE_TIMEOUT_S}s ({msg})")
-            # Wake on the next pod change in kube-system (node readiness changes pods too).
+            return False, msg
+
+        def next_change(seconds: float) -> None:
+            """Wake on the next pod change in kube-system (node readiness changes pods too)."""
             w = watch.Watch()
             for _ in w.stream(
                 v1.list_namespaced_pod, "kube-system", resource_version=pods.metadata.resource_version,
-                timeout_seconds=max(1, min(5, int(left))), _request_timeout=10,
+                timeout_seconds=max(1, int(seconds)), _request_timeout=10,
             ):  # fmt: skip
                 w.stop()
                 break
+
+        ok, msg = wait.within(ready, deadline - time.monotonic(), interval=5, sleep=next_change)
+        if not ok:
+            raise UserError(f"cluster not ready after {CREATE_TIMEOUT_S}s ({msg})")
+        return ClusterInfo(self.cluster, self.kubeconfig, self.context, [_node_row(n) for n in nodes])
 
 
 def _import_client() -> None:
