@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from typing import Any
 import yaml
 
 from appliance.e2e.scenario import Scenario, Step
+from appliance.util import wait
 
 
 @dataclass
@@ -88,16 +90,16 @@ class Runner:
         return [i.to_dict() for i in res.get(namespace=ns, label_selector=selector).items]
 
     def _wait(self, step: Step, want_match: bool, expected: dict) -> str:
-        deadline = time.monotonic() + step.timeout
-        while True:
-            live = self._live(expected)
-            found = any(matches(expected, o) for o in live)
-            if found == want_match:
-                return f"{'matched' if found else 'no match'} after checking {len(live)} object(s)"
-            if time.monotonic() >= deadline:
-                verb = "no object matched" if want_match else "an object still matches"
-                raise AssertionError(f"{verb} within {step.timeout:.0f}s; closest live: {_summary(live)}")
-            time.sleep(self.poll)
+        live: list[dict] = []
+
+        def settled() -> tuple[bool, str]:
+            live[:] = self._live(expected)
+            return any(matches(expected, o) for o in live) == want_match, ""
+
+        if wait.within(settled, step.timeout, interval=self.poll)[0]:
+            return f"{'matched' if want_match else 'no match'} after checking {len(live)} object(s)"
+        verb = "no object matched" if want_match else "an object still matches"
+        raise AssertionError(f"{verb} within {step.timeout:.0f}s; closest live: {_summary(live)}")
 
     def _access(self, step: Step) -> str:
         """Each verb × resource as the identity; only RBAC's 403 ("… cannot <verb> resource …") counts as
@@ -135,20 +137,22 @@ class Runner:
 
         a = step.apply
         kube, seen = self._kube_as(a.as_), []
+
+        def refused(obj: dict, what: str) -> tuple[bool, str]:
+            try:
+                kube.apply([obj], dry_run=True)
+            except DynamicApiError as e:
+                msg = _describe(e)
+                if e.status not in (403, 422) or a.refused not in msg:
+                    raise AssertionError(f"{what}: refused, but not as expected ({a.refused!r}): {msg}") from None
+                seen.append(msg)
+                return True, ""
+            return False, ""
+
         for obj in self._objects(a, scenario):
-            what, deadline = f"{obj['kind']}/{obj['metadata'].get('name', '')}", time.monotonic() + step.timeout
-            while True:
-                try:
-                    kube.apply([obj], dry_run=True)
-                except DynamicApiError as e:
-                    msg = _describe(e)
-                    if e.status not in (403, 422) or a.refused not in msg:
-                        raise AssertionError(f"{what}: refused, but not as expected ({a.refused!r}): {msg}") from None
-                    seen.append(msg)
-                    break
-                if time.monotonic() >= deadline:
-                    raise AssertionError(f"{what} was admitted for {step.timeout:.0f}s; expected a refusal holding {a.refused!r}")
-                time.sleep(self.poll)
+            what = f"{obj['kind']}/{obj['metadata'].get('name', '')}"
+            if not wait.within(functools.partial(refused, obj, what), step.timeout, interval=self.poll)[0]:
+                raise AssertionError(f"{what} was admitted for {step.timeout:.0f}s; expected a refusal holding {a.refused!r}")
         return f"{len(seen)} refused as expected" + (f" as {a.as_}" if a.as_ else "") + f": {seen[0][:200]}"
 
     def _kube_as(self, identity: str):
