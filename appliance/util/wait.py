@@ -3,7 +3,6 @@ then say what is missing."""
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Callable
 
@@ -17,13 +16,13 @@ class Died(Exception):
 
 
 def within(check: Check, timeout: float, *, interval: float = 2.0, factor: float = 1.0, cap: float | None = None,
-           alive: Callable[[], str | None] | None = None, wake: threading.Event | None = None, lenient: bool = False,
+           alive: Callable[[], str | None] | None = None, lenient: bool = False,
            sleep: Callable[[float], object] | None = None) -> tuple[bool, str]:
     """Poll `check() -> (ok, missing)` until it passes or `timeout` s are up; return its last (ok, missing).
 
     Between checks: `alive()` (a reason raises `Died`; an exception from it propagates), then a pause of
-    `interval` s, each one `factor` times the last up to `cap`, never past the deadline. `wake.set()` cuts
-    a pause short; else `sleep(s)` spends it (a watch that returns on the next change). `lenient`: an
+    `interval` s, each one `factor` times the last up to `cap`, never past the deadline, spent by `sleep(s)`
+    (default time.sleep; a watch that returns on the next change wakes the wait early). `lenient`: an
     exception from the check counts as not ready, its first line being what is missing."""
     deadline = time.monotonic() + timeout
     pause = interval
@@ -41,11 +40,7 @@ def within(check: Check, timeout: float, *, interval: float = 2.0, factor: float
         left = deadline - time.monotonic()
         if left <= 0:
             return False, missing
-        if wake:
-            wake.wait(min(pause, left))
-            wake.clear()
-        else:
-            (sleep or time.sleep)(min(pause, left))
+        (sleep or time.sleep)(min(pause, left))
         pause = min(pause * factor, cap) if cap is not None else pause * factor
 
 

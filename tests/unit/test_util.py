@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import threading
-import time
 import types
 
 import pytest
@@ -88,15 +86,3 @@ def test_a_raising_check_counts_as_not_ready_with_its_first_line_only_when_lenie
         wait.until(check, 1, "api")
     with pytest.raises(ConnectionError):
         wait.within(check, 1)
-
-
-def test_wake_cuts_a_pause_short():
-    wake, calls = threading.Event(), []
-
-    def check():
-        calls.append(time.monotonic())
-        return len(calls) > 1, ""
-
-    threading.Timer(0.05, wake.set).start()
-    assert wait.within(check, 30, interval=20, wake=wake) == (True, "")
-    assert calls[1] - calls[0] < 5 and not wake.is_set()
