@@ -156,3 +156,45 @@ def test_down_removes_components_then_leaves_nothing(sim):
     leftovers = [p.info for p in psutil.process_iter(["pid", "cmdline"]) if any(str(state) in a for a in (p.info["cmdline"] or []))]
     assert not leftovers
 
+
+
+def test_an_up_killed_midway_resumes(tmp_path):
+    """A real `appliance up` killed (SIGKILL, no clean-up of its own) once its cluster exists: the next `up`
+    takes the lock, keeps the finished steps, runs the rest and ends ready; `down` leaves nothing."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import yaml
+
+    from appliance import profiles, report
+
+    profile_file = tmp_path / "killed.yaml"
+    profile_file.write_text(yaml.safe_dump({
+        "extends": "sim-dgx-pod", "name": "killed-up", "cluster": {"name": "it-killed-up"},
+        "components": {c: {"enabled": False} for c in ("kserve", "monitoring", "pipelines", "database", "tuning")}}))
+    state = paths.state_dir("it-killed-up") / "state.json"
+    cli = Path(sys.executable).with_name("appliance")
+    proc = subprocess.Popen([str(cli), "up", "--profile", str(profile_file), "--provider", "sim"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not (state.exists() and json.loads(state.read_text()).get("steps", {}).get("cluster", {}).get("status") == "done"):
+            assert proc.poll() is None and time.monotonic() < deadline, "up ended before its cluster step was recorded"
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGKILL)  # the up and nothing else: the simulator's daemons are not in its group
+        proc.wait(10)
+        steps = json.loads(state.read_text())["steps"]
+        assert steps["cluster"]["status"] == "done" and steps.get("training-operator", {}).get("status") != "done", steps
+        loaded = profiles.load(str(profile_file), [], "sim")
+        again = orchestrator.up(loaded.profile, "sim", Reporter())
+        assert not again["failed"] and "cluster" in again["skipped"] and "training-operator" in again["ran"], again
+        assert orchestrator.up(loaded.profile, "sim", Reporter())["noop"]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        if paths.state_dir("it-killed-up").exists():
+            orchestrator.down("it-killed-up", report.make())
+    assert not paths.state_dir("it-killed-up").exists()
