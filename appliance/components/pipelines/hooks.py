@@ -8,13 +8,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import secrets
 import shutil
-import tempfile
 from pathlib import Path
 
-from appliance import paths, progress
+from appliance import paths
 from appliance.components.decl import Go
 from appliance.errors import UserError
 from appliance.images import builds
@@ -62,20 +60,13 @@ def argoexec_binary(go: Go) -> Path:
     """argoexec (component.yaml's `go:`), built statically from a writable copy of the module: the module's
     zip lacks the Linux signal helpers (upstream, signal_linux.go is a symlink to signal_darwin.go; module
     zips drop symlinks), so the copy gets that file back first. Cached by version."""
-    module, version = go.module, go.version
-    binary = paths.cache_dir("components", "go", module.replace("/", "_"), f"{version}-linux-signals") / "argoexec"
-    if binary.is_file():
-        return binary
-    binary.parent.mkdir(parents=True, exist_ok=True)
-    with progress.build("argoexec", detail=f"{version} from {module} (go build, Linux signal helpers restored)", counted=False), \
-            tempfile.TemporaryDirectory(prefix="argoexec-", dir=binary.parent) as tmp:
-        src = builds._writable_copy(builds.module_dir(module, version), Path(tmp, "src"))
+    def restore_signals(src: Path) -> None:
         signals = src / "workflow" / "executor" / "osspecific"
         shutil.copy(signals / "signal_darwin.go", signals / "signal_linux.go")
-        builds._run(["nice", "-n", "10", builds.find_go() or "go", "build", "-trimpath", "-ldflags=-s -w", "-o", str(Path(tmp, "argoexec")),
-                     f"./{go.package}"], cwd=src, env=builds._go_env(), log=binary.parent / "argoexec.build.log")
-        os.replace(Path(tmp, "argoexec"), binary)
-    return binary
+
+    binary = paths.cache_dir("components", "go", go.module.replace("/", "_"), f"{go.version}-linux-signals") / "argoexec"
+    return builds.patched_go_binary(go.module, go.version, go.package, binary, restore_signals,
+                                    detail=f"{go.version} from {go.module} (go build, Linux signal helpers restored)")
 
 
 def argoexec_image(go: Go) -> tuple[str, Path]:
