@@ -25,6 +25,7 @@ from appliance.components import decl as declared
 from appliance.components.access import user_roles
 from appliance.components.decl import Go, Image, Option, Python
 from appliance.images import builds
+from appliance.kube import secret_data
 from appliance.runtime import HOST_IP, Hosts, Workload
 from appliance.util import wait
 
@@ -211,9 +212,7 @@ class Kit(Component):
 
         c = {k: self._env().from_string(v).render(options=self.options) for k, v in self.decl.certificate.model_dump().items()}
         ips = [HOST_IP] if self.on_host else []
-        live = kube.get("v1", "Secret", c["secret"], c["namespace"]) if kube is not None else None
-        got = {k: base64.b64decode(v) for k, v in ((live.to_dict().get("data") or {}) if live is not None else {}).items()
-               if k in ("ca.crt", "tls.crt", "tls.key")}
+        got = {k: v.encode() for k, v in secret_data(kube, c["secret"], c["namespace"]).items() if k in ("ca.crt", "tls.crt", "tls.key")}
         if not (len(got) == 3 and certs.valid_for(got["tls.crt"], got["ca.crt"], f"{c['service']}.{c['namespace']}.svc", ips)):
             got = certs.service_certs(c["service"], c["namespace"], ips) if kube is not None else dict.fromkeys(got or ("ca.crt", "tls.crt", "tls.key"), b"")
         return {k: base64.b64encode(v).decode() for k, v in got.items()}

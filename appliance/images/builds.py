@@ -14,9 +14,9 @@ import sys
 import tarfile
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from appliance import paths, progress
 from appliance.toolchain.sources import find_go

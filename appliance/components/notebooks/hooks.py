@@ -3,7 +3,6 @@ the hub's configuration file, the origin users' servers are served on, and where
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import secrets
@@ -11,6 +10,7 @@ from pathlib import Path
 
 from appliance import paths
 from appliance.errors import UserError
+from appliance.kube import secret_data
 
 HERE = Path(__file__).parent
 OWNER = "appliance.dev/owner"
@@ -62,15 +62,9 @@ def origin(options, port_mappings: list[dict]) -> str:
     return f"http://localhost:{found[1]}" if found and found[0].startswith("127.") else ""
 
 
-def _kept(kube, name: str, namespace: str, key: str) -> str:
-    live = kube.get("v1", "Secret", name, namespace) if kube is not None else None
-    data = (live.to_dict().get("data") or {}) if live is not None else {}
-    return base64.b64decode(data[key]).decode() if key in data else ""
-
-
 def password(kube, user: str) -> str:
     """The user's login as kept in user-<name>/notebook-login ("" when none yet)."""
-    return _kept(kube, LOGIN_SECRET, f"user-{user}", "password")
+    return secret_data(kube, LOGIN_SECRET, f"user-{user}").get("password", "")
 
 
 def context(options, kube) -> dict:
@@ -81,7 +75,7 @@ def context(options, kube) -> dict:
         raise UserError(f"notebooks.gpu_users names {', '.join(unknown)}, not users of this cluster ({', '.join(names) or 'none'})",
                         "profile components.notebooks.options.gpu_users", "name users listed in components.user-profiles.options.users, or *")
     logins = {u: password(kube, u) or secrets.token_urlsafe(18) for u in names}
-    token = _kept(kube, PROXY_SECRET, options.namespace, "token") or (secrets.token_hex(32) if kube is not None else "")
+    token = secret_data(kube, PROXY_SECRET, options.namespace).get("token") or (secrets.token_hex(32) if kube is not None else "")
     gpu_users = names if "*" in options.gpu_users else [u for u in options.gpu_users if u in names]
     settings = {"users": names, "gpu_users": gpu_users, "subdomain_host": origin(options, port_mappings(kube)), "cull_idle": options.cull_idle, "start_timeout": options.start_timeout,
                 "cpu": options.cpu, "memory": options.memory, "cpu_request": options.cpu_request,

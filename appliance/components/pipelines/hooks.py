@@ -5,7 +5,6 @@ each user's bucket, created by the store's root account and owned by the user's 
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import secrets
@@ -17,6 +16,7 @@ from appliance.components.decl import Go
 from appliance.errors import UserError
 from appliance.images import builds
 from appliance.images.archive import FileEntry
+from appliance.kube import secret_data
 
 MIME_TYPES = Path(__file__).resolve().parents[3] / "images" / "pipelines" / "mime.types"
 STORE = "artifact-store"            # Secret, Deployment and Service of the store (manifests/50-store.yaml)
@@ -45,15 +45,9 @@ def accounts(live: dict[str, str], names: list[str], token=secrets.token_hex) ->
     return {"root": root, "accounts": accts, "iam": iam, "digest": hashlib.sha256(iam.encode()).hexdigest()[:16]}
 
 
-def _live(kube, namespace: str) -> dict[str, str]:
-    secret = kube.get("v1", "Secret", STORE, namespace) if kube is not None else None
-    data = (secret.to_dict().get("data") or {}) if secret is not None else {}
-    return {k: base64.b64decode(v).decode() for k, v in data.items()}
-
-
 def context(options, kube) -> dict:
     names = users(kube)
-    return {"users": names, "store": accounts(_live(kube, options.namespace), names)}
+    return {"users": names, "store": accounts(secret_data(kube, STORE, options.namespace), names)}
 
 
 def argoexec_binary(go: Go) -> Path:
