@@ -134,6 +134,11 @@ class Kit(Component):
         """The optional hook `fn` (a function of hooks.py, one of decl.HOOKS), or None."""
         return getattr(cls.hooks, fn, None)
 
+    def offers(self) -> dict[str, Any]:
+        """The hooks' `offers(options)`: what the components depending on it get as keyword arguments of their
+        `context` and `after_apply` hooks."""
+        return offers(self.options) if (offers := self._hook("offers")) else {}
+
     @classmethod
     def check_options(cls, options) -> None:
         """The hooks' `check(options)`, run with the profile's checks (before `up` starts anything)."""
@@ -221,7 +226,7 @@ class Kit(Component):
         """What templates see: `options`, `name`, `labels`, `images`, `ports` and `bind` (the address
         controllers listen on: all in a pod, loopback on the host), `tls` (a declared certificate),
         `node_cidrs` (for NetworkPolicies: what comes from the nodes, like the API server calling a webhook),
-        and whatever the hooks add."""
+        and whatever the hooks' `context(options, kube, **given)` adds."""
         ctx = {"options": self.options, "name": self.name,
                "labels": {"app.kubernetes.io/managed-by": "appliance", "app.kubernetes.io/part-of": self.name},
                "images": self._image_refs(images), "ports": ports or dict(self.decl.ports),
@@ -230,7 +235,7 @@ class Kit(Component):
         if self.decl.certificate:
             ctx["tls"] = self._tls(kube)
         if more := self._hook("context"):
-            ctx.update(more(self.options, kube))
+            ctx.update(more(self.options, kube, **self.given))
         return ctx
 
     def objects(self, kube=None, images: dict[str, str] | None = None, ports: dict[str, int] | None = None,
@@ -286,7 +291,7 @@ class Kit(Component):
         if refs:
             notes.append("images " + ", ".join(sorted(set(refs.values()))) + f" ({self.delivery.decision().source})")
         if after := self._hook("after_apply"):
-            notes.append(after(o, kube))
+            notes.append(after(o, kube, **self.given))
         return "; ".join(filter(None, notes))
 
     def _ready(self, kube, objs: list[dict], hosts: Hosts, hosted: list[dict]) -> tuple[bool, str]:

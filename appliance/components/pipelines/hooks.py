@@ -1,7 +1,7 @@
-"""pipelines: what data cannot say — the users (the user-profiles component's, read from the cluster: one
-list), their artifact store credentials (kept from the cluster, else generated: never a default), the
-executor image (argoexec with its Linux signal helpers restored, /etc/mime.types and a writable /tmp) and
-each user's bucket, created by the store's root account and owned by the user's account."""
+"""pipelines: what data cannot say — for the users user-profiles offers, their artifact store credentials
+(kept from the cluster, else generated: never a default) and each user's bucket, created by the store's root
+account and owned by the user's account; the executor image (argoexec with its Linux signal helpers
+restored, /etc/mime.types and a writable /tmp)."""
 
 from __future__ import annotations
 
@@ -21,16 +21,6 @@ from appliance.kube import secret_data
 MIME_TYPES = Path(__file__).resolve().parents[3] / "images" / "pipelines" / "mime.types"
 STORE = "artifact-store"            # Secret, Deployment and Service of the store (manifests/50-store.yaml)
 STORE_BIN = "/usr/local/bin/versitygw"
-USERS_COMPONENT = "user-profiles"
-
-
-def users(kube) -> list[str]:
-    """The users user-profiles made: its service account `<user>` in `user-<user>` (none without a cluster)."""
-    if kube is None:
-        return []
-    found = kube.list_labelled("v1", "ServiceAccount", f"appliance.dev/component={USERS_COMPONENT}")
-    return sorted(m["name"] for m in (o["metadata"] for o in found)
-                  if (m.get("labels") or {}).get("appliance.dev/owner") == m["name"] and m.get("namespace") == f"user-{m['name']}")
 
 
 def accounts(live: dict[str, str], names: list[str], token=secrets.token_hex) -> dict:
@@ -45,8 +35,9 @@ def accounts(live: dict[str, str], names: list[str], token=secrets.token_hex) ->
     return {"root": root, "accounts": accts, "iam": iam, "digest": hashlib.sha256(iam.encode()).hexdigest()[:16]}
 
 
-def context(options, kube) -> dict:
-    names = users(kube)
+def context(options, kube, users=()) -> dict:
+    """The users (user-profiles' list) and their store credentials."""
+    names = sorted(users)
     return {"users": names, "store": accounts(secret_data(kube, STORE, options.namespace), names)}
 
 
@@ -92,7 +83,7 @@ def argoexec_image(go: Go) -> tuple[str, Path]:
     return ref, archive
 
 
-def after_apply(options, kube) -> str:
+def after_apply(options, kube, users=()) -> str:
     """Each user's bucket `user-<name>`, owned by their account: `versitygw admin create-bucket` run in the
     store's container (its admin API listens on loopback only). Nothing where no store runs (simulator)."""
     from appliance.util import wait
@@ -104,7 +95,7 @@ def after_apply(options, kube) -> str:
     wait.until(lambda: (not (m := kube.missing([dep])), ", ".join(m)), 300, f"{ns}/{STORE}")
     pod = _ready_pod(kube, ns)
     made = []
-    for user in users(kube):
+    for user in sorted(users):
         code, out = _exec(kube, ns, pod, [STORE_BIN, "admin", "create-bucket", "--owner", user, "--bucket", f"user-{user}"])
         if code != 0 and "BucketAlreadyOwnedByYou" not in out:
             raise UserError(f"the artifact store did not create bucket user-{user}: {' '.join(out.split())[:300]}", f"{ns}/{STORE}",
