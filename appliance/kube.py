@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -123,6 +124,17 @@ class Kube:
                         msg = f"last run: {t.reason} (exit code {t.exit_code})" + (f": {t.message}" if t.message else "")
                     seen.append(f"pod {pod.metadata.name}: {w.reason}: {' '.join((msg or '').split())[:240]}".rstrip(": "))
         return "; ".join(dict.fromkeys(seen))[:600]
+
+
+def decoded(secret: dict) -> dict[str, str]:
+    """A Secret's values as text: its base64 `data`, `stringData` over it (as the API server merges them)."""
+    return {**{k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}, **(secret.get("stringData") or {})}
+
+
+def secret_data(kube: Kube | None, name: str, namespace: str) -> dict[str, str]:
+    """The values of Secret `namespace/name` as text; {} where it is missing, or the cluster is (`kube` None)."""
+    live = kube.get("v1", "Secret", name, namespace) if kube is not None else None
+    return decoded(live.to_dict()) if live is not None else {}
 
 
 def _is_ready(kind: str, live: Any) -> bool:

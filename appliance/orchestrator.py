@@ -202,13 +202,13 @@ def status(cluster: str) -> dict[str, Any]:
     state = State(c.dir)
     ready = c.provider.ready()
     comps: dict[str, Any] = {}
+    enabled = components.enabled(profile, c.provider.runtime())  # each given what its dependencies offer (the users)
     for sid, rec in state.data["steps"].items():
         if sid == CLUSTER:
             continue
         entry = {"step": rec.get("status"), "error": rec.get("error")}
         if ready and sid in components.CATALOG:
-            options = (state.data.get("components") or {}).get(sid)
-            comp = components.CATALOG[sid](options, c.provider.runtime())
+            comp = enabled.get(sid) or components.CATALOG[sid](None, c.provider.runtime())  # a step the profile since left
             ok, missing = comp.ready(c.kube())
             entry.update(ready=ok, missing=missing, notes=comp.notes(c.kube()) if ok else [])
         comps[sid] = entry

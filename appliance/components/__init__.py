@@ -50,10 +50,16 @@ class Component:
         self.runtime = runtime
         #: where images come from; `enabled()` gives every component of a profile the profile's
         self.delivery = Images(ImagesSpec(source="local"), [])
+        #: what the components it declares it depends on pass it (their `offers()`), from `enabled()`
+        self.given: dict[str, Any] = {}
 
     @classmethod
     def check_options(cls, options: Options) -> None:
         """What a type cannot say about valid options (a file they name must parse): raise a UserError."""
+
+    def offers(self) -> dict[str, Any]:
+        """What it passes the components that declare they depend on it (user-profiles: the users); none by default."""
+        return {}
 
     def images(self) -> list[ComponentImage]:
         """The images this component runs (pinned upstream reference + local build); none by default."""
@@ -106,11 +112,12 @@ CATALOG: dict[str, type[Component]] = _catalog()
 
 def enabled(profile: Profile, runtime: Runtime = IN_CLUSTER) -> dict[str, Component]:
     """The profile's enabled components, instantiated with their options and the provider's runtime, sharing
-    one image delivery."""
+    one image delivery, each given what the components it declares it depends on offer."""
     comps = {n: CATALOG[n](s.options, runtime) for n, s in profile.components.items() if s.enabled}
     delivery = Images(profile.cluster.images, [i.upstream for c in comps.values() for i in c.images() if i.upstream])
     for c in comps.values():
         c.delivery = delivery
+        c.given = {k: v for d in c.depends if d in comps for k, v in comps[d].offers().items()}
     return comps
 
 

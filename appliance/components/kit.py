@@ -25,6 +25,7 @@ from appliance.components import decl as declared
 from appliance.components.access import user_roles
 from appliance.components.decl import Go, Image, Option, Python
 from appliance.images import builds
+from appliance.kube import secret_data
 from appliance.runtime import HOST_IP, Hosts, Workload
 from appliance.util import wait
 
@@ -133,6 +134,11 @@ class Kit(Component):
         """The optional hook `fn` (a function of hooks.py, one of decl.HOOKS), or None."""
         return getattr(cls.hooks, fn, None)
 
+    def offers(self) -> dict[str, Any]:
+        """The hooks' `offers(options)`: what the components depending on it get as keyword arguments of their
+        `context` and `after_apply` hooks."""
+        return offers(self.options) if (offers := self._hook("offers")) else {}
+
     @classmethod
     def check_options(cls, options) -> None:
         """The hooks' `check(options)`, run with the profile's checks (before `up` starts anything)."""
@@ -211,9 +217,7 @@ class Kit(Component):
 
         c = {k: self._env().from_string(v).render(options=self.options) for k, v in self.decl.certificate.model_dump().items()}
         ips = [HOST_IP] if self.on_host else []
-        live = kube.get("v1", "Secret", c["secret"], c["namespace"]) if kube is not None else None
-        got = {k: base64.b64decode(v) for k, v in ((live.to_dict().get("data") or {}) if live is not None else {}).items()
-               if k in ("ca.crt", "tls.crt", "tls.key")}
+        got = {k: v.encode() for k, v in secret_data(kube, c["secret"], c["namespace"]).items() if k in ("ca.crt", "tls.crt", "tls.key")}
         if not (len(got) == 3 and certs.valid_for(got["tls.crt"], got["ca.crt"], f"{c['service']}.{c['namespace']}.svc", ips)):
             got = certs.service_certs(c["service"], c["namespace"], ips) if kube is not None else dict.fromkeys(got or ("ca.crt", "tls.crt", "tls.key"), b"")
         return {k: base64.b64encode(v).decode() for k, v in got.items()}
@@ -222,7 +226,7 @@ class Kit(Component):
         """What templates see: `options`, `name`, `labels`, `images`, `ports` and `bind` (the address
         controllers listen on: all in a pod, loopback on the host), `tls` (a declared certificate),
         `node_cidrs` (for NetworkPolicies: what comes from the nodes, like the API server calling a webhook),
-        and whatever the hooks add."""
+        and whatever the hooks' `context(options, kube, **given)` adds."""
         ctx = {"options": self.options, "name": self.name,
                "labels": {"app.kubernetes.io/managed-by": "appliance", "app.kubernetes.io/part-of": self.name},
                "images": self._image_refs(images), "ports": ports or dict(self.decl.ports),
@@ -231,7 +235,7 @@ class Kit(Component):
         if self.decl.certificate:
             ctx["tls"] = self._tls(kube)
         if more := self._hook("context"):
-            ctx.update(more(self.options, kube))
+            ctx.update(more(self.options, kube, **self.given))
         return ctx
 
     def objects(self, kube=None, images: dict[str, str] | None = None, ports: dict[str, int] | None = None,
@@ -287,7 +291,7 @@ class Kit(Component):
         if refs:
             notes.append("images " + ", ".join(sorted(set(refs.values()))) + f" ({self.delivery.decision().source})")
         if after := self._hook("after_apply"):
-            notes.append(after(o, kube))
+            notes.append(after(o, kube, **self.given))
         return "; ".join(filter(None, notes))
 
     def _ready(self, kube, objs: list[dict], hosts: Hosts, hosted: list[dict]) -> tuple[bool, str]:

@@ -4,6 +4,7 @@ keyed by module version (and content hash for images)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -13,6 +14,7 @@ import sys
 import tarfile
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,6 +110,24 @@ def go_binary(module: str, version: str, package: str, name: str, ldflags: str =
             shutil.rmtree(tmp, ignore_errors=True)
     (out / f"{name}.json").write_text(json.dumps({"module": module, "version": version, "package": package,
                                                   "seconds": round(time.monotonic() - t0, 1)}))
+    return binary
+
+
+def patched_go_binary(module: str, version: str, package: str, binary: Path, patch: Callable[[Path], None],
+                      detail: str | None = None) -> Path:
+    """`package` of module@version built statically (`go build` with the kit's Go environment) from a writable
+    copy of the module source that `patch(src)` changes first, into `binary`: a cache path the caller keys by
+    what its patch adds (its build log beside it). `detail`: shown as an uncounted build line while it builds."""
+    if binary.is_file():
+        return binary
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    shown = progress.build(binary.name, detail=detail, counted=False) if detail is not None else contextlib.nullcontext()
+    with shown, tempfile.TemporaryDirectory(prefix=f"{binary.name}-", dir=binary.parent) as tmp:
+        src = _writable_copy(module_dir(module, version), Path(tmp, "src"))
+        patch(src)
+        _run(["nice", "-n", "10", find_go() or "go", "build", "-trimpath", "-ldflags=-s -w", "-o", str(Path(tmp, binary.name)),
+              f"./{package}"], cwd=src, env=_go_env(), log=binary.parent / f"{binary.name}.build.log")
+        os.replace(Path(tmp, binary.name), binary)
     return binary
 
 

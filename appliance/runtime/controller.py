@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import socket
@@ -11,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from appliance import procs
+from appliance.kube import decoded
 from appliance.runtime.process import HostProcess, controllers_dir, stop_all
 
 #: on the host runtime, the API server reaches host controllers' webhooks here
@@ -161,9 +161,7 @@ class Hosts:
 def _secret_key(objs: list[dict], ns: str, ref: dict) -> str:
     """The value of a rendered Secret's key (data or stringData)."""
     (sec,) = [o for o in objs if o["kind"] == "Secret" and o["metadata"]["name"] == ref["name"] and o["metadata"].get("namespace") == ns]
-    if ref["key"] in (sec.get("stringData") or {}):
-        return sec["stringData"][ref["key"]]
-    return base64.b64decode(sec["data"][ref["key"]]).decode()
+    return decoded(sec)[ref["key"]]
 
 
 def _moved(arg: str, moved: dict[str, str]) -> str:

@@ -162,6 +162,26 @@ def test_a_kind_no_longer_served_has_nothing_to_prune():
     assert kube.list_labelled("serving.kserve.io/v1alpha1", "ClusterServingRuntime", "appliance.dev/component=kserve") == []
 
 
+def test_a_secrets_values_are_read_as_text():
+    """kube.secret_data: a live Secret's base64 data decoded, {} where it or the cluster is missing;
+    kube.decoded: a rendered Secret's stringData over its data."""
+    import base64
+
+    from appliance.kube import decoded, secret_data
+
+    live = {"data": {"password": base64.b64encode(b"s3cret").decode()}}
+
+    class Kube:
+        def get(self, api_version, kind, name, namespace=None):
+            assert (api_version, kind) == ("v1", "Secret")
+            return type("Live", (), {"to_dict": lambda self: live})() if (namespace, name) == ("ns", "login") else None
+
+    assert secret_data(Kube(), "login", "ns") == {"password": "s3cret"}
+    assert secret_data(Kube(), "other", "ns") == {} and secret_data(None, "login", "ns") == {}
+    assert decoded({"data": live["data"], "stringData": {"password": "plain", "user": "u"}}) == {"password": "plain", "user": "u"}
+    assert decoded({"metadata": {}}) == {}
+
+
 def test_a_new_version_of_a_component_has_a_new_revision(tmp_path):
     """`up` re-applies a component whose manifests changed (the planner's fingerprint holds the revision)."""
     comp = _component(tmp_path, DECL, {"10-deploy.yaml": DEPLOY})

@@ -103,6 +103,34 @@ def test_build_patch_refuses_an_upstream_it_does_not_know(tmp_path):
         netpol.patch(tmp_path)
 
 
+def test_the_agent_is_built_once_from_a_patched_copy_of_the_module(monkeypatch, tmp_path):
+    """builds.patched_go_binary: the module copied writable, the patch applied, `go build` there, cached by
+    version and patch (the path the hook always used)."""
+    module = tmp_path / "modcache" / "kube-network-policies"
+    (module / "cmd").mkdir(parents=True)
+    (module / "cmd" / "main.go").write_text("package main\n")
+    (module / "cmd" / "main.go").chmod(0o444)
+    monkeypatch.setenv("APPLIANCE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(builds, "module_dir", lambda m, v: module)
+    ran = []
+
+    def go_build(cmd, cwd, env, log):
+        ran.append((cmd, (Path(cwd) / "cmd" / "main.go").read_text(), env["CGO_ENABLED"], log))
+        Path(cmd[cmd.index("-o") + 1]).write_text("agent")
+        return ""
+
+    monkeypatch.setattr(builds, "_run", go_build)
+    monkeypatch.setattr(netpol, "patch", lambda src: (src / "cmd" / "main.go").write_text("package main // patched\n"))
+    go = SimpleNamespace(module="sigs.k8s.io/kube-network-policies", version="v0.9.0", package="cmd")
+    binary = netpol.binary(go)
+    assert binary.read_text() == "agent" and binary.name == "netpol"
+    assert binary.parent.name.startswith("v0.9.0-") and binary.parent.parent.name == "sigs.k8s.io_kube-network-policies"
+    (cmd, source, cgo, log), = ran
+    assert cmd[-1] == "./cmd" and source == "package main // patched\n" and cgo == "0" and log == binary.parent / "netpol.build.log"
+    assert netpol.binary(go) == binary and len(ran) == 1  # cached
+    assert [p.name for p in binary.parent.iterdir()] == ["netpol"]  # the writable copy is gone
+
+
 def test_the_agent_judges_every_pod_range_of_the_cluster(monkeypatch):
     import kubernetes.client
 

@@ -1,4 +1,4 @@
-"""The notebooks component: users from user-profiles' namespaces, logins generated once and kept (the hub
+"""The notebooks component: users as user-profiles offers them, logins generated once and kept (the hub
 holds hashes only), GPU server options checked against the users, the hub config's server options."""
 
 import base64
@@ -15,23 +15,18 @@ from appliance.errors import UserError
 
 
 class FakeKube:
-    """Namespaces labelled by user-profiles (`removed`: kept, their service account gone), and Secrets already
-    in the cluster."""
+    """A cluster whose profile lists `users` (user-profiles offers them), with Secrets and servers' pods."""
 
     kubeconfig = "/nonexistent/kubeconfig"
 
-    def __init__(self, users, secrets=None, pods=(), removed=()):
-        self.users, self.secrets, self.pods, self.removed, self.deleted = users, secrets or {}, list(pods), list(removed), []
+    def __init__(self, users, secrets=None, pods=()):
+        self.users, self.secrets, self.pods, self.deleted = users, secrets or {}, list(pods), []
 
     def list_labelled(self, api_version, kind, selector):
-        if kind == "Pod":
-            return self.pods
-        assert kind == "Namespace" and "appliance.dev/owner" in selector
-        return [{"metadata": {"name": f"user-{u}", "labels": {"appliance.dev/owner": u}}} for u in self.users + self.removed]
+        assert kind == "Pod"
+        return self.pods
 
     def get(self, api_version, kind, name, namespace=None):
-        if kind == "ServiceAccount":
-            return object() if name in self.users and namespace == f"user-{name}" else None
         data = self.secrets.get((namespace, name))
         if data is None:
             return None
@@ -44,9 +39,15 @@ class FakeKube:
         self.deleted += [(o["metadata"]["namespace"], o["metadata"]["name"]) for o in objs]
 
 
-def _objects(kube, **options):
+def _notebooks(kube, **options):
+    """The component as `components.enabled` makes it: given the profile's users."""
     comp = CATALOG["notebooks"](options)
-    return comp.objects(kube, crds=False)
+    comp.given = {"users": kube.users}
+    return comp
+
+
+def _objects(kube, **options):
+    return _notebooks(kube, **options).objects(kube, crds=False)
 
 
 def _find(objs, kind, name, namespace=None):
@@ -105,8 +106,8 @@ def _hub_config(tmp_path, monkeypatch, settings):
 
 
 def test_gpu_server_offered_only_to_listed_users(tmp_path, monkeypatch):
-    comp = CATALOG["notebooks"]({"gpu_users": ["alice"], "gpus": 2})
-    settings = dict(comp.context(FakeKube(["alice", "bob"]))["settings"], image="nb:1")
+    kube = FakeKube(["alice", "bob"])
+    settings = dict(_notebooks(kube, gpu_users=["alice"], gpus=2).context(kube)["settings"], image="nb:1")
     c, ns = _hub_config(tmp_path, monkeypatch, settings)
     offer = ns["server_options"]
     user = lambda n: types.SimpleNamespace(user=types.SimpleNamespace(name=n))  # noqa: E731
@@ -185,7 +186,8 @@ def test_auto_reads_the_port_mappings_the_cluster_was_made_with(tmp_path, monkey
 
 
 def _settings(**options):
-    return dict(CATALOG["notebooks"](options).context(FakeKube(["alice", "bob"]))["settings"], image="nb:1")
+    kube = FakeKube(["alice", "bob"])
+    return dict(_notebooks(kube, **options).context(kube)["settings"], image="nb:1")
 
 
 def test_per_user_origins_route_by_host_and_leave_users_their_config(tmp_path, monkeypatch):
@@ -212,19 +214,19 @@ def test_one_origin_loads_no_user_config_and_the_hub_is_hardened(tmp_path, monke
 def test_a_user_removed_from_the_profile_is_no_user_of_the_hub(tmp_path, monkeypatch):
     """Their namespace stays (their data), their account goes: no login, no spawn rights, and the hub deletes
     them (tokens and sessions with them) when it starts; `up` stops their server."""
-    kube = FakeKube(["alice"], removed=["bob"])
+    kube = FakeKube(["alice"])  # bob: no longer in the profile
     objs = _objects(kube)
     assert {o["metadata"]["namespace"] for o in objs if o["kind"] == "RoleBinding"} == {"user-alice"}
     assert [o["metadata"]["namespace"] for o in objs if o["kind"] == "Secret" and o["metadata"]["name"] == "notebook-login"] == ["user-alice"]
     assert set(_find(objs, "Secret", "logins")["stringData"]) == {"alice"}
-    c, ns = _hub_config(tmp_path, monkeypatch, dict(CATALOG["notebooks"]().context(kube)["settings"], image="nb:1"))
+    c, ns = _hub_config(tmp_path, monkeypatch, dict(_notebooks(kube).context(kube)["settings"], image="nb:1"))
     auth = ns["SecretAuthenticator"]()
     assert auth.add_user(types.SimpleNamespace(name="alice")) == "added"
     with pytest.raises(ValueError, match="bob is no longer a user"):
         auth.add_user(types.SimpleNamespace(name="bob"))
     pod = lambda u: {"metadata": {"name": f"jupyter-{u}", "namespace": f"user-{u}", "labels": {"appliance.dev/owner": u}}}  # noqa: E731
     kube.pods = [pod("alice"), pod("bob")]
-    assert "stopped the servers of bob" in hooks.after_apply(CATALOG["notebooks"]().options, kube)
+    assert "stopped the servers of bob" in hooks.after_apply(CATALOG["notebooks"]().options, kube, users=kube.users)
     assert kube.deleted == [("user-bob", "jupyter-bob")]
 
 
@@ -238,6 +240,6 @@ def test_the_hubs_configuration_is_a_new_object_when_the_users_change():
         assert {"name": "config", "configMap": {"name": cm["metadata"]["name"]}} in volumes
         return cm["metadata"]["name"]
 
-    both, alice = config(FakeKube(["alice", "bob"])), config(FakeKube(["alice"], removed=["bob"]))
+    both, alice = config(FakeKube(["alice", "bob"])), config(FakeKube(["alice"]))
     assert both.startswith("hub-config-") and alice.startswith("hub-config-") and both != alice
     assert config(FakeKube(["alice", "bob"])) == both

@@ -1,4 +1,4 @@
-"""pipelines component (a kit folder): users from user-profiles, store credentials (kept, generated, never a
+"""pipelines component (a kit folder): users as user-profiles offers them, store credentials (kept, generated, never a
 default), per-user objects, the simulator's variant; and the scenario helper's S3 request signing."""
 
 import base64
@@ -18,17 +18,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class FakeKube:
-    """user-profiles' service accounts and the store's Secret, as the hooks read them."""
+    """A cluster whose profile lists `users` (user-profiles offers them), with the store's Secret."""
 
     def __init__(self, users=(), secret=None):
-        def owned(u, ns):
-            return {"metadata": {"name": u, "namespace": ns, "labels": {"appliance.dev/owner": u}}}
-        self.accounts = [owned(u, f"user-{u}") for u in users] + [owned("stray", "default")]
-        self.secret = secret
-
-    def list_labelled(self, api_version, kind, selector):
-        assert (kind, selector) == ("ServiceAccount", "appliance.dev/component=user-profiles")
-        return self.accounts
+        self.users, self.secret = list(users), secret
 
     def get(self, api_version, kind, name, namespace=None):
         if kind == "Secret" and name == "artifact-store" and self.secret is not None:
@@ -41,17 +34,14 @@ class FakeKube:
 
 
 def _objects(kube, pods_run=True, **opts):
-    return CATALOG["pipelines"](opts, Runtime(pods_run)).objects(kube, crds=False)
+    comp = CATALOG["pipelines"](opts, Runtime(pods_run))
+    comp.given = {"users": kube.users}  # as `components.enabled` gives it
+    return comp.objects(kube, crds=False)
 
 
 def _find(objs, kind, name, namespace=None):
     (o,) = [o for o in objs if o["kind"] == kind and o["metadata"]["name"] == name and o["metadata"].get("namespace") == namespace]
     return o
-
-
-def test_users_are_user_profiles_service_accounts_in_their_namespaces():
-    assert hooks.users(FakeKube(["bob", "alice"])) == ["alice", "bob"]
-    assert hooks.users(None) == []
 
 
 def test_accounts_are_generated_then_kept_and_never_shared():
@@ -86,7 +76,6 @@ def test_each_user_namespace_gets_runner_keys_and_repository():
         assert ("kubeflow.org", "pytorchjobs") in rules and ("", "persistentvolumeclaims") in rules and ("", "secrets") not in rules
         binding = _find(objs, "RoleBinding", "pipeline-runner", ns)
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "pipeline-runner", "namespace": ns}]
-    assert not [o for o in objs if o["metadata"].get("namespace") == "default"]  # not a user-profiles user
 
 
 def test_store_restarts_when_accounts_change_and_keeps_live_keys():
@@ -163,14 +152,14 @@ def test_buckets_are_made_per_user_and_an_existing_one_is_fine(monkeypatch):
     monkeypatch.setattr(hooks, "_ready_pod", lambda kube, ns: "store-0")
     monkeypatch.setattr(hooks, "_exec", lambda kube, ns, pod, argv: ran.append(argv) or answers[argv[-1]])
     opts = CATALOG["pipelines"]({}).options
-    assert hooks.after_apply(opts, Kube(["alice", "bob"])) == "buckets created: user-alice"
+    assert hooks.after_apply(opts, Kube(), users=["bob", "alice"]) == "buckets created: user-alice"
     assert ran[0] == [hooks.STORE_BIN, "admin", "create-bucket", "--owner", "alice", "--bucket", "user-alice"]
     answers["user-bob"] = (1, "api error BucketAlreadyExists: owned by someone else")
     with pytest.raises(UserError) as refused:
-        hooks.after_apply(opts, Kube(["bob"]))
+        hooks.after_apply(opts, Kube(), users=["bob"])
     assert "user-bob" in str(refused.value) and str(refused.value).count("— fix:") == 1
     Kube.store = False
-    assert hooks.after_apply(opts, Kube(["alice"])) == ""  # the simulator: no store
+    assert hooks.after_apply(opts, Kube(), users=["alice"]) == ""  # the simulator: no store
 
 
 def test_the_store_exec_uses_an_api_client_of_its_own(monkeypatch):

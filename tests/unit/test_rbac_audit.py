@@ -3,18 +3,18 @@ each dangerous pattern is found (with its narrow form left alone)."""
 
 import pytest
 
+from appliance import components
 from appliance.components import CATALOG, rbac_audit
-from appliance.components.notebooks import hooks as notebooks_hooks
-from appliance.components.pipelines import hooks as pipelines_hooks
+from appliance.schema import ComponentSpec, Profile
 
 RBAC = "rbac.authorization.k8s.io"
 
 
-def _rendered(monkeypatch, options: dict | None = None) -> list[dict]:
-    """Every component's objects with default options (`options`: per component), users alice and bob."""
-    for hooks in (notebooks_hooks, pipelines_hooks):
-        monkeypatch.setattr(hooks, "users", lambda kube: ["alice", "bob"])
-    return [o for name, c in CATALOG.items() for o in c((options or {}).get(name)).objects(crds=False)]
+def _rendered(options: dict | None = None) -> list[dict]:
+    """Every component's objects with default options (`options`: per component), so user-profiles' users
+    alice and bob."""
+    profile = Profile(name="all", components={n: ComponentSpec(options=(options or {}).get(n) or {}) for n in CATALOG})
+    return [o for c in components.enabled(profile).values() for o in c.objects(crds=False)]
 
 
 def test_the_allow_lists_name_known_rights_each_with_a_reason():
@@ -23,8 +23,8 @@ def test_the_allow_lists_name_known_rights_each_with_a_reason():
     assert {"kserve", "training-operator", "tuning", "pipelines", "notebooks", "user-profiles"} <= {c for c, e in allow.items() if e}
 
 
-def test_every_component_holds_no_dangerous_right_outside_its_allow_list(monkeypatch):
-    findings = rbac_audit.audit_objects(_rendered(monkeypatch))
+def test_every_component_holds_no_dangerous_right_outside_its_allow_list():
+    findings = rbac_audit.audit_objects(_rendered())
     unresolved = {(f["account"], f["rules"][0]) for f in findings if f["right"] == "unresolved"}
     # users' accounts are bound to the built-in `edit`: audited on a running cluster (tests/integration/test_rbac_sim.py)
     assert unresolved == {(f"user-{u}/{u}", "ClusterRole/edit (not among the objects: audit a running cluster)") for u in ("alice", "bob")}
@@ -35,9 +35,9 @@ def test_every_component_holds_no_dangerous_right_outside_its_allow_list(monkeyp
     assert declared - used == {("user-profiles", "pods-exec"), ("user-profiles", "impersonate")}  # in `edit`: live only
 
 
-def test_what_the_controllers_no_longer_hold(monkeypatch):
+def test_what_the_controllers_no_longer_hold():
     by = {}
-    for f in rbac_audit.audit_objects(_rendered(monkeypatch)):
+    for f in rbac_audit.audit_objects(_rendered()):
         by.setdefault(f["account"].rpartition("/")[2], set()).add((f["right"], f["where"]))
     assert by["kserve-controller-manager"] == {("secrets-read", "cluster-wide"), ("workloads-create", "cluster-wide")}
     assert by["katib-controller"] == {("workloads-create", "cluster-wide")}
@@ -47,8 +47,8 @@ def test_what_the_controllers_no_longer_hold(monkeypatch):
     assert not {"prometheus", "gpu-exporter", "kube-network-policies"} & set(by)
 
 
-def test_the_training_operator_without_mpijob_holds_no_pods_exec(monkeypatch):
-    objs = _rendered(monkeypatch, {"training-operator": {"schemes": ["pytorchjob", "tfjob"]}})
+def test_the_training_operator_without_mpijob_holds_no_pods_exec():
+    objs = _rendered({"training-operator": {"schemes": ["pytorchjob", "tfjob"]}})
     rights = {f["right"] for f in rbac_audit.audit_objects(objs) if f["account"].endswith("/training-operator")}
     assert rights == {"pods-create"}
 

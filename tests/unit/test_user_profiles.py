@@ -39,6 +39,19 @@ def named(objs, kind, name, ns):
     return o
 
 
+def test_the_components_that_depend_on_it_get_its_users():
+    """One definition of the users: the profile's list, offered to notebooks and pipelines (their per-user
+    objects), not read back from the cluster; a component that does not depend on user-profiles gets none."""
+    from appliance import components
+
+    comps = components.enabled(profiles.load("laptop", ["components.user-profiles.options.users=[carol, alice]"], "kind").profile)
+    assert comps["notebooks"].given == comps["pipelines"].given == {"users": ["carol", "alice"]}
+    assert comps["tuning"].given == {} and comps["user-profiles"].given == {}
+    for name in ("notebooks", "pipelines"):
+        spaces = {o["metadata"].get("namespace") for o in comps[name].objects(crds=False)}
+        assert {s for s in spaces if s and s.startswith("user-")} == {"user-alice", "user-carol"}
+
+
 def test_each_user_gets_a_quota_and_default_requests():
     objs = objects({"users": ["alice"], "gpu_quota": 16, "cpu_quota": "64", "memory_quota": "512Gi"})
     hard = named(objs, "ResourceQuota", "user-quota", "user-alice")["spec"]["hard"]

@@ -10,17 +10,12 @@ import secrets
 from pathlib import Path
 
 from appliance.errors import UserError
+from appliance.kube import secret_data
 
 SECRET = "database-credentials"
 ADDRESS = "postgres-address"
 SERVICE = "postgres"
 PORT = 5432
-
-
-def _live(kube, namespace: str) -> dict[str, str]:
-    live = kube.get("v1", "Secret", SECRET, namespace) if kube is not None else None
-    data = (live.to_dict().get("data") or {}) if live is not None else {}
-    return {k: base64.b64decode(v).decode() for k, v in data.items()}
 
 
 def passwords(existing: dict[str, str], clients: list[str]) -> dict[str, str]:
@@ -30,7 +25,7 @@ def passwords(existing: dict[str, str], clients: list[str]) -> dict[str, str]:
 
 def context(options, kube) -> dict:
     """`credentials` (base64 values for the Secret) and `credentials_hash` (rolls the pod when they change)."""
-    pw = passwords(_live(kube, options.namespace), options.clients) if kube is not None else dict.fromkeys(["postgres", *options.clients], "")
+    pw = passwords(secret_data(kube, SECRET, options.namespace), options.clients) if kube is not None else dict.fromkeys(["postgres", *options.clients], "")
     return {"credentials": {k: base64.b64encode(v.encode()).decode() for k, v in pw.items()},
             "credentials_hash": hashlib.sha256(repr(sorted(pw.items())).encode()).hexdigest()[:16]}
 
@@ -41,7 +36,7 @@ def credentials(kube, namespace: str, client: str) -> dict[str, str]:
     live = kube.get("v1", "ConfigMap", ADDRESS, namespace) if kube is not None else None
     where = (live.to_dict().get("data") or {}) if live is not None else {}
     return {"host": where.get("host", f"{SERVICE}.{namespace}.svc"), "port": where.get("port", str(PORT)), "user": client,
-            "database": client, "password": _live(kube, namespace).get(client, "")}
+            "database": client, "password": secret_data(kube, SECRET, namespace).get(client, "")}
 
 
 def host_env(options) -> dict[str, str]:

@@ -5,9 +5,7 @@ target where a probe finds the native expression refused)."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from appliance import paths
@@ -44,17 +42,7 @@ def patch(src: Path) -> None:
 def binary(go: Go) -> Path:
     """The agent (component.yaml's `go:`), built statically from the patched module source; cached by version and patch."""
     out = paths.cache_dir("components", "go", go.module.replace("/", "_"), f"{go.version}-{builds.file_hash(QUEUE_COMPAT, POD_SOURCES, Path(__file__))}")
-    binary = out / "netpol"
-    if binary.is_file():
-        return binary
-    out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="netpol-", dir=out) as tmp:
-        src = builds._writable_copy(builds.module_dir(go.module, go.version), Path(tmp, "src"))
-        patch(src)
-        builds._run(["nice", "-n", "10", builds.find_go() or "go", "build", "-trimpath", "-ldflags=-s -w", "-o", str(Path(tmp, "netpol")),
-                     f"./{go.package}"], cwd=src, env=builds._go_env(), log=out / "netpol.build.log")
-        os.replace(Path(tmp, "netpol"), binary)
-    return binary
+    return builds.patched_go_binary(go.module, go.version, go.package, out / "netpol", patch)
 
 
 def image(go: Go) -> tuple[str, Path]:

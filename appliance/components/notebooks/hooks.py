@@ -1,9 +1,8 @@
-"""notebooks: the users (the namespaces user-profiles made), a login per user generated once and kept,
+"""notebooks: for the users user-profiles offers, a login per user generated once and kept,
 the hub's configuration file, the origin users' servers are served on, and where a person reaches the hub."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import secrets
@@ -11,6 +10,7 @@ from pathlib import Path
 
 from appliance import paths
 from appliance.errors import UserError
+from appliance.kube import secret_data
 
 HERE = Path(__file__).parent
 OWNER = "appliance.dev/owner"
@@ -22,16 +22,6 @@ PROXY_SECRET = "proxy-token"
 def digest(user: str, password: str) -> str:
     """What the hub keeps of a login (the hub config computes the same; salted by the user name)."""
     return hashlib.pbkdf2_hmac("sha256", password.encode(), f"appliance-notebooks:{user}".encode(), 100_000).hex()
-
-
-def users(kube) -> list[str]:
-    """Users are the namespaces user-profiles labelled with their owner that still hold the user's service
-    account (one list, not two): a user removed from the profile keeps their namespace, not their account."""
-    if kube is None:
-        return []
-    items = kube.list_labelled("v1", "Namespace", f"{OWNER},app.kubernetes.io/managed-by=appliance")
-    names = [i["metadata"]["labels"][OWNER] for i in items if i["metadata"]["name"] == f"user-{i['metadata']['labels'][OWNER]}"]
-    return sorted(u for u in names if kube.get("v1", "ServiceAccount", u, f"user-{u}") is not None)
 
 
 def port_mappings(kube) -> list[dict]:
@@ -62,26 +52,21 @@ def origin(options, port_mappings: list[dict]) -> str:
     return f"http://localhost:{found[1]}" if found and found[0].startswith("127.") else ""
 
 
-def _kept(kube, name: str, namespace: str, key: str) -> str:
-    live = kube.get("v1", "Secret", name, namespace) if kube is not None else None
-    data = (live.to_dict().get("data") or {}) if live is not None else {}
-    return base64.b64decode(data[key]).decode() if key in data else ""
-
-
 def password(kube, user: str) -> str:
     """The user's login as kept in user-<name>/notebook-login ("" when none yet)."""
-    return _kept(kube, LOGIN_SECRET, f"user-{user}", "password")
+    return secret_data(kube, LOGIN_SECRET, f"user-{user}").get("password", "")
 
 
-def context(options, kube) -> dict:
-    """Users, their logins (kept, or generated now: never a default), the proxy token, the hub config."""
-    names = users(kube)
+def context(options, kube, users=()) -> dict:
+    """The users (user-profiles' list: a user removed from the profile keeps their namespace, not their hub
+    account), their logins (kept, or generated now: never a default), the proxy token, the hub config."""
+    names = sorted(users)
     unknown = sorted(set(options.gpu_users) - set(names) - {"*"})
     if unknown and kube is not None:
         raise UserError(f"notebooks.gpu_users names {', '.join(unknown)}, not users of this cluster ({', '.join(names) or 'none'})",
                         "profile components.notebooks.options.gpu_users", "name users listed in components.user-profiles.options.users, or *")
     logins = {u: password(kube, u) or secrets.token_urlsafe(18) for u in names}
-    token = _kept(kube, PROXY_SECRET, options.namespace, "token") or (secrets.token_hex(32) if kube is not None else "")
+    token = secret_data(kube, PROXY_SECRET, options.namespace).get("token") or (secrets.token_hex(32) if kube is not None else "")
     gpu_users = names if "*" in options.gpu_users else [u for u in options.gpu_users if u in names]
     settings = {"users": names, "gpu_users": gpu_users, "subdomain_host": origin(options, port_mappings(kube)), "cull_idle": options.cull_idle, "start_timeout": options.start_timeout,
                 "cpu": options.cpu, "memory": options.memory, "cpu_request": options.cpu_request,
@@ -103,10 +88,10 @@ def hub_url(options, kube, port_mappings: list[dict]) -> str:
     return f"http://{kube.internal_ips()[0]}:{options.node_port}/"
 
 
-def after_apply(options, kube) -> str:
+def after_apply(options, kube, users=()) -> str:
     """Servers of users no longer in the profile are stopped (the hub forgets those users and their tokens
     when it restarts with the new list; their home volume stays with their namespace)."""
-    current = set(users(kube))
+    current = set(users)
     gone = [p for p in kube.list_labelled("v1", "Pod", "component=singleuser-server")
             if (p["metadata"].get("labels") or {}).get(OWNER) not in current]
     kube.delete([{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": p["metadata"]["name"], "namespace": p["metadata"]["namespace"]}}

@@ -1,38 +1,26 @@
-"""pipelines: what data cannot say — the users (the user-profiles component's, read from the cluster: one
-list), their artifact store credentials (kept from the cluster, else generated: never a default), the
-executor image (argoexec with its Linux signal helpers restored, /etc/mime.types and a writable /tmp) and
-each user's bucket, created by the store's root account and owned by the user's account."""
+"""pipelines: what data cannot say — for the users user-profiles offers, their artifact store credentials
+(kept from the cluster, else generated: never a default) and each user's bucket, created by the store's root
+account and owned by the user's account; the executor image (argoexec with its Linux signal helpers
+restored, /etc/mime.types and a writable /tmp)."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
-import os
 import secrets
 import shutil
-import tempfile
 from pathlib import Path
 
-from appliance import paths, progress
+from appliance import paths
 from appliance.components.decl import Go
 from appliance.errors import UserError
 from appliance.images import builds
 from appliance.images.archive import FileEntry
+from appliance.kube import secret_data
 
 MIME_TYPES = Path(__file__).resolve().parents[3] / "images" / "pipelines" / "mime.types"
 STORE = "artifact-store"            # Secret, Deployment and Service of the store (manifests/50-store.yaml)
 STORE_BIN = "/usr/local/bin/versitygw"
-USERS_COMPONENT = "user-profiles"
-
-
-def users(kube) -> list[str]:
-    """The users user-profiles made: its service account `<user>` in `user-<user>` (none without a cluster)."""
-    if kube is None:
-        return []
-    found = kube.list_labelled("v1", "ServiceAccount", f"appliance.dev/component={USERS_COMPONENT}")
-    return sorted(m["name"] for m in (o["metadata"] for o in found)
-                  if (m.get("labels") or {}).get("appliance.dev/owner") == m["name"] and m.get("namespace") == f"user-{m['name']}")
 
 
 def accounts(live: dict[str, str], names: list[str], token=secrets.token_hex) -> dict:
@@ -47,35 +35,23 @@ def accounts(live: dict[str, str], names: list[str], token=secrets.token_hex) ->
     return {"root": root, "accounts": accts, "iam": iam, "digest": hashlib.sha256(iam.encode()).hexdigest()[:16]}
 
 
-def _live(kube, namespace: str) -> dict[str, str]:
-    secret = kube.get("v1", "Secret", STORE, namespace) if kube is not None else None
-    data = (secret.to_dict().get("data") or {}) if secret is not None else {}
-    return {k: base64.b64decode(v).decode() for k, v in data.items()}
-
-
-def context(options, kube) -> dict:
-    names = users(kube)
-    return {"users": names, "store": accounts(_live(kube, options.namespace), names)}
+def context(options, kube, users=()) -> dict:
+    """The users (user-profiles' list) and their store credentials."""
+    names = sorted(users)
+    return {"users": names, "store": accounts(secret_data(kube, STORE, options.namespace), names)}
 
 
 def argoexec_binary(go: Go) -> Path:
     """argoexec (component.yaml's `go:`), built statically from a writable copy of the module: the module's
     zip lacks the Linux signal helpers (upstream, signal_linux.go is a symlink to signal_darwin.go; module
     zips drop symlinks), so the copy gets that file back first. Cached by version."""
-    module, version = go.module, go.version
-    binary = paths.cache_dir("components", "go", module.replace("/", "_"), f"{version}-linux-signals") / "argoexec"
-    if binary.is_file():
-        return binary
-    binary.parent.mkdir(parents=True, exist_ok=True)
-    with progress.build("argoexec", detail=f"{version} from {module} (go build, Linux signal helpers restored)", counted=False), \
-            tempfile.TemporaryDirectory(prefix="argoexec-", dir=binary.parent) as tmp:
-        src = builds._writable_copy(builds.module_dir(module, version), Path(tmp, "src"))
+    def restore_signals(src: Path) -> None:
         signals = src / "workflow" / "executor" / "osspecific"
         shutil.copy(signals / "signal_darwin.go", signals / "signal_linux.go")
-        builds._run(["nice", "-n", "10", builds.find_go() or "go", "build", "-trimpath", "-ldflags=-s -w", "-o", str(Path(tmp, "argoexec")),
-                     f"./{go.package}"], cwd=src, env=builds._go_env(), log=binary.parent / "argoexec.build.log")
-        os.replace(Path(tmp, "argoexec"), binary)
-    return binary
+
+    binary = paths.cache_dir("components", "go", go.module.replace("/", "_"), f"{go.version}-linux-signals") / "argoexec"
+    return builds.patched_go_binary(go.module, go.version, go.package, binary, restore_signals,
+                                    detail=f"{go.version} from {go.module} (go build, Linux signal helpers restored)")
 
 
 def argoexec_image(go: Go) -> tuple[str, Path]:
@@ -107,7 +83,7 @@ def argoexec_image(go: Go) -> tuple[str, Path]:
     return ref, archive
 
 
-def after_apply(options, kube) -> str:
+def after_apply(options, kube, users=()) -> str:
     """Each user's bucket `user-<name>`, owned by their account: `versitygw admin create-bucket` run in the
     store's container (its admin API listens on loopback only). Nothing where no store runs (simulator)."""
     from appliance.util import wait
@@ -119,7 +95,7 @@ def after_apply(options, kube) -> str:
     wait.until(lambda: (not (m := kube.missing([dep])), ", ".join(m)), 300, f"{ns}/{STORE}")
     pod = _ready_pod(kube, ns)
     made = []
-    for user in users(kube):
+    for user in sorted(users):
         code, out = _exec(kube, ns, pod, [STORE_BIN, "admin", "create-bucket", "--owner", user, "--bucket", f"user-{user}"])
         if code != 0 and "BucketAlreadyOwnedByYou" not in out:
             raise UserError(f"the artifact store did not create bucket user-{user}: {' '.join(out.split())[:300]}", f"{ns}/{STORE}",

@@ -1,5 +1,6 @@
-"""user-profiles: what data cannot say — names YAML would not read back as strings, and the users who left
-(namespaces still labelled with an owner the profile no longer lists), read from the cluster."""
+"""user-profiles: what data cannot say — names YAML would not read back as strings, the users it offers the
+components that depend on it (the one list: the profile's), and the users who left (namespaces still
+labelled with an owner the profile no longer lists), read from the cluster."""
 
 from __future__ import annotations
 
@@ -24,6 +25,11 @@ def check(options) -> None:
         if user in seen:
             raise ProfileError(f"user '{user}' is listed twice", where, "list each user once")
         seen.add(user)
+
+
+def offers(options) -> dict:
+    """The users, for the components that depend on this one (their per-user objects): the profile's list."""
+    return {"users": list(options.users)}
 
 
 def context(options, kube) -> dict:
