@@ -5,10 +5,10 @@ controller can and cannot do; and each dangerous pattern, bound live, is found."
 
 import pytest
 
+from appliance import components
 from appliance.components import CATALOG, rbac_audit
-from appliance.components.notebooks import hooks as notebooks_hooks
-from appliance.components.pipelines import hooks as pipelines_hooks
 from appliance.kube import Kube
+from appliance.schema import ComponentSpec, Profile
 from tests.integration.clusters import cluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -28,11 +28,8 @@ def kube():
 def stack(kube):
     """Every component's RBAC objects (and the namespaces and accounts they name), as rendered for users
     alice and bob, applied to the cluster."""
-    mp = pytest.MonkeyPatch()
-    for hooks in (notebooks_hooks, pipelines_hooks):
-        mp.setattr(hooks, "users", lambda kube: ["alice", "bob"])
-    objs = [o for c in CATALOG.values() for o in c().objects(crds=False) if o["kind"] in RBAC_KINDS]
-    mp.undo()
+    profile = Profile(name="all", components={n: ComponentSpec() for n in CATALOG})  # user-profiles' default users
+    objs = [o for c in components.enabled(profile).values() for o in c.objects(crds=False) if o["kind"] in RBAC_KINDS]
     kube.apply(sorted(objs, key=lambda o: RBAC_KINDS.index(o["kind"])))
     return rbac_audit.audit_cluster(kube)
 
