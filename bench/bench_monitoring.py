@@ -31,8 +31,8 @@ def run(nodes: int, scrapes: int) -> list[dict]:
 
     sets = ["cluster.name=bench-monitoring", f"cluster.node_classes.0.count={nodes}",
             "components.monitoring.options.scrape_interval=10s"]
-    sets += [f"components.{n}.enabled=false" for n in ("user-profiles", "training-operator", "kserve")]
     profile = orchestrator.load_for("sim-dgx-pod", sets, "sim")[0].profile
+    profile = profile.model_copy(update={"components": {n: c for n, c in profile.components.items() if n in ("platform-base", "monitoring")}})
     try:
         result = orchestrator.up(profile, "sim", report.make())
         kube = Kube(result["kubeconfig"])
