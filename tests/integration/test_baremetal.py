@@ -9,6 +9,7 @@ community.docker collection (pip `ansible`). Skips with the reason otherwise.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -197,7 +198,10 @@ def test_verify_containerd(host):
     assert "Server:" in out and "Version:" in out, out
     assert host.sh("systemctl is-active containerd").strip() == "active"
     assert host.sh("systemctl is-enabled containerd").strip() == "enabled"
-    assert "SystemdCgroup = true" in host.sh("cat /etc/containerd/config.toml")
+    config = host.sh("cat /etc/containerd/config.toml")
+    assert "SystemdCgroup = true" in config and 'base_runtime_spec = "/etc/containerd/cri-base.json"' in config
+    caps = json.loads(host.sh("cat /etc/containerd/cri-base.json"))["process"]["capabilities"]
+    assert all("CAP_NET_RAW" not in v and "CAP_CHOWN" in v for v in caps.values()), caps  # containers start without raw sockets
 
 
 def test_verify_kubelet_configured(host, binaries):
