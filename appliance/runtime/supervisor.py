@@ -26,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 
+from appliance.runtime import userns
 from appliance.util.files import atomic_write
 
 
@@ -58,9 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bind", action="append", default=[], help="SRC:DST")
     ap.add_argument("cmd", nargs=argparse.REMAINDER)
     a = ap.parse_args(argv)
-    cmd = a.cmd[1:] if a.cmd and a.cmd[0] == "--" else a.cmd
-    if not cmd:
-        ap.error("no command")
+    cmd = userns.program(ap, a.cmd)
     stopping = False
     child: subprocess.Popen | None = None
 

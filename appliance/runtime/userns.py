@@ -43,15 +43,21 @@ def enter(as_nobody: bool, binds: list[tuple[str, str]]) -> None:
             _check(libc.mount(src.encode(), dst.encode(), None, MS_BIND | MS_REC, None), f"binding {src} at {dst}")
 
 
+def program(ap, rest: list[str]) -> list[str]:
+    """The command line after the options (`--` optional before it); the parser's error when there is none."""
+    cmd = rest[1:] if rest and rest[0] == "--" else rest
+    if not cmd:
+        ap.error("no program")
+    return cmd
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="python -m appliance.runtime.userns")
     ap.add_argument("--as-nobody", action="store_true")
     ap.add_argument("--bind", action="append", default=[], help="SRC:DST")
     ap.add_argument("cmd", nargs=argparse.REMAINDER)
     a = ap.parse_args(argv)
-    cmd = a.cmd[1:] if a.cmd and a.cmd[0] == "--" else a.cmd
-    if not cmd:
-        ap.error("no program")
+    cmd = program(ap, a.cmd)
     try:
         enter(a.as_nobody, [tuple(b.split(":", 1)) for b in a.bind])
         os.execvp(cmd[0], cmd)
