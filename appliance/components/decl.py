@@ -186,14 +186,17 @@ def load(path: Path) -> tuple[Decl, sourced.Origins]:
 
 
 def check_hooks(decl: Decl, origins: sourced.Origins, hooks: ModuleType | None, path: Path) -> None:
-    """Refuse an image `hook:` the hooks lack, and a hooks function named like a hook it is not (a typo
-    that would never run)."""
+    """Refuse an image `hook:` the hooks lack, and a public function of hooks.py that is no hook: each one
+    the kit calls (HOOKS) or an image's `hook:` names; a helper's name starts with `_`."""
     for n, image in decl.images.items():
         if image.hook and not callable(getattr(hooks, image.hook, None)):
             raise UserError(f"hooks.py has no function '{image.hook}'", f"{origins.get(('images', n, 'hook'), path)} (images.{n}.hook)",
                             f"define {image.hook}(go) -> (ref, docker-archive) in hooks.py, or name one it has")
     known = [*HOOKS, *(i.hook for i in decl.images.values() if i.hook)]
-    for name, fn in inspect.getmembers(hooks, inspect.isfunction) if hooks else ():
-        if fn.__module__ == hooks.__name__ and name not in known and (close := difflib.get_close_matches(name, known, n=1, cutoff=0.8)):
-            raise UserError(f"'{name}' is not a hook: the kit never calls it", f"{fn.__code__.co_filename}:{fn.__code__.co_firstlineno}",
-                            f"did you mean '{close[0]}'? (hooks: {', '.join(known)})")
+    defined = [(fn.__code__.co_firstlineno, name, fn) for name, fn in inspect.getmembers(hooks, inspect.isfunction)
+               if fn.__module__ == hooks.__name__ and not name.startswith("_")] if hooks else []
+    for line, name, fn in sorted(defined):
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+            raise UserError(f"function {name} is no hook", f"{fn.__code__.co_filename}:{line}",
+                            (f"did you mean '{close[0]}'? " if close else "") + f"known hooks: {', '.join(known)}; prefix helpers with _")

@@ -3,7 +3,7 @@
 import base64
 
 from appliance import kube as kube_mod
-from appliance.components import CATALOG
+from appliance.components import CATALOG, database
 from appliance.components.database import hooks
 
 
@@ -29,10 +29,10 @@ def _secret(objs):
 
 
 def test_passwords_are_generated_once_and_kept():
-    first = hooks.passwords({}, ["katib"])
+    first = hooks._passwords({}, ["katib"])
     assert set(first) == {"postgres", "katib"} and len(set(first.values())) == 2
     assert all(len(v) >= 24 for v in first.values())
-    again = hooks.passwords(first, ["katib", "argo"])
+    again = hooks._passwords(first, ["katib", "argo"])
     assert again["postgres"] == first["postgres"] and again["katib"] == first["katib"]
     assert again["argo"] not in first.values()
 
@@ -50,9 +50,9 @@ def test_a_second_up_renders_the_same_secret_and_pod_template():
 
 
 def test_client_credentials_come_from_the_secret():
-    got = hooks.credentials(_Kube({"postgres": "s", "katib": "k"}), "database", "katib")
+    got = database.credentials(_Kube({"postgres": "s", "katib": "k"}), "database", "katib")
     assert got == {"host": "postgres.database.svc", "port": "5432", "user": "katib", "database": "katib", "password": "k"}
-    assert hooks.credentials(_Kube(None), "database", "katib")["password"] == ""
+    assert database.credentials(_Kube(None), "database", "katib")["password"] == ""
 
 
 def test_restricted_non_root_on_a_claim_and_only_clients_admitted():

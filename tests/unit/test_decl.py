@@ -98,15 +98,53 @@ def _hooks(tmp_path, src: str) -> types.ModuleType:
 def test_hooks_are_checked_against_the_declaration(tmp_path):
     d, origins = _load(tmp_path, BASE + "images:\n  x: {hook: build_x, go: {module: m, version: v, package: p}}\n")
     path = tmp_path / "component.yaml"
-    decl.check_hooks(d, origins, _hooks(tmp_path, "def build_x(go): pass\ndef context(o, k): pass\ndef users(kube): pass\n"), path)
+    decl.check_hooks(d, origins, _hooks(tmp_path, "def build_x(go): pass\ndef context(o, k): pass\ndef _users(kube): pass\n"), path)
     with pytest.raises(UserError, match="hooks.py has no function 'build_x'") as e:
         decl.check_hooks(d, origins, _hooks(tmp_path, "def buildx(go): pass\n"), path)
     assert e.value.where == f"{path}:{len(BASE.splitlines()) + 2} (images.x.hook)"
     with pytest.raises(UserError, match="no function 'build_x'"):
         decl.check_hooks(d, origins, None, path)  # no hooks.py at all
-    with pytest.raises(UserError, match="'after_aply' is not a hook") as e:
-        decl.check_hooks(d, origins, _hooks(tmp_path, "def build_x(go): pass\n\ndef after_aply(o, k): pass\n"), path)
-    assert e.value.where == f"{tmp_path / 'hooks.py'}:3" and e.value.fix.startswith("did you mean 'after_apply'?")
+
+
+IMPORTED = "from os.path import join\nfrom appliance.kube import secret_data\n"
+
+#: (hooks.py, the line refused or None, the fix it starts with): each public function is a hook the kit calls
+#: or the builder an image's `hook:` names; a helper starts with `_`; what hooks.py imports is not its own
+HOOK_RULES = [
+    ("every known hook", "".join(f"def {h}(*a): pass\n" for h in decl.HOOKS) + "def build_x(go): pass\n", None, ""),
+    ("helpers with _", "def build_x(go): pass\ndef _helper(): pass\n_table = lambda: 1\n", None, ""),
+    ("imported functions", IMPORTED + "def build_x(go): pass\n", None, ""),
+    ("a typo of a hook", "def build_x(go): pass\n\ndef after_aply(o, k): pass\n", ("after_aply", 3), "did you mean 'after_apply'? known hooks: check"),
+    ("a public helper", "def build_x(go): pass\ndef users(kube): pass\n", ("users", 2), "known hooks: check,"),
+    ("a public lambda", "def build_x(go): pass\nusers = lambda kube: []\n", ("users", 2), "known hooks: check,"),
+    ("the first of two", "def build_x(go): pass\ndef zeta(): pass\ndef alpha(): pass\n", ("zeta", 2), "known hooks:"),
+    ("a typo of an image's hook", "def build_x(go): pass\ndef build_y(go): pass\n", ("build_y", 2), "did you mean 'build_x'?"),
+]
+
+
+@pytest.mark.parametrize("src, refused, fix", [r[1:] for r in HOOK_RULES], ids=[r[0] for r in HOOK_RULES])
+def test_a_public_function_of_hooks_py_is_a_hook(tmp_path, src, refused, fix):
+    d, origins = _load(tmp_path, BASE + "images:\n  x: {hook: build_x, go: {module: m, version: v, package: p}}\n")
+    hooks = _hooks(tmp_path, src)
+    if refused is None:
+        decl.check_hooks(d, origins, hooks, tmp_path / "component.yaml")
+        return
+    with pytest.raises(UserError) as e:
+        decl.check_hooks(d, origins, hooks, tmp_path / "component.yaml")
+    name, line = refused
+    assert e.value.line() == (f"{tmp_path / 'hooks.py'}:{line}: function {name} is no hook — fix: {e.value.fix}")
+    assert e.value.fix.startswith(fix) and e.value.fix.endswith(f"known hooks: {', '.join([*decl.HOOKS, 'build_x'])}; prefix helpers with _")
+
+
+def test_the_shipped_hooks_define_hooks_only():
+    """Every component's hooks.py passes the check (the catalog loads it), and defines at least one hook."""
+    from appliance.components import CATALOG
+
+    for name, comp in CATALOG.items():
+        if comp.hooks is not None:
+            known = {*decl.HOOKS, *(i.hook for i in comp.decl.images.values() if i.hook)}
+            public = {n for n, f in vars(comp.hooks).items() if callable(f) and getattr(f, "__module__", "") == comp.hooks.__name__ and not n.startswith("_")}
+            assert public and public <= known, name
 
 
 def test_image_hooks_get_their_go_declaration():

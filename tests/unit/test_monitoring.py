@@ -198,7 +198,7 @@ def test_nvml_source_reads_devices_owners_and_xids():
 
 def test_shipped_rules_parse_and_name_the_five_alerts():
     opts = CATALOG["monitoring"].Opts(gpu_idle_minutes=7, pvc_full_percent=85)
-    doc = yaml.safe_load(hooks.rules_text(opts))
+    doc = yaml.safe_load(hooks._rules_text(opts))
     rules = {r["alert"]: r for g in doc["groups"] for r in g["rules"]}
     assert {"GPUXidError", "GPUAllocatedIdle", "NodeNotReady", "PodCrashLooping", "PVCNearlyFull"} <= set(rules)
     assert "[7m]" in rules["GPUAllocatedIdle"]["expr"] and "> 85" in rules["PVCNearlyFull"]["expr"]
@@ -209,18 +209,18 @@ def test_shipped_rules_parse_and_name_the_five_alerts():
 def test_extra_rules_join_and_a_bad_file_is_one_line_with_its_line(tmp_path):
     good = tmp_path / "mine.yml"
     good.write_text("groups:\n  - name: mine\n    rules:\n      - {alert: Mine, expr: up == 0}\n")
-    text = hooks.rules_text(CATALOG["monitoring"].Opts(extra_rules=str(good)))
+    text = hooks._rules_text(CATALOG["monitoring"].Opts(extra_rules=str(good)))
     assert "Mine" in text and "GPUXidError" in text
     bad = tmp_path / "bad.yml"
     bad.write_text("groups:\n  - name: x\n    rules:\n      - alert: [unclosed\n")
     with pytest.raises(UserError) as e:
-        hooks.rules_text(CATALOG["monitoring"].Opts(extra_rules=str(bad)))
+        hooks._rules_text(CATALOG["monitoring"].Opts(extra_rules=str(bad)))
     line = e.value.line()
     assert line.startswith(f"{bad}:5: rules do not parse") and line.count("— fix:") == 1 and "\n" not in line
     no_expr = tmp_path / "noexpr.yml"
     no_expr.write_text("groups: [{name: x, rules: [{alert: A}]}]\n")
     with pytest.raises(UserError, match="needs `alert` \\(or `record`\\) and `expr`"):
-        hooks.rules_text(CATALOG["monitoring"].Opts(extra_rules=str(no_expr)))
+        hooks._rules_text(CATALOG["monitoring"].Opts(extra_rules=str(no_expr)))
 
 
 def test_rendering_in_cluster_and_on_the_host():
@@ -315,7 +315,7 @@ def test_series_selectors_of_an_expression():
 
 
 def test_every_alert_selects_the_job_that_scrapes_its_series():
-    doc = yaml.safe_load(hooks.rules_text(CATALOG["monitoring"].Opts()))
+    doc = yaml.safe_load(hooks._rules_text(CATALOG["monitoring"].Opts()))
     jobs = set(_in_cluster()[1])
     for rule in (r for g in doc["groups"] for r in g["rules"]):
         selectors = series_selectors(rule["expr"])

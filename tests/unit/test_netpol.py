@@ -79,7 +79,7 @@ def test_build_patch_makes_both_queue_verdicts_fall_back_to_the_xtables_target_a
     pkg.mkdir(parents=True)
     controller = pkg / "controller.go"
     controller.write_text(f"func a() {{\n{netpol.NATIVE_QUEUE}}}\nfunc b() {{\n{netpol.NATIVE_QUEUE}}}\n{netpol.EVALUATE}\tlogger := 1\n}}\n")
-    netpol.patch(tmp_path)
+    netpol._patch(tmp_path)
     text = controller.read_text()
     assert text.count("\tqueue := c.queueExpr()\n") == 2 and "expr.Queue" not in text
     a, b = text.split("func b()")
@@ -97,10 +97,10 @@ def test_build_patch_refuses_an_upstream_it_does_not_know(tmp_path):
     pkg.mkdir(parents=True)
     (pkg / "controller.go").write_text(f"func a() {{\n{netpol.NATIVE_QUEUE}}}\n{netpol.EVALUATE}}}\n")
     with pytest.raises(builds.BuildError, match="native queue expression twice"):
-        netpol.patch(tmp_path)
+        netpol._patch(tmp_path)
     (pkg / "controller.go").write_text(f"func a() {{\n{netpol.NATIVE_QUEUE}}}\nfunc b() {{\n{netpol.NATIVE_QUEUE}}}\n")
     with pytest.raises(builds.BuildError, match="evaluatePacket once"):
-        netpol.patch(tmp_path)
+        netpol._patch(tmp_path)
 
 
 def test_the_agent_is_built_once_from_a_patched_copy_of_the_module(monkeypatch, tmp_path):
@@ -120,14 +120,14 @@ def test_the_agent_is_built_once_from_a_patched_copy_of_the_module(monkeypatch, 
         return ""
 
     monkeypatch.setattr(builds, "_run", go_build)
-    monkeypatch.setattr(netpol, "patch", lambda src: (src / "cmd" / "main.go").write_text("package main // patched\n"))
+    monkeypatch.setattr(netpol, "_patch", lambda src: (src / "cmd" / "main.go").write_text("package main // patched\n"))
     go = SimpleNamespace(module="sigs.k8s.io/kube-network-policies", version="v0.9.0", package="cmd")
-    binary = netpol.binary(go)
+    binary = netpol._binary(go)
     assert binary.read_text() == "agent" and binary.name == "netpol"
     assert binary.parent.name.startswith("v0.9.0-") and binary.parent.parent.name == "sigs.k8s.io_kube-network-policies"
     (cmd, source, cgo, log), = ran
     assert cmd[-1] == "./cmd" and source == "package main // patched\n" and cgo == "0" and log == binary.parent / "netpol.build.log"
-    assert netpol.binary(go) == binary and len(ran) == 1  # cached
+    assert netpol._binary(go) == binary and len(ran) == 1  # cached
     assert [p.name for p in binary.parent.iterdir()] == ["netpol"]  # the writable copy is gone
 
 

@@ -64,7 +64,7 @@ def test_each_user_gets_a_generated_login_kept_across_renders():
     assert alice == {"username": "alice", "password": "kept-one"}
     assert len(bob["password"]) >= 20 and bob["password"] != _find(_objects(FakeKube(["bob"])), "Secret", "notebook-login")["stringData"]["password"]
     hashes = _find(objs, "Secret", "logins", "notebooks")["stringData"]
-    assert hashes == {"alice": hooks.digest("alice", "kept-one"), "bob": hooks.digest("bob", bob["password"])}
+    assert hashes == {"alice": hooks._digest("alice", "kept-one"), "bob": hooks._digest("bob", bob["password"])}
     assert "kept-one" not in json.dumps(_find(objs, "Secret", "logins"))
 
 
@@ -127,7 +127,7 @@ def test_the_hub_admits_a_user_with_their_password_only(tmp_path, monkeypatch):
                                                 "home_size": "1Gi", "gpus": 1, "namespace": "notebooks", "image": "nb:1",
                                                 "subdomain_host": ""})
     (tmp_path / "logins").mkdir()
-    (tmp_path / "logins" / "alice").write_text(hooks.digest("alice", "s3cret"))
+    (tmp_path / "logins" / "alice").write_text(hooks._digest("alice", "s3cret"))
     auth = ns["SecretAuthenticator"]()
     login = lambda u, p: asyncio.run(auth.authenticate(None, {"username": u, "password": p}))  # noqa: E731
     assert login("alice", "s3cret") == "alice"
@@ -160,8 +160,8 @@ LOOPBACK = [{"container_port": 30080, "host_port": 8000, "listen_address": "127.
 ])
 def test_each_user_gets_an_origin_where_a_wildcard_name_reaches_the_hub(option, mappings, want):
     opts = CATALOG["notebooks"]({"subdomain_host": option}).options
-    assert hooks.origin(opts, mappings) == want
-    assert hooks.hub_url(opts, FakeKube([]), mappings) == (want + "/" if want else "http://127.0.0.1:8000/" if mappings else "http://172.18.0.2:30080/")
+    assert hooks._origin(opts, mappings) == want
+    assert hooks._hub_url(opts, FakeKube([]), mappings) == (want + "/" if want else "http://127.0.0.1:8000/" if mappings else "http://172.18.0.2:30080/")
 
 
 def test_a_bad_subdomain_host_is_refused():
@@ -178,11 +178,11 @@ def test_auto_reads_the_port_mappings_the_cluster_was_made_with(tmp_path, monkey
     (tmp_path / "c1" / "state.json").write_text(json.dumps({"provider": "kind", "port_mappings": LOOPBACK}))
     kube = FakeKube(["alice"])
     kube.kubeconfig = str(tmp_path / "c1" / "kubeconfig")
-    assert hooks.port_mappings(kube) == LOOPBACK
+    assert hooks._port_mappings(kube) == LOOPBACK
     (config,) = [o for o in _objects(kube) if o["kind"] == "ConfigMap"]
     assert json.loads(config["data"]["settings.json"])["subdomain_host"] == "http://localhost:8000"
     (tmp_path / "c1" / "state.json").write_text(json.dumps({"provider": "baremetal", "port_mappings": []}))
-    assert hooks.port_mappings(kube) == [] and hooks.port_mappings(FakeKube([])) == []
+    assert hooks._port_mappings(kube) == [] and hooks._port_mappings(FakeKube([])) == []
 
 
 def _settings(**options):

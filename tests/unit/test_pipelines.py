@@ -45,17 +45,17 @@ def _find(objs, kind, name, namespace=None):
 
 
 def test_accounts_are_generated_then_kept_and_never_shared():
-    first = hooks.accounts({}, ["alice", "bob"])
+    first = hooks._accounts({}, ["alice", "bob"])
     a, b = first["accounts"]["alice"], first["accounts"]["bob"]
     assert a["access"] == "alice" and len(a["secret"]) == 40 and a["secret"] != b["secret"]
     assert first["root"]["secret"] not in (a["secret"], b["secret"]) and first["root"]["access"].startswith("root-")
     live = {"root-access": first["root"]["access"], "root-secret": first["root"]["secret"], "users.json": first["iam"]}
-    again = hooks.accounts(live, ["alice", "bob", "carol"])
+    again = hooks._accounts(live, ["alice", "bob", "carol"])
     assert again["root"] == first["root"] and again["accounts"]["alice"] == a and again["accounts"]["bob"] == b
-    assert again["digest"] != first["digest"] and hooks.accounts(live, ["alice", "bob"])["digest"] == first["digest"]
+    assert again["digest"] != first["digest"] and hooks._accounts(live, ["alice", "bob"])["digest"] == first["digest"]
     iam = json.loads(again["iam"])["accessAccounts"]
     assert set(iam) == {"alice", "bob", "carol"} and {v["role"] for v in iam.values()} == {"user"}
-    assert hooks.accounts({}, ["alice"])["accounts"]["alice"]["secret"] != a["secret"]  # no default: fresh each install
+    assert hooks._accounts({}, ["alice"])["accounts"]["alice"]["secret"] != a["secret"]  # no default: fresh each install
 
 
 def test_each_user_namespace_gets_runner_keys_and_repository():
@@ -79,7 +79,7 @@ def test_each_user_namespace_gets_runner_keys_and_repository():
 
 
 def test_store_restarts_when_accounts_change_and_keeps_live_keys():
-    live = hooks.accounts({}, ["alice"])
+    live = hooks._accounts({}, ["alice"])
     secret = {"root-access": live["root"]["access"], "root-secret": live["root"]["secret"], "users.json": live["iam"]}
     def digest(objs):
         return _find(objs, "Deployment", "artifact-store", "argo")["spec"]["template"]["metadata"]["annotations"]

@@ -163,7 +163,7 @@ def test_bad_override_names_its_line(tmp_path):
 
 
 def test_dns_replicas_follow_the_node_count():
-    from appliance.components.platform_base.hooks import dns_target
+    from appliance.components.platform_base.hooks import _dns_target as dns_target
 
     assert dns_target("auto", 1) == 1 and dns_target("auto", 3) == 2 and dns_target(3, 1) == 3
     with pytest.raises(ProfileError, match="dns_replicas"):

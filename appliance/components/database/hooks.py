@@ -1,5 +1,5 @@
 """database: passwords generated once (at the first `up`) and kept: a second `up` reads them back from the
-Secret, and a new client gets its own. Client components read theirs with `credentials()`. On the host
+Secret, and a new client gets its own. Client components read theirs with the package's `credentials()`. On the host
 runtime PostgreSQL's programs come from the `pgserver` wheel (`host_env`)."""
 
 from __future__ import annotations
@@ -9,34 +9,21 @@ import hashlib
 import secrets
 from pathlib import Path
 
+from appliance.components.database import SECRET
 from appliance.errors import UserError
 from appliance.kube import secret_data
 
-SECRET = "database-credentials"
-ADDRESS = "postgres-address"
-SERVICE = "postgres"
-PORT = 5432
 
-
-def passwords(existing: dict[str, str], clients: list[str]) -> dict[str, str]:
+def _passwords(existing: dict[str, str], clients: list[str]) -> dict[str, str]:
     """The superuser's and each client's password: the existing ones kept, missing ones generated."""
     return {name: existing.get(name) or secrets.token_urlsafe(24) for name in ["postgres", *clients]}
 
 
 def context(options, kube) -> dict:
     """`credentials` (base64 values for the Secret) and `credentials_hash` (rolls the pod when they change)."""
-    pw = passwords(secret_data(kube, SECRET, options.namespace), options.clients) if kube is not None else dict.fromkeys(["postgres", *options.clients], "")
+    pw = _passwords(secret_data(kube, SECRET, options.namespace), options.clients) if kube is not None else dict.fromkeys(["postgres", *options.clients], "")
     return {"credentials": {k: base64.b64encode(v.encode()).decode() for k, v in pw.items()},
             "credentials_hash": hashlib.sha256(repr(sorted(pw.items())).encode()).hexdigest()[:16]}
-
-
-def credentials(kube, namespace: str, client: str) -> dict[str, str]:
-    """What client `client` connects with: host, port (the server's ConfigMap: the Service, or loopback on
-    the host runtime), user, password, database ("" before `up` made them)."""
-    live = kube.get("v1", "ConfigMap", ADDRESS, namespace) if kube is not None else None
-    where = (live.to_dict().get("data") or {}) if live is not None else {}
-    return {"host": where.get("host", f"{SERVICE}.{namespace}.svc"), "port": where.get("port", str(PORT)), "user": client,
-            "database": client, "password": secret_data(kube, SECRET, namespace).get(client, "")}
 
 
 def host_env(options) -> dict[str, str]:

@@ -18,7 +18,7 @@ RULES = Path(__file__).resolve().parent / "rules" / "alerts.yml"
 RETENTION_SHARE = 0.8
 
 
-def check_rules(text: str, where: str) -> dict:
+def _check_rules(text: str, where: str) -> dict:
     """Parse a Prometheus rules file; a bad one is one line naming the file and line."""
     fix = "see https://prometheus.io/docs/prometheus/latest/configuration/recording_rules/ for the format"
     try:
@@ -40,27 +40,27 @@ def check_rules(text: str, where: str) -> dict:
     return doc
 
 
-def rules_text(options) -> str:
+def _rules_text(options) -> str:
     """The shipped rules with the options filled in, plus the groups of `extra_rules`."""
     text = string.Template(RULES.read_text()).safe_substitute(
         gpu_idle_minutes=options.gpu_idle_minutes, pvc_full_percent=options.pvc_full_percent)
-    doc = check_rules(text, str(RULES))
+    doc = _check_rules(text, str(RULES))
     if options.extra_rules:
         path = Path(options.extra_rules).expanduser()
         if not path.is_file():
             raise ProfileError(f"rules file {path} not found", "components.monitoring.options.extra_rules", "give the path of a Prometheus rules file")
-        doc["groups"] += check_rules(path.read_text(), str(path))["groups"]
+        doc["groups"] += _check_rules(path.read_text(), str(path))["groups"]
         text = yaml.safe_dump(doc, sort_keys=False)
     return text
 
 
 def check(options) -> None:
     """With the profile's checks: the rules (a user's `extra_rules` above all) parse."""
-    rules_text(options)
+    _rules_text(options)
 
 
 def context(options, kube) -> dict:
-    rules = rules_text(options)
+    rules = _rules_text(options)
     return {
         "rules": rules,
         "retention_size": f"{int(quantity_mi(options.storage_size) * RETENTION_SHARE)}MB",

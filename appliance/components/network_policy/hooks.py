@@ -24,7 +24,7 @@ NATIVE_QUEUE = """\tqueue := &expr.Queue{Num: uint16(c.config.QueueID)}
 """
 
 
-def patch(src: Path) -> None:
+def _patch(src: Path) -> None:
     """Add QUEUE_COMPAT and POD_SOURCES to a writable copy of the module source and make controller.go use
     them: both queue verdicts through queueExpr, the pod-source rules right before the first (the POSTROUTING
     chain's set rules), unknown pod sources refused first in evaluatePacket."""
@@ -39,15 +39,15 @@ def patch(src: Path) -> None:
     shutil.copy(POD_SOURCES, controller.with_name("zz_appliance_pod_sources.go"))
 
 
-def binary(go: Go) -> Path:
+def _binary(go: Go) -> Path:
     """The agent (component.yaml's `go:`), built statically from the patched module source; cached by version and patch."""
     out = paths.cache_dir("components", "go", go.module.replace("/", "_"), f"{go.version}-{builds.file_hash(QUEUE_COMPAT, POD_SOURCES, Path(__file__))}")
-    return builds.patched_go_binary(go.module, go.version, go.package, out / "netpol", patch)
+    return builds.patched_go_binary(go.module, go.version, go.package, out / "netpol", _patch)
 
 
 def image(go: Go) -> tuple[str, Path]:
     """(ref, docker-archive): the static binary at the upstream image's path (`go.path`)."""
-    return builds.binary_image(binary(go), "appliance.local/kube-network-policies", go.path)
+    return builds.binary_image(_binary(go), "appliance.local/kube-network-policies", go.path)
 
 
 def context(options, kube) -> dict:

@@ -19,12 +19,12 @@ LOGIN_SECRET = "notebook-login"
 PROXY_SECRET = "proxy-token"
 
 
-def digest(user: str, password: str) -> str:
+def _digest(user: str, password: str) -> str:
     """What the hub keeps of a login (the hub config computes the same; salted by the user name)."""
     return hashlib.pbkdf2_hmac("sha256", password.encode(), f"appliance-notebooks:{user}".encode(), 100_000).hex()
 
 
-def port_mappings(kube) -> list[dict]:
+def _port_mappings(kube) -> list[dict]:
     """The host ports mapped to the nodes' ports that `up` recorded from the cluster's provider (its state, beside
     its kubeconfig); none where it recorded none."""
     state = Path(kube.kubeconfig).parent / "state.json" if kube is not None else None
@@ -42,7 +42,7 @@ def _mapping(options, port_mappings: list[dict]) -> tuple[str, int] | None:
     return None
 
 
-def origin(options, port_mappings: list[dict]) -> str:
+def _origin(options, port_mappings: list[dict]) -> str:
     """The subdomain host users' servers are served under ("" for one origin): the option's URL; for `auto`,
     http://localhost:PORT where the hub is mapped to a loopback port (browsers resolve every *.localhost name
     to loopback), else none: a node address or a LAN name has no wildcard."""
@@ -52,7 +52,7 @@ def origin(options, port_mappings: list[dict]) -> str:
     return f"http://localhost:{found[1]}" if found and found[0].startswith("127.") else ""
 
 
-def password(kube, user: str) -> str:
+def _password(kube, user: str) -> str:
     """The user's login as kept in user-<name>/notebook-login ("" when none yet)."""
     return secret_data(kube, LOGIN_SECRET, f"user-{user}").get("password", "")
 
@@ -65,23 +65,23 @@ def context(options, kube, users=()) -> dict:
     if unknown and kube is not None:
         raise UserError(f"notebooks.gpu_users names {', '.join(unknown)}, not users of this cluster ({', '.join(names) or 'none'})",
                         "profile components.notebooks.options.gpu_users", "name users listed in components.user-profiles.options.users, or *")
-    logins = {u: password(kube, u) or secrets.token_urlsafe(18) for u in names}
+    logins = {u: _password(kube, u) or secrets.token_urlsafe(18) for u in names}
     token = secret_data(kube, PROXY_SECRET, options.namespace).get("token") or (secrets.token_hex(32) if kube is not None else "")
     gpu_users = names if "*" in options.gpu_users else [u for u in options.gpu_users if u in names]
-    settings = {"users": names, "gpu_users": gpu_users, "subdomain_host": origin(options, port_mappings(kube)), "cull_idle": options.cull_idle, "start_timeout": options.start_timeout,
+    settings = {"users": names, "gpu_users": gpu_users, "subdomain_host": _origin(options, _port_mappings(kube)), "cull_idle": options.cull_idle, "start_timeout": options.start_timeout,
                 "cpu": options.cpu, "memory": options.memory, "cpu_request": options.cpu_request,
                 "memory_request": options.memory_request, "home_size": options.home_size, "gpus": options.gpus,
                 "namespace": options.namespace}
     config = (HERE / "jupyterhub_config.py").read_text()
-    return {"users": names, "logins": logins, "hashes": {u: digest(u, p) for u, p in logins.items()},
+    return {"users": names, "logins": logins, "hashes": {u: _digest(u, p) for u, p in logins.items()},
             "proxy_token": token, "hub_config": config, "settings": settings,
             "config_hash": hashlib.sha256(json.dumps([config, settings]).encode()).hexdigest()[:16]}
 
 
-def hub_url(options, kube, port_mappings: list[dict]) -> str:
+def _hub_url(options, kube, port_mappings: list[dict]) -> str:
     """Where a person on the host opens the hub: its subdomain host, else a kind port mapping of the NodePort,
     else a node's address."""
-    if host := origin(options, port_mappings):
+    if host := _origin(options, port_mappings):
         return host + "/"
     if found := _mapping(options, port_mappings):
         return f"http://{'127.0.0.1' if found[0] == '0.0.0.0' else found[0]}:{found[1]}/"
@@ -100,9 +100,9 @@ def after_apply(options, kube, users=()) -> str:
     return f"hub on NodePort {options.node_port}; `appliance users show NAME` prints its address and NAME's login" + stopped
 
 
-def isolation(options, kube) -> str:
+def _isolation(options, kube) -> str:
     """How users' servers are kept apart in browsers (for `status` and `doctor`)."""
-    if host := origin(options, port_mappings(kube)):
+    if host := _origin(options, _port_mappings(kube)):
         u = host.split("://", 1)
         return f"servers on per-user origins ({u[0]}://NAME.{u[1]}/)"
     return "servers share the hub's origin (no wildcard name): no user config loaded; set subdomain_host for per-user origins"
@@ -110,7 +110,7 @@ def isolation(options, kube) -> str:
 
 def notes(options, kube) -> list[str]:
     """For `status`: how servers are isolated; each user's server, where it runs, or why it waits."""
-    out = [isolation(options, kube)]
+    out = [_isolation(options, kube)]
     for pod in kube.list_labelled("v1", "Pod", "component=singleuser-server"):
         owner = pod["metadata"].get("labels", {}).get(OWNER, pod["metadata"]["name"])
         status = pod.get("status") or {}

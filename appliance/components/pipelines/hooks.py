@@ -23,7 +23,7 @@ STORE = "artifact-store"            # Secret, Deployment and Service of the stor
 STORE_BIN = "/usr/local/bin/versitygw"
 
 
-def accounts(live: dict[str, str], names: list[str], token=secrets.token_hex) -> dict:
+def _accounts(live: dict[str, str], names: list[str], token=secrets.token_hex) -> dict:
     """The store's credentials: the root account and one account per user (access key = user name), kept
     from `live` (the store Secret's decoded data) where present, else generated. Returns {root, accounts,
     iam (the store's IAM file), digest (changes with the account list)}."""
@@ -38,10 +38,10 @@ def accounts(live: dict[str, str], names: list[str], token=secrets.token_hex) ->
 def context(options, kube, users=()) -> dict:
     """The users (user-profiles' list) and their store credentials."""
     names = sorted(users)
-    return {"users": names, "store": accounts(secret_data(kube, STORE, options.namespace), names)}
+    return {"users": names, "store": _accounts(secret_data(kube, STORE, options.namespace), names)}
 
 
-def argoexec_binary(go: Go) -> Path:
+def _argoexec_binary(go: Go) -> Path:
     """argoexec (component.yaml's `go:`), built statically from a writable copy of the module: the module's
     zip lacks the Linux signal helpers (upstream, signal_linux.go is a symlink to signal_darwin.go; module
     zips drop symlinks), so the copy gets that file back first. Cached by version."""
@@ -62,7 +62,7 @@ def argoexec_image(go: Go) -> tuple[str, Path]:
 
     from appliance.images.archive import ImageSpec, write_docker_archive, write_layer
 
-    binary = argoexec_binary(go)
+    binary = _argoexec_binary(go)
     tag = hashlib.sha256(f"{builds.file_hash(binary, MIME_TYPES)} /tmp 1777".encode()).hexdigest()[:16]
     out = paths.cache_dir("components", "images", "argoexec", tag)
     ref, archive = f"appliance.local/argoexec:{tag}", out / "image.tar"

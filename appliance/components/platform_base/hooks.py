@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-def dns_target(setting: int | str, nodes: int) -> int:
+def _dns_target(setting: int | str, nodes: int) -> int:
     if setting != "auto":
         return int(setting)
     return 1 if nodes <= 1 else 2
@@ -21,7 +21,7 @@ def after_apply(options, kube) -> str:
         if e.status == 404:
             return ""
         raise
-    want = dns_target(options.dns_replicas, len(client.CoreV1Api(kube.api).list_node().items))
+    want = _dns_target(options.dns_replicas, len(client.CoreV1Api(kube.api).list_node().items))
     if scale.spec.replicas == want:
         return ""
     apps.patch_namespaced_deployment_scale("coredns", "kube-system", {"spec": {"replicas": want}})

@@ -4,7 +4,7 @@ component's Secret."""
 
 from __future__ import annotations
 
-from appliance.components.database import hooks as database
+from appliance.components import database
 from appliance.errors import UserError
 
 GROUP = "kubeflow.org"

@@ -35,10 +35,10 @@ def offers(options) -> dict:
 def context(options, kube) -> dict:
     """`departed`: owners of kept user namespaces no longer in `users` (closed, not deleted); `api`: the API
     server's addresses and port as pods reach it (the `kubernetes` Service and its endpoints)."""
-    return {"departed": departed(kube, options.users), "api": api_server(kube)}
+    return {"departed": _departed(kube, options.users), "api": _api_server(kube)}
 
 
-def departed(kube, users: list[str]) -> list[str]:
+def _departed(kube, users: list[str]) -> list[str]:
     """Owners of the user namespaces this component made whose user is no longer listed."""
     if kube is None:
         return []
@@ -47,7 +47,7 @@ def departed(kube, users: list[str]) -> list[str]:
     return sorted(o for o in owners if o and o not in users)
 
 
-def api_server(kube) -> dict:
+def _api_server(kube) -> dict:
     """{"service": ClusterIP, "port": its port, "endpoints": [IP], "endpoint_port": port} of `default/kubernetes`
     (none without a cluster)."""
     if kube is None:
