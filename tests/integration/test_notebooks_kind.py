@@ -180,7 +180,7 @@ def users_password(profile, user: str) -> str:
     from appliance import orchestrator
     from appliance.components.notebooks import hooks
 
-    return hooks.password(orchestrator.cluster_kube(profile.cluster.name), user)
+    return hooks._password(orchestrator.cluster_kube(profile.cluster.name), user)
 
 
 def test_per_user_origins_keep_bobs_page_from_acting_as_alice(kind, tmp_path):
