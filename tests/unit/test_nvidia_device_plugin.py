@@ -1,4 +1,4 @@
-"""GPU pieces without a GPU: the device-plugin manifest, its runtime-class policy, the NVIDIA toolkit's
+"""The nvidia-device-plugin component and the GPU pieces it relies on, without a GPU: the device-plugin manifest, its runtime-class policy, the NVIDIA toolkit's
 configuration (the playbook role run against a stock config file, the kind nodes' setup script) and the kind
 provider's in-node toolkit setup."""
 
