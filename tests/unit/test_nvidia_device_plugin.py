@@ -1,6 +1,6 @@
-"""The nvidia-device-plugin component and the GPU pieces it relies on, without a GPU: the device-plugin manifest, its runtime-class policy, the NVIDIA toolkit's
-configuration (the playbook role run against a stock config file, the kind nodes' setup script) and the kind
-provider's in-node toolkit setup."""
+"""The nvidia-device-plugin component and the GPU pieces it relies on, without a GPU: the device-plugin
+manifest, its runtime-class policy, the NVIDIA toolkit's configuration (the playbook role run against a stock
+config file, the kind nodes' setup script) and the kind provider's in-node toolkit setup."""
 
 import os
 import re

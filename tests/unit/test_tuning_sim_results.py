@@ -1,4 +1,5 @@
-"""The tuning component's simulated trial metrics (components/tuning/sim_results.py): declared expressions over a trial's parameters, evaluated safely."""
+"""The tuning component's simulated trial metrics (components/tuning/sim_results.py):
+declared expressions over a trial's parameters, evaluated safely."""
 
 import re
 
