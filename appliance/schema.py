@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from appliance.util.provider_names import PROVIDERS
 
@@ -54,8 +54,9 @@ class SimSpec(Strict):
     apiserver_port: int = Field(0, ge=0, le=65535, description="0 = pick a free port")
     scheduler_scoring: Literal["MostAllocated", "LeastAllocated"] = Field(
         "MostAllocated", description="MostAllocated bin-packs GPUs onto the fullest nodes (what GPU clusters want)")
-    tuning: Literal["auto", "small", "large"] = Field(
-        "auto", description="control-plane sizing: auto follows the node count (large from 100 nodes); large forces the 1,000-node settings")
+    sizing: Literal["auto", "small", "large"] = Field(
+        "auto", validation_alias=AliasChoices("sizing", "tuning"),  # `tuning`: its former name, still read
+        description="control-plane settings by cluster size: auto follows the node count (large from 100 nodes); large forces the 1,000-node settings")
 
 
 class KindSpec(Strict):

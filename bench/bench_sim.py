@@ -268,7 +268,7 @@ def main() -> int:
         sampler.join()
         result["peak_rss_mib"] = {k: round(v / 2**20) for k, v in sampler.peak.items()}
         result["peak_rss_total_mib"] = round(sampler.peak_total / 2**20)
-        result["settings"] = {**dataclasses.asdict(p.tuning),
+        result["settings"] = {**dataclasses.asdict(p.sizing),
                               "percentage_of_nodes_to_score": p.control_plane.percentage_of_nodes_to_score,
                               "node_lease_seconds": p.control_plane.lease_seconds,
                               "kwok_client": "unthrottled (kwok uses no client rate limiter)"}

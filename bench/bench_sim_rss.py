@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Simulator control-plane memory: `up` of the laptop profile (1 node) and of sim-dgx-pod on the simulator,
-each with its node-count tuning (auto) and with the 1,000-node settings forced (cluster.sim.tuning=large,
+each with its node-count sizing (auto) and with the 1,000-node settings forced (cluster.sim.sizing=large,
 what every size ran before), in one run.
 
     python -m bench.bench_sim_rss [--profiles laptop sim-dgx-pod] [--settle 30] [--no-components]
 
-Reports, per profile and tuning: the control plane's (etcd, kube-apiserver, controller-manager, scheduler,
+Reports, per profile and sizing: the control plane's (etcd, kube-apiserver, controller-manager, scheduler,
 kwok) peak resident memory during `up`, its resident memory after `settle` idle seconds, and kube-apiserver's
 alone, and the time `up` took; the auto rows carry the large run as baseline and their ratio. Host controllers are not counted.
 Writes bench/results/sim-rss.json.
@@ -25,12 +25,12 @@ from bench.common import write  # noqa: E402
 
 
 def measure(profile_name: str, size: str, settle: float, components: bool) -> dict:
-    """Bring the profile up on the simulator with `size` tuning; MiB figures and the tuning used."""
+    """Bring the profile up on the simulator with `size` sizing; MiB figures and the sizing used."""
     from appliance import components as catalog
     from appliance import orchestrator, paths, report
     from appliance.providers.sim import SimProvider
 
-    sets = [f"cluster.name=bench-rss-{profile_name}", f"cluster.sim.tuning={size}"]
+    sets = [f"cluster.name=bench-rss-{profile_name}", f"cluster.sim.sizing={size}"]
     if not components:
         sets += [f"components.{n}.enabled=false" for n in catalog.CATALOG]
     profile = orchestrator.load_for(profile_name, sets, "sim")[0].profile
@@ -45,7 +45,7 @@ def measure(profile_name: str, size: str, settle: float, components: bool) -> di
         procs = {p["name"]: p["rss_bytes"] / 2**20 for p in sim.status()["processes"]}
         sampler.stop_evt.set()
         sampler.join()
-        return {"tuning": sim.tuning.size, "up_s": up_s, "peak": sampler.peak_total / 2**20,
+        return {"tuning": sim.sizing.size, "up_s": up_s, "peak": sampler.peak_total / 2**20,
                 "settled": sum(procs.values()), "apiserver": procs["kube-apiserver"]}
     finally:
         sampler.stop_evt.set()

@@ -14,7 +14,7 @@ from appliance.errors import ProfileError
 from appliance.providers.base import ADMISSION_PLUGINS
 from appliance.providers.kind.config import kind_config
 from appliance.providers.sim.processes import PORT_KEYS, ControlPlane
-from appliance.providers.sim.tuning import Tuning
+from appliance.providers.sim.sizing import Sizing
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -162,6 +162,6 @@ def test_every_provider_denies_service_external_ips(tmp_path):
     template = (ROOT / "playbooks/roles/kubernetes/templates/kubeadm-config.yaml.j2").read_text()
     assert "enable-admission-plugins" in template and "seccompDefault: true" in template
     sim = profiles.load("laptop", [], "sim").profile.cluster
-    plane = ControlPlane(sim, tmp_path, Tuning("small"), "c", "c", tmp_path / "kubeconfig")
+    plane = ControlPlane(sim, tmp_path, Sizing("small"), "c", "c", tmp_path / "kubeconfig")
     argv = plane.argv("kube-apiserver", {"kube-apiserver": Path("kube-apiserver")}, dict.fromkeys(PORT_KEYS, 1))
     assert "--enable-admission-plugins=NodeRestriction,DenyServiceExternalIPs" in argv

@@ -16,8 +16,8 @@ from appliance.errors import UserError
 from appliance.providers.base import ADMISSION_PLUGINS
 from appliance.providers.sim.nodes import GPU
 from appliance.providers.sim.pki import PKI
+from appliance.providers.sim.sizing import Sizing
 from appliance.providers.sim.stages import kwok_config
-from appliance.providers.sim.tuning import Tuning
 from appliance.util import wait
 
 COMPONENTS = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"]
@@ -33,10 +33,10 @@ class ControlPlane:
     lease_seconds = 600  # kwok renews at lease/4: 1,000 nodes cost ~7 writes/s instead of 100
     start_timeout = 90.0
 
-    def __init__(self, spec: Any, root: Path, tuning: Tuning, cluster: str, context: str, kubeconfig: Path):
+    def __init__(self, spec: Any, root: Path, sizing: Sizing, cluster: str, context: str, kubeconfig: Path):
         self.spec = spec
         self.root = root
-        self.tuning = tuning
+        self.sizing = sizing
         self.cluster = cluster
         self.context = context
         self.kubeconfig = kubeconfig
@@ -71,8 +71,8 @@ class ControlPlane:
         sched = {
             "apiVersion": "kubescheduler.config.k8s.io/v1",
             "kind": "KubeSchedulerConfiguration",
-            "clientConnection": {"kubeconfig": str(etc / "scheduler.kubeconfig"), "qps": self.tuning.scheduler_qps,
-                                 "burst": self.tuning.scheduler_burst},
+            "clientConnection": {"kubeconfig": str(etc / "scheduler.kubeconfig"), "qps": self.sizing.scheduler_qps,
+                                 "burst": self.sizing.scheduler_burst},
             "leaderElection": {"leaderElect": False},
             # k8s' adaptive default scores ~42% of 1,000 nodes for every pod; 100 sampled feasible nodes
             # (the floor) keep bin-packing good and cut scheduler CPU ~4x at that size
@@ -89,7 +89,7 @@ class ControlPlane:
         }
         (etc / "scheduler.yaml").write_text(yaml.safe_dump(sched, sort_keys=False))
         sim = self.spec.sim
-        (etc / "kwok.yaml").write_text(kwok_config(sim.pod_startup_seconds, sim.pod_run_seconds, self.tuning.kwok_parallelism,
+        (etc / "kwok.yaml").write_text(kwok_config(sim.pod_startup_seconds, sim.pod_run_seconds, self.sizing.kwok_parallelism,
                                                       self.lease_seconds))
 
     def scoring(self) -> dict:
@@ -100,7 +100,7 @@ class ControlPlane:
                                             {"name": GPU, "weight": 5}]}
 
     def argv(self, comp: str, bins: dict[str, Path], ports: dict[str, int]) -> list[str]:
-        pki, etc, tu = self._path("pki"), self._path("etc"), self.tuning
+        pki, etc, tu = self._path("pki"), self._path("etc"), self.sizing
         ec = f"http://127.0.0.1:{ports['etcd']}"
         ep = f"http://127.0.0.1:{ports['etcd-peer']}"
         if comp == "etcd":
@@ -207,7 +207,7 @@ class ControlPlane:
             for comp in todo:
                 log = self._path("logs", f"{comp}.log")
                 env = dict(os.environ)
-                env.update(self.tuning.go_gc)
+                env.update(self.sizing.go_gc)
                 pr = P.spawn(comp, self.argv(comp, bins, ports), log, self.root, env=env)
                 st["procs"][comp] = pr
                 started.append(pr)

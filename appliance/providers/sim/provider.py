@@ -2,7 +2,7 @@
 scheduler) plus kwok pretending to be the kubelets, all local daemonized processes.
 
 Concerns: state.py (the record and the files), processes.py (the control plane's processes),
-nodes.py (the simulated nodes), pki.py, stages.py (kwok), tuning.py (sizes).
+nodes.py (the simulated nodes), pki.py, stages.py (kwok), sizing.py (control-plane settings by cluster size).
 
 State dir layout (everything here is ours and `delete()` removes it):
     sim.json            ports, process records (pid + start time + argv)
@@ -27,8 +27,8 @@ from appliance.providers.base import ClusterInfo, ColdBuild, Provider
 from appliance.providers.sim import nodes
 from appliance.providers.sim.nodes import node_manifests
 from appliance.providers.sim.processes import COMPONENTS, ControlPlane
+from appliance.providers.sim.sizing import sizing
 from appliance.providers.sim.state import State
-from appliance.providers.sim.tuning import tuning
 from appliance.util import wait
 
 #: what `status` says about NetworkPolicy here
@@ -58,10 +58,10 @@ class SimProvider(Provider):
         super().__init__(spec, state_dir, report)
         self._toolchain = toolchain
         self._api = None
-        #: settings sized to the node count (tuning.py)
-        self.tuning = tuning(sum(nc.count for nc in spec.node_classes), spec.sim.tuning)
+        #: settings sized to the node count (sizing.py)
+        self.sizing = sizing(sum(nc.count for nc in spec.node_classes), spec.sim.sizing)
         self.state = State(self.state_dir)
-        self.control_plane = ControlPlane(spec, self.state_dir, self.tuning, self.cluster, self.context, self.kubeconfig)
+        self.control_plane = ControlPlane(spec, self.state_dir, self.sizing, self.cluster, self.context, self.kubeconfig)
 
     # ------------------------------------------------------------------ basics
 

@@ -9,13 +9,13 @@ import pytest
 from appliance import orchestrator
 from appliance.providers.sim import SimProvider
 from appliance.providers.sim.processes import COMPONENTS, PORT_KEYS
-from appliance.providers.sim.tuning import LARGE, LARGE_NODES, SMALL, tuning
+from appliance.providers.sim.sizing import LARGE, LARGE_NODES, SMALL, sizing
 from appliance.schema import ClusterSpec, NodeClass
 
 
 def test_small_clusters_get_go_and_kubernetes_defaults():
     for nodes in (0, 1, 6, LARGE_NODES - 1):
-        t = tuning(nodes)
+        t = sizing(nodes)
         assert t.size == "small" and t.go_gc == {}
         assert (t.max_requests_inflight, t.max_mutating_requests_inflight) == (400, 200)
         assert t.kwok_parallelism < LARGE.kwok_parallelism and t.etcd_snapshot_count < LARGE.etcd_snapshot_count
@@ -23,13 +23,13 @@ def test_small_clusters_get_go_and_kubernetes_defaults():
 
 def test_large_clusters_keep_the_settings_measured_at_1000_nodes():
     for nodes in (LARGE_NODES, 1000):
-        t = tuning(nodes)
+        t = sizing(nodes)
         assert t.size == "large" and t.go_gc == {"GOGC": "400", "GOMEMLIMIT": "3GiB"}
         assert (t.max_requests_inflight, t.kwok_parallelism, t.etcd_snapshot_count) == (3000, 64, 50000)
 
 
 def test_a_size_can_be_forced():
-    assert tuning(1, "large") is LARGE and tuning(1000, "small") is SMALL
+    assert sizing(1, "large") is LARGE and sizing(1000, "small") is SMALL
 
 
 def _argv(tmp_path: Path, spec: ClusterSpec) -> dict[str, list[str]]:
@@ -49,7 +49,7 @@ def test_one_node_cluster_runs_its_control_plane_with_the_small_settings(tmp_pat
 
 def test_thousand_nodes_or_a_forced_large_size_run_with_the_large_settings(tmp_path):
     for spec in (ClusterSpec(node_classes=[NodeClass(name="dgx", count=1000)]),
-                 ClusterSpec(node_classes=[NodeClass(name="cpu", count=1)], sim={"tuning": "large"})):
+                 ClusterSpec(node_classes=[NodeClass(name="cpu", count=1)], sim={"sizing": "large"})):
         argv = _argv(tmp_path, spec)
         assert "--max-requests-inflight=3000" in argv["kube-apiserver"]
         assert "--snapshot-count=50000" in argv["etcd"] and f"--quota-backend-bytes={8 * 2**30}" in argv["etcd"]
@@ -59,8 +59,8 @@ def test_thousand_nodes_or_a_forced_large_size_run_with_the_large_settings(tmp_p
 @pytest.mark.parametrize("profile,sets,size", [
     ("laptop", [], "small"),
     ("sim-dgx-pod", [], "small"),
-    ("sim-dgx-pod", ["cluster.sim.tuning=large"], "large"),
+    ("sim-dgx-pod", ["cluster.sim.sizing=large"], "large"),
 ])
 def test_profiles_on_the_simulator(tmp_path, profile, sets, size):
     spec = orchestrator.load_for(profile, sets, "sim")[0].profile.cluster
-    assert SimProvider(spec, tmp_path).tuning.size == size
+    assert SimProvider(spec, tmp_path).sizing.size == size

@@ -16,7 +16,7 @@ LARGE_NODES = 100
 
 
 @dataclass(frozen=True)
-class Tuning:
+class Sizing:
     """Settings of one size; `go_gc` is added to every control-plane process's environment."""
 
     size: Literal["small", "large"]
@@ -33,8 +33,8 @@ class Tuning:
     concurrent_syncs: int = 5  # replicaset, deployment and job controllers (their defaults)
 
 
-SMALL = Tuning("small")
-LARGE = Tuning(
+SMALL = Sizing("small")
+LARGE = Sizing(
     "large",
     # control-plane heaps churn hard under thousands of pods: collect less often, bounded by a memory cap
     go_gc={"GOGC": "400", "GOMEMLIMIT": "3GiB"},
@@ -51,7 +51,7 @@ LARGE = Tuning(
 )
 
 
-def tuning(nodes: int, size: Literal["auto", "small", "large"] = "auto") -> Tuning:
+def sizing(nodes: int, size: Literal["auto", "small", "large"] = "auto") -> Sizing:
     """The settings for a cluster of `nodes` simulated nodes; `size` other than auto forces one."""
     if size == "auto":
         size = "large" if nodes >= LARGE_NODES else "small"
