@@ -47,7 +47,7 @@ class RSSSampler(threading.Thread):
     def run(self):
         while not self.stop_evt.is_set():
             try:
-                st = self.p.state.load()
+                st = self.p.record.load()
                 total = 0
                 for name, pr in (st or {}).get("procs", {}).items():
                     r = pr.rss()
@@ -126,7 +126,7 @@ def scheduler_scheduled(p: SimProvider) -> int | None:
     import ssl
     import urllib.request
 
-    st = p.state.load()
+    st = p.record.load()
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from appliance.e2e.scenario import Scenario, Step
+from appliance.e2e.scenario import Scenario, ScenarioStep
 from appliance.util import wait
 
 
@@ -89,7 +89,7 @@ class Runner:
         selector = ",".join(f"{k}={v}" for k, v in (meta.get("labels") or {}).items()) or None
         return [i.to_dict() for i in res.get(namespace=ns, label_selector=selector).items]
 
-    def _wait(self, step: Step, want_match: bool, expected: dict) -> str:
+    def _wait(self, step: ScenarioStep, want_match: bool, expected: dict) -> str:
         live: list[dict] = []
 
         def settled() -> tuple[bool, str]:
@@ -101,7 +101,7 @@ class Runner:
         verb = "no object matched" if want_match else "an object still matches"
         raise AssertionError(f"{verb} within {step.timeout:.0f}s; closest live: {_summary(live)}")
 
-    def _access(self, step: Step) -> str:
+    def _access(self, step: ScenarioStep) -> str:
         """Each verb × resource as the identity; only RBAC's 403 ("… cannot <verb> resource …") counts as
         refused. Anything past authorization (found or 404, a dry run admitted or rejected as invalid)
         counts as allowed."""
@@ -129,7 +129,7 @@ class Runner:
             raise AssertionError(f"{a.as_} in {a.namespace}: expected {want}, got {'403' if a.allowed else 'allowed'} for {', '.join(wrong)}")
         return f"{a.as_} in {a.namespace}: {want} for {len(seen)} request(s) as expected"
 
-    def _refused(self, step: Step, scenario: Scenario) -> str:
+    def _refused(self, step: ScenarioStep, scenario: Scenario) -> str:
         """Each object, applied as a dry run with the identity's token, must be refused (403 Forbidden or
         422 Invalid) with a message holding `refused`; one admitted is tried again until the step's timeout
         (an admission policy takes effect a moment after it is stored)."""
@@ -179,7 +179,7 @@ class Runner:
         path.write_text(yaml.safe_dump(self._as(identity)))
         return path
 
-    def _script(self, step: Step, scenario: Scenario) -> str:
+    def _script(self, step: ScenarioStep, scenario: Scenario) -> str:
         s = step.script
         if s.as_:  # a user's script works in their namespace: its failing pods belong in the diagnostics
             self.namespaces.add(s.as_.partition("/")[0])
@@ -200,7 +200,7 @@ class Runner:
         return out[-300:]
 
     # --- driver -------------------------------------------------------------------------
-    def run_step(self, step: Step, scenario: Scenario) -> str:
+    def run_step(self, step: ScenarioStep, scenario: Scenario) -> str:
         kind = step.kind
         if kind == "apply":
             a = step.apply

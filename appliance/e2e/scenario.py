@@ -49,7 +49,7 @@ class Script(_Strict):
     as_: str = Field("", alias="as", description="run with a kubeconfig for this namespace/serviceaccount")
 
 
-class Step(_Strict):
+class ScenarioStep(_Strict):
     name: str
     timeout: float = Field(60, gt=0)
     apply: Apply | None = None
@@ -61,7 +61,7 @@ class Step(_Strict):
     components: list[str] = Field(default_factory=list, description="skip this step unless the cluster has these components")
 
     @model_validator(mode="after")
-    def _one_action(self) -> "Step":
+    def _one_action(self) -> "ScenarioStep":
         acts = [k for k in ("apply", "assert_", "error", "access", "script", "delete") if getattr(self, k) is not None]
         if len(acts) != 1:
             raise ValueError(f"step '{self.name}' must have exactly one of apply/assert/error/access/script/delete (has {len(acts)})")
@@ -77,8 +77,8 @@ class Scenario(_Strict):
     description: str = ""
     providers: list[ProviderName] = Field(default_factory=lambda: list(PROVIDERS))
     components: list[str] = Field(default_factory=list, description="components the cluster must have")
-    steps: list[Step]
-    cleanup: list[Step] = Field(default_factory=list)
+    steps: list[ScenarioStep]
+    cleanup: list[ScenarioStep] = Field(default_factory=list)
     path: Path | None = Field(None, exclude=True)
 
 

@@ -211,7 +211,7 @@ def test_simulator_keeps_policies_as_objects_and_says_so(monkeypatch, tmp_path):
     laptop = profiles.load("laptop", [], "sim").profile
     assert not laptop.components["network-policy"].enabled
     p = sim.SimProvider(laptop.cluster, tmp_path)
-    monkeypatch.setattr(p.state, "load", lambda: {"procs": {}, "ports": {"kube-apiserver": 1}})
+    monkeypatch.setattr(p.record, "load", lambda: {"procs": {}, "ports": {"kube-apiserver": 1}})
     assert "objects only" in p.status()["network_policy"]
 
 

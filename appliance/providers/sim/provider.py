@@ -28,7 +28,7 @@ from appliance.providers.sim import nodes
 from appliance.providers.sim.nodes import node_manifests
 from appliance.providers.sim.processes import COMPONENTS, ControlPlane
 from appliance.providers.sim.sizing import sizing
-from appliance.providers.sim.state import State
+from appliance.providers.sim.state import SimRecord
 from appliance.util import wait
 
 #: what `status` says about NetworkPolicy here
@@ -60,7 +60,7 @@ class SimProvider(Provider):
         self._api = None
         #: settings sized to the node count (sizing.py)
         self.sizing = sizing(sum(nc.count for nc in spec.node_classes), spec.sim.sizing)
-        self.state = State(self.state_dir)
+        self.record = SimRecord(self.state_dir)
         self.control_plane = ControlPlane(spec, self.state_dir, self.sizing, self.cluster, self.context, self.kubeconfig)
 
     # ------------------------------------------------------------------ basics
@@ -158,7 +158,7 @@ class SimProvider(Provider):
             raise UserError("the default ServiceAccount never appeared", "sim", fix)
 
     def _check_alive(self) -> None:
-        st = self.state.load()
+        st = self.record.load()
         if not st:
             return
         for name, pr in st["procs"].items():
@@ -169,18 +169,18 @@ class SimProvider(Provider):
 
     def create(self) -> ClusterInfo:
         node_manifests(self.spec.node_classes, self.cluster)  # a bad class fails before anything starts
-        st = self.state.load()
+        st = self.record.load()
         fresh = st is None
         started: list[P.Proc] = []
         try:
             bins = self._binaries()
             if fresh:
-                if self.state.leftovers():  # an interrupted create; start over cleanly
-                    self.state.remove()
+                if self.record.leftovers():  # an interrupted create; start over cleanly
+                    self.record.remove()
                 st = {"cluster": self.cluster, "ports": self.control_plane.pick_ports(), "procs": {}, "created": time.time()}
                 self.state_dir.mkdir(parents=True, exist_ok=True)
                 self.control_plane.write_configs(st["ports"])
-                self.state.save(st)
+                self.record.save(st)
             else:
                 dead = [n for n in COMPONENTS if n not in st["procs"] or not st["procs"][n].alive()]
                 if dead:
@@ -191,7 +191,7 @@ class SimProvider(Provider):
                         raise UserError(f"ports {', '.join(busy)} recorded for this cluster are now used by something else",
                                         str(self.state_dir), "stop what uses them, or `appliance down` and up again")
                     self.control_plane.write_configs(st["ports"])  # refresh kubeconfigs/configs (binaries may have moved)
-            self.control_plane.start(st, bins, started, self.state.save, self.report)
+            self.control_plane.start(st, bins, started, self.record.save, self.report)
             manifests = node_manifests(self.spec.node_classes, self.cluster)
             nodes.create_nodes(self.api(), manifests, self.cluster, self.report)
             names = {m["metadata"]["name"] for m in manifests}
@@ -217,7 +217,7 @@ class SimProvider(Provider):
 
     def ready(self) -> bool:
         try:
-            st = self.state.load()
+            st = self.record.load()
         except UserError:
             return False
         if not st or not all(n in st["procs"] and st["procs"][n].alive() for n in COMPONENTS):
@@ -225,7 +225,7 @@ class SimProvider(Provider):
         return self.control_plane.healthy("kube-apiserver", st["ports"])
 
     def status(self) -> dict[str, Any]:
-        st = self.state.load()
+        st = self.record.load()
         if not st:
             return {"provider": "sim", "state": "absent", "state_dir": str(self.state_dir), "processes": []}
         procs = [st["procs"][n].info() if n in st["procs"] else {"name": n, "pid": 0, "alive": False, "rss_bytes": 0}
@@ -255,12 +255,12 @@ class SimProvider(Provider):
 
     def _teardown(self) -> None:
         try:
-            st = self.state.load()
+            st = self.record.load()
         except UserError:
             st = None
         if st:
             P.stop_all(list(st["procs"].values()))
-        self.state.remove()
+        self.record.remove()
 
     def delete(self) -> None:
         self.report("stopping simulator processes")

@@ -15,7 +15,7 @@ STATE_FILE = "sim.json"
 OURS = [STATE_FILE, "kubeconfig", "pki", "etc", "etcd", "logs"]
 
 
-class State:
+class SimRecord:
     """sim.json under `root`: {"cluster", "ports", "procs": {name: Proc}, "created"}."""
 
     def __init__(self, root: Path):
