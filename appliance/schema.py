@@ -71,8 +71,8 @@ class KindSpec(Strict):
     )
 
 
-class Host(Strict):
-    """One bare-metal host."""
+class BaremetalHost(Strict):
+    """One machine of a bare-metal cluster (`cluster.baremetal.hosts`)."""
 
     name: str
     address: str
@@ -86,7 +86,7 @@ class BaremetalSpec(Strict):
     """Bare-metal knobs."""
 
     inventory: str = Field("", description="path to your own Ansible inventory; empty = generated from hosts")
-    hosts: list[Host] = Field(default_factory=list)
+    hosts: list[BaremetalHost] = Field(default_factory=list)
     offline: bool = False
     mig_profile: str = ""
     gpu_stack: Literal["operator", "device-plugin", "none"] = "device-plugin"

@@ -106,7 +106,7 @@ class Certificate(Strict):
     namespace: str
 
 
-class Host(Strict):
+class HostWorkload(Strict):
     """A Deployment (or StatefulSet) run as a supervised host process where pods cannot run."""
 
     deployment: str | None = None
@@ -119,7 +119,7 @@ class Host(Strict):
     routes: dict[str, str] = {}
 
     @model_validator(mode="after")
-    def _one_each(self) -> Host:
+    def _one_each(self) -> HostWorkload:
         if (self.deployment is None) == (self.statefulset is None):
             raise ValueError("name one `deployment:` or one `statefulset:`")
         if (self.image is None) == (self.module is None):
@@ -161,7 +161,7 @@ class Decl(Strict):
     access: list[Access] = []
     crds: Crds | None = None
     certificate: Certificate | None = None
-    host: list[Host] = []
+    host: list[HostWorkload] = []
     rights: list[Right] = []
 
     @field_validator("host", mode="before")

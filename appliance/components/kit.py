@@ -26,7 +26,7 @@ from appliance.components.access import user_roles
 from appliance.components.decl import Go, Image, Option, Python
 from appliance.images import builds
 from appliance.kube import secret_data
-from appliance.runtime import HOST_IP, Hosts, Workload
+from appliance.runtime import HOST_IP, HostControllers, Workload
 from appliance.util import wait
 
 HERE = Path(__file__).resolve().parent
@@ -127,7 +127,7 @@ class Kit(Component):
     #: its hooks.py, if any (loaded with the declaration)
     hooks: ClassVar[ModuleType | None]
     #: what ready() checks: the objects install applied, and the host processes with the workloads they run
-    _applied: tuple[list[dict], Hosts, list[dict]] | None = None
+    _applied: tuple[list[dict], HostControllers, list[dict]] | None = None
 
     @classmethod
     def _hook(cls, fn: str):
@@ -274,18 +274,18 @@ class Kit(Component):
         o = self.options
         images = self.images()
         refs = self.delivery.provide(kube, images) if images else {}
-        hosts = self._hosts(kube)
-        ports = hosts.ports(dict(self.decl.ports))
+        controllers = self._controllers(kube)
+        ports = controllers.ports(dict(self.decl.ports))
         now, late, hosted = self._split(self.objects(kube, refs, ports))
         first = [x for x in now if x["kind"] in ("CustomResourceDefinition", "Namespace")]
         kube.apply(first)
         wait.until(lambda: (not (m := kube.missing(first)), ", ".join(m)), 60, f"{self.name} CRDs")
         kube.apply([x for x in now if x not in first])
-        notes = [f"applied {len(now) + len(late)} objects", *hosts.run(hosted, now, ports, self._workload)]
+        notes = [f"applied {len(now) + len(late)} objects", *controllers.run(hosted, now, ports, self._workload)]
         if late:
-            wait.until(lambda: self._ready(kube, now, hosts, hosted), LATE_WAIT, self.name)
+            wait.until(lambda: self._ready(kube, now, controllers, hosted), LATE_WAIT, self.name)
             wait.until(lambda: (kube.apply(late) > 0, ""), 120, ", ".join(f"{x['kind']}/{x['metadata']['name']}" for x in late))
-        self._applied = (now + late, hosts, hosted)
+        self._applied = (now + late, controllers, hosted)
         if pruned := self._prune(kube, now + late):
             notes.append(f"pruned {pruned}")
         if refs:
@@ -294,17 +294,17 @@ class Kit(Component):
             notes.append(after(o, kube, **self.given))
         return "; ".join(filter(None, notes))
 
-    def _ready(self, kube, objs: list[dict], hosts: Hosts, hosted: list[dict]) -> tuple[bool, str]:
-        missing = kube.missing(objs) + hosts.missing(hosted)
+    def _ready(self, kube, objs: list[dict], controllers: HostControllers, hosted: list[dict]) -> tuple[bool, str]:
+        missing = kube.missing(objs) + controllers.missing(hosted)
         return (not missing, ", ".join(missing[:5]))
 
     def ready(self, kube) -> tuple[bool, str]:
         """Whether what `install` applied (in this process; else one render, kept) exists and runs: polled
         every second while `up` waits, so it renders nothing anew (hooks read the API, CRDs are megabytes)."""
         if self._applied is None:
-            hosts = self._hosts(kube)
-            now, late, hosted = self._split(self.objects(kube, ports=hosts.ports(dict(self.decl.ports))))
-            self._applied = (now + late, hosts, hosted)
+            controllers = self._controllers(kube)
+            now, late, hosted = self._split(self.objects(kube, ports=controllers.ports(dict(self.decl.ports))))
+            self._applied = (now + late, controllers, hosted)
         return self._ready(kube, *self._applied)
 
     def notes(self, kube) -> list[str]:
@@ -312,14 +312,14 @@ class Kit(Component):
         return notes(self.options, kube) if (notes := self._hook("notes")) else []
 
     def remove(self, kube) -> None:
-        self._hosts(kube).stop()
+        self._controllers(kube).stop()
         kube.delete(reversed(self.objects(kube)))
         self._prune(kube, [])
         kube.delete([self._inventory({})])
 
     # --- the host runtime: the workloads of `host:`, where the runtime puts them on the host
-    def _hosts(self, kube) -> Hosts:
-        return self.runtime.hosts(kube, [h.workload for h in self.decl.host] if self.on_host else [])
+    def _controllers(self, kube) -> HostControllers:
+        return self.runtime.controllers(kube, [h.workload for h in self.decl.host] if self.on_host else [])
 
     def _workload(self, name: str) -> Workload:
         """Host workload `name` in the runtime's terms: its program (our module, or its image's, built when it

@@ -133,7 +133,7 @@ class HostController(HostProcess):
         return f"host process started (pid {proc.pid}, log {self.log})"
 
 
-class Hosts:
+class HostControllers:
     """A component's host processes on one cluster, one per workload it runs there (none where they run as pods)."""
 
     def __init__(self, kube, names: list[str]):
