@@ -60,6 +60,7 @@ def test_thousand_nodes_or_a_forced_large_size_run_with_the_large_settings(tmp_p
     ("laptop", [], "small"),
     ("sim-dgx-pod", [], "small"),
     ("sim-dgx-pod", ["cluster.sim.sizing=large"], "large"),
+    ("sim-dgx-pod", ["cluster.sim.tuning=large"], "large"),  # the key's former name, still read
 ])
 def test_profiles_on_the_simulator(tmp_path, profile, sets, size):
     spec = orchestrator.load_for(profile, sets, "sim")[0].profile.cluster
