@@ -3,6 +3,7 @@ PYTHON   ?= python3
 VENV     ?= .venv
 PROFILE  ?= laptop
 ARGS     ?=
+TEST_WORKERS ?= 2   # pytest-xdist workers for `make test`: the stack cluster's modules on one, the rest on the other (0: one process)
 BIN      := $(VENV)/bin
 STAMP    := $(VENV)/.installed
 
@@ -35,8 +36,8 @@ doctor: $(STAMP)
 plan: $(STAMP)
 	$(BIN)/appliance plan --profile $(PROFILE) $(ARGS)
 
-test: $(STAMP) host-setup  ## every test CI runs (unit + integration)
-	$(BIN)/pytest $(ARGS)
+test: $(STAMP) host-setup  ## every test CI runs (unit + integration), the kind stack's modules beside the rest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup $(ARGS)
 
 test-unit: $(STAMP)
 	$(BIN)/pytest tests/unit $(ARGS)

@@ -113,29 +113,37 @@ def node_containers(kube) -> list[str]:
 
 def load_image_into_nodes(kube, archive: Path, ref: str, aliases: list[str] | None = None) -> list[str]:
     """Import a docker-archive into containerd (namespace k8s.io) of every node container that lacks
-    `ref` (what `kind load image-archive` does), and point `aliases` at it. Returns the nodes loaded."""
+    `ref` (what `kind load image-archive` does), all nodes at once, and point `aliases` at it. Returns the
+    nodes loaded."""
+    from concurrent.futures import ThreadPoolExecutor
+
     nodes = node_containers(kube)
     if not nodes:
         raise DeliveryError(f"no node of this cluster is a local Docker container; cannot load {ref} "
                             "(set cluster.images.registry for the nodes to pull from)")
-    loaded = []
-    for node in nodes:
-        have = subprocess.run(["docker", "exec", node, "ctr", "-n", "k8s.io", "images", "ls", "-q", f"name=={ref}"],
-                              capture_output=True, text=True, timeout=60)
-        if not (have.returncode == 0 and ref in have.stdout.split()):
-            with open(archive, "rb") as f:
-                r = subprocess.run(["docker", "exec", "-i", node, "ctr", "-n", "k8s.io", "images", "import",
-                                    "--all-platforms", "--digests", "--snapshotter=overlayfs", "-"],
-                                   stdin=f, capture_output=True, text=True, timeout=600)
-            if r.returncode != 0:
-                raise DeliveryError(f"loading {ref} into node {node} failed: {(r.stderr or r.stdout).strip()[-500:]}")
-            loaded.append(node)
-        for alias in aliases or []:
-            r = subprocess.run(["docker", "exec", node, "ctr", "-n", "k8s.io", "images", "tag", "--force", ref, alias],
-                               capture_output=True, text=True, timeout=60)
-            if r.returncode != 0:
-                raise DeliveryError(f"tagging {ref} as {alias} on node {node} failed: {(r.stderr or r.stdout).strip()[-300:]}")
-    return loaded
+    with ThreadPoolExecutor(len(nodes)) as pool:
+        loaded = list(pool.map(lambda node: _load_into_node(node, archive, ref, aliases or []), nodes))
+    return [node for node, did in zip(nodes, loaded) if did]
+
+
+def _load_into_node(node: str, archive: Path, ref: str, aliases: list[str]) -> bool:
+    """Import `archive` into NODE unless it holds `ref`, then tag `aliases`; whether it imported."""
+    have = subprocess.run(["docker", "exec", node, "ctr", "-n", "k8s.io", "images", "ls", "-q", f"name=={ref}"],
+                          capture_output=True, text=True, timeout=60)
+    imported = not (have.returncode == 0 and ref in have.stdout.split())
+    if imported:
+        with open(archive, "rb") as f:
+            r = subprocess.run(["docker", "exec", "-i", node, "ctr", "-n", "k8s.io", "images", "import",
+                                "--all-platforms", "--digests", "--snapshotter=overlayfs", "-"],
+                               stdin=f, capture_output=True, text=True, timeout=600)
+        if r.returncode != 0:
+            raise DeliveryError(f"loading {ref} into node {node} failed: {(r.stderr or r.stdout).strip()[-500:]}")
+    for alias in aliases:
+        r = subprocess.run(["docker", "exec", node, "ctr", "-n", "k8s.io", "images", "tag", "--force", ref, alias],
+                           capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            raise DeliveryError(f"tagging {ref} as {alias} on node {node} failed: {(r.stderr or r.stdout).strip()[-300:]}")
+    return imported
 
 
 def registries(upstreams: list[str]) -> list[str]:

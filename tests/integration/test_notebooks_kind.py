@@ -57,38 +57,6 @@ def test_logins_are_generated_kept_and_printed(kind):
     assert users.notebook_login(profile.cluster.name, "alice", kube) == first
 
 
-def test_an_idle_server_is_stopped_after_the_profiles_time(kind, tmp_path, monkeypatch):
-    """`cull_idle` from the profile reaches the hub (a new configuration restarts it) and its culler stops a
-    server nobody uses; the profile's own configuration is back after (the stack cluster is shared)."""
-    import sys
-    import time
-
-    from appliance import orchestrator, report
-    from appliance.users import kubeconfig
-
-    profile, _ = kind
-    comps = dict(profile.components)
-    comps["notebooks"] = comps["notebooks"].model_copy(update={"options": {**comps["notebooks"].options, "cull_idle": 60}})
-    assert not orchestrator.up(profile.model_copy(update={"components": comps}), "kind", report.make())["failed"]
-    try:
-        monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "e2e" / "notebooks"))
-        sys.modules.pop("hub", None)
-        import hub
-
-        monkeypatch.setattr(hub, "URL_FILE", tmp_path / "hub-url")
-        monkeypatch.setenv("KUBECONFIG", orchestrator.cluster_kube(profile.cluster.name).kubeconfig)
-        hub.cmd_url(None)
-        monkeypatch.setenv("KUBECONFIG", kubeconfig(profile.cluster.name, "bob")["kubeconfig"])
-        session = hub.login("bob", hub.password("bob"))
-        hub.start(session, "bob")
-        t0 = time.monotonic()
-        while hub.server(session, "bob") and time.monotonic() - t0 < 240:
-            time.sleep(5)
-        assert not hub.server(session, "bob"), "bob's idle server still runs 240 s after it started (cull_idle 60 s)"
-    finally:
-        orchestrator.up(profile, "kind", report.make())
-
-
 E2E = Path(__file__).resolve().parents[2] / "e2e" / "notebooks"
 
 
@@ -213,11 +181,15 @@ def test_per_user_origins_keep_bobs_page_from_acting_as_alice(kind, tmp_path):
         stop()
 
 
-def test_a_user_removed_from_the_profile_loses_the_hub(kind, tmp_path, monkeypatch):
-    """bob, logged in with a server and an API token, is removed from user-profiles' users: `up` stops his
-    server, the hub forgets him (his session and token get 403) and his password no longer logs in. Put
-    back, he gets a new password and logs in again."""
+def test_a_removed_user_loses_the_hub_and_an_idle_server_is_stopped(kind, tmp_path, monkeypatch):
+    """One `up` with other options (each re-`up` restarts the hub, so the two checks share it):
+    - bob, logged in with a server and an API token, is removed from user-profiles' users: `up` stops his
+      server, the hub forgets him (his session and token get 403) and his password no longer logs in; put
+      back, he gets a new password and logs in again;
+    - `cull_idle` from the profile reaches the hub and its culler stops alice's server, which nobody uses.
+    The profile's own configuration is back after (the stack cluster is shared)."""
     import sys
+    import time
 
     import requests
 
@@ -240,13 +212,20 @@ def test_a_user_removed_from_the_profile_loses_the_hub(kind, tmp_path, monkeypat
     as_token = lambda: requests.get(hub.hub_url() + "hub/api/user", headers={"Authorization": f"token {token}"}, timeout=30)  # noqa: E731
     assert as_token().status_code == 200  # control
     try:
-        assert not orchestrator.up(_profile_with(profile, "user-profiles", users=["alice"]), "kind", report.make())["failed"]
+        changed = _profile_with(_profile_with(profile, "user-profiles", users=["alice"]), "notebooks", cull_idle=20)
+        assert not orchestrator.up(changed, "kind", report.make())["failed"]
         assert kube.get("v1", "Namespace", "user-bob") is not None  # his data stays
         assert kube.get("v1", "Pod", "jupyter-bob", "user-bob") is None or kube.get("v1", "Pod", "jupyter-bob", "user-bob").metadata.deletionTimestamp
         assert hub.api(s, "GET", "user").status_code == 403
         assert as_token().status_code == 403
         with pytest.raises(SystemExit, match="Invalid username or password"):
             hub.login("bob", old)
+        alice = hub.login("alice", hub.password("alice"))
+        hub.start(alice, "alice")
+        t0 = time.monotonic()
+        while hub.server(alice, "alice") and time.monotonic() - t0 < 180:
+            time.sleep(5)
+        assert not hub.server(alice, "alice"), "alice's idle server still runs 180 s after it started (cull_idle 20 s)"
     finally:
         assert not orchestrator.up(profile, "kind", report.make())["failed"]
     monkeypatch.setenv("KUBECONFIG", kubeconfig(profile.cluster.name, "bob")["kubeconfig"])
