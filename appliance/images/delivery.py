@@ -123,7 +123,7 @@ def load_image_into_nodes(kube, archive: Path, ref: str, aliases: list[str] | No
                             "(set cluster.images.registry for the nodes to pull from)")
     with ThreadPoolExecutor(len(nodes)) as pool:
         loaded = list(pool.map(lambda node: _load_into_node(node, archive, ref, aliases or []), nodes))
-    return [node for node, did in zip(nodes, loaded) if did]
+    return [node for node, did in zip(nodes, loaded, strict=True) if did]
 
 
 def _load_into_node(node: str, archive: Path, ref: str, aliases: list[str]) -> bool:

@@ -17,7 +17,7 @@ import yaml
 
 from appliance import e2e, orchestrator, report
 from appliance.components import CATALOG, kit
-from appliance.components.monitoring import hooks
+from appliance.components.monitoring import rules_text
 from appliance.components.prom import Prometheus
 from appliance.kube import Kube
 from appliance.procs import free_ports
@@ -170,7 +170,7 @@ def test_a_tenants_forged_series_raise_no_alert_and_its_pod_job_is_held_to_limit
     pods["static_configs"] = [{"targets": [target], "labels": {"__metrics_path__": f"/{case}", "case": case}}
                               for case in ("forged", "flood", "redirect")]
     jobs = [pods, {"job_name": "gpu-exporter", "honor_labels": True, "metrics_path": "/xid", "static_configs": [{"targets": [target]}]}]
-    (tmp_path / "alerts.yml").write_text(hooks._rules_text(CATALOG["monitoring"].Opts()))
+    (tmp_path / "alerts.yml").write_text(rules_text(CATALOG["monitoring"].Opts()))
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump({
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"}, "rule_files": ["alerts.yml"], "scrape_configs": jobs}))
     (web,) = free_ports(1)

@@ -145,10 +145,9 @@ def test_the_hub_checks_xsrf_and_hardens_its_cookies(kind, tmp_path):
 
 
 def users_password(profile, user: str) -> str:
-    from appliance import orchestrator
-    from appliance.components.notebooks import hooks
+    from appliance import orchestrator, users
 
-    return hooks._password(orchestrator.cluster_kube(profile.cluster.name), user)
+    return users.notebook_login(profile.cluster.name, user, orchestrator.cluster_kube(profile.cluster.name))["password"]
 
 
 def test_per_user_origins_keep_bobs_page_from_acting_as_alice(kind, tmp_path):
