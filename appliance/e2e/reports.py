@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from appliance.e2e.runner import ScenarioResult
+
+#: terminal colours (a notebook's traceback has them) and what XML 1.0 cannot hold
+_UNPRINTABLE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]|[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def plain(text: str) -> str:
+    """TEXT without terminal colour codes and characters XML cannot carry (a JUnit file must parse)."""
+    return _UNPRINTABLE.sub("", text)
 
 
 def junit(results: list[ScenarioResult], path: Path) -> Path:
@@ -19,11 +28,11 @@ def junit(results: list[ScenarioResult], path: Path) -> Path:
         for s in r.steps:
             case = ET.SubElement(suite, "testcase", classname=r.name, name=s.name, time=str(s.seconds))
             if s.status == "failed":
-                ET.SubElement(case, "failure", message=s.message[:500]).text = s.diagnostics
+                ET.SubElement(case, "failure", message=plain(s.message)[:500]).text = plain(s.diagnostics)
             elif s.status == "skipped":
-                ET.SubElement(case, "skipped", message=s.message)
+                ET.SubElement(case, "skipped", message=plain(s.message))
             else:
-                ET.SubElement(case, "system-out").text = s.message
+                ET.SubElement(case, "system-out").text = plain(s.message)
     path.parent.mkdir(parents=True, exist_ok=True)
     ET.ElementTree(suites).write(path, encoding="utf-8", xml_declaration=True)
     return path
@@ -42,9 +51,9 @@ def html_report(results: list[ScenarioResult], path: Path, title: str = "applian
         parts.append(f"<h2 style='color:{colour[verdict]}'>{html.escape(r.name)} — {verdict} in {r.seconds}s</h2>")
         parts.append("<table><tr><th>step</th><th>kind</th><th>status</th><th>seconds</th><th>detail</th></tr>")
         for s in r.steps:
-            detail = html.escape(s.message)
+            detail = html.escape(plain(s.message))
             if s.diagnostics:
-                detail += f"<pre>{html.escape(s.diagnostics)}</pre>"
+                detail += f"<pre>{html.escape(plain(s.diagnostics))}</pre>"
             parts.append(f"<tr><td>{html.escape(s.name)}</td><td>{s.kind}</td><td style='color:{colour[s.status]}'>{s.status}</td>"
                          f"<td>{s.seconds}</td><td>{detail}</td></tr>")
         parts.append("</table>")

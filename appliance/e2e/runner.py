@@ -267,11 +267,13 @@ class Runner:
                     if pod.status.phase in ("Running", "Succeeded"):
                         continue
                     lines.append(f"pod {ns}/{pod.metadata.name}: {pod.status.phase} {_conditions(pod)}")
-                    try:
-                        log = core.read_namespaced_pod_log(pod.metadata.name, ns, tail_lines=30)
-                        lines += [f"  | {line}" for line in log.splitlines()]
-                    except Exception:  # noqa: BLE001 — a pod without logs yet
-                        pass
+                    containers = [*(pod.spec.init_containers or []), *pod.spec.containers]
+                    for c in containers:  # each container's: a pod of several has no default (an Argo step: init, wait, main)
+                        try:
+                            log = core.read_namespaced_pod_log(pod.metadata.name, ns, container=c.name, tail_lines=30)
+                        except Exception:  # noqa: BLE001 — a container that has not started has no log
+                            continue
+                        lines += [f"  {c.name} | {line}" for line in log.splitlines()]
                 for ev in core.list_namespaced_event(ns).items[-20:]:
                     lines.append(f"event {ns} {ev.involved_object.kind}/{ev.involved_object.name}: {ev.type} {ev.reason}: {ev.message}")
             except Exception as e:  # noqa: BLE001 — diagnostics are best effort

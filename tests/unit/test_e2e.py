@@ -48,6 +48,14 @@ def test_reports(tmp_path):
     assert "bad step" in page and "&lt;oops&gt;" in page and "failed in 2.5s" in page
 
 
+def test_a_notebooks_coloured_traceback_still_makes_a_junit_file_that_parses(tmp_path):
+    """A notebook cell's error carries terminal colours (ESC, illegal in XML): the file must still parse."""
+    tb = "\x1b[0;31mAssertionError\x1b[0m: phase \x1b[33m'Failed'\x1b[39m\x00"
+    r = ScenarioResult("demo", [StepResult("cell", "script", "failed", 1.0, tb, tb)])
+    case = ET.parse(reports.junit([r], tmp_path / "junit.xml")).getroot().find("testsuite/testcase/failure")
+    assert case.get("message") == case.text == "AssertionError: phase 'Failed'"
+
+
 def test_an_api_error_is_described_by_its_message_not_its_headers():
     from kubernetes.client.rest import ApiException
 
