@@ -90,7 +90,7 @@ class HostController(HostProcess):
         secret = cert_dir = ""
         for m in c.get("volumeMounts") or []:
             v, target = volumes[m["name"]], m["mountPath"]
-            where = target if target in fixed else str(root) + target
+            where = target if target in fixed else str(self.tmp_dir()) if target == "/tmp" else str(root) + target
             if target in private:
                 binds[where] = target  # the program sees it at its own path, this process only
             else:
@@ -107,7 +107,7 @@ class HostController(HostProcess):
                 Path(where).mkdir(parents=True, exist_ok=True)
         args = [_moved(a, moved) for a in c.get("args") or []]
         # programs that find a mount through the temp dir (controller-runtime's default cert dir) find it moved
-        env = {"TMPDIR": str(root / "tmp")} if any((t == "/tmp" or t.startswith("/tmp/")) and t not in fixed for t in moved) else {}
+        env = {"TMPDIR": moved.get("/tmp", str(root / "tmp"))} if any((t == "/tmp" or t.startswith("/tmp/")) and t not in fixed for t in moved) else {}
         secrets: dict[str, str] = {}
         for e in c.get("env") or []:
             ref = e.get("valueFrom") or {}

@@ -6,7 +6,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import psutil
@@ -51,6 +53,13 @@ class HostProcess:
         p = self.load()
         return bool(p and p.alive())
 
+    def tmp_dir(self) -> Path:
+        """Its pod's /tmp on this host: a folder of its own in the host's temp dir, named after its record's path —
+        short whatever the state folder's path, as the unix sockets programs make there need (108 bytes: a
+        PostgreSQL under a long state path could not start); removed when it stops."""
+        key = hashlib.sha256(str(self.record.resolve()).encode()).hexdigest()[:12]
+        return Path(tempfile.gettempdir()) / f"appliance-{key}"
+
     def start(self, argv: list[str], kubeconfig: str, secret: str = "", cert_dir: str = "", extra: dict | None = None,
               env: dict[str, str] | None = None, routes: dict[str, int] | None = None, unprivileged: bool = False,
               binds: dict[str, str] | None = None) -> procs.Proc:
@@ -86,6 +95,7 @@ def stop_all(hosts: list[HostProcess]) -> None:
     procs.stop_all([p for h in hosts if (p := h.load())], grace=15)
     for h in hosts:
         h.record.unlink(missing_ok=True)
+        shutil.rmtree(h.tmp_dir(), ignore_errors=True)
 
 
 def infos(kubeconfig: str) -> list[dict]:

@@ -67,3 +67,33 @@ def test_a_bound_folder_is_seen_at_the_fixed_path_by_that_process_only(tmp_path)
     (src / "tls.crt").write_text("ours")
     assert _userns(f"--bind={src}:{fixed}", "--", "cat", f"{fixed}/tls.crt") == "ours"
     assert not (fixed / "tls.crt").exists()  # nobody else sees it there
+
+
+def test_a_pods_tmp_holds_unix_sockets_under_a_long_state_path_and_goes_when_it_stops(tmp_path):
+    """A unix socket path holds 108 bytes: a pod's /tmp on the host is a short folder of its own (PostgreSQL
+    could not start under a long state folder), gone once the process stops."""
+    import time
+
+    from appliance.runtime.controller import HostController, Workload
+
+    folder = tmp_path / ("long-state-path-" * 8) / "controllers"
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("")
+    code = ("import os, socket; s = socket.socket(socket.AF_UNIX); s.bind(os.environ['TMPDIR'] + '/.s.PGSQL.5432'); "
+            "open(os.environ['TMPDIR'] + '/up', 'w').write('bound'); import time; time.sleep(600)")
+    dep = {"metadata": {"name": "db", "namespace": "database"},
+           "spec": {"template": {"metadata": {}, "spec": {"containers": [{"name": "db", "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}]}],
+                                                          "volumes": [{"name": "tmp", "emptyDir": {}}]}}}}
+    host = HostController(folder, "postgres")
+    w = Workload(program=lambda: [sys.executable, "-c", code], image={"name": "probe"}, version="1", env={}, routes={})
+    host.run(w, dep, [], str(kubeconfig), {})
+    try:
+        tmp = host.tmp_dir()
+        assert len(str(folder)) > 108 and len(str(tmp / ".s.PGSQL.5432")) < 108
+        deadline = time.monotonic() + 30
+        while not (tmp / "up").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert (tmp / "up").read_text() == "bound", host.log.read_text()
+    finally:
+        host.stop()
+    assert not tmp.exists()
