@@ -9,7 +9,7 @@ import traceback
 
 import click
 
-from appliance import __version__, host, orchestrator, paths, profiles, providers, report
+from appliance import host, orchestrator, paths, profiles, providers, report
 from appliance import doctor as doctor_mod
 from appliance.errors import UserError
 
@@ -44,7 +44,7 @@ def profile_command(fn):
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="appliance")
+@click.version_option(package_name="appliance", prog_name="appliance")  # read from the metadata when asked
 def main() -> None:
     """Local-first ML platform appliance: a cluster (kind, bare metal or simulated DGX nodes) plus an ML stack from a profile."""
 

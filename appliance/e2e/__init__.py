@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from appliance import providers
+from appliance import paths, providers
 from appliance.errors import UserError
 
-SCENARIOS_DIR = Path(__file__).resolve().parents[2] / "e2e" / "scenarios"
+SCENARIOS_DIR = paths.shipped("e2e", "scenarios")
 #: the profile e2e brings up when neither --profile nor --provider is given
 DEFAULT_PROFILE = "ci"
 

@@ -1,0 +1,78 @@
+"""The appliance as a tool outside its checkout: the wheel built from this tree, installed into a fresh
+virtualenv (its dependencies taken from the test's own environment, nothing downloaded but the build's
+setuptools), run from a folder outside the repository."""
+
+import os
+import subprocess
+import sys
+import sysconfig
+import tomllib
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.integration]
+ROOT = Path(__file__).resolve().parents[2]
+
+#: run inside the installed venv: the package is the wheel's, its data the wheel's copy, every file a component names there
+CHECK = """
+import importlib.util, sys
+from appliance import paths
+from appliance.components import kit
+spec = importlib.util.spec_from_file_location("packaging_checks", sys.argv[1])
+checks = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(checks)
+venv = sys.argv[2]
+assert paths.PACKAGE.is_relative_to(venv), paths.PACKAGE
+assert paths.shipped("profiles") == paths.PACKAGE / "_data" / "profiles", paths.shipped("profiles")
+missing = [f for c in kit.discover() for f in checks._declared_files(c.decl) if not paths.shipped(f).exists()]
+assert not missing, missing
+print("wheel data ok")
+"""
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    """(run, folder): `run(*args)` runs the installed `appliance` (or `python`) in `folder`, outside the repository."""
+    tmp = tmp_path_factory.mktemp("installed")
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp / "dist"), str(ROOT)],
+                           capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr[-2000:]
+    wheel = next((tmp / "dist").glob("appliance-*.whl"))
+    venv = tmp / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    purelib = Path(subprocess.run([str(venv / "bin/python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                  capture_output=True, text=True, check=True).stdout.strip())
+    (purelib / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")  # this environment's packages, after the wheel's
+    inst = subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin/python"), "install", "-q", "--no-deps", str(wheel)],
+                          capture_output=True, text=True)
+    assert inst.returncode == 0, inst.stderr[-2000:]
+    work = tmp / "work"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"APPLIANCE_STATE": str(tmp / "state")}
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(venv / "bin" / args[0]), *args[1:]], cwd=work, env=env, capture_output=True, text=True, timeout=120)
+
+    return run, venv
+
+
+def test_version_is_the_wheels(installed):
+    run, _ = installed
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    r = run("appliance", "--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"appliance, version {version}", r.stdout + r.stderr
+
+
+def test_the_wheel_carries_what_components_read(installed):
+    run, venv = installed
+    r = run("python", "-c", CHECK, str(ROOT / "tests/unit/test_packaging.py"), str(venv))
+    assert r.returncode == 0 and "wheel data ok" in r.stdout, r.stdout + r.stderr
+
+
+def test_plan_and_profiles_work_outside_the_checkout(installed):
+    run, _ = installed
+    r = run("appliance", "plan", "--profile", "laptop", "--provider", "sim")
+    assert r.returncode == 0 and "wave 1: cluster" in r.stdout, r.stdout + r.stderr
+    r = run("appliance", "profiles", "list")
+    assert r.returncode == 0 and "sim-dgx-pod" in r.stdout, r.stdout + r.stderr
