@@ -3,6 +3,7 @@ virtualenv (its dependencies taken from the test's own environment, nothing down
 setuptools), run from a folder outside the repository."""
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -35,7 +36,9 @@ print("wheel data ok")
 def installed(tmp_path_factory):
     """(run, folder): `run(*args)` runs the installed `appliance` (or `python`) in `folder`, outside the repository."""
     tmp = tmp_path_factory.mktemp("installed")
-    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp / "dist"), str(ROOT)],
+    source = tmp / "source"  # a copy: an in-tree build would leave build/ behind (and take stale files from it)
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "reports", "__pycache__"))
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp / "dist"), str(source)],
                            capture_output=True, text=True)
     assert build.returncode == 0, build.stderr[-2000:]
     wheel = next((tmp / "dist").glob("appliance-*.whl"))
