@@ -9,8 +9,8 @@ import traceback
 
 import click
 
-from appliance import host, orchestrator, paths, profiles, providers, report
 from appliance import doctor as doctor_mod
+from appliance import host, orchestrator, paths, profiles, providers, report
 from appliance.errors import UserError
 
 DEFAULT_PROFILE = "laptop"
@@ -222,17 +222,21 @@ def profiles_validate(files):
         click.echo(f"ok {loaded.path}")
 
 
-@main.command()
+@main.group(invoke_without_command=True)
 @click.option("--scenario", default=None, help="one scenario name (default: all that fit)")
 @provider_opt
 @click.option("--profile", "-p", default=None, help="profile to bring up first (default: the provider's e2e profile; ci without --provider)")
 @click.option("--out", "out_dir", default="e2e/reports", show_default=True, help="folder for junit.xml and report.html")
-def e2e(scenario, provider, profile, out_dir):
-    """Bring up (or reuse) a cluster and run the e2e scenarios that fit it; JUnit XML + HTML report."""
+@click.pass_context
+def e2e(ctx, scenario, provider, profile, out_dir):
+    """Bring up (or reuse) a cluster and run the e2e scenarios that fit it; JUnit XML + HTML report.
+    `e2e validate` checks scenario files without a cluster, `e2e schema` prints their JSON Schema."""
     from pathlib import Path
 
     from appliance import e2e as e2e_mod
 
+    if ctx.invoked_subcommand:
+        return
     loaded, name, why = orchestrator.load_for(profile or e2e_mod.default_profile(provider), (), provider)
     rep = report.make()
     try:
@@ -246,6 +250,31 @@ def e2e(scenario, provider, profile, out_dir):
         click.echo(f"{'PASS' if r.passed else 'FAIL'} {r.name} ({r.seconds}s)")
     click.echo(f"reports: {Path(out_dir) / 'junit.xml'}, {Path(out_dir) / 'report.html'}")
     sys.exit(0 if all(r.passed for r in results) else 1)
+
+
+@e2e.command("validate")
+@click.argument("targets", nargs=-1, metavar="[DIR|FILE]...")
+def e2e_validate(targets):
+    """Check scenario files (a folder's *.yaml; none: the appliance's own) against the schema, no cluster:
+    one line per problem, exit 2 when there is any."""
+    from appliance import e2e as e2e_mod
+
+    files = e2e_mod.files_in(list(targets))
+    problems = e2e_mod.validate(files)
+    for p in problems:
+        click.echo(p.line())
+    if problems:
+        click.echo(f"{len(problems)} problem(s) in {len(files)} scenario file(s)", err=True)
+        sys.exit(2)
+    click.echo(f"ok: {len(files)} scenario file(s)")
+
+
+@e2e.command("schema")
+def e2e_schema():
+    """Print the JSON Schema of a scenario file (for editors: yaml-language-server's `$schema`)."""
+    from appliance.e2e import scenario
+
+    _emit_json(scenario.json_schema())
 
 
 def _register_groups() -> None:

@@ -79,3 +79,12 @@ def test_plan_and_profiles_work_outside_the_checkout(installed):
     assert r.returncode == 0 and "wave 1: cluster" in r.stdout, r.stdout + r.stderr
     r = run("appliance", "profiles", "list")
     assert r.returncode == 0 and "sim-dgx-pod" in r.stdout, r.stdout + r.stderr
+
+
+def test_e2e_validate_and_schema_work_outside_the_checkout(installed):
+    run, _ = installed
+    r = run("appliance", "e2e", "validate")
+    shipped = len(list((ROOT / "e2e" / "scenarios").glob("*.yaml")))
+    assert r.returncode == 0 and f"ok: {shipped} scenario file(s)" in r.stdout, r.stdout + r.stderr
+    r = run("appliance", "e2e", "schema")
+    assert r.returncode == 0 and '"title": "appliance e2e scenario"' in r.stdout, r.stdout + r.stderr

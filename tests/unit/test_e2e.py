@@ -25,7 +25,7 @@ def test_shipped_scenarios_load():
 
 def test_step_needs_exactly_one_action(tmp_path):
     f = tmp_path / "s.yaml"
-    f.write_text("name: s\nsteps:\n  - name: two\n    apply: {objects: []}\n    script: {run: 'true'}\n")
+    f.write_text("name: s\nsteps:\n  - name: two\n    apply: {objects: [{kind: X}]}\n    script: {run: 'true'}\n")
     with pytest.raises(ProfileError) as e:
         scenario.load(f)
     assert "exactly one of" in e.value.line() and str(f) in e.value.line()
