@@ -222,13 +222,19 @@ def profiles_validate(files):
         click.echo(f"ok {loaded.path}")
 
 
-@main.group(invoke_without_command=True)
-@click.option("--scenario", default=None, help="one scenario name (default: all that fit)")
+@main.group(invoke_without_command=True, epilog="Exit codes: 0 every scenario passed; 1 a scenario failed; 2 bad input (flags, profile, "
+             "scenario files: nothing was started); 3 the cluster could not be brought up (a build, a host program, a failed "
+             "`up` step, another run holding it); 130 interrupted.")
+@click.option("--scenarios", "folders", multiple=True, metavar="DIR", help="a folder of your scenarios (repeatable); "
+              "their paths are relative to each scenario file")
+@click.option("--scenario", "names", multiple=True, metavar="NAME", help="run this scenario: yours by its name, else the appliance's own "
+              "(repeatable; default: all of --scenarios, else all the appliance's that fit)")
 @provider_opt
 @click.option("--profile", "-p", default=None, help="profile to bring up first (default: the provider's e2e profile; ci without --provider)")
 @click.option("--out", "out_dir", default="e2e/reports", show_default=True, help="folder for junit.xml and report.html")
+@click.option("--junit", default=None, metavar="FILE", help="write the JUnit XML here instead (default: OUT/junit.xml)")
 @click.pass_context
-def e2e(ctx, scenario, provider, profile, out_dir):
+def e2e(ctx, folders, names, provider, profile, out_dir, junit):
     """Bring up (or reuse) a cluster and run the e2e scenarios that fit it; JUnit XML + HTML report.
     `e2e validate` checks scenario files without a cluster, `e2e schema` prints their JSON Schema."""
     from pathlib import Path
@@ -238,17 +244,22 @@ def e2e(ctx, scenario, provider, profile, out_dir):
     if ctx.invoked_subcommand:
         return
     loaded, name, why = orchestrator.load_for(profile or e2e_mod.default_profile(provider), (), provider)
+    e2e_mod.select(names, folders)  # bad scenario files stop here, before any cluster work
+    junit_path = Path(junit) if junit else Path(out_dir) / "junit.xml"
     rep = report.make()
     try:
         rep.message(f"e2e on {name} ({why}), profile '{loaded.profile.name}'")
-        result = orchestrator.up(loaded.profile, name, rep)
+        try:
+            result = orchestrator.up(loaded.profile, name, rep)
+        except UserError as e:
+            raise UserError(e.what, e.where, e.fix, code=2 if e.code == 2 else 3) from None
         enabled = {c for c, s in loaded.profile.components.items() if s.enabled}
-        results = e2e_mod.run(result["kubeconfig"], name, enabled, scenario, Path(out_dir), rep)
+        results = e2e_mod.run(result["kubeconfig"], name, enabled, names, Path(out_dir), rep, folders, junit_path)
     finally:
         rep.close()
     for r in results:
         click.echo(f"{'PASS' if r.passed else 'FAIL'} {r.name} ({r.seconds}s)")
-    click.echo(f"reports: {Path(out_dir) / 'junit.xml'}, {Path(out_dir) / 'report.html'}")
+    click.echo(f"reports: {junit_path}, {Path(out_dir) / 'report.html'}")
     sys.exit(0 if all(r.passed for r in results) else 1)
 
 

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from appliance import paths, providers
 from appliance.errors import UserError
+
+if TYPE_CHECKING:
+    from appliance.e2e.scenario import Scenario
 
 SCENARIOS_DIR = paths.shipped("e2e", "scenarios")
 #: the profile e2e brings up when neither --profile nor --provider is given
@@ -38,12 +43,12 @@ def files_in(targets: list[str]) -> list[Path]:
         if p.is_dir():
             inside = [f for f in sorted(p.glob("*.yaml")) + sorted(p.glob("*.yml")) if not MANIFEST.search(f.read_text())]
             if not inside:
-                raise UserError(f"no scenario files (*.yaml) in '{t}'", "e2e validate", "name a folder of scenarios", code=2)
+                raise UserError("no scenario files (*.yaml) in this folder", t, "name a folder of scenarios", code=2)
             found += inside
         elif p.is_file():
             found.append(p)
         else:
-            raise UserError(f"no scenario file or folder '{t}'", "e2e validate", "name scenario files or folders that exist", code=2)
+            raise UserError("no such scenario file or folder", t, "name scenario files or folders that exist", code=2)
     return found
 
 
@@ -64,16 +69,40 @@ def validate(files: list[Path]) -> list[UserError]:
     return problems
 
 
-def run(kubeconfig: str, provider: str, enabled: set[str], name: str | None, out_dir: Path, report=None):
-    """Run the scenarios that fit this provider and these components; write junit.xml and report.html."""
-    from appliance.e2e import reports, scenario
+def select(names: Sequence[str] = (), folders: Sequence[str] = ()) -> list[Scenario]:
+    """The scenarios to run: the named ones (each from `folders` by its `name:`, else the appliance's own
+    of that name) or, with no names, every scenario of `folders` (none given: all the appliance's own).
+    Each file is validated first: a problem stops the run before any cluster work (exit 2)."""
+    from appliance.e2e import scenario
+
+    files = files_in(list(folders)) if folders else []
+    if problems := validate(files):
+        first = problems[0]
+        more = f" ({len(problems) - 1} more: `appliance e2e validate {' '.join(folders)}` lists them)" if len(problems) > 1 else ""
+        raise UserError(first.what, first.where, first.fix + more, code=2)
+    theirs = {s.name: s for s in map(scenario.load, files)}
+    if not names:
+        return list(theirs.values()) or [scenario.load(p) for p in scenario_files()]
+    return [theirs[n] if n in theirs else scenario.load(scenario_files(n)[0]) for n in dict.fromkeys(names)]
+
+
+def run(kubeconfig: str, provider: str, enabled: set[str], name: str | Sequence[str] | None, out_dir: Path, report=None,
+        folders: Sequence[str] = (), junit: Path | None = None):
+    """Run the scenarios `select` picks (`name`: one name or several) that fit this provider and these
+    components; write `junit` (default out_dir/junit.xml) and out_dir/report.html."""
+    from appliance.e2e import reports
     from appliance.e2e.runner import Runner
     from appliance.kube import Kube
 
-    chosen = [s for s in map(scenario.load, scenario_files(name)) if provider in s.providers and set(s.components) <= enabled]
+    chosen = []
+    for s in select([name] if isinstance(name, str) else list(name or ()), folders):
+        if provider in s.providers and set(s.components) <= enabled:
+            chosen.append(s)
+        elif report:
+            report.message(f"scenario '{s.name}' left out: it needs provider {'/'.join(s.providers)} and components {sorted(s.components)}")
     if not chosen:
-        raise UserError(f"no scenario fits provider '{provider}' with components {sorted(enabled)}", str(SCENARIOS_DIR),
-                        "pick another --scenario, --provider or --profile")
+        raise UserError(f"no scenario fits provider '{provider}' with components {sorted(enabled)}", ", ".join(folders) or str(SCENARIOS_DIR),
+                        "pick another --scenario, --provider or --profile", code=2)
     runner = Runner(Kube(kubeconfig), enabled=enabled, artifacts=out_dir / "artifacts")
     results, plots = [], {}
     for s in chosen:
@@ -81,7 +110,7 @@ def run(kubeconfig: str, provider: str, enabled: set[str], name: str | None, out
         results.append(runner.run(s, report))
         if "monitoring" in enabled:
             plots[s.name] = _plots(runner.kube, start, time.time())
-    reports.junit(results, out_dir / "junit.xml")
+    reports.junit(results, junit or out_dir / "junit.xml")
     reports.html_report(results, out_dir / "report.html", f"appliance e2e on {provider}", plots)
     return results
 

@@ -84,7 +84,7 @@ def test_the_command_lists_problems_and_exits_2(tmp_path):
     r = _cli("validate", str(tmp_path))
     assert r.returncode == 2 and r.stdout.splitlines()[0].startswith(f"{bad}:7") and "Traceback" not in r.stderr
     r = _cli("validate", str(tmp_path / "nowhere"))
-    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "no scenario file or folder" in r.stderr
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "no such scenario file or folder" in r.stderr
     bad.write_text(GOOD)
     r = _cli("validate", str(bad))
     assert r.returncode == 0 and "ok: 1 scenario file(s)" in r.stdout
