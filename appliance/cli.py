@@ -280,6 +280,20 @@ def e2e_validate(targets):
     click.echo(f"ok: {len(files)} scenario file(s)")
 
 
+@e2e.command("init")
+@click.argument("folder", metavar="DIR")
+def e2e_init(folder):
+    """Write a scenario of your own to edit into DIR: a training job, a pipeline and a served model, as alice
+    (with the scenario JSON Schema for editors)."""
+    from pathlib import Path
+
+    from appliance import e2e as e2e_mod
+
+    for path in e2e_mod.init(Path(folder)):
+        click.echo(f"wrote {path}")
+    click.echo(f"next: appliance e2e validate {folder} && appliance e2e --provider sim --scenarios {folder}")
+
+
 @e2e.command("schema")
 def e2e_schema():
     """Print the JSON Schema of a scenario file (for editors: yaml-language-server's `$schema`)."""

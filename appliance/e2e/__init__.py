@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Sequence
@@ -15,6 +16,8 @@ if TYPE_CHECKING:
     from appliance.e2e.scenario import Scenario
 
 SCENARIOS_DIR = paths.shipped("e2e", "scenarios")
+#: what `appliance e2e init` writes: a scenario of the user's own and the manifests it applies
+TEMPLATE_DIR = paths.shipped("e2e", "template")
 #: the profile e2e brings up when neither --profile nor --provider is given
 DEFAULT_PROFILE = "ci"
 #: a Kubernetes manifest, not a scenario (a scenario has no such key)
@@ -67,6 +70,26 @@ def validate(files: list[Path]) -> list[UserError]:
             problems.append(UserError(f"scenario name '{s.name}' is taken by {first[s.name]}", f"{path}:{line} (name)",
                                       "give each scenario its own name (--scenario picks by name)", code=2))
     return problems
+
+
+def init(folder: Path) -> list[Path]:
+    """Write the template scenario, its manifests and the scenarios' JSON Schema (for editors) into `folder`;
+    refuses to overwrite any of them."""
+    from appliance.e2e import scenario
+
+    files = {p.name: p.read_text() for p in sorted(TEMPLATE_DIR.iterdir()) if p.is_file()}
+    files["scenario.schema.json"] = json.dumps(scenario.json_schema(), indent=2) + "\n"
+    if folder.exists() and not folder.is_dir():
+        raise UserError("not a folder", str(folder), "name a new folder, or one to add a scenario to", code=2)
+    if taken := [n for n in files if (folder / n).exists()]:
+        raise UserError(f"would overwrite {', '.join(taken)}", str(folder), "name a new folder, or move those files away", code=2)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            (folder / name).write_text(text)
+    except OSError as e:
+        raise UserError(f"cannot write there ({e.strerror})", str(folder), "name a folder you may write to", code=2) from None
+    return [folder / n for n in files]
 
 
 def select(names: Sequence[str] = (), folders: Sequence[str] = ()) -> list[Scenario]:

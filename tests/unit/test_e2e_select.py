@@ -75,3 +75,16 @@ def test_bad_scenarios_are_refused_before_the_cluster(theirs, monkeypatch, capsy
     with pytest.raises(SystemExit) as e:
         cli.run()
     assert e.value.code == 2 and f"{theirs / 'train.yaml'}:3 (what): unknown field 'what'" in capsys.readouterr().err
+
+
+def test_init_writes_a_scenario_that_validates_and_overwrites_nothing(tmp_path):
+    mine = tmp_path / "mine"
+    written = e2e.init(mine)
+    assert sorted(p.name for p in written) == ["my-model.yaml", "pipeline.yaml", "scenario.schema.json", "serve.yaml", "train.yaml"]
+    assert e2e.validate(e2e.files_in([str(mine)])) == []
+    (s,) = e2e.select(folders=[str(mine)])
+    assert [st.kind for st in s.steps] == ["apply", "assert"] * 3 and s.components == ["user-profiles", "training-operator", "pipelines", "kserve"]
+    (mine / "train.yaml").write_text("edited")
+    with pytest.raises(UserError, match="would overwrite my-model.yaml") as e:
+        e2e.init(mine)
+    assert e.value.code == 2 and (mine / "train.yaml").read_text() == "edited"
