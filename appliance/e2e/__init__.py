@@ -44,7 +44,7 @@ def files_in(targets: list[str]) -> list[Path]:
     for t in targets or [str(SCENARIOS_DIR)]:
         p = Path(t)
         if p.is_dir():
-            inside = [f for f in sorted(p.glob("*.yaml")) + sorted(p.glob("*.yml")) if not MANIFEST.search(f.read_text())]
+            inside = [f for f in sorted(p.glob("*.yaml")) + sorted(p.glob("*.yml")) if not MANIFEST.search(f.read_text(errors="replace"))]
             if not inside:
                 raise UserError("no scenario files (*.yaml) in this folder", t, "name a folder of scenarios", code=2)
             found += inside

@@ -20,7 +20,10 @@ LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 def read(path: Path, error: type[UserError]) -> tuple[Any, Origins]:
     """Parse one YAML file, remembering the line of every key (None: an empty file)."""
-    loader = LOADER(path.read_text())
+    try:
+        loader = LOADER(path.read_text())
+    except UnicodeDecodeError as e:
+        raise error(f"not UTF-8 text (byte {e.start})", str(path), "save it as UTF-8") from None
     try:
         node = loader.get_single_node()
         data = None if node is None else loader.construct_document(node)

@@ -59,6 +59,12 @@ def test_each_problem_is_one_line_at_its_line(tmp_path, what, change, line, says
     assert says in problem.line() and "\n" not in problem.line()
 
 
+def test_a_file_that_is_not_text_is_one_problem(tmp_path):
+    (tmp_path / "binary.yaml").write_bytes(b"\xff\xfe\x00")
+    (problem,) = e2e.validate(e2e.files_in([str(tmp_path)]))
+    assert problem.line() == f"{tmp_path / 'binary.yaml'}: not UTF-8 text (byte 0) — fix: save it as UTF-8"
+
+
 def test_every_problem_of_a_file_is_told(tmp_path):
     path = _write(tmp_path, GOOD.replace("timeout: 30", "timeout: -1").replace("as: user-alice/alice", "as: alice"))
     assert sorted(p.where.split(" ")[0] for p in e2e.validate([path])) == [f"{path}:5", f"{path}:7"]
