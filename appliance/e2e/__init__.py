@@ -29,12 +29,9 @@ def default_profile(provider: str | None) -> str:
     return providers.get(provider).e2e_profile if provider else DEFAULT_PROFILE
 
 
-def scenario_files(name: str | None = None) -> list[Path]:
-    found = [p for p in sorted(SCENARIOS_DIR.glob("*.yaml")) if name in (None, p.stem)]
-    if not found:
-        known = ", ".join(p.stem for p in SCENARIOS_DIR.glob("*.yaml"))
-        raise UserError(f"no scenario named '{name}'", str(SCENARIOS_DIR), f"known: {known}", code=2)
-    return found
+def scenario_files() -> list[Path]:
+    """The appliance's own scenario files."""
+    return sorted(SCENARIOS_DIR.glob("*.yaml"))
 
 
 def files_in(targets: list[str]) -> list[Path]:
@@ -106,7 +103,11 @@ def select(names: Sequence[str] = (), folders: Sequence[str] = ()) -> list[Scena
     theirs = {s.name: s for s in map(scenario.load, files)}
     if not names:
         return list(theirs.values()) or [scenario.load(p) for p in scenario_files()]
-    return [theirs[n] if n in theirs else scenario.load(scenario_files(n)[0]) for n in dict.fromkeys(names)]
+    own = {p.stem: p for p in scenario_files()}
+    if unknown := [n for n in names if n not in theirs and n not in own]:
+        raise UserError(f"no scenario named '{unknown[0]}'", ", ".join(folders) or str(SCENARIOS_DIR),
+                        f"known: {', '.join([*theirs, *own])}", code=2)
+    return [theirs[n] if n in theirs else scenario.load(own[n]) for n in dict.fromkeys(names)]
 
 
 def run(kubeconfig: str, provider: str, enabled: set[str], name: str | Sequence[str] | None, out_dir: Path, report=None,

@@ -35,7 +35,7 @@ def test_their_folder_runs_whole_or_by_name_and_the_appliances_own_by_name(their
     assert e2e.select(["train"], [str(theirs)])[0].path == theirs / "train.yaml"
     with pytest.raises(UserError, match="no scenario named 'nope'") as e:
         e2e.select(["nope"], [str(theirs)])
-    assert e.value.code == 2
+    assert e.value.code == 2 and e.value.fix.startswith("known: serve, train, ") and "user-isolation" in e.value.fix
 
 
 def test_a_broken_scenario_stops_the_run_with_its_line(theirs):
