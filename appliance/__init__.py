@@ -1,3 +1,1 @@
-"""appliance: a local-first ML platform appliance and simulator."""
-
-__version__ = "0.1.0"
+"""appliance: a local-first ML platform appliance and simulator (its version: the installed package's metadata)."""

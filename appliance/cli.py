@@ -9,8 +9,8 @@ import traceback
 
 import click
 
-from appliance import __version__, host, orchestrator, paths, profiles, providers, report
 from appliance import doctor as doctor_mod
+from appliance import host, orchestrator, paths, profiles, providers, report
 from appliance.errors import UserError
 
 DEFAULT_PROFILE = "laptop"
@@ -44,7 +44,7 @@ def profile_command(fn):
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="appliance")
+@click.version_option(package_name="appliance", prog_name="appliance")  # read from the metadata when asked
 def main() -> None:
     """Local-first ML platform appliance: a cluster (kind, bare metal or simulated DGX nodes) plus an ML stack from a profile."""
 
@@ -222,30 +222,84 @@ def profiles_validate(files):
         click.echo(f"ok {loaded.path}")
 
 
-@main.command()
-@click.option("--scenario", default=None, help="one scenario name (default: all that fit)")
+@main.group(invoke_without_command=True, epilog="Exit codes: 0 every scenario passed; 1 a scenario failed; 2 bad input (flags, profile, "
+             "scenario files: nothing was started); 3 the cluster could not be brought up (a build, a host program, a failed "
+             "`up` step, another run holding it); 130 interrupted.")
+@click.option("--scenarios", "folders", multiple=True, metavar="DIR", help="a folder of your scenarios (repeatable); "
+              "their paths are relative to each scenario file")
+@click.option("--scenario", "names", multiple=True, metavar="NAME", help="run this scenario: yours by its name, else the appliance's own "
+              "(repeatable; default: all of --scenarios, else all the appliance's that fit)")
 @provider_opt
 @click.option("--profile", "-p", default=None, help="profile to bring up first (default: the provider's e2e profile; ci without --provider)")
 @click.option("--out", "out_dir", default="e2e/reports", show_default=True, help="folder for junit.xml and report.html")
-def e2e(scenario, provider, profile, out_dir):
-    """Bring up (or reuse) a cluster and run the e2e scenarios that fit it; JUnit XML + HTML report."""
+@click.option("--junit", default=None, metavar="FILE", help="write the JUnit XML here instead (default: OUT/junit.xml)")
+@click.pass_context
+def e2e(ctx, folders, names, provider, profile, out_dir, junit):
+    """Bring up (or reuse) a cluster and run the e2e scenarios that fit it; JUnit XML + HTML report.
+    `e2e validate` checks scenario files without a cluster, `e2e schema` prints their JSON Schema."""
     from pathlib import Path
 
     from appliance import e2e as e2e_mod
 
+    if ctx.invoked_subcommand:
+        return
     loaded, name, why = orchestrator.load_for(profile or e2e_mod.default_profile(provider), (), provider)
+    e2e_mod.select(names, folders)  # bad scenario files stop here, before any cluster work
+    junit_path = Path(junit) if junit else Path(out_dir) / "junit.xml"
     rep = report.make()
     try:
         rep.message(f"e2e on {name} ({why}), profile '{loaded.profile.name}'")
-        result = orchestrator.up(loaded.profile, name, rep)
+        try:
+            result = orchestrator.up(loaded.profile, name, rep)
+        except UserError as e:
+            raise UserError(e.what, e.where, e.fix, code=2 if e.code == 2 else 3) from None
         enabled = {c for c, s in loaded.profile.components.items() if s.enabled}
-        results = e2e_mod.run(result["kubeconfig"], name, enabled, scenario, Path(out_dir), rep)
+        results = e2e_mod.run(result["kubeconfig"], name, enabled, names, Path(out_dir), rep, folders, junit_path)
     finally:
         rep.close()
     for r in results:
         click.echo(f"{'PASS' if r.passed else 'FAIL'} {r.name} ({r.seconds}s)")
-    click.echo(f"reports: {Path(out_dir) / 'junit.xml'}, {Path(out_dir) / 'report.html'}")
+    click.echo(f"reports: {junit_path}, {Path(out_dir) / 'report.html'}")
     sys.exit(0 if all(r.passed for r in results) else 1)
+
+
+@e2e.command("validate")
+@click.argument("targets", nargs=-1, metavar="[DIR|FILE]...")
+def e2e_validate(targets):
+    """Check scenario files (a folder's *.yaml; none: the appliance's own) against the schema, no cluster:
+    one line per problem, exit 2 when there is any."""
+    from appliance import e2e as e2e_mod
+
+    files = e2e_mod.files_in(list(targets))
+    problems = e2e_mod.validate(files)
+    for p in problems:
+        click.echo(p.line())
+    if problems:
+        click.echo(f"{len(problems)} problem(s) in {len(files)} scenario file(s)", err=True)
+        sys.exit(2)
+    click.echo(f"ok: {len(files)} scenario file(s)")
+
+
+@e2e.command("init")
+@click.argument("folder", metavar="DIR")
+def e2e_init(folder):
+    """Write a scenario of your own to edit into DIR: a training job, a pipeline and a served model, as alice
+    (with the scenario JSON Schema for editors)."""
+    from pathlib import Path
+
+    from appliance import e2e as e2e_mod
+
+    for path in e2e_mod.init(Path(folder)):
+        click.echo(f"wrote {path}")
+    click.echo(f"next: appliance e2e validate {folder} && appliance e2e --provider sim --scenarios {folder}")
+
+
+@e2e.command("schema")
+def e2e_schema():
+    """Print the JSON Schema of a scenario file (for editors: yaml-language-server's `$schema`)."""
+    from appliance.e2e import scenario
+
+    _emit_json(scenario.json_schema())
 
 
 def _register_groups() -> None:

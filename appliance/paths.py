@@ -20,3 +20,18 @@ def state_dir(cluster: str = "") -> Path:
         os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state"), "appliance"
     )
     return Path(base, cluster) if cluster else Path(base)
+
+
+PACKAGE = Path(__file__).resolve().parent
+#: the checkout's folders the package reads at run time; a wheel carries a copy of each in appliance/_data (setup.py)
+SHIPPED = ("images", "profiles", "playbooks", "e2e")
+
+
+def shipped(*parts: str) -> Path:
+    """A file of the appliance's own, named by its path in the checkout (`images/node/gpu-setup.sh`): from the
+    checkout when run from one, else from the installed wheel's copy (`appliance/...` paths: the package itself)."""
+    rel = Path(*parts)
+    root = PACKAGE.parent
+    if rel.parts[0] != PACKAGE.name and not (root / "pyproject.toml").is_file():
+        root = PACKAGE / "_data"
+    return root / rel

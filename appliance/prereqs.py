@@ -8,9 +8,8 @@ import os
 import shutil
 import subprocess
 
-from appliance import components, progress, providers
+from appliance import components, paths, progress, providers
 from appliance.components.decl import Python
-from appliance.components.kit import ROOT
 from appliance.errors import UserError
 from appliance.host import Need
 from appliance.images import builds, debian
@@ -48,7 +47,7 @@ def needs(profile: Profile, provider: str) -> list[tuple[Need, str]]:
     if rootfs := _rootfs_missing(profile, provider, cold.rootfs):
         out.append((DEBOOTSTRAP, f"{', '.join(rootfs)} root filesystem(s) are not cached"))
     out += cold.programs
-    if any(p.npm and not builds.npm_cached(ROOT / p.npm.package) for p in _python_images(profile, provider)):
+    if any(p.npm and not builds.npm_cached(paths.shipped(p.npm.package)) for p in _python_images(profile, provider)):
         out.append((NPM, "an image's npm packages are not cached"))
     return out
 

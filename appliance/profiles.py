@@ -11,13 +11,14 @@ from typing import Any
 
 import yaml
 
+from appliance import paths
 from appliance.components import check_profile
 from appliance.errors import ProfileError
 from appliance.schema import Profile
 from appliance.util import sourced
 from appliance.util.sourced import Origins
 
-PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
+PROFILES_DIR = paths.shipped("profiles")
 
 
 @dataclass
@@ -30,7 +31,7 @@ class Loaded:
 
 
 def search_dirs() -> list[Path]:
-    """Folders holding named profiles (the repo's `profiles/`)."""
+    """Folders holding named profiles (the appliance's `profiles/`)."""
     return [PROFILES_DIR]
 
 

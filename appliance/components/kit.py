@@ -19,7 +19,7 @@ from typing import Annotated, Any, ClassVar, Literal
 import yaml
 from pydantic import Field, create_model
 
-from appliance import certs
+from appliance import certs, paths
 from appliance.components import Component, ComponentImage, Options, Resources
 from appliance.components import decl as declared
 from appliance.components.access import user_roles
@@ -33,7 +33,6 @@ HERE = Path(__file__).resolve().parent
 COMPONENT_LABEL = "appliance.dev/component"
 #: where each component's inventory (the kinds it applied, for pruning) is kept
 INVENTORY_NS = "kube-system"
-ROOT = HERE.parents[1]
 #: an object annotated so is applied once the rest is ready (e.g. it goes through the component's own webhook)
 LATE = "appliance.dev/apply-after-ready"
 LATE_WAIT = 300
@@ -172,7 +171,7 @@ class Kit(Component):
     def go_programs(self) -> list[tuple[str, str, str]]:
         """The kit's own Go builds (a hook builds its image its own way)."""
         host = {h.image for h in self.decl.host} if self.on_host else set()
-        out = [(d.go.module, d.go.version, builds.go_binary_name(d.go.binary or n, ROOT / d.go.main if d.go.main else None))
+        out = [(d.go.module, d.go.version, builds.go_binary_name(d.go.binary or n, paths.shipped(d.go.main) if d.go.main else None))
                for n, d in self.decl.images.items() if d.go and not d.hook and (n in host or (not self.on_host and self._when(d)))]
         return out + ([(*builds.CONTROLLER_TOOLS, "controller-gen")] if self.decl.crds else [])
 
@@ -327,7 +326,7 @@ class Kit(Component):
         h = next(x for x in self.decl.host if x.workload == name)
         if h.module:  # our own Python module, run with the appliance's Python
             program, image = (lambda: [sys.executable, "-m", h.module]), {"module": h.module}
-            version = builds.file_hash(ROOT / (h.module.replace(".", "/") + ".py"))
+            version = builds.file_hash(paths.shipped(h.module.replace(".", "/") + ".py"))
         else:  # the image as written in component.yaml: the signature of a process an older version started
             d = self.decl.images[h.image]
             program, image, version = (lambda: _host_program(h.image, d)), d.model_dump(exclude_unset=True), _sig_version(d)
@@ -364,9 +363,9 @@ class Kit(Component):
 
 def _sig_version(image: Image) -> str:
     if image.python:
-        return builds.file_hash(*(ROOT / src for src in image.python.files.values()))
+        return builds.file_hash(*(paths.shipped(src) for src in image.python.files.values()))
     g = image.go
-    return f"{g.module}@{g.version}" + (f"+{builds.file_hash(ROOT / g.main)[:12]}" if g.main else "")
+    return f"{g.module}@{g.version}" + (f"+{builds.file_hash(paths.shipped(g.main))[:12]}" if g.main else "")
 
 
 def _host_program(name: str, image: Image) -> list[str]:
@@ -374,18 +373,18 @@ def _host_program(name: str, image: Image) -> list[str]:
     with the appliance's own Python and the files at their place in this checkout."""
     if not image.python:
         return [str(_go_program(name, image.go))]
-    files = {dst: str(ROOT / src) for dst, src in image.python.files.items()}
+    files = {dst: str(paths.shipped(src)) for dst, src in image.python.files.items()}
     return [sys.executable if a == "python3" else files.get(a, a) for a in image.python.entrypoint]
 
 
 def _go_program(name: str, g: Go) -> Path:
     return builds.go_binary(g.module, g.version, g.package, g.binary or name,
-                            tags=g.tags, env=g.env, main=ROOT / g.main if g.main else None)
+                            tags=g.tags, env=g.env, main=paths.shipped(g.main) if g.main else None)
 
 
 def _python(p: Python) -> builds.PythonImage:
-    return builds.PythonImage(p.repo, ROOT / p.requirements, tuple((dst, ROOT / src) for dst, src in p.files.items()),
-                              tuple(p.entrypoint), tuple(p.packages), (p.npm.path, ROOT / p.npm.package) if p.npm else None)
+    return builds.PythonImage(p.repo, paths.shipped(p.requirements), tuple((dst, paths.shipped(src)) for dst, src in p.files.items()),
+                              tuple(p.entrypoint), tuple(p.packages), (p.npm.path, paths.shipped(p.npm.package)) if p.npm else None)
 
 
 def _builder(name: str, d: Image, hooks: ModuleType | None):

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
-from appliance.errors import ProfileError
+from appliance.errors import ProfileError, UserError
 from appliance.schema import ProviderName
+from appliance.util import sourced
 from appliance.util.provider_names import PROVIDERS
+
+#: where a problem's fix points
+FORMAT = "the step format: e2e/README.md, or `appliance e2e schema`"
 
 
 class _Strict(BaseModel):
@@ -18,15 +23,25 @@ class _Strict(BaseModel):
 
 
 IDENTITY = "`namespace/serviceaccount`: act with that service account's token (a user's own identity)"
+#: what an identity looks like (two DNS labels); empty: the cluster admin
+IDENTITY_PATTERN = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-a-z0-9.]*[a-z0-9])?)?$"
 
 
 class Apply(_Strict):
+    """Objects from `file` (a YAML stream, relative to the scenario file) and `objects`."""
+
     file: str = ""
     objects: list[dict[str, Any]] = Field(default_factory=list)
-    as_: str = Field("", alias="as", description=IDENTITY + "; default: the cluster admin")
+    as_: str = Field("", alias="as", pattern=IDENTITY_PATTERN, description=IDENTITY + "; default: the cluster admin")
     dry_run: bool = Field(False, description="authorization and admission only: nothing is stored")
     refused: str = Field("", description="each object, applied as a dry run (nothing is stored), must be refused (403 or 422) "
                                          "with a message holding this text; one admitted is tried again until the step's timeout")
+
+    @model_validator(mode="after")
+    def _some_objects(self) -> "Apply":
+        if not (self.file or self.objects):
+            raise ValueError("give `file:` or `objects:`")
+        return self
 
 
 class Access(_Strict):
@@ -34,7 +49,7 @@ class Access(_Strict):
     through (else each must get 403). A resource is `plural` (core API) or `plural.group`, as kubectl names
     it (`pytorchjobs.kubeflow.org`)."""
 
-    as_: str = Field(alias="as", description=IDENTITY)
+    as_: str = Field(alias="as", pattern=IDENTITY_PATTERN, min_length=1, description=IDENTITY)
     verbs: list[Literal["list", "get", "create", "delete"]] = Field(default_factory=lambda: ["list"], min_length=1)
     resources: list[str] = Field(default_factory=lambda: ["pods"], min_length=1)
     namespace: str
@@ -46,7 +61,7 @@ class Script(_Strict):
     run: str
     exit_code: int = 0
     stdout_contains: str = ""
-    as_: str = Field("", alias="as", description="run with a kubeconfig for this namespace/serviceaccount")
+    as_: str = Field("", alias="as", pattern=IDENTITY_PATTERN, description="run with a kubeconfig for this namespace/serviceaccount")
 
 
 class ScenarioStep(_Strict):
@@ -79,18 +94,56 @@ class Scenario(_Strict):
     components: list[str] = Field(default_factory=list, description="components the cluster must have")
     steps: list[ScenarioStep]
     cleanup: list[ScenarioStep] = Field(default_factory=list)
-    path: Path | None = Field(None, exclude=True)
+    path: SkipJsonSchema[Path | None] = Field(None, exclude=True)
+
+
+def check(path: Path, components: set[str]) -> tuple[Scenario | None, list[UserError]]:
+    """A scenario file and every problem in it, each one line `file:line (key): what — fix`: the schema, then
+    the components it names (`components`: the catalog's) and the files its steps apply."""
+    try:
+        data, origins = sourced.read(path, ProfileError)
+    except ProfileError as e:
+        return None, [e]
+    except OSError as e:
+        return None, [ProfileError(f"cannot read it ({e.strerror})", str(path), "name a readable scenario file")]
+    s, errors = sourced.check(Scenario, data, origins, f"{path}:1", ProfileError)
+    for e in errors:
+        e.fix += f"; see {FORMAT}" if e.fix == "correct the value" else ""
+    if s is None:
+        return None, errors
+    s.path = path
+    named = [(("components", i), c) for i, c in enumerate(s.components)]
+    for phase in ("steps", "cleanup"):
+        for n, step in enumerate(getattr(s, phase)):
+            named += [((phase, n, "components", i), c) for i, c in enumerate(step.components)]
+            for kind in ("apply", "delete"):
+                spec = getattr(step, kind)
+                if spec is not None and spec.file and not (path.parent / spec.file).is_file():
+                    errors.append(ProfileError(f"no file '{spec.file}' beside the scenario", _at((phase, n, kind, "file"), origins, path),
+                                               "paths are relative to the scenario file's folder"))
+    for loc, name in named:
+        if name not in components:
+            close = difflib.get_close_matches(name, sorted(components), n=1)
+            errors.append(ProfileError(f"unknown component '{name}'", _at(loc, origins, path),
+                                       f"did you mean '{close[0]}'?" if close else f"one of: {', '.join(sorted(components))}"))
+    return s, errors
+
+
+def json_schema() -> dict:
+    """The JSON Schema of a scenario file, keys as written (`as`, `assert`)."""
+    return {**Scenario.model_json_schema(by_alias=True), "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "title": "appliance e2e scenario"}
+
+
+def _at(loc: tuple, origins: sourced.Origins, path: Path) -> str:
+    return f"{sourced.where(loc, origins, str(path))} ({'.'.join(map(str, loc))})"
 
 
 def load(path: Path) -> Scenario:
-    """Parse and validate a scenario file; a bad one is one line naming file and field."""
-    try:
-        data = yaml.safe_load(path.read_text())
-        s = Scenario.model_validate(data)
-    except yaml.YAMLError as e:
-        raise ProfileError(f"not valid YAML ({e})", str(path), "fix the YAML syntax") from None
-    except ValidationError as e:
-        err = e.errors()[0]
-        raise ProfileError(err["msg"].removeprefix("Value error, "), f"{path} ({'.'.join(map(str, err['loc']))})", "see e2e/README.md for the step format") from None
-    s.path = path
+    """Parse and validate a scenario file; a bad one is its first problem, one line naming file:line and field."""
+    from appliance.components import CATALOG
+
+    s, errors = check(path, set(CATALOG))
+    if errors:
+        raise errors[0]
     return s

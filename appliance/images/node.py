@@ -16,7 +16,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from appliance import progress
+from appliance import paths, progress
 from appliance.errors import UserError
 from appliance.images import archive, debian
 from appliance.images.archive import FileEntry, ImageSpec
@@ -29,8 +29,6 @@ RECIPE = "4"  # 4: containers start from a runtime spec without NET_RAW
 REPO = "appliance/node"
 BASE_REPO = "appliance/node-base"
 LABEL = "io.appliance.image"
-#: Where our build contexts live (images/ at the repository root, or shipped inside the package).
-CONTEXT_DIRS = [Path(__file__).resolve().parents[2] / "images", Path(__file__).resolve().parent / "context"]
 CONTROL_PLANE = ["kube-apiserver", "kube-controller-manager", "kube-scheduler"]
 NODE_BINARIES = ["kubelet", "kubeadm", "kubectl"]
 TOOLS = NODE_BINARIES + CONTROL_PLANE + ["kube-proxy", "etcd", "coredns"]
@@ -38,10 +36,11 @@ CNI_PLUGINS = ["loopback", "ptp", "host-local", "portmap", "bridge", "bandwidth"
 
 
 def context_dir() -> Path:
-    for d in CONTEXT_DIRS:
-        if (d / "node" / "files").is_dir():
-            return d
-    raise UserError("image build context not found", str(CONTEXT_DIRS[0]), "reinstall the appliance")
+    """Our build contexts: the appliance's `images/`."""
+    d = paths.shipped("images")
+    if not (d / "node" / "files").is_dir():
+        raise UserError("image build context not found", str(d), "reinstall the appliance")
+    return d
 
 
 @dataclass

@@ -4,7 +4,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from appliance.e2e import reports, scenario, scenario_files
+from appliance.e2e import reports, scenario, scenario_files, select
 from appliance.e2e.runner import ScenarioResult, StepResult, matches
 from appliance.errors import ProfileError
 
@@ -25,7 +25,7 @@ def test_shipped_scenarios_load():
 
 def test_step_needs_exactly_one_action(tmp_path):
     f = tmp_path / "s.yaml"
-    f.write_text("name: s\nsteps:\n  - name: two\n    apply: {objects: []}\n    script: {run: 'true'}\n")
+    f.write_text("name: s\nsteps:\n  - name: two\n    apply: {objects: [{kind: X}]}\n    script: {run: 'true'}\n")
     with pytest.raises(ProfileError) as e:
         scenario.load(f)
     assert "exactly one of" in e.value.line() and str(f) in e.value.line()
@@ -33,7 +33,7 @@ def test_step_needs_exactly_one_action(tmp_path):
 
 def test_unknown_scenario_is_one_line():
     with pytest.raises(Exception, match="no scenario named 'nope'"):
-        scenario_files("nope")
+        select(["nope"])
 
 
 def test_reports(tmp_path):

@@ -135,5 +135,5 @@ def test_runtime_base_spec_drops_net_raw_and_rlimits():
     assert out["process"]["capabilities"] == {k: ["CAP_CHOWN", "CAP_NET_BIND_SERVICE"] for k in ("bounding", "effective", "permitted")}
     assert "rlimits" not in out["process"] and out["process"]["cwd"] == "/" and out["ociVersion"] == "1.1.0"
     assert "CAP_NET_RAW" in spec["process"]["capabilities"]["bounding"]  # the input is left as it was
-    conf = (node.CONTEXT_DIRS[0] / "node/files/etc/containerd/config.toml.in").read_text()
+    conf = (node.context_dir() / "node/files/etc/containerd/config.toml.in").read_text()
     assert conf.count('base_runtime_spec = "/etc/containerd/cri-base.json"') == 2  # runc and nvidia

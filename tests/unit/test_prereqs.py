@@ -30,7 +30,7 @@ def test_kind_on_a_cold_cache_needs_debootstrap_and_gcc(cache):
 
 
 def test_cached_root_filesystems_need_nothing(cache):
-    from appliance.components.kit import ROOT
+    from appliance import paths
     from appliance.images import builds, debian
     from appliance.images.builds import BASE_PACKAGES
 
@@ -40,8 +40,8 @@ def test_cached_root_filesystems_need_nothing(cache):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"")
     assert [n.program for n, _ in prereqs.needs(_laptop(), "kind")] == ["npm"]
-    builds._npm_dir(ROOT / "images/notebook-hub").mkdir(parents=True)
-    (builds._npm_dir(ROOT / "images/notebook-hub") / ".complete").write_text("")
+    builds._npm_dir(paths.shipped("images/notebook-hub")).mkdir(parents=True)
+    (builds._npm_dir(paths.shipped("images/notebook-hub")) / ".complete").write_text("")
     assert prereqs.needs(_laptop(), "kind") == []
 
 

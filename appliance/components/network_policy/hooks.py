@@ -13,7 +13,7 @@ from appliance.components.decl import Go
 from appliance.images import builds
 
 #: our addition to the module's package networkpolicy, and the upstream lines that then call it
-QUEUE_COMPAT = Path(__file__).resolve().parents[3] / "images" / "network-policy" / "queue_compat.go"
+QUEUE_COMPAT = paths.shipped("images", "network-policy", "queue_compat.go")
 #: our addition judging every new connection from a pod address (--pod-cidrs), to its own node too
 POD_SOURCES = QUEUE_COMPAT.with_name("pod_sources.go")
 EVALUATE = "func (c *Controller) evaluatePacket(ctx context.Context, p packet) bool {\n"

@@ -18,7 +18,7 @@ from appliance.images import builds
 from appliance.images.archive import FileEntry
 from appliance.kube import secret_data
 
-MIME_TYPES = Path(__file__).resolve().parents[3] / "images" / "pipelines" / "mime.types"
+MIME_TYPES = paths.shipped("images", "pipelines", "mime.types")
 STORE = "artifact-store"            # Secret, Deployment and Service of the store (manifests/50-store.yaml)
 STORE_BIN = "/usr/local/bin/versitygw"
 

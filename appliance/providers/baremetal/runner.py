@@ -14,19 +14,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from appliance import paths
 from appliance.errors import UserError
 
 KEEP_RUNS = 10
 
 
 def playbooks_dir() -> Path:
-    """The playbooks folder: $APPLIANCE_PLAYBOOKS, beside the package (source tree) or inside it (wheel)."""
+    """The playbooks folder: $APPLIANCE_PLAYBOOKS, else the appliance's `playbooks/` (checkout or wheel)."""
     env = os.environ.get("APPLIANCE_PLAYBOOKS")
-    here = Path(__file__).resolve().parents[2]  # appliance/
-    for cand in ([Path(env)] if env else []) + [here.parent / "playbooks", here / "playbooks"]:
+    for cand in ([Path(env)] if env else []) + [paths.shipped("playbooks")]:
         if (cand / "site.yml").exists():
             return cand
-    raise UserError("the bare-metal playbooks are missing", where=str(here.parent / "playbooks"),
+    raise UserError("the bare-metal playbooks are missing", where=str(paths.shipped("playbooks")),
                     fix="reinstall the appliance or set APPLIANCE_PLAYBOOKS to the playbooks folder")
 
 

@@ -12,12 +12,12 @@ import subprocess
 from pathlib import Path
 from typing import Any, Callable
 
-from appliance import host
+from appliance import host, paths
 from appliance.errors import UserError
 
 NVIDIA_DEVICES_DIR = "/var/run/nvidia-container-devices"
 NVIDIA_RUNTIME_CONFIG = Path("/etc/nvidia-container-runtime/config.toml")
-GPU_SETUP = Path(__file__).resolve().parents[3] / "images" / "node" / "gpu-setup.sh"
+GPU_SETUP = paths.shipped("images", "node", "gpu-setup.sh")
 
 
 def usable_gpus(mode: str, report: Callable[[str], None]) -> list[dict[str, Any]]:
