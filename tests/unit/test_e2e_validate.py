@@ -101,5 +101,5 @@ def test_the_schema_describes_a_scenario():
     schema = json.loads(r.stdout)
     assert r.returncode == 0 and schema["title"] == "appliance e2e scenario"
     assert set(schema["properties"]) == {"name", "description", "providers", "components", "steps", "cleanup"}
-    assert "as" in schema["$defs"]["Apply"]["properties"] and "assert" in schema["$defs"]["Step"]["properties"]
+    assert "as" in schema["$defs"]["Apply"]["properties"] and "assert" in schema["$defs"]["ScenarioStep"]["properties"]
     assert schema == scenario.json_schema()
