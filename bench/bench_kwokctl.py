@@ -14,8 +14,9 @@ downloaded; its work dir and kubeconfig live in a temp dir that is removed):
     client code, until all are Ready and namespace default's ServiceAccount exists
   - M pods scheduled / Running: the same two Deployments as bench_sim (one GPU a pod up to the GPUs there are)
   - peak RSS and CPU seconds of the five control-plane processes.
-kwokctl runs with its own defaults (client QPS limits, kwok's default pod stages); the simulator with its tuning
-(no QPS limits, GOGC=400: more memory for less CPU). Rounds alternate which side goes first; figures are the means.
+kwokctl runs with its own defaults (client QPS limits, kwok's default pod stages) unless --kwokctl-arg says otherwise
+(e.g. --kwokctl-arg=--disable-qps-limits --name kwokctl-noqps); the simulator with its tuning (no QPS limits,
+GOGC=400: more memory for less CPU). Rounds alternate which side goes first; figures are the means.
 """
 
 from __future__ import annotations
@@ -175,8 +176,8 @@ def run_sim(spec: ClusterSpec, tmp: Path, gpu_pods: int, cpu_pods: int, timeout:
 class Kwokctl:
     """One kwokctl cluster (binary runtime) whose work dir and kubeconfig are under `root`."""
 
-    def __init__(self, root: Path, bins: dict[str, Path]):
-        self.root, self.bins = root, bins
+    def __init__(self, root: Path, bins: dict[str, Path], extra: list[str]):
+        self.root, self.bins, self.extra = root, bins, extra
         self.env = {**os.environ, "KWOK_WORKDIR": str(root / "workdir")}
         self.dir = root / "workdir" / "clusters" / CLUSTER
         self.kubeconfig = root / "kubeconfig"
@@ -190,7 +191,7 @@ class Kwokctl:
         r = self.ctl("create", "cluster", "--runtime", "binary", "--kubeconfig", str(self.kubeconfig),
                      "--etcd-binary", str(b["etcd"]), "--kube-apiserver-binary", str(b["kube-apiserver"]),
                      "--kube-controller-manager-binary", str(b["kube-controller-manager"]),
-                     "--kube-scheduler-binary", str(b["kube-scheduler"]), "--kwok-controller-binary", str(b["kwok"]))
+                     "--kube-scheduler-binary", str(b["kube-scheduler"]), "--kwok-controller-binary", str(b["kwok"]), *self.extra)
         if r.returncode != 0:
             raise RuntimeError(f"kwokctl create cluster failed: {(r.stdout + r.stderr)[-2000:]}")
 
@@ -238,8 +239,9 @@ class Kwokctl:
                 log(f"kwokctl delete cluster failed: {(r.stdout + r.stderr)[-500:]}")
 
 
-def run_kwokctl(spec: ClusterSpec, tmp: Path, bins: dict[str, Path], gpu_pods: int, cpu_pods: int, timeout: float) -> dict:
-    k = Kwokctl(tmp / "kwokctl", bins)
+def run_kwokctl(spec: ClusterSpec, tmp: Path, bins: dict[str, Path], extra: list[str], gpu_pods: int, cpu_pods: int,
+                timeout: float) -> dict:
+    k = Kwokctl(tmp / "kwokctl", bins, extra)
     k.root.mkdir(parents=True)
     peak = Peak(k.pids)
     peak.start()
@@ -269,6 +271,9 @@ def main() -> int:
     ap.add_argument("--pods", type=int, default=1000)
     ap.add_argument("--rounds", type=int, default=2, help="rounds of both, the order alternating (figures: the mean)")
     ap.add_argument("--timeout", type=float, default=300, help="seconds to wait for the pods, each side")
+    ap.add_argument("--kwokctl-arg", action="append", default=[], metavar="ARG",
+                    help="one more argument to `kwokctl create cluster`, e.g. --kwokctl-arg=--disable-qps-limits")
+    ap.add_argument("--name", default="kwokctl", help="result file name (without .json)")
     args = ap.parse_args()
     gpu_pods = min(args.pods, args.nodes * DGX["gpus"])
     cpu_pods = args.pods - gpu_pods
@@ -288,7 +293,7 @@ def main() -> int:
                 if side == "appliance":
                     r = run_sim(spec, tmp, gpu_pods, cpu_pods, args.timeout)
                 else:
-                    r = run_kwokctl(spec, tmp, bins, gpu_pods, cpu_pods, args.timeout)
+                    r = run_kwokctl(spec, tmp, bins, args.kwokctl_arg, gpu_pods, cpu_pods, args.timeout)
                 r["cpu_seconds"] = round(sum(r["cpu_seconds_by_process"].values()), 1)
                 runs[side].append(r)
             finally:
@@ -308,13 +313,15 @@ def main() -> int:
     rows = [
         row("control plane up", "control_plane_up_s", "s"),
         row(f"{args.nodes} nodes Ready ({args.nodes * DGX['gpus']} GPUs)", "nodes_ready_s", "s"),
+        row(f"{args.pods} pods created (ReplicaSet controller)", "pods_created_s", "s"),
         row(f"{args.pods} pods scheduled", "pods_scheduled_s", "s"),
         row(f"{args.pods} pods Running", "pods_running_s", "s"),
         row("control-plane peak RSS", "peak_rss_mib", "MiB", "peak_rss_by_process_mib"),
         row("control-plane CPU", "cpu_seconds", "s", "cpu_seconds_by_process"),
         {"metric": "load average (1 min) before and after each run", "value": loads},
     ]
-    write("kwokctl", rows)
+    rows.append({"metric": "kwokctl create cluster arguments added", "value": args.kwokctl_arg or "-"})
+    write(args.name, rows)
     return 0 if all(r.get("pods_running_s") for rs in runs.values() for r in rs) else 1
 
 
