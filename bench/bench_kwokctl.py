@@ -29,7 +29,6 @@ import ssl
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -40,45 +39,30 @@ from appliance.providers.sim import SimProvider  # noqa: E402
 from appliance.providers.sim import nodes as simnodes  # noqa: E402
 from appliance.schema import ClusterSpec, NodeClass, SimSpec  # noqa: E402
 from appliance.toolchain import SIM_TOOLS, Toolchain  # noqa: E402
-from bench.bench_sim import DGX, PodWatch, deployment  # noqa: E402
+from bench.bench_sim import DGX, RSSSampler, start_workers  # noqa: E402
 from bench.common import write  # noqa: E402
 
 CLUSTER = "bench-kwokctl"
 log = lambda m: print(f"[{time.strftime('%H:%M:%S')}] {m}", flush=True)  # noqa: E731
 
 
-class Peak(threading.Thread):
-    """Samples {process: pid} every `every` seconds; keeps the peak RSS of each and of their sum."""
+def rss(pids: dict[str, int]) -> dict[str, int]:
+    import psutil
 
-    def __init__(self, pids: Callable[[], dict[str, int]], every: float = 0.5):
-        super().__init__(daemon=True)
-        self.pids, self.every = pids, every
-        self.peak: dict[str, int] = {}
-        self.peak_total = 0
-        self.stop_evt = threading.Event()
+    out = {}
+    for name, pid in pids.items():
+        try:
+            out[name] = psutil.Process(pid).memory_info().rss
+        except psutil.Error:
+            out[name] = 0
+    return out
 
-    def run(self):
-        import psutil
 
-        while not self.stop_evt.is_set():
-            total = 0
-            try:
-                for name, pid in self.pids().items():
-                    try:
-                        r = psutil.Process(pid).memory_info().rss
-                    except psutil.Error:
-                        r = 0
-                    total += r
-                    self.peak[name] = max(self.peak.get(name, 0), r)
-            except Exception:  # noqa: BLE001 - state file mid-write: next sample
-                pass
-            self.peak_total = max(self.peak_total, total)
-            self.stop_evt.wait(self.every)
-
-    def finish(self) -> dict:
-        self.stop_evt.set()
-        self.join()
-        return {"peak_rss_mib": round(self.peak_total / 2**20), "peak_rss_by_process_mib": {k: round(v / 2**20) for k, v in self.peak.items()}}
+def finish(sampler: RSSSampler) -> dict:
+    sampler.stop_evt.set()
+    sampler.join()
+    return {"peak_rss_mib": round(sampler.peak_total / 2**20),
+            "peak_rss_by_process_mib": {k: round(v / 2**20) for k, v in sampler.peak.items()}}
 
 
 def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
@@ -125,17 +109,8 @@ def nodes_ready(api, spec: ClusterSpec, alive: Callable[[], None]) -> None:
 
 def pods(api, gpu_pods: int, cpu_pods: int, timeout: float, alive: Callable[[], None]) -> dict:
     """The two Deployments; seconds until all pods are created, scheduled, Running (None: not within timeout)."""
-    from kubernetes import client
-
-    total = gpu_pods + cpu_pods
-    apps = client.AppsV1Api(api)
-    watch = PodWatch(api, "default", total)
-    watch.start()
-    t0 = watch.t0 = time.monotonic()
-    if gpu_pods:
-        apps.create_namespaced_deployment("default", deployment("gpu-workers", gpu_pods, 1))
-    if cpu_pods:
-        apps.create_namespaced_deployment("default", deployment("cpu-workers", cpu_pods, 0))
+    watch = start_workers(api, gpu_pods, cpu_pods)
+    t0 = watch.t0
     while "running" not in watch.t_all and time.monotonic() - t0 < timeout:
         time.sleep(1.0)
         c = watch.counts()
@@ -158,7 +133,7 @@ def run_sim(spec: ClusterSpec, tmp: Path, gpu_pods: int, cpu_pods: int, timeout:
     def pids() -> dict[str, int]:
         return {n: pr.pid for n, pr in ((p.state.load() or {}).get("procs") or {}).items()}
 
-    peak = Peak(pids)
+    peak = RSSSampler(p)
     peak.start()
     try:
         t0 = time.monotonic()
@@ -166,7 +141,7 @@ def run_sim(spec: ClusterSpec, tmp: Path, gpu_pods: int, cpu_pods: int, timeout:
         out = {"control_plane_up_s": round(marks["nodes"] - t0, 2), "nodes_ready_s": round(time.monotonic() - marks["nodes"], 2)}
         out.update(pods(p.api(), gpu_pods, cpu_pods, timeout, p._check_alive))
         out["cpu_seconds_by_process"] = cpu_seconds(pids())
-        out.update(peak.finish())
+        out.update(finish(peak))
     finally:
         peak.stop_evt.set()
         p.delete()
@@ -243,7 +218,7 @@ def run_kwokctl(spec: ClusterSpec, tmp: Path, bins: dict[str, Path], extra: list
                 timeout: float) -> dict:
     k = Kwokctl(tmp / "kwokctl", bins, extra)
     k.root.mkdir(parents=True)
-    peak = Peak(k.pids)
+    peak = RSSSampler(rss=lambda: rss(k.pids()))
     peak.start()
     try:
         t0 = time.monotonic()
@@ -258,7 +233,7 @@ def run_kwokctl(spec: ClusterSpec, tmp: Path, bins: dict[str, Path], extra: list
         log(f"kwokctl: {sum(nc.count for nc in spec.node_classes)} nodes Ready in {out['nodes_ready_s']}s")
         out.update(pods(api, gpu_pods, cpu_pods, timeout, k.alive))
         out["cpu_seconds_by_process"] = cpu_seconds(k.pids())
-        out.update(peak.finish())
+        out.update(finish(peak))
     finally:
         peak.stop_evt.set()
         k.delete()
