@@ -25,6 +25,7 @@ from appliance.components import decl as declared
 from appliance.components.access import user_roles
 from appliance.components.decl import Go, Image, Option, Python
 from appliance.images import builds
+from appliance.images.delivery import CONTROL_PLANE_TAINT
 from appliance.kube import secret_data
 from appliance.runtime import HOST_IP, HostControllers, Workload
 from appliance.util import wait
@@ -110,10 +111,21 @@ def pod_templates(objs: list[dict]) -> list[tuple[dict, int]]:
     return out
 
 
-def daemonset_images(objs: list[dict]) -> set[str]:
-    """The images DaemonSets run (every node of theirs needs them)."""
-    return {c["image"] for o in objs if o["kind"] == "DaemonSet"
-            for c in [*o["spec"]["template"]["spec"].get("initContainers", []), *o["spec"]["template"]["spec"]["containers"]]}
+def control_plane_free(objs: list[dict]) -> set[str]:
+    """The images only pod templates that cannot run on a tainted control plane run (none of theirs tolerates
+    its NoSchedule taint): the component's own controllers and servers. An image no template runs (a user's
+    pods run it: the trainer, the notebook) or one a tolerating template runs is not among them."""
+    runs: dict[str, bool] = {}  # image -> some template running it tolerates the control plane
+    for pod, _ in pod_templates(objs):
+        tolerates = any(_tolerates_control_plane(t) for t in pod.get("tolerations") or [])
+        for c in [*pod.get("initContainers", []), *pod.get("containers", [])]:
+            runs[c["image"]] = runs.get(c["image"], False) or tolerates
+    return {image for image, anywhere in runs.items() if not anywhere}
+
+
+def _tolerates_control_plane(t: dict) -> bool:
+    effect = t.get("effect") or ""
+    return effect in ("", "NoSchedule") and (t.get("key") == CONTROL_PLANE_TAINT or (not t.get("key") and t.get("operator") == "Exists"))
 
 
 def requests_of(objs: list[dict]) -> Resources:
@@ -284,7 +296,7 @@ class Kit(Component):
         ports = controllers.ports(dict(self.decl.ports))
         now, late, hosted = self._split(self.objects(kube, refs, ports))
         if ready:
-            ready.deliver(kube, every_node=daemonset_images(now + late))
+            ready.deliver(kube, workers_only=control_plane_free(now + late))
         first = [x for x in now if x["kind"] in ("CustomResourceDefinition", "Namespace")]
         kube.apply(first)
         wait.until(lambda: (not (m := kube.missing(first)), ", ".join(m)), 60, f"{self.name} CRDs")

@@ -79,11 +79,10 @@ class Prepared:
     refs: dict[str, str]
     built: dict[str, tuple[Path, tuple[str, ...]]]
 
-    def deliver(self, kube, every_node: set[str] | None = None) -> None:
+    def deliver(self, kube, workers_only: set[str] = frozenset()) -> None:
         """Built images go to the registry when there is one, else into the nodes when they are local containers
-        (kind); other nodes (`kube` None: no cluster yet) must pull or hold them. `every_node`: the references
-        that must be on every node (what DaemonSets run; None: all) — the others go only to the nodes ordinary
-        pods may run on (not a control plane tainted NoSchedule: kind's, beside workers)."""
+        (kind); other nodes (`kube` None: no cluster yet) must pull or hold them. `workers_only`: references no
+        pod on a control plane tainted NoSchedule can run (kind's, beside workers), which skip it."""
         if self.registry:
             for ref, (archive, aliases) in self.built.items():
                 push(archive, ref, self.registry, aliases)
@@ -92,8 +91,8 @@ class Prepared:
             return
         workers = schedulable(kube, nodes)
         for ref, (archive, aliases) in self.built.items():
-            everywhere = every_node is None or bool(every_node & {ref, *aliases})
-            load_image_into_nodes(kube, archive, ref, list(aliases), nodes if everywhere else workers)
+            only_workers = ref in workers_only and not aliases  # an alias is a name users' pods give it
+            load_image_into_nodes(kube, archive, ref, list(aliases), workers if only_workers else nodes)
 
 
 def push(archive: Path, ref: str, registry: str, aliases: tuple[str, ...] = ()) -> None:

@@ -191,27 +191,35 @@ def test_an_image_two_components_share_is_pushed_once_with_both_aliases(monkeypa
     assert pushed == [("appliance.local/trainer:abc", ("appliance.local/trainer:stub", "appliance.local/trainer:x"))]
 
 
-def test_images_daemonsets_run_go_to_every_node_the_others_not_to_a_tainted_control_plane(monkeypatch):
-    """kind with a worker: its control plane is tainted NoSchedule, so only DaemonSets' images are loaded there."""
-    from appliance.components.kit import daemonset_images
+def test_only_images_no_pod_on_a_tainted_control_plane_can_run_skip_it(monkeypatch):
+    """kind with a worker: its control plane is tainted NoSchedule. An image only the component's own
+    untolerating workloads run skips it; a DaemonSet's that tolerates it, one no template runs (users' pods run
+    it), and one with an alias (a name users' pods give it) go to every node."""
+    from appliance.components.kit import control_plane_free
 
     loaded = []
     monkeypatch.setattr(D, "node_containers", lambda kube: ["c-control-plane", "c-worker"])
     monkeypatch.setattr(D, "schedulable", lambda kube, nodes: ["c-worker"])
     monkeypatch.setattr(D, "load_image_into_nodes", lambda kube, archive, ref, aliases, nodes: loaded.append((ref, nodes)))
     build = lambda ref: (lambda: (ref, None))  # noqa: E731
-    imgs = [D.ComponentImage("agent", "", build("appliance.local/agent:1")), D.ComponentImage("hub", "", build("appliance.local/hub:1")),
-            D.ComponentImage("trainer", "", build("appliance.local/trainer:1"), aliases=("appliance.local/trainer:stub",))]
+    imgs = [D.ComponentImage(n, "", build(f"appliance.local/{n}:1")) for n in ("agent", "hub", "notebook", "exporter")]
+    imgs.append(D.ComponentImage("trainer", "", build("appliance.local/trainer:1"), aliases=("appliance.local/trainer:stub",)))
     ready = D.Delivery("local").prepare(imgs)
-    objs = [{"kind": "DaemonSet", "spec": {"template": {"spec": {"containers": [{"image": ready.refs["agent"]}]}}}},
-            {"kind": "Deployment", "spec": {"template": {"spec": {"containers": [{"image": ready.refs["hub"]}]}}}},
-            {"kind": "DaemonSet", "spec": {"template": {"spec": {"initContainers": [{"image": "appliance.local/trainer:stub"}], "containers": []}}}}]
-    ready.deliver(object(), every_node=daemonset_images(objs))
-    assert loaded == [("appliance.local/agent:1", ["c-control-plane", "c-worker"]), ("appliance.local/hub:1", ["c-worker"]),
-                      ("appliance.local/trainer:1", ["c-control-plane", "c-worker"])]  # by its alias
+    tolerating = [{"key": D.CONTROL_PLANE_TAINT, "operator": "Exists", "effect": "NoSchedule"}]
+    pod = lambda image, **kw: {"spec": {"template": {"spec": {"containers": [{"image": image}], **kw}}}}  # noqa: E731
+    objs = [{"kind": "DaemonSet", **pod(ready.refs["agent"], tolerations=tolerating)},
+            {"kind": "Deployment", **pod(ready.refs["hub"])},
+            {"kind": "DaemonSet", **pod(ready.refs["exporter"], tolerations=[{"operator": "Exists"}])},
+            {"kind": "Deployment", **pod(ready.refs["trainer"])}]
+    assert control_plane_free(objs) == {ready.refs["hub"], ready.refs["trainer"]}
+    ready.deliver(object(), workers_only=control_plane_free(objs))
+    everywhere = ["c-control-plane", "c-worker"]
+    assert dict(loaded) == {"appliance.local/agent:1": everywhere, "appliance.local/hub:1": ["c-worker"],
+                            "appliance.local/notebook:1": everywhere, "appliance.local/exporter:1": everywhere,
+                            "appliance.local/trainer:1": everywhere}
     loaded.clear()
     ready.deliver(object())  # nothing said: every node
-    assert all(nodes == ["c-control-plane", "c-worker"] for _, nodes in loaded) and len(loaded) == 3
+    assert all(nodes == everywhere for _, nodes in loaded) and len(loaded) == 5
 
 
 def test_schedulable_nodes_leave_out_a_tainted_control_plane_unless_it_is_alone(monkeypatch):
