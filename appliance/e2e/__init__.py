@@ -111,9 +111,10 @@ def select(names: Sequence[str] = (), folders: Sequence[str] = ()) -> list[Scena
 
 
 def run(kubeconfig: str, provider: str, enabled: set[str], name: str | Sequence[str] | None, out_dir: Path, report=None,
-        folders: Sequence[str] = (), junit: Path | None = None):
+        folders: Sequence[str] = (), junit: Path | None = None, registry: str = ""):
     """Run the scenarios `select` picks (`name`: one name or several) that fit this provider and these
-    components; write `junit` (default out_dir/junit.xml) and out_dir/report.html."""
+    components; write `junit` (default out_dir/junit.xml) and out_dir/report.html. `registry`: the profile's
+    `cluster.images.registry`, where a scenario's built images go for the nodes to pull."""
     from appliance.e2e import reports
     from appliance.e2e.runner import Runner
     from appliance.kube import Kube
@@ -127,7 +128,8 @@ def run(kubeconfig: str, provider: str, enabled: set[str], name: str | Sequence[
     if not chosen:
         raise UserError(f"no scenario fits provider '{provider}' with components {sorted(enabled)}", ", ".join(folders) or str(SCENARIOS_DIR),
                         "pick another --scenario, --provider or --profile", code=2)
-    runner = Runner(Kube(kubeconfig), enabled=enabled, artifacts=out_dir / "artifacts")
+    runner = Runner(Kube(kubeconfig), enabled=enabled, artifacts=out_dir / "artifacts", pods_run=providers.get(provider).pods_run,
+                    registry=registry)
     results, plots = [], {}
     for s in chosen:
         start = time.time()
