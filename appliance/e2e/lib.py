@@ -93,8 +93,24 @@ def _read(k, api_version: str, kind: str, name: str, namespace: str) -> Callable
 
 # ----------------------------------------------------------------------------- workflows
 
+def with_images(text: str, images: dict[str, str] | None = None, strict: bool = True) -> str:
+    """`text` with each `${images.NAME}` replaced by the reference of the image a scenario's build step made
+    (`images`, default $E2E_IMAGES: the runner gives scripts the scenario's, as JSON); one not built is
+    `Failed` (not `strict`: left as written)."""
+    from appliance.e2e.scenario import IMAGE_REF
+
+    images = json.loads(os.environ.get("E2E_IMAGES") or "{}") if images is None else images
+
+    def ref(m) -> str:
+        if m[1] in images or not strict:
+            return images.get(m[1], m[0])
+        raise Failed(f"${{images.{m[1]}}}: no earlier build step of this scenario made an image of that name")
+
+    return IMAGE_REF.sub(ref, text)
+
+
 def workflow_body(workflow) -> dict:
-    """A Workflow's dict from a YAML/JSON file, a `.py` file whose `pipeline()` returns a Hera Workflow (or its
+    """A Workflow's dict from a YAML/JSON file (`${images.NAME}` replaced: `with_images`), a `.py` file whose `pipeline()` returns a Hera Workflow (or its
     dict), a Hera Workflow, or a dict (copied)."""
     if isinstance(workflow, (str, Path)):
         path = Path(workflow)
@@ -112,7 +128,7 @@ def workflow_body(workflow) -> dict:
             return workflow_body(made)
         import yaml
 
-        return workflow_body(yaml.safe_load(path.read_text()))
+        return workflow_body(yaml.safe_load(with_images(path.read_text())))
     body = workflow if isinstance(workflow, dict) else workflow.to_dict()
     if body.get("kind") != "Workflow":
         raise Failed(f"not a Workflow (kind {body.get('kind')!r})")

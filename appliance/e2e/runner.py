@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
-from appliance.e2e.lib import describe, kubeconfig_as
-from appliance.e2e.scenario import IMAGE_REF, Scenario, ScenarioStep
+from appliance.e2e.lib import describe, kubeconfig_as, with_images
+from appliance.e2e.scenario import Scenario, ScenarioStep
 from appliance.util import wait
 
 
@@ -74,27 +74,23 @@ class Runner:
         self.namespaces: set[str] = set()
 
     # --- step kinds -------------------------------------------------------------------------
-    def _objects(self, spec, scenario: Scenario) -> list[dict]:
-        objs = self._with_images(list(spec.objects))
+    def _objects(self, spec, scenario: Scenario, strict: bool = True) -> list[dict]:
+        """The step's objects, `${images.NAME}` replaced (not `strict`: an unbuilt one left as written)."""
+        objs = self._with_images(list(spec.objects), strict)
         if spec.file:
-            objs += [d for d in yaml.safe_load_all(self._with_images((_base(scenario) / spec.file).read_text())) if d]
+            objs += [d for d in yaml.safe_load_all(self._with_images((_base(scenario) / spec.file).read_text(), strict)) if d]
         for o in objs:
             if ns := o.get("metadata", {}).get("namespace"):
                 self.namespaces.add(ns)
         return objs
 
-    def _with_images(self, value: Any) -> Any:
-        """`value` (text, or parsed YAML) with each `${images.NAME}` replaced by that image's reference."""
+    def _with_images(self, value: Any, strict: bool = True) -> Any:
+        """`value` (text, or parsed YAML) with each `${images.NAME}` replaced by that image's reference (`lib.with_images`)."""
         if isinstance(value, dict):
-            return {k: self._with_images(v) for k, v in value.items()}
+            return {k: self._with_images(v, strict) for k, v in value.items()}
         if isinstance(value, list):
-            return [self._with_images(v) for v in value]
-        return IMAGE_REF.sub(self._image_ref, value) if isinstance(value, str) else value
-
-    def _image_ref(self, m: re.Match) -> str:
-        if m[1] not in self.images:
-            raise AssertionError(f"${{images.{m[1]}}}: no earlier step of this scenario built an image named '{m[1]}'")
-        return self.images[m[1]]
+            return [self._with_images(v, strict) for v in value]
+        return with_images(value, self.images, strict) if isinstance(value, str) else value
 
     def _build(self, step: ScenarioStep, scenario: Scenario) -> str:
         """Build the user's image and deliver it (`e2e.build`) within the step's timeout."""
@@ -221,7 +217,8 @@ class Runner:
         with tempfile.TemporaryDirectory(prefix="appliance-e2e-") as tmp:
             kubeconfig = self._kubeconfig_as(s.as_, Path(tmp)) if s.as_ else Path(self.kube.kubeconfig)
             path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
-            env = {**os.environ, "KUBECONFIG": str(kubeconfig), "E2E_TMP": tmp, "E2E_ARTIFACTS": str(self._artifacts(scenario)), "PATH": path}
+            env = {**os.environ, "KUBECONFIG": str(kubeconfig), "E2E_TMP": tmp, "E2E_ARTIFACTS": str(self._artifacts(scenario)), "PATH": path,
+                   "E2E_IMAGES": json.dumps(self.images)}
             cwd = scenario.path.parent if scenario.path else None
             try:
                 r = subprocess.run(["bash", "-c", self._with_images(s.run)], capture_output=True, text=True, timeout=step.timeout, env=env, cwd=cwd)
@@ -244,7 +241,7 @@ class Runner:
             n = self._kube_as(a.as_).apply(self._objects(a, scenario), dry_run=a.dry_run)
             return f"{'admitted (dry run)' if a.dry_run else 'applied'} {n} object(s)" + (f" as {a.as_}" if a.as_ else "")
         if kind == "delete":
-            self._kube_as(step.delete.as_).delete(self._objects(step.delete, scenario))
+            self._kube_as(step.delete.as_).delete(self._objects(step.delete, scenario, strict=False))  # a cleanup after a failed build
             return "deleted" + (f" as {step.delete.as_}" if step.delete.as_ else "")
         if kind == "build":
             return self._build(step, scenario)
