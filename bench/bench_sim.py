@@ -24,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -37,9 +38,13 @@ DGX = dict(name="dgx-h100", cpu="224", memory="2Ti", pods=110, gpus=8, gpu_produ
 
 
 class RSSSampler(threading.Thread):
-    def __init__(self, provider: SimProvider, every: float = 0.5):
+    """Peak RSS of each of the simulator's processes and of their sum; `rss` ({name: bytes}) samples others'."""
+
+    def __init__(self, provider: SimProvider | None = None, every: float = 0.5,
+                 rss: Callable[[], dict[str, int]] | None = None):
         super().__init__(daemon=True)
         self.p, self.every = provider, every
+        self.rss = rss or (lambda: {name: pr.rss() for name, pr in (self.p.record.load() or {}).get("procs", {}).items()})
         self.peak: dict[str, int] = {}
         self.peak_total = 0
         self.stop_evt = threading.Event()
@@ -47,13 +52,10 @@ class RSSSampler(threading.Thread):
     def run(self):
         while not self.stop_evt.is_set():
             try:
-                st = self.p.record.load()
-                total = 0
-                for name, pr in (st or {}).get("procs", {}).items():
-                    r = pr.rss()
-                    total += r
+                now = self.rss()
+                for name, r in now.items():
                     self.peak[name] = max(self.peak.get(name, 0), r)
-                self.peak_total = max(self.peak_total, total)
+                self.peak_total = max(self.peak_total, sum(now.values()))
             except Exception:  # noqa: BLE001
                 pass
             self.stop_evt.wait(self.every)
@@ -160,6 +162,21 @@ def deployment(name: str, replicas: int, gpus: int) -> dict:
     }
 
 
+def start_workers(api_client, gpu_pods: int, cpu_pods: int) -> PodWatch:
+    """The two Deployments (one GPU a pod, CPU only), after a watch on namespace default whose t0 is their create."""
+    from kubernetes import client
+
+    watch = PodWatch(api_client, "default", gpu_pods + cpu_pods)
+    watch.start()
+    watch.t0 = time.monotonic()
+    apps = client.AppsV1Api(api_client)
+    if gpu_pods:
+        apps.create_namespaced_deployment("default", deployment("gpu-workers", gpu_pods, 1))
+    if cpu_pods:
+        apps.create_namespaced_deployment("default", deployment("cpu-workers", cpu_pods, 0))
+    return watch
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--nodes", type=int, default=1000)
@@ -219,15 +236,9 @@ def main() -> int:
             result["nodes_api_create_s"] = round(marks["nodes_created"] - marks["nodes_create_start"], 2)
         log(f"{args.nodes} nodes Ready in {result['nodes_ready_s']}s (control plane {result['control_plane_up_s']}s)")
 
-        apps = client.AppsV1Api(p.api())
         sched0 = scheduler_scheduled(p) or 0
-        watch = PodWatch(p.api(), "default", args.pods)
-        watch.start()
-        t0 = watch.t0 = time.monotonic()
-        if gpu_pods:
-            apps.create_namespaced_deployment("default", deployment("gpu-workers", gpu_pods, 1))
-        if cpu_pods:
-            apps.create_namespaced_deployment("default", deployment("cpu-workers", cpu_pods, 0))
+        watch = start_workers(p.api(), gpu_pods, cpu_pods)
+        t0 = watch.t0
         timeline = []
         while True:
             time.sleep(1.0)

@@ -110,6 +110,12 @@ def pod_templates(objs: list[dict]) -> list[tuple[dict, int]]:
     return out
 
 
+def daemonset_images(objs: list[dict]) -> set[str]:
+    """The images DaemonSets run (every node of theirs needs them)."""
+    return {c["image"] for o in objs if o["kind"] == "DaemonSet"
+            for c in [*o["spec"]["template"]["spec"].get("initContainers", []), *o["spec"]["template"]["spec"]["containers"]]}
+
+
 def requests_of(objs: list[dict]) -> Resources:
     total = Resources()
     for pod, n in pod_templates(objs):
@@ -272,10 +278,13 @@ class Kit(Component):
     def install(self, kube) -> str:
         o = self.options
         images = self.images()
-        refs = self.delivery.provide(kube, images) if images else {}
+        ready = self.delivery.prepare(images) if images else None  # built (cached) or upstream references
+        refs = ready.refs if ready else {}
         controllers = self._controllers(kube)
         ports = controllers.ports(dict(self.decl.ports))
         now, late, hosted = self._split(self.objects(kube, refs, ports))
+        if ready:
+            ready.deliver(kube, every_node=daemonset_images(now + late))
         first = [x for x in now if x["kind"] in ("CustomResourceDefinition", "Namespace")]
         kube.apply(first)
         wait.until(lambda: (not (m := kube.missing(first)), ", ".join(m)), 60, f"{self.name} CRDs")

@@ -37,6 +37,8 @@ class DeliveryError(RuntimeError):
 
 #: the registry host of images built here; never resolved, only loaded or mirrored
 LOCAL_HOST = "appliance.local"
+#: the taint that keeps ordinary pods off a control plane that has workers beside it (kind's, kubeadm's)
+CONTROL_PLANE_TAINT = "node-role.kubernetes.io/control-plane"
 
 
 @dataclass(frozen=True)
@@ -48,9 +50,13 @@ class Delivery:
     registry: str = ""
 
     def provide(self, kube, images: list[ComponentImage]) -> dict[str, str]:
-        """Make `images` available to the nodes; returns name → the reference pod specs should use.
-        Built images go to the registry when there is one, else into the nodes when they are local
-        containers (kind); other nodes (`kube` None: no cluster yet) must pull or hold them."""
+        """Make `images` available to the nodes; returns name → the reference pod specs should use."""
+        ready = self.prepare(images)
+        ready.deliver(kube)
+        return ready.refs
+
+    def prepare(self, images: list[ComponentImage]) -> Prepared:
+        """Each image's reference: its upstream one, or built here (cached); nothing reaches the nodes yet."""
         refs: dict[str, str] = {}
         built: dict[str, tuple[Path, tuple[str, ...]]] = {}  # ref -> (archive, aliases); one transfer per image
         for img in images:
@@ -61,16 +67,33 @@ class Delivery:
             refs[img.name] = ref
             aliases = built[ref][1] if ref in built else ()
             built[ref] = (archive, tuple(dict.fromkeys(aliases + img.aliases)))
-        if not built:
-            return refs
+        return Prepared(self.registry, refs, built)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Images with their references decided (`refs`: name → reference for pod specs), the built ones not yet
+    on the nodes."""
+
+    registry: str
+    refs: dict[str, str]
+    built: dict[str, tuple[Path, tuple[str, ...]]]
+
+    def deliver(self, kube, every_node: set[str] | None = None) -> None:
+        """Built images go to the registry when there is one, else into the nodes when they are local containers
+        (kind); other nodes (`kube` None: no cluster yet) must pull or hold them. `every_node`: the references
+        that must be on every node (what DaemonSets run; None: all) — the others go only to the nodes ordinary
+        pods may run on (not a control plane tainted NoSchedule: kind's, beside workers)."""
         if self.registry:
-            for ref, (archive, aliases) in built.items():
+            for ref, (archive, aliases) in self.built.items():
                 push(archive, ref, self.registry, aliases)
-            return refs
-        if kube is not None and node_containers(kube):
-            for ref, (archive, aliases) in built.items():
-                load_image_into_nodes(kube, archive, ref, list(aliases))
-        return refs
+            return
+        if not self.built or kube is None or not (nodes := node_containers(kube)):
+            return
+        workers = schedulable(kube, nodes)
+        for ref, (archive, aliases) in self.built.items():
+            everywhere = every_node is None or bool(every_node & {ref, *aliases})
+            load_image_into_nodes(kube, archive, ref, list(aliases), nodes if everywhere else workers)
 
 
 def push(archive: Path, ref: str, registry: str, aliases: tuple[str, ...] = ()) -> None:
@@ -111,13 +134,22 @@ def node_containers(kube) -> list[str]:
     return [n for n in names if n in running]
 
 
-def load_image_into_nodes(kube, archive: Path, ref: str, aliases: list[str] | None = None) -> list[str]:
-    """Import a docker-archive into containerd (namespace k8s.io) of every node container that lacks
-    `ref` (what `kind load image-archive` does), all nodes at once, and point `aliases` at it. Returns the
+def schedulable(kube, nodes: list[str]) -> list[str]:
+    """Those of `nodes` whose control-plane taint (NoSchedule) keeps ordinary pods off; all, when every one has it."""
+    from kubernetes import client
+
+    tainted = {n.metadata.name for n in client.CoreV1Api(kube.api).list_node().items
+               if any(t.key == CONTROL_PLANE_TAINT and t.effect == "NoSchedule" for t in n.spec.taints or [])}
+    return [n for n in nodes if n not in tainted] or nodes
+
+
+def load_image_into_nodes(kube, archive: Path, ref: str, aliases: list[str] | None = None, nodes: list[str] | None = None) -> list[str]:
+    """Import a docker-archive into containerd (namespace k8s.io) of every node container (or of `nodes`) that
+    lacks `ref` (what `kind load image-archive` does), all nodes at once, and point `aliases` at it. Returns the
     nodes loaded."""
     from concurrent.futures import ThreadPoolExecutor
 
-    nodes = node_containers(kube)
+    nodes = node_containers(kube) if nodes is None else nodes
     if not nodes:
         raise DeliveryError(f"no node of this cluster is a local Docker container; cannot load {ref} "
                             "(set cluster.images.registry for the nodes to pull from)")
@@ -179,3 +211,6 @@ class Images:
 
     def provide(self, kube, images: list[ComponentImage]) -> dict[str, str]:
         return self.decision().provide(kube, images)
+
+    def prepare(self, images: list[ComponentImage]) -> Prepared:
+        return self.decision().prepare(images)

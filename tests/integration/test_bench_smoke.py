@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 #: benchmark module -> (arguments at a tiny size, the result file it writes)
 SMOKE = {
     "bench_sim": (["--nodes", "2", "--pods", "4", "--timeout", "180"], "sim.json"),
+    "bench_kwokctl": (["--nodes", "2", "--pods", "4", "--rounds", "1", "--timeout", "60"], "kwokctl.json"),
     "bench_sim_rss": (["--profiles", "laptop", "--settle", "1", "--no-components"], "sim-rss.json"),
     "bench_monitoring": (["--nodes", "2", "--scrapes", "1"], "monitoring.json"),
     "bench_tuning_sim": (["--nodes", "2", "--trials", "2", "--parallel", "2", "--run-time", "1s"], "tuning-sim.json"),

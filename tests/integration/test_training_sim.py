@@ -1,5 +1,5 @@
 """training-operator on the simulator: built from its Go module, run as a supervised host process, it
-reconciles a 2 x 8-GPU PyTorchJob onto two simulated DGX H100 nodes, which completes."""
+reconciles a 2 x 8-GPU PyTorchJob onto two simulated DGX H100 nodes, which completes; a TFJob and an MPIJob too."""
 
 import pytest
 
@@ -7,7 +7,7 @@ from appliance import e2e, orchestrator, paths, report
 from appliance.components import CATALOG
 from appliance.kube import Kube
 from appliance.runtime import Runtime, process
-from tests.integration.clusters import cluster
+from tests.integration.clusters import cluster, scenario_passes
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 COMPONENTS = ("platform-base", "user-profiles", "training-operator")
@@ -39,6 +39,12 @@ def test_pytorchjob_gpu_scenario_passes(sim, tmp_path):
     failed = [f"{s.name}: {s.message}" for s in r.steps if s.status == "failed"]
     assert r.passed, failed
     assert (tmp_path / "junit.xml").exists()
+
+
+def test_tfjob_and_mpijob_scenario_passes(sim, tmp_path):
+    """The operator's other two kinds: TF_CONFIG, the MPI hostfile and the launcher's exec rights, both done."""
+    _, result = sim
+    scenario_passes(result, "sim", COMPONENTS, "tfjob-mpijob-sim", tmp_path)
 
 
 def test_rerun_is_noop_and_keeps_the_process(sim):

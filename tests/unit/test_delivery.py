@@ -189,3 +189,45 @@ def test_an_image_two_components_share_is_pushed_once_with_both_aliases(monkeypa
     refs = D.Delivery("local", registry="reg:5000").provide(None, imgs)
     assert refs == {"pytorch-init": "appliance.local/trainer:abc", "trainer": "appliance.local/trainer:abc"}
     assert pushed == [("appliance.local/trainer:abc", ("appliance.local/trainer:stub", "appliance.local/trainer:x"))]
+
+
+def test_images_daemonsets_run_go_to_every_node_the_others_not_to_a_tainted_control_plane(monkeypatch):
+    """kind with a worker: its control plane is tainted NoSchedule, so only DaemonSets' images are loaded there."""
+    from appliance.components.kit import daemonset_images
+
+    loaded = []
+    monkeypatch.setattr(D, "node_containers", lambda kube: ["c-control-plane", "c-worker"])
+    monkeypatch.setattr(D, "schedulable", lambda kube, nodes: ["c-worker"])
+    monkeypatch.setattr(D, "load_image_into_nodes", lambda kube, archive, ref, aliases, nodes: loaded.append((ref, nodes)))
+    build = lambda ref: (lambda: (ref, None))  # noqa: E731
+    imgs = [D.ComponentImage("agent", "", build("appliance.local/agent:1")), D.ComponentImage("hub", "", build("appliance.local/hub:1")),
+            D.ComponentImage("trainer", "", build("appliance.local/trainer:1"), aliases=("appliance.local/trainer:stub",))]
+    ready = D.Delivery("local").prepare(imgs)
+    objs = [{"kind": "DaemonSet", "spec": {"template": {"spec": {"containers": [{"image": ready.refs["agent"]}]}}}},
+            {"kind": "Deployment", "spec": {"template": {"spec": {"containers": [{"image": ready.refs["hub"]}]}}}},
+            {"kind": "DaemonSet", "spec": {"template": {"spec": {"initContainers": [{"image": "appliance.local/trainer:stub"}], "containers": []}}}}]
+    ready.deliver(object(), every_node=daemonset_images(objs))
+    assert loaded == [("appliance.local/agent:1", ["c-control-plane", "c-worker"]), ("appliance.local/hub:1", ["c-worker"]),
+                      ("appliance.local/trainer:1", ["c-control-plane", "c-worker"])]  # by its alias
+    loaded.clear()
+    ready.deliver(object())  # nothing said: every node
+    assert all(nodes == ["c-control-plane", "c-worker"] for _, nodes in loaded) and len(loaded) == 3
+
+
+def test_schedulable_nodes_leave_out_a_tainted_control_plane_unless_it_is_alone(monkeypatch):
+    from types import SimpleNamespace as NS
+
+    from kubernetes import client
+
+    def nodes(*tainted):
+        items = [NS(metadata=NS(name=n), spec=NS(taints=[NS(key=D.CONTROL_PLANE_TAINT, effect="NoSchedule")] if n in tainted else None))
+                 for n in ("c-control-plane", "c-worker")]
+        return type("Core", (), {"__init__": lambda self, api=None: None, "list_node": lambda self: NS(items=items)})
+
+    kube = NS(api=None)
+    monkeypatch.setattr(client, "CoreV1Api", nodes("c-control-plane"))
+    assert D.schedulable(kube, ["c-control-plane", "c-worker"]) == ["c-worker"]
+    monkeypatch.setattr(client, "CoreV1Api", nodes())
+    assert D.schedulable(kube, ["c-control-plane", "c-worker"]) == ["c-control-plane", "c-worker"]
+    monkeypatch.setattr(client, "CoreV1Api", nodes("c-control-plane", "c-worker"))
+    assert D.schedulable(kube, ["c-control-plane", "c-worker"]) == ["c-control-plane", "c-worker"]
