@@ -254,7 +254,8 @@ def e2e(ctx, folders, names, provider, profile, out_dir, junit):
         except UserError as e:
             raise UserError(e.what, e.where, e.fix, code=2 if e.code == 2 else 3) from None
         enabled = {c for c, s in loaded.profile.components.items() if s.enabled}
-        results = e2e_mod.run(result["kubeconfig"], name, enabled, names, Path(out_dir), rep, folders, junit_path)
+        results = e2e_mod.run(result["kubeconfig"], name, enabled, names, Path(out_dir), rep, folders, junit_path,
+                              registry=loaded.profile.cluster.images.registry)
     finally:
         rep.close()
     for r in results:

@@ -70,19 +70,20 @@ def validate(files: list[Path]) -> list[UserError]:
 
 
 def init(folder: Path) -> list[Path]:
-    """Write the template scenario, its manifests and the scenarios' JSON Schema (for editors) into `folder`;
-    refuses to overwrite any of them."""
+    """Write the template scenario, its manifests, its trainer project (a folder) and the scenarios' JSON
+    Schema (for editors) into `folder`; refuses to overwrite any of them."""
     from appliance.e2e import scenario
 
-    files = {p.name: p.read_text() for p in sorted(TEMPLATE_DIR.iterdir()) if p.is_file()}
+    files = {str(p.relative_to(TEMPLATE_DIR)): p.read_text() for p in sorted(TEMPLATE_DIR.rglob("*"))
+             if p.is_file() and "__pycache__" not in p.parts}
     files["scenario.schema.json"] = json.dumps(scenario.json_schema(), indent=2) + "\n"
     if folder.exists() and not folder.is_dir():
         raise UserError("not a folder", str(folder), "name a new folder, or one to add a scenario to", code=2)
     if taken := [n for n in files if (folder / n).exists()]:
         raise UserError(f"would overwrite {', '.join(taken)}", str(folder), "name a new folder, or move those files away", code=2)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
         for name, text in files.items():
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
             (folder / name).write_text(text)
     except OSError as e:
         raise UserError(f"cannot write there ({e.strerror})", str(folder), "name a folder you may write to", code=2) from None
@@ -111,9 +112,10 @@ def select(names: Sequence[str] = (), folders: Sequence[str] = ()) -> list[Scena
 
 
 def run(kubeconfig: str, provider: str, enabled: set[str], name: str | Sequence[str] | None, out_dir: Path, report=None,
-        folders: Sequence[str] = (), junit: Path | None = None):
+        folders: Sequence[str] = (), junit: Path | None = None, registry: str = ""):
     """Run the scenarios `select` picks (`name`: one name or several) that fit this provider and these
-    components; write `junit` (default out_dir/junit.xml) and out_dir/report.html."""
+    components; write `junit` (default out_dir/junit.xml) and out_dir/report.html. `registry`: the profile's
+    `cluster.images.registry`, where a scenario's built images go for the nodes to pull."""
     from appliance.e2e import reports
     from appliance.e2e.runner import Runner
     from appliance.kube import Kube
@@ -127,7 +129,8 @@ def run(kubeconfig: str, provider: str, enabled: set[str], name: str | Sequence[
     if not chosen:
         raise UserError(f"no scenario fits provider '{provider}' with components {sorted(enabled)}", ", ".join(folders) or str(SCENARIOS_DIR),
                         "pick another --scenario, --provider or --profile", code=2)
-    runner = Runner(Kube(kubeconfig), enabled=enabled, artifacts=out_dir / "artifacts")
+    runner = Runner(Kube(kubeconfig), enabled=enabled, artifacts=out_dir / "artifacts", pods_run=providers.get(provider).pods_run,
+                    registry=registry)
     results, plots = [], {}
     for s in chosen:
         start = time.time()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from appliance.e2e.lib import describe, kubeconfig_as, with_images
 from appliance.e2e.scenario import Scenario, ScenarioStep
 from appliance.util import wait
 
@@ -55,11 +57,16 @@ def matches(expected: Any, actual: Any) -> bool:
 
 
 class Runner:
-    """Executes scenario steps with one `Kube` connection; `poll` is the readiness polling interval."""
+    """Executes scenario steps with one `Kube` connection; `poll` is the readiness polling interval. Built
+    images go to the nodes where `pods_run` (pushed to `registry` when there is one, else loaded into kind's)."""
 
-    def __init__(self, kube, poll: float = 1.0, enabled: set[str] | None = None, artifacts: Path | None = None):
+    def __init__(self, kube, poll: float = 1.0, enabled: set[str] | None = None, artifacts: Path | None = None,
+                 pods_run: bool = True, registry: str = ""):
         self.kube = kube
         self.poll = poll
+        self.pods_run, self.registry = pods_run, registry
+        #: the scenario's built images: name → reference, for `${images.NAME}` in later steps
+        self.images: dict[str, str] = {}
         #: a folder per scenario (E2E_ARTIFACTS of its scripts, kept for the report); a temporary one if None
         self.artifacts = artifacts
         #: the cluster's components (None: all); a step naming others is skipped
@@ -67,15 +74,41 @@ class Runner:
         self.namespaces: set[str] = set()
 
     # --- step kinds -------------------------------------------------------------------------
-    def _objects(self, spec, scenario: Scenario) -> list[dict]:
-        objs = list(spec.objects)
+    def _objects(self, spec, scenario: Scenario, strict: bool = True) -> list[dict]:
+        """The step's objects, `${images.NAME}` replaced (not `strict`: an unbuilt one left as written)."""
+        objs = self._with_images(list(spec.objects), strict)
         if spec.file:
-            base = scenario.path.parent if scenario.path else Path.cwd()
-            objs += [d for d in yaml.safe_load_all((base / spec.file).read_text()) if d]
+            objs += [d for d in yaml.safe_load_all(self._with_images((_base(scenario) / spec.file).read_text(), strict)) if d]
         for o in objs:
             if ns := o.get("metadata", {}).get("namespace"):
                 self.namespaces.add(ns)
         return objs
+
+    def _with_images(self, value: Any, strict: bool = True) -> Any:
+        """`value` (text, or parsed YAML) with each `${images.NAME}` replaced by that image's reference (`lib.with_images`)."""
+        if isinstance(value, dict):
+            return {k: self._with_images(v, strict) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._with_images(v, strict) for v in value]
+        return with_images(value, self.images, strict) if isinstance(value, str) else value
+
+    def _build(self, step: ScenarioStep, scenario: Scenario) -> str:
+        """Build the user's image and deliver it (`e2e.build`) within the step's timeout."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from appliance.e2e.build import build_and_deliver
+
+        b = step.build
+        pool = ThreadPoolExecutor(1, thread_name_prefix=f"build {b.name}")
+        job = pool.submit(build_and_deliver, b, _base(scenario), self.kube, self.pods_run, self.registry)
+        pool.shutdown(wait=False)
+        try:
+            ref, how = job.result(timeout=step.timeout)
+        except TimeoutError:
+            raise AssertionError(f"building {b.name} ran past {step.timeout:.0f}s (a first build downloads its wheels; "
+                                 "what it finished is cached): raise the step's timeout") from None
+        self.images[b.name] = ref
+        return f"built {ref}; {how}"
 
     def _live(self, expected: dict) -> list[dict]:
         meta = expected.get("metadata", {})
@@ -142,7 +175,7 @@ class Runner:
             try:
                 kube.apply([obj], dry_run=True)
             except DynamicApiError as e:
-                msg = _describe(e)
+                msg = describe(e)
                 if e.status not in (403, 422) or a.refused not in msg:
                     raise AssertionError(f"{what}: refused, but not as expected ({a.refused!r}): {msg}") from None
                 seen.append(msg)
@@ -175,9 +208,7 @@ class Runner:
         return config.new_client_from_config_dict(self._as(identity))
 
     def _kubeconfig_as(self, identity: str, folder: Path) -> Path:
-        path = folder / "kubeconfig-as"
-        path.write_text(yaml.safe_dump(self._as(identity)))
-        return path
+        return kubeconfig_as(identity, self.kube, folder)
 
     def _script(self, step: ScenarioStep, scenario: Scenario) -> str:
         s = step.script
@@ -186,10 +217,11 @@ class Runner:
         with tempfile.TemporaryDirectory(prefix="appliance-e2e-") as tmp:
             kubeconfig = self._kubeconfig_as(s.as_, Path(tmp)) if s.as_ else Path(self.kube.kubeconfig)
             path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
-            env = {**os.environ, "KUBECONFIG": str(kubeconfig), "E2E_TMP": tmp, "E2E_ARTIFACTS": str(self._artifacts(scenario)), "PATH": path}
+            env = {**os.environ, "KUBECONFIG": str(kubeconfig), "E2E_TMP": tmp, "E2E_ARTIFACTS": str(self._artifacts(scenario)), "PATH": path,
+                   "E2E_IMAGES": json.dumps(self.images)}
             cwd = scenario.path.parent if scenario.path else None
             try:
-                r = subprocess.run(["bash", "-c", s.run], capture_output=True, text=True, timeout=step.timeout, env=env, cwd=cwd)
+                r = subprocess.run(["bash", "-c", self._with_images(s.run)], capture_output=True, text=True, timeout=step.timeout, env=env, cwd=cwd)
             except subprocess.TimeoutExpired:
                 raise AssertionError(f"script ran past {step.timeout:.0f}s") from None
         out = (r.stdout + r.stderr).strip()
@@ -209,12 +241,14 @@ class Runner:
             n = self._kube_as(a.as_).apply(self._objects(a, scenario), dry_run=a.dry_run)
             return f"{'admitted (dry run)' if a.dry_run else 'applied'} {n} object(s)" + (f" as {a.as_}" if a.as_ else "")
         if kind == "delete":
-            self._kube_as(step.delete.as_).delete(self._objects(step.delete, scenario))
+            self._kube_as(step.delete.as_).delete(self._objects(step.delete, scenario, strict=False))  # a cleanup after a failed build
             return "deleted" + (f" as {step.delete.as_}" if step.delete.as_ else "")
+        if kind == "build":
+            return self._build(step, scenario)
         if kind == "assert":
-            return self._wait(step, True, step.assert_)
+            return self._wait(step, True, self._with_images(step.assert_))
         if kind == "error":
-            return self._wait(step, False, step.error)
+            return self._wait(step, False, self._with_images(step.error))
         if kind == "access":
             return self._access(step)
         return self._script(step, scenario)
@@ -230,7 +264,7 @@ class Runner:
     def run(self, scenario: Scenario, report=None) -> ScenarioResult:
         """Run steps in order (stop at the first failure), then always the cleanup steps."""
         result = ScenarioResult(scenario.name)
-        failed = False
+        failed, self.images = False, {}
         for phase, steps in (("step", scenario.steps), ("cleanup", scenario.cleanup)):
             for step in steps:
                 if failed and phase == "step":
@@ -248,7 +282,7 @@ class Runner:
                 except Exception as e:  # noqa: BLE001 — a failed step is a result, with diagnostics
                     failed = failed or phase == "step"
                     sr = StepResult(step.name, step.kind, "failed", round(time.monotonic() - t0, 2),
-                                    _describe(e), self.diagnostics())
+                                    describe(e), self.diagnostics())
                 if report:
                     report.step(f"{scenario.name}: {step.name}", "done" if sr.status == "passed" else "failed", sr.message[:200], sr.seconds)
                 result.steps.append(sr)
@@ -281,16 +315,9 @@ class Runner:
         return "\n".join(lines)
 
 
-def _describe(e: Exception) -> str:
-    """A failed step's reason; an API error is its status code and the API server's message (no headers)."""
-    import json
-
-    body = getattr(e, "body", None)
-    try:
-        msg = json.loads(body)["message"] if body else ""
-    except (ValueError, KeyError, TypeError):
-        msg = ""
-    return f"{type(e).__name__}: {getattr(e, 'status', '')} {msg}".strip() if msg else f"{type(e).__name__}: {e}"
+def _base(scenario: Scenario) -> Path:
+    """The folder a scenario's paths are relative to."""
+    return scenario.path.parent if scenario.path else Path.cwd()
 
 
 def _request(res, verb: str, a) -> None:

@@ -260,10 +260,11 @@ def read_lock(path: Path) -> list[str]:
     return [ln.split("#", 1)[0].strip() for ln in path.read_text().splitlines() if ln.split("#", 1)[0].strip()]
 
 
-def wheels(requirements: list[str], key: str) -> Path:
+def wheels(requirements: list[str], key: str, resolve: bool = False) -> Path:
     """`pip download` the requirements as cp311/manylinux wheels into a cached folder: the only step that
     needs the package index; the image build itself is offline. A fully pinned list (a lock file, every
-    line `==`) is fetched with --no-deps, so the same wheels come every time."""
+    line `==`) is fetched with --no-deps, so the same wheels come every time, unless `resolve` (a user's
+    requirements: pinned, yet not a closure)."""
     out = paths.cache_dir("components", "wheels", key)
     if (out / ".complete").exists():
         return out
@@ -275,7 +276,7 @@ def wheels(requirements: list[str], key: str) -> Path:
            "--python-version", PY_TAG, "--implementation", "cp", "--abi", f"cp{PY_TAG}", "--abi", "abi3", "--abi", "none"]
     for p in WHEEL_PLATFORMS:
         cmd += ["--platform", p]
-    if requirements and all("==" in r for r in requirements) and len(requirements) > 3:
+    if not resolve and all("==" in r for r in requirements) and len(requirements) > 3:
         cmd.append("--no-deps")
     _run(cmd + requirements, log=out / "download.log")
     (out / ".complete").write_text("\n".join(requirements))
@@ -360,9 +361,10 @@ def tree_files(src: Path, dest: str) -> dict[str, Path]:
 
 
 def python_image(repo: str, requirements: list[str], files: dict[str, Path], entrypoint: list[str],
-                 packages: tuple[str, ...] = (), ref: str = "", report=print) -> tuple[str, Path]:
-    """Debian rootfs (python3 + `packages`, debootstrapped once and cached) + wheels + `files` (image path →
-    host file), written as a docker-archive; tagged by a hash of all inputs (or `ref`). Returns (ref, archive)."""
+                 packages: tuple[str, ...] = (), ref: str = "", report=print, resolve: bool = False) -> tuple[str, Path]:
+    """Debian rootfs (python3 + `packages`, debootstrapped once and cached) + wheels (`resolve`: see `wheels`)
+    + `files` (image path → host file), written as a docker-archive; tagged by a hash of all inputs (or `ref`).
+    Returns (ref, archive)."""
     ref = ref or python_image_ref(repo, requirements, files, packages)
     tag = ref.rsplit(":", 1)[1]
     out = paths.cache_dir("components", "images", repo.rsplit("/", 1)[-1], tag)
@@ -375,7 +377,7 @@ def python_image(repo: str, requirements: list[str], files: dict[str, Path], ent
     t0 = time.monotonic()
     with progress.build(f"image {repo}", report, "Debian python3 + wheels", counted=False):
         base = rootfs_tarball("python", [*BASE_PACKAGES, *packages], report=report)
-        whl = wheels(requirements, hashlib.sha256("\n".join(sorted(requirements)).encode()).hexdigest()[:16])
+        whl = wheels(requirements, hashlib.sha256("\n".join(sorted(requirements)).encode()).hexdigest()[:16], resolve)
         out.mkdir(parents=True, exist_ok=True)
         l1, l2, l3 = out / "base.tar", out / "wheels.tar", out / "app.tar"
         slim_rootfs(base, l1)
@@ -394,8 +396,8 @@ def python_image(repo: str, requirements: list[str], files: dict[str, Path], ent
 
 @dataclass(frozen=True)
 class PythonImage:
-    """A Python service image: Debian python3 (+ `packages`) + the wheels of a lock file + `files` (image
-    path → host file)."""
+    """A Python service image: Debian python3 (+ `packages`) + the wheels of a lock file (`resolve`: a
+    requirements file, its dependencies fetched too) + `files` (image path → host file)."""
 
     repo: str
     lock: Path
@@ -403,6 +405,7 @@ class PythonImage:
     entrypoint: tuple[str, ...]
     packages: tuple[str, ...] = ()
     npm: tuple[str, Path] | None = None  # (image folder, host folder of package.json + package-lock.json)
+    resolve: bool = False
 
     def ref(self) -> str:
         """Known without building (a hash of every input; npm packages by their lock file)."""
@@ -419,7 +422,7 @@ class PythonImage:
     def build(self, report=print) -> tuple[str, Path]:
         modules = npm_modules(self.npm[1], report) if self.npm else None
         return python_image(self.repo, read_lock(self.lock), self._files(modules), list(self.entrypoint), self.packages,
-                            ref=self.ref(), report=report)
+                            ref=self.ref(), report=report, resolve=self.resolve)
 
 
 def python_image_ref(repo: str, requirements: list[str], files: dict[str, Path], packages: tuple[str, ...] = ()) -> str:

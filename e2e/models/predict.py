@@ -6,10 +6,11 @@ model's true weights (y = 2·x0 - x1 + 0.5·x2 + 3·x3 + 0.25).
 
 from __future__ import annotations
 
-import json
 import sys
 
 from kubernetes import client, config
+
+from appliance.e2e.lib import post  # the runner's Python: the appliance is importable
 
 TRUE_W, TRUE_B = [2.0, -1.0, 0.5, 3.0], 0.25
 INSTANCES = [[1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0], [0.5, -2.0, 4.0, 1.0]]
@@ -17,25 +18,6 @@ INSTANCES = [[1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0], [
 
 def expected(x):
     return sum(a * b for a, b in zip(TRUE_W, x, strict=True)) + TRUE_B
-
-
-def post(cfg, ns: str, svc: str, path: str, body: dict):
-    """POST JSON through the API server's service proxy with the kubeconfig's credentials (plain urllib:
-    independent of the kubernetes client's generated-API version)."""
-    import ssl
-    import urllib.request
-
-    ctx = ssl.create_default_context(cafile=cfg.ssl_ca_cert) if cfg.verify_ssl else ssl._create_unverified_context()
-    if cfg.cert_file:
-        ctx.load_cert_chain(cfg.cert_file, cfg.key_file)
-    headers = {"Content-Type": "application/json", "Accept": "application/json"}
-    token = (cfg.api_key or {}).get("authorization") or (cfg.api_key or {}).get("BearerToken")
-    if token:
-        headers["Authorization"] = token if token.lower().startswith("bearer ") else f"Bearer {token}"
-    req = urllib.request.Request(f"{cfg.host}/api/v1/namespaces/{ns}/services/{svc}/proxy{path}",
-                                 data=json.dumps(body).encode(), headers=headers, method="POST")
-    with urllib.request.urlopen(req, context=ctx, timeout=30) as r:
-        return json.loads(r.read())
 
 
 def main(argv: list[str]) -> int:

@@ -1,7 +1,8 @@
 """The appliance as a tool outside its checkout: the wheel built from this tree, installed into a fresh
 virtualenv (its dependencies taken from the test's own environment, nothing downloaded but the build's
 setuptools), run from a folder outside the repository — last, a user's project there: `e2e init`, a broken
-scenario caught with its line, the scenarios run on the simulator with JUnit written."""
+scenario caught with its line, the scenarios run on the simulator (their trainer's image built by the
+installed appliance, its reference in their job and pipeline) with JUnit written."""
 
 import os
 import shutil
@@ -107,15 +108,15 @@ def test_e2e_validate_and_schema_work_outside_the_checkout(installed):
 def test_a_users_project_from_init_to_a_green_run_on_the_simulator(installed):
     run, work = installed
     r = run("appliance", "e2e", "init", "project/e2e")
-    assert r.returncode == 0 and "wrote project/e2e/my-model.yaml" in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 0 and "wrote project/e2e/my-model.yaml" in r.stdout and "wrote project/e2e/trainer/train.py" in r.stdout, r.stdout + r.stderr
 
     broken = work / "project" / "broken"
     shutil.copytree(work / "project" / "e2e", broken)
     text = (broken / "my-model.yaml").read_text()
-    line = text[: text.index("timeout: 180")].count("\n") + 1
-    (broken / "my-model.yaml").write_text(text.replace("timeout: 180", "timeout: -5", 1))
+    line = text[: text.index("timeout: 900")].count("\n") + 1
+    (broken / "my-model.yaml").write_text(text.replace("timeout: 900", "timeout: -5", 1))
     r = run("appliance", "e2e", "validate", "project/broken")
-    assert r.returncode == 2 and r.stdout.startswith(f"project/broken/my-model.yaml:{line} (steps.1.timeout): "), r.stdout + r.stderr
+    assert r.returncode == 2 and r.stdout.startswith(f"project/broken/my-model.yaml:{line} (steps.0.timeout): "), r.stdout + r.stderr
     r = run("appliance", "e2e", "--scenarios", "project/broken")
     assert r.returncode == 2 and f"my-model.yaml:{line}" in r.stderr and "Traceback" not in r.stderr, r.stderr
 
@@ -129,4 +130,6 @@ def test_a_users_project_from_init_to_a_green_run_on_the_simulator(installed):
         assert down.returncode == 0, down.stderr
     suite = ET.parse(work / "project" / "reports" / "junit.xml").getroot().find("testsuite")
     assert suite.get("name") == "my-model" and suite.get("failures") == "0" and suite.get("skipped") == "0"
+    built = next(c for c in suite.iter("testcase") if c.get("name") == "build my trainer's image")
+    assert "built appliance.local/e2e/my-trainer:" in ET.tostring(built, encoding="unicode"), ET.tostring(built, encoding="unicode")
     assert (work / "project" / "reports" / "report.html").is_file()

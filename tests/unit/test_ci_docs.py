@@ -84,15 +84,17 @@ def test_each_example_runs_real_appliance_commands_in_the_promised_order(example
     assert "--scenarios" in run and run[run.index("--junit") + 1] == "reports/junit.xml"
 
 
-def test_the_cache_is_keyed_by_version_and_profile_and_the_reports_kept_always(examples):
+def test_the_cache_is_keyed_by_version_profile_and_requirements_and_the_reports_kept_always(examples):
     gh = examples["GitHub Actions"]["jobs"]["e2e"]
     cache = next(s for s in gh["steps"] if s.get("uses", "").startswith("actions/cache"))
-    assert "env.APPLIANCE_VERSION" in cache["with"]["key"] and "-ci-" in cache["with"]["key"]
+    assert "env.APPLIANCE_VERSION" in cache["with"]["key"] and "-ci-" in cache["with"]["key"] and "requirements.txt" in cache["with"]["key"]
+    assert cache["with"]["key"].startswith(cache["with"]["restore-keys"])
     upload = next(s for s in gh["steps"] if s.get("uses", "").startswith("actions/upload-artifact"))
     down = next(s for s in gh["steps"] if "appliance down" in s.get("run", ""))
     assert upload["if"] == down["if"] == "always()" and "reports/report.html" in upload["with"]["path"]
     gl = examples["GitLab CI"]["e2e"]
-    assert "$APPLIANCE_VERSION" in gl["cache"]["key"] and "-ci-" in gl["cache"]["key"]
+    key = gl["cache"]["key"]
+    assert "$APPLIANCE_VERSION" in key["prefix"] and "-ci-" in key["prefix"] and key["files"] == ["e2e/trainer/requirements.txt"]
     assert gl["variables"]["APPLIANCE_CACHE"].endswith(gl["cache"]["paths"][0].rstrip("/"))
     assert gl["artifacts"]["when"] == "always" and gl["artifacts"]["reports"]["junit"] == "reports/junit.xml"
 

@@ -59,7 +59,7 @@ def test_a_notebooks_coloured_traceback_still_makes_a_junit_file_that_parses(tmp
 def test_an_api_error_is_described_by_its_message_not_its_headers():
     from kubernetes.client.rest import ApiException
 
-    from appliance.e2e.runner import _describe
+    from appliance.e2e.lib import describe as _describe
 
     e = ApiException(status=403, reason="Forbidden")
     e.body = '{"kind":"Status","message":"inferenceservices.serving.kserve.io \\"x\\" is forbidden: User \\"bob\\" cannot create"}'

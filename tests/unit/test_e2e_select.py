@@ -80,10 +80,12 @@ def test_bad_scenarios_are_refused_before_the_cluster(theirs, monkeypatch, capsy
 def test_init_writes_a_scenario_that_validates_and_overwrites_nothing(tmp_path):
     mine = tmp_path / "mine"
     written = e2e.init(mine)
-    assert sorted(p.name for p in written) == ["my-model.yaml", "pipeline.yaml", "scenario.schema.json", "serve.yaml", "train.yaml"]
+    assert sorted(str(p.relative_to(mine)) for p in written) == ["my-model.yaml", "pipeline.yaml", "scenario.schema.json", "serve.yaml",
+                                                                 "train.yaml", "trainer/requirements.txt", "trainer/train.py"]
     assert e2e.validate(e2e.files_in([str(mine)])) == []
     (s,) = e2e.select(folders=[str(mine)])
-    assert [st.kind for st in s.steps] == ["apply", "assert"] * 3 and s.components == ["user-profiles", "training-operator", "pipelines", "kserve"]
+    assert [st.kind for st in s.steps] == ["build", "apply", "script", "script", "apply", "assert"]
+    assert s.components == ["user-profiles", "training-operator", "pipelines", "kserve"]
     (mine / "train.yaml").write_text("edited")
     with pytest.raises(UserError, match="would overwrite my-model.yaml") as e:
         e2e.init(mine)

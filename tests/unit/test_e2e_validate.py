@@ -26,7 +26,7 @@ cleanup:
 #: (what is wrong, the broken lines replacing GOOD's, the line the problem is on, what its line says)
 BROKEN = [
     ("misspelt action", ("    apply: {file: job.yaml", "    aply: {file: job.yaml"), 5, "unknown field 'aply' — fix: did you mean 'apply'?"),
-    ("two actions", ("    timeout: 30\n", "    timeout: 30\n    script: {run: 'true'}\n"), 6, "exactly one of apply/assert/error/access/script/delete"),
+    ("two actions", ("    timeout: 30\n", "    timeout: 30\n    script: {run: 'true'}\n"), 6, "exactly one of build/apply/assert/error/access/script/delete"),
     ("negative timeout", ("timeout: 30", "timeout: -1"), 7, "greater than 0"),
     ("identity without a namespace", ("as: user-alice/alice", "as: alice"), 5, "should match pattern"),
     ("apply without objects", ("apply: {file: job.yaml, as: user-alice/alice}", "apply: {as: user-alice/alice}"), 5, "give `file:` or `objects:`"),

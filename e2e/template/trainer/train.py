@@ -1,0 +1,26 @@
+"""Your training code (a stand-in): fits a line to noisy points with numpy and prints the loss. The
+`build:` step of my-model.yaml puts this folder at /app of an image with requirements.txt installed;
+train.yaml and pipeline.yaml run it as `python3 /app/train.py`. Each PyTorchJob replica trains alone here
+(RANK and WORLD_SIZE come from the training operator: split your data by them, or use torch.distributed)."""
+
+import argparse
+import os
+
+import numpy as np
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--steps", type=int, default=100)
+ap.add_argument("--lr", type=float, default=0.1)
+args = ap.parse_args()
+
+rng = np.random.default_rng(int(os.environ.get("RANK", "0")))
+x = rng.normal(size=256)
+y = 3.0 * x + 0.5 + rng.normal(scale=0.05, size=x.size)
+w = b = 0.0
+for step in range(args.steps):
+    err = w * x + b - y
+    w, b = w - args.lr * 2 * (err * x).mean(), b - args.lr * 2 * err.mean()
+loss = float(((w * x + b - y) ** 2).mean())
+print(f"rank {os.environ.get('RANK', '0')}/{os.environ.get('WORLD_SIZE', '1')}: w={w:.3f} b={b:.3f} loss={loss:.5f}")
+if loss > 0.01:
+    raise SystemExit("did not converge")
