@@ -155,6 +155,7 @@ class Kit(Component):
 
         env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
         env.filters["json"] = json.dumps
+        env.filters["digest"] = lambda v: hashlib.sha256(json.dumps(v, sort_keys=True).encode()).hexdigest()[:16]
         env.globals["crd"] = self._crd
         return env
 
