@@ -314,6 +314,8 @@ class Kit(Component):
     def remove(self, kube) -> None:
         self._controllers(kube).stop()
         kube.delete(reversed(self.objects(kube)))
+        if after := self._hook("after_remove"):
+            after(self.options, kube)  # e.g. finalizers the stopped controller will not take off
         self._prune(kube, [])
         kube.delete([self._inventory({})])
 

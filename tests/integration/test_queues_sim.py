@@ -55,3 +55,25 @@ def test_rerun_is_noop_and_keeps_the_process(sim):
     pid = host.load().pid
     again = orchestrator.up(profile, "sim", report.make())
     assert again["noop"] and host.load().pid == pid
+
+
+def test_removal_leaves_no_kueue_kind_and_jobs_run_unqueued(sim):
+    """Last: the stopped Kueue's finalizers are dropped, so its CRDs go; new jobs are no longer suspended."""
+    from kubernetes import client
+
+    profile, result = sim
+    kube = Kube(result["kubeconfig"])
+    comp = CATALOG["queues"](profile.components["queues"].options, Runtime(pods_run=False))
+    comp.given = CATALOG["user-profiles"](profile.components["user-profiles"].options).offers()
+    comp.remove(kube)
+    ext = client.ApiextensionsV1Api(kube.api)
+    for _ in range(30):
+        left = [c.metadata.name for c in ext.list_custom_resource_definition().items if c.spec.group == "kueue.x-k8s.io"]
+        if not left:
+            break
+        time.sleep(1)
+    assert not left
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "after-queues", "namespace": "user-alice"},
+           "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "appliance.local/trainer:stub"}]}}}}
+    kube.apply([job])
+    assert not client.BatchV1Api(kube.api).read_namespaced_job("after-queues", "user-alice").spec.suspend

@@ -171,3 +171,18 @@ def test_status_shows_each_users_queue():
     kube = SimpleNamespace(list_labelled=lambda v, kind, sel: [cq] if kind == "ClusterQueue" else [])
     assert CATALOG["queues"]().notes(kube) == ["user-alice: 1 pending, 2 admitted, 24 GPUs in use (8 borrowed)"]
     assert json.dumps(CATALOG["queues"]().notes(SimpleNamespace(list_labelled=lambda *a: []))) == '["no queues"]'
+
+
+def test_removal_drops_the_finalizers_the_stopped_kueue_leaves():
+    """Once Kueue is stopped its finalizers would hold its objects, and so its CRDs, for ever."""
+    from appliance.components.queues import hooks
+
+    patched = []
+    res = SimpleNamespace(patch=lambda **kw: patched.append((kw["name"], kw["namespace"], kw["body"])))
+    items = {"Workload": [{"metadata": {"name": "job-a-1", "namespace": "user-alice", "finalizers": ["kueue.x-k8s.io/resource-in-use"]}},
+                          {"metadata": {"name": "job-b-1", "namespace": "user-bob"}}],
+             "ClusterQueue": [{"metadata": {"name": "user-alice", "finalizers": ["kueue.x-k8s.io/resource-in-use"]}}]}
+    kube = SimpleNamespace(list_labelled=lambda v, kind, sel: items.get(kind, []),
+                           dynamic=SimpleNamespace(resources=SimpleNamespace(get=lambda **kw: res)))
+    hooks.after_remove(CATALOG["queues"]().options, kube)
+    assert patched == [("job-a-1", "user-alice", {"metadata": {"finalizers": None}}), ("user-alice", None, {"metadata": {"finalizers": None}})]

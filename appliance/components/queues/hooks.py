@@ -8,6 +8,9 @@ from appliance.components.kit import quantity_m, quantity_mi
 from appliance.errors import ProfileError
 
 GPU = "nvidia.com/gpu"
+KUEUE = "kueue.x-k8s.io/v1beta2"
+#: the kinds whose objects Kueue puts its finalizers on
+FINALIZED = ("Workload", "ClusterQueue", "LocalQueue", "ResourceFlavor", "AdmissionCheck")
 PRODUCT = "nvidia.com/gpu.product"
 
 
@@ -73,7 +76,7 @@ def context(options, kube, users=(), quota=None, ceiling=None) -> dict:
 def notes(options, kube) -> list[str]:
     """For `status`: per user's ClusterQueue, jobs pending and admitted, and GPUs in use (borrowed)."""
     out = []
-    for cq in kube.list_labelled("kueue.x-k8s.io/v1beta2", "ClusterQueue", "appliance.dev/component=queues"):
+    for cq in kube.list_labelled(KUEUE, "ClusterQueue", "appliance.dev/component=queues"):
         st = cq.get("status") or {}
         gpus = [r for f in st.get("flavorsUsage") or [] for r in f.get("resources") or [] if r["name"] == GPU]
         used = sum(int(r.get("total", 0)) for r in gpus)
@@ -81,3 +84,15 @@ def notes(options, kube) -> list[str]:
         out.append(f"{cq['metadata']['name']}: {st.get('pendingWorkloads', 0)} pending, {st.get('admittedWorkloads', 0)} admitted, "
                    f"{used} GPUs in use ({borrowed} borrowed)")
     return out or ["no queues"]
+
+
+def after_remove(options, kube) -> None:
+    """Kueue's finalizers, which its stopped manager will not take off, are dropped from its objects (all
+    going with their CRDs: the users' Workloads too), so that they and the CRDs go."""
+    for kind in FINALIZED:
+        for o in kube.list_labelled(KUEUE, kind, ""):
+            meta = o["metadata"]
+            if meta.get("finalizers"):
+                kube.dynamic.resources.get(api_version=KUEUE, kind=kind).patch(
+                    name=meta["name"], namespace=meta.get("namespace"), body={"metadata": {"finalizers": None}},
+                    content_type="application/merge-patch+json")
