@@ -6,11 +6,11 @@ import time
 
 import pytest
 
-from appliance import orchestrator, paths, report
+from appliance import paths
 from appliance.components import CATALOG
 from appliance.kube import Kube
 from appliance.runtime import Runtime, process
-from tests.integration.clusters import cluster, scenario_passes
+from tests.integration.clusters import cluster, rerun_keeps_the_process, scenario_passes
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 COMPONENTS = ("platform-base", "user-profiles", "training-operator", "queues")
@@ -50,11 +50,7 @@ def test_the_training_scenario_passes_with_queues_on(sim, tmp_path):
 
 
 def test_rerun_is_noop_and_keeps_the_process(sim):
-    profile, result = sim
-    host = process.HostProcess(process.controllers_dir(result["kubeconfig"]), NAME)
-    pid = host.load().pid
-    again = orchestrator.up(profile, "sim", report.make())
-    assert again["noop"] and host.load().pid == pid
+    rerun_keeps_the_process(*sim, NAME)
 
 
 def test_removal_leaves_no_kueue_kind_and_jobs_run_unqueued(sim):
