@@ -15,7 +15,7 @@ from appliance.errors import UserError
 from appliance.util import sourced
 
 #: the hooks the kit calls, by name (an image's `hook:` names one more: its builder)
-HOOKS = ("check", "offers", "context", "fix_crd", "host_env", "after_apply", "notes")
+HOOKS = ("check", "offers", "context", "fix_crd", "host_env", "after_apply", "after_remove", "notes")
 
 
 class Strict(BaseModel):

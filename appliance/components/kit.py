@@ -173,6 +173,7 @@ class Kit(Component):
 
         env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
         env.filters["json"] = json.dumps
+        env.filters["digest"] = lambda v: hashlib.sha256(json.dumps(v, sort_keys=True).encode()).hexdigest()[:16]
         env.globals["crd"] = self._crd
         return env
 
@@ -334,6 +335,8 @@ class Kit(Component):
     def remove(self, kube) -> None:
         self._controllers(kube).stop()
         kube.delete(reversed(self.objects(kube)))
+        if after := self._hook("after_remove"):
+            after(self.options, kube)  # e.g. finalizers the stopped controller will not take off
         self._prune(kube, [])
         kube.delete([self._inventory({})])
 

@@ -60,3 +60,13 @@ def scenario_passes(result: dict, provider: str, components, name: str, out, ski
     lacking = {s.name: set(s.message.removeprefix("needs ").split(", ")) for s in r.steps if s.status == "skipped"}
     assert not {n: c for n, c in lacking.items() if c - set(skips_for)}, f"skipped steps of {name}: {lacking}"
     return r
+
+
+def rerun_keeps_the_process(profile, result: dict, name: str) -> None:
+    """A second `up` of the same profile is a no-op and leaves host process `name` as it was (same pid)."""
+    from appliance.runtime import process
+
+    host = process.HostProcess(process.controllers_dir(result["kubeconfig"]), name)
+    pid = host.load().pid
+    again = orchestrator.up(profile, "sim", report.make())
+    assert again["noop"] and host.load().pid == pid

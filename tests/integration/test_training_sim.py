@@ -7,7 +7,7 @@ from appliance import e2e, orchestrator, paths, report
 from appliance.components import CATALOG
 from appliance.kube import Kube
 from appliance.runtime import Runtime, process
-from tests.integration.clusters import cluster, scenario_passes
+from tests.integration.clusters import cluster, rerun_keeps_the_process, scenario_passes
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 COMPONENTS = ("platform-base", "user-profiles", "training-operator")
@@ -48,11 +48,7 @@ def test_tfjob_and_mpijob_scenario_passes(sim, tmp_path):
 
 
 def test_rerun_is_noop_and_keeps_the_process(sim):
-    profile, result = sim
-    host = process.HostProcess(process.controllers_dir(result["kubeconfig"]), NAME)
-    pid = host.load().pid
-    again = orchestrator.up(profile, "sim", report.make())
-    assert again["noop"] and host.load().pid == pid
+    rerun_keeps_the_process(*sim, NAME)
 
 
 def test_down_stops_the_host_process(sim):

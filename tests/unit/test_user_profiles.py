@@ -45,7 +45,9 @@ def test_the_components_that_depend_on_it_get_its_users():
     from appliance import components
 
     comps = components.enabled(profiles.load("laptop", ["components.user-profiles.options.users=[carol, alice]"], "kind").profile)
-    assert comps["notebooks"].given == comps["pipelines"].given == {"users": ["carol", "alice"]}
+    assert comps["notebooks"].given == comps["pipelines"].given
+    assert comps["notebooks"].given["users"] == ["carol", "alice"]
+    assert comps["notebooks"].given["quota"] == comps["notebooks"].given["ceiling"] == {"gpu": None, "cpu": "8", "memory": "32Gi"}
     assert comps["tuning"].given == {} and comps["user-profiles"].given == {}
     for name in ("notebooks", "pipelines"):
         spaces = {o["metadata"].get("namespace") for o in comps[name].objects(crds=False)}
@@ -61,6 +63,16 @@ def test_each_user_gets_a_quota_and_default_requests():
     (lim,) = named(objs, "LimitRange", "user-limits", "user-alice")["spec"]["limits"]
     assert lim == {"type": "Container", "defaultRequest": {"cpu": "100m", "memory": "256Mi"}, "max": {"cpu": "64", "memory": "512Gi"}}
     assert "requests.nvidia.com/gpu" not in named(objects({"users": ["alice"]}), "ResourceQuota", "user-quota", "user-alice")["spec"]["hard"]
+
+
+def test_the_ceilings_raise_the_resource_quota_not_the_limit_range():
+    """What queues lets a user borrow up to: the ResourceQuota holds the ceilings, one container still at most the quota."""
+    objs = objects({"users": ["alice"], "gpu_quota": 16, "gpu_ceiling": 32, "cpu_quota": "64", "cpu_ceiling": "128",
+                    "memory_quota": "512Gi", "memory_ceiling": "1Ti"})
+    hard = named(objs, "ResourceQuota", "user-quota", "user-alice")["spec"]["hard"]
+    assert (hard["requests.nvidia.com/gpu"], hard["requests.cpu"], hard["requests.memory"]) == ("32", "128", "1Ti")
+    (lim,) = named(objs, "LimitRange", "user-limits", "user-alice")["spec"]["limits"]
+    assert lim["max"] == {"cpu": "64", "memory": "512Gi"}
 
 
 def test_egress_reaches_the_namespace_dns_api_server_and_tenant_facing_platform_pods_only():

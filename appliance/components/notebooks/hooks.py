@@ -57,7 +57,7 @@ def _password(kube, user: str) -> str:
     return secret_data(kube, LOGIN_SECRET, f"user-{user}").get("password", "")
 
 
-def context(options, kube, users=()) -> dict:
+def context(options, kube, users=(), **_offered) -> dict:
     """The users (user-profiles' list: a user removed from the profile keeps their namespace, not their hub
     account), their logins (kept, or generated now: never a default), the proxy token, the hub config."""
     names = sorted(users)
@@ -88,7 +88,7 @@ def _hub_url(options, kube, port_mappings: list[dict]) -> str:
     return f"http://{kube.internal_ips()[0]}:{options.node_port}/"
 
 
-def after_apply(options, kube, users=()) -> str:
+def after_apply(options, kube, users=(), **_offered) -> str:
     """Servers of users no longer in the profile are stopped (the hub forgets those users and their tokens
     when it restarts with the new list; their home volume stays with their namespace)."""
     current = set(users)

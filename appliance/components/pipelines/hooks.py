@@ -35,7 +35,7 @@ def _accounts(live: dict[str, str], names: list[str], token=secrets.token_hex) -
     return {"root": root, "accounts": accts, "iam": iam, "digest": hashlib.sha256(iam.encode()).hexdigest()[:16]}
 
 
-def context(options, kube, users=()) -> dict:
+def context(options, kube, users=(), **_offered) -> dict:
     """The users (user-profiles' list) and their store credentials."""
     names = sorted(users)
     return {"users": names, "store": _accounts(secret_data(kube, STORE, options.namespace), names)}
@@ -83,7 +83,7 @@ def argoexec_image(go: Go) -> tuple[str, Path]:
     return ref, archive
 
 
-def after_apply(options, kube, users=()) -> str:
+def after_apply(options, kube, users=(), **_offered) -> str:
     """Each user's bucket `user-<name>`, owned by their account: `versitygw admin create-bucket` run in the
     store's container (its admin API listens on loopback only). Nothing where no store runs (simulator)."""
     from appliance.util import wait

@@ -4,6 +4,7 @@ labelled with an owner the profile no longer lists), read from the cluster."""
 
 from __future__ import annotations
 
+from appliance.components.kit import quantity_m, quantity_mi
 from appliance.errors import ProfileError
 
 OWNER = "appliance.dev/owner"
@@ -25,11 +26,27 @@ def check(options) -> None:
         if user in seen:
             raise ProfileError(f"user '{user}' is listed twice", where, "list each user once")
         seen.add(user)
+    _check_ceilings(options)
+
+
+def _check_ceilings(options) -> None:
+    """No ceiling below its quota (the ResourceQuota would refuse what the quota allows)."""
+    pairs = [("gpu", options.gpu_ceiling, options.gpu_quota, int),
+             ("cpu", options.cpu_ceiling, options.cpu_quota, quantity_m),
+             ("memory", options.memory_ceiling, options.memory_quota, quantity_mi)]
+    for what, ceiling, quota, size in pairs:
+        if ceiling is not None and quota is not None and size(ceiling) < size(quota):
+            raise ProfileError(f"{what}_ceiling {ceiling} is below {what}_quota {quota}",
+                               f"components.user-profiles.options.{what}_ceiling", f"set it to {quota} or more, or leave it out")
 
 
 def offers(options) -> dict:
-    """The users, for the components that depend on this one (their per-user objects): the profile's list."""
-    return {"users": list(options.users)}
+    """For the components that depend on this one: the users (the profile's list, their per-user objects) and
+    each user's quota (nominal) and ceiling (the ResourceQuota: what queues lets them borrow up to)."""
+    quota = {"gpu": options.gpu_quota, "cpu": options.cpu_quota, "memory": options.memory_quota}
+    ceiling = {"gpu": options.gpu_quota if options.gpu_ceiling is None else options.gpu_ceiling,
+               "cpu": options.cpu_ceiling or options.cpu_quota, "memory": options.memory_ceiling or options.memory_quota}
+    return {"users": list(options.users), "quota": quota, "ceiling": ceiling}
 
 
 def context(options, kube) -> dict:

@@ -1,0 +1,1 @@
+"""queues: Kueue, per-user ClusterQueues and LocalQueues from user-profiles' users."""

@@ -1,0 +1,98 @@
+"""queues: what data cannot say — the GPU products of the nodes (a ResourceFlavor each, with those nodes'
+taints tolerated), each user's quota per flavor and what they may borrow (user-profiles' quota and ceiling),
+the fair-sharing weights; for `status`, each user's queue."""
+
+from __future__ import annotations
+
+from appliance.components.kit import quantity_m, quantity_mi
+from appliance.errors import ProfileError
+
+GPU = "nvidia.com/gpu"
+KUEUE = "kueue.x-k8s.io/v1beta2"
+#: the kinds whose objects Kueue puts its finalizers on
+FINALIZED = ("Workload", "ClusterQueue", "LocalQueue", "ResourceFlavor", "AdmissionCheck")
+PRODUCT = "nvidia.com/gpu.product"
+
+
+def check(options) -> None:
+    """Each weight is given once per user."""
+    seen = [w.split("=", 1)[0] for w in options.weights]
+    if dupes := sorted({u for u in seen if seen.count(u) > 1}):
+        raise ProfileError(f"weight of {', '.join(dupes)} given twice", "components.queues.options.weights", "give each user one weight")
+
+
+def _products(kube) -> list[dict]:
+    """[{product, flavor, gpus, tolerations}] of the nodes that advertise GPUs, by product (none without a
+    cluster)."""
+    found: dict[str, dict] = {}
+    for node in kube.list_labelled("v1", "Node", PRODUCT) if kube is not None else []:
+        gpus = int((node.get("status") or {}).get("allocatable", {}).get(GPU, 0) or 0)
+        product = (node["metadata"].get("labels") or {}).get(PRODUCT)
+        if not gpus or not product:
+            continue
+        p = found.setdefault(product, {"product": product, "flavor": "gpu-" + product.lower().replace("_", "-").replace(".", "-"),
+                                       "gpus": 0, "tolerations": []})
+        p["gpus"] += gpus
+        for t in (node.get("spec") or {}).get("taints") or []:
+            tol = {"key": t["key"], "operator": "Exists", "effect": t["effect"]}
+            if tol not in p["tolerations"]:
+                p["tolerations"].append(tol)
+    return [found[k] for k in sorted(found)]
+
+
+def _split(total: int, products: list[dict]) -> list[int]:
+    """`total` GPUs split over the products by their share of the GPUs (largest remainders first)."""
+    whole = sum(p["gpus"] for p in products)
+    exact = [total * p["gpus"] / whole for p in products]
+    out = [int(x) for x in exact]
+    for i in sorted(range(len(exact)), key=lambda i: out[i] - exact[i])[: total - sum(out)]:
+        out[i] += 1
+    return out
+
+
+def _gpu_quotas(products: list[dict], quota: dict, ceiling: dict) -> list[dict]:
+    """Per product {flavor, nominal, borrowing}: user-profiles' GPU quota and ceiling split by the products'
+    shares; without a GPU quota, each product's GPUs and no borrowing."""
+    if quota["gpu"] is None:
+        return [{"flavor": p["flavor"], "nominal": p["gpus"], "borrowing": 0} for p in products]
+    nominal, top = _split(quota["gpu"], products), _split(ceiling["gpu"], products)
+    return [{"flavor": p["flavor"], "nominal": n, "borrowing": max(t - n, 0)} for p, n, t in zip(products, nominal, top, strict=True)]
+
+
+def context(options, kube, users=(), quota=None, ceiling=None) -> dict:
+    """`users`, `flavors` (the GPU products), `gpu` (each flavor's nominal and borrowing limit), `cpu` and
+    `memory` ({nominal, borrowing}: up to user-profiles' ceiling, so a job Kueue admits is never refused its
+    pods by the ResourceQuota), `weights` (user → weight)."""
+    quota = quota or {"gpu": None, "cpu": "1", "memory": "1Gi"}
+    ceiling = ceiling or quota
+    products = _products(kube)
+    weights = dict(w.split("=", 1) for w in options.weights)
+    return {"users": sorted(users), "flavors": products, "gpu": _gpu_quotas(products, quota, ceiling),
+            "cpu": {"nominal": quota["cpu"], "borrowing": f"{quantity_m(ceiling['cpu']) - quantity_m(quota['cpu'])}m"},
+            "memory": {"nominal": quota["memory"], "borrowing": f"{quantity_mi(ceiling['memory']) - quantity_mi(quota['memory'])}Mi"},
+            "weights": {u: weights.get(u, "1") for u in users}}
+
+
+def notes(options, kube) -> list[str]:
+    """For `status`: per user's ClusterQueue, jobs pending and admitted, and GPUs in use (borrowed)."""
+    out = []
+    for cq in kube.list_labelled(KUEUE, "ClusterQueue", "appliance.dev/component=queues"):
+        st = cq.get("status") or {}
+        gpus = [r for f in st.get("flavorsUsage") or [] for r in f.get("resources") or [] if r["name"] == GPU]
+        used = sum(int(r.get("total", 0)) for r in gpus)
+        borrowed = sum(int(r.get("borrowed", 0)) for r in gpus)
+        out.append(f"{cq['metadata']['name']}: {st.get('pendingWorkloads', 0)} pending, {st.get('admittedWorkloads', 0)} admitted, "
+                   f"{used} GPUs in use ({borrowed} borrowed)")
+    return out or ["no queues"]
+
+
+def after_remove(options, kube) -> None:
+    """Kueue's finalizers, which its stopped manager will not take off, are dropped from its objects (all
+    going with their CRDs: the users' Workloads too), so that they and the CRDs go."""
+    for kind in FINALIZED:
+        for o in kube.list_labelled(KUEUE, kind, ""):
+            meta = o["metadata"]
+            if meta.get("finalizers"):
+                kube.dynamic.resources.get(api_version=KUEUE, kind=kind).patch(
+                    name=meta["name"], namespace=meta.get("namespace"), body={"metadata": {"finalizers": None}},
+                    content_type="application/merge-patch+json")

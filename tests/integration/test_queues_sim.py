@@ -1,0 +1,75 @@
+"""queues on the simulator: Kueue built from its Go module runs as a supervised host process with its
+webhooks on our certificate; alice's job over her quota waits with the reason and runs when her first ends,
+she borrows bob's idle GPUs and he takes them back; bob cannot see or change her queue objects."""
+
+import time
+
+import pytest
+
+from appliance import paths
+from appliance.components import CATALOG
+from appliance.kube import Kube
+from appliance.runtime import Runtime, process
+from tests.integration.clusters import cluster, rerun_keeps_the_process, scenario_passes
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+COMPONENTS = ("platform-base", "user-profiles", "training-operator", "queues")
+NAME = "kueue-controller-manager"
+
+
+@pytest.fixture(scope="module")
+def sim():
+    with cluster("sim-dgx-pod", "sim", ["cluster.name=it-queues-sim", "cluster.sim.pod_run_seconds=3"], COMPONENTS) as up:
+        yield up
+
+
+def test_up_runs_kueue_as_a_host_process_with_the_queues_of_each_user(sim):
+    profile, result = sim
+    assert not result["failed"] and "queues" in result["ran"]
+    kube = Kube(result["kubeconfig"])
+    comp = CATALOG["queues"](profile.components["queues"].options, Runtime(pods_run=False))
+    assert comp.ready(kube) == (True, "")
+    host = process.HostProcess(process.controllers_dir(result["kubeconfig"]), NAME)
+    assert host.folder == paths.state_dir(profile.cluster.name) / "controllers" and host.alive()
+    flavors = {f["metadata"]["name"] for f in kube.list_labelled("kueue.x-k8s.io/v1beta2", "ResourceFlavor", "appliance.dev/component=queues")}
+    assert flavors == {"default", "gpu-nvidia-h100-80gb-hbm3"}
+    assert len(comp.notes(kube)) == 2
+
+
+def test_queues_scenario_passes(sim, tmp_path):
+    _, result = sim
+    start = time.monotonic()
+    scenario_passes(result, "sim", COMPONENTS, "queues-sim", tmp_path)
+    print(f"queues-sim: {time.monotonic() - start:.0f}s")
+
+
+def test_the_training_scenario_passes_with_queues_on(sim, tmp_path):
+    """The PyTorchJob is queued (suspended, then admitted) before the operator makes its pods."""
+    _, result = sim
+    scenario_passes(result, "sim", COMPONENTS, "pytorchjob-gpu", tmp_path)
+
+
+def test_rerun_is_noop_and_keeps_the_process(sim):
+    rerun_keeps_the_process(*sim, NAME)
+
+
+def test_removal_leaves_no_kueue_kind_and_jobs_run_unqueued(sim):
+    """Last: the stopped Kueue's finalizers are dropped, so its CRDs go; new jobs are no longer suspended."""
+    from kubernetes import client
+
+    profile, result = sim
+    kube = Kube(result["kubeconfig"])
+    comp = CATALOG["queues"](profile.components["queues"].options, Runtime(pods_run=False))
+    comp.given = CATALOG["user-profiles"](profile.components["user-profiles"].options).offers()
+    comp.remove(kube)
+    ext = client.ApiextensionsV1Api(kube.api)
+    for _ in range(30):
+        left = [c.metadata.name for c in ext.list_custom_resource_definition().items if c.spec.group == "kueue.x-k8s.io"]
+        if not left:
+            break
+        time.sleep(1)
+    assert not left
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "after-queues", "namespace": "user-alice"},
+           "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "appliance.local/trainer:stub"}]}}}}
+    kube.apply([job])
+    assert not client.BatchV1Api(kube.api).read_namespaced_job("after-queues", "user-alice").spec.suspend
