@@ -177,12 +177,16 @@ def running_kube(cluster: str):
 
 
 def down(cluster: str, reporter) -> None:
-    """Remove the components (reverse dependency order, so host-side pieces stop too), then delete
-    the cluster and its state folder."""
+    """Remove the components (reverse dependency order, so host-side pieces stop too) — where the cluster
+    takes them along (a disposable provider), only stop their host processes —, then delete the cluster and
+    its state folder."""
     profile, provider = recorded(cluster)
     c = Cluster(profile, provider, reporter)
     with Lock(c.dir, cluster):
-        if c.provider.ready():
+        if c.provider.disposable:
+            if kubeconfig := (State(c.dir).data.get("cluster") or {}).get("kubeconfig"):
+                runtime.stop_all(runtime.recorded(kubeconfig))
+        elif c.provider.ready():
             comps = components.enabled(profile, c.provider.runtime())
             for wave in reversed(c.plan().waves()):
                 for name in (n for n in wave if n in comps):

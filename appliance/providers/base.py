@@ -59,6 +59,9 @@ class Provider(abc.ABC):
     needs_kernel: bool = False
     #: every host program prebuild() may run (host-setup installs them)
     programs: tuple[Need, ...] = ()
+    #: does delete() take along all that components put in the cluster (its nodes are its own)? Then `down` only
+    #: stops the components' host processes before it, instead of removing each component (bare metal: no)
+    disposable: bool = True
     #: the profile `appliance e2e` uses here when none is given
     e2e_profile: str = "ci"
     #: where `provider: auto` looks (lowest first); None: never chosen automatically

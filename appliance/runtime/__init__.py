@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from appliance.runtime.controller import HOST_IP, HostController, HostControllers, Workload
-from appliance.runtime.process import HostProcess, controllers_dir, infos, stop_all
+from appliance.runtime.process import HostProcess, controllers_dir, infos, recorded, stop_all
 
 
 @dataclass(frozen=True)
@@ -31,4 +31,4 @@ class Runtime:
 IN_CLUSTER = Runtime()
 
 __all__ = ["HOST_IP", "IN_CLUSTER", "HostController", "HostControllers", "HostProcess", "Runtime", "Workload", "controllers_dir", "infos",
-           "stop_all"]
+           "recorded", "stop_all"]

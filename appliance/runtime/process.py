@@ -98,13 +98,18 @@ def stop_all(hosts: list[HostProcess]) -> None:
         shutil.rmtree(h.tmp_dir(), ignore_errors=True)
 
 
+def recorded(kubeconfig: str) -> list[HostProcess]:
+    """Every host process this cluster has a record of (those of components its profile since left too)."""
+    folder = controllers_dir(kubeconfig)
+    return [HostProcess(folder, record.stem) for record in sorted(folder.glob("*.json"))]
+
+
 def infos(kubeconfig: str) -> list[dict]:
     """Each host process of this cluster (`status`): its record's facts, memory and CPU time counting the
     program its supervisor runs (and that program's children)."""
-    folder = controllers_dir(kubeconfig)
     out = []
-    for record in sorted(folder.glob("*.json")):
-        if not (proc := HostProcess(folder, record.stem).load()):
+    for host in recorded(kubeconfig):
+        if not (proc := host.load()):
             continue
         info = proc.info()
         if live := proc.process():

@@ -139,7 +139,12 @@ def test_each_user_gets_a_kubeconfig_with_their_token_only(sim):
         users.kubeconfig(name, "carol")
 
 
-def test_down_removes_components_then_leaves_nothing(sim):
+def test_down_where_the_hosts_stay_removes_components_then_leaves_nothing(sim, monkeypatch):
+    """As on bare metal, whose hosts outlive the cluster (the simulator's `down` only stops host processes:
+    its cluster takes the rest along, as test_serving_sim and test_monitoring_sim check)."""
+    from appliance.providers.sim import SimProvider
+
+    monkeypatch.setattr(SimProvider, "disposable", False)
     profile, first = sim
     state = paths.state_dir(profile.cluster.name)
     kube = Kube(first["kubeconfig"])

@@ -28,6 +28,7 @@ class BaremetalProvider(Provider):
     """Bootstraps GPU servers with the appliance's Ansible playbooks."""
 
     name = "baremetal"
+    disposable = False  # the hosts stay: each component is removed from them
     needs_kernel = True
     e2e_profile = "dgx"
 
