@@ -84,7 +84,7 @@ def pytest_addoption(parser):
     parser.addoption("--allow-skip", action="append", default=[], metavar="REGEX",
                      help="with --no-skips: a skip whose reason matches REGEX is expected (say why in the command that passes it)")
     parser.addoption("--journey-twice", action="store_true",
-                     help="run the kind journey a second time after a no-op `up` (leftovers of the first break it); CI runs it once")
+                     help="run the kind and simulator journeys a second time after a no-op `up` (leftovers of the first break them); CI runs each once")
 
 
 @pytest.hookimpl(tryfirst=True)
