@@ -3,7 +3,7 @@ PYTHON   ?= python3
 VENV     ?= .venv
 PROFILE  ?= laptop
 ARGS     ?=
-TEST_WORKERS ?= 2   # pytest-xdist workers for `make test`: the stack cluster's modules on one, the rest on the other (0: one process)
+TEST_WORKERS ?= 4   # pytest-xdist workers for `make test`: each stack cluster's modules, the Docker and tool modules, the simulator's, on one each (0: one process)
 BIN      := $(VENV)/bin
 STAMP    := $(VENV)/.installed
 
@@ -36,7 +36,7 @@ doctor: $(STAMP)
 plan: $(STAMP)
 	$(BIN)/appliance plan --profile $(PROFILE) $(ARGS)
 
-test: $(STAMP) host-setup  ## every test CI runs (unit + integration), the kind stack's modules beside the rest
+test: $(STAMP) host-setup  ## every test CI runs (unit + integration): the two kind stack clusters' modules beside the Docker and the simulator modules
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup $(ARGS)
 
 test-unit: $(STAMP)

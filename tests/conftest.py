@@ -24,17 +24,14 @@ def _alive(pid: int) -> bool:
 
 
 def _take_down(state: Path) -> list[str]:
-    """Every cluster under a dead session's state folder: its host controllers stopped, then `down`."""
+    """Every cluster under a dead session's state folder, `down` (which stops its host processes first)."""
     from appliance import orchestrator, report
-    from appliance.runtime import process
 
     swept = []
     old = os.environ.get("APPLIANCE_STATE")
     os.environ["APPLIANCE_STATE"] = str(state)
     try:
         for folder in sorted(p.parent for p in state.glob("*/state.json")):
-            records = (folder / "controllers").glob("*.json")
-            process.stop_all([process.HostProcess(r.parent, r.stem) for r in records])
             try:
                 orchestrator.down(folder.name, report.make(stream=io.StringIO()))
             except Exception as e:  # noqa: BLE001 — a sweep reports and goes on

@@ -18,24 +18,29 @@ def require_kind() -> None:
         pytest.skip(why)
 
 
-# One kind cluster of the ci profile for the modules below, which run in this order (monitoring first: it
-# wants no alert firing; those that re-`up` with other options last, each putting the profile back after).
-STACK = os.environ.get("APPLIANCE_IT_STACK", "it-stack")  # another name lets two sessions run side by side
+# Two kind clusters of the ci profile, side by side, each shared by a group of modules that run on it in
+# this order (monitoring first: it wants no alert firing; those that re-`up` with other options last, each
+# putting the profile back after). pytest-xdist runs each group on a worker of its own (conftest.py).
+STACK = os.environ.get("APPLIANCE_IT_STACK", "it-stack")  # the clusters' prefix: another lets two sessions run side by side
 STACK_COMPONENTS = ("platform-base", "user-profiles", "training-operator", "kserve", "network-policy", "monitoring",
                     "notebooks", "pipelines", "database", "tuning", "nvidia-device-plugin")  # the plugin: its GPU policy (no GPU here)
-STACK_MODULES = ("test_monitoring_kind", "test_journey_kind", "test_netpol_kind", "test_serving_kind",
-                 "test_pipelines_kind", "test_tuning_kind", "test_notebooks_kind")
+STACK_GROUPS = {"stack-a": ("test_journey_kind", "test_notebooks_kind"),
+                "stack-b": ("test_monitoring_kind", "test_netpol_kind", "test_serving_kind", "test_pipelines_kind", "test_tuning_kind")}
+STACK_MODULES = tuple(m for group in STACK_GROUPS.values() for m in group)
+#: the other modules' xdist groups: these (Docker, the installed tool, the benchmarks), beside the simulator's ("sim")
+HOST_MODULES = ("test_baremetal", "test_baremetal_up", "test_kind", "test_registry_kind", "test_registry", "test_e2e_build",
+                "test_installed", "test_bench_smoke", "test_prebuild", "test_toolchain")
+
+
+def group_of(module: str) -> str:
+    """The xdist group of test module `module` (its last name)."""
+    return next((g for g, mods in STACK_GROUPS.items() if module in mods), "host" if module in HOST_MODULES else "sim")
 
 
 def load(profile_name: str, provider: str, sets: list[str], components: tuple[str, ...]):
     """The profile with `sets` applied, only `components` of it."""
     loaded = profiles.load(profile_name, sets, provider)
     return loaded.profile.model_copy(update={"components": {k: v for k, v in loaded.profile.components.items() if k in components}})
-
-
-def stack_profile(sets: tuple[str, ...] = ()):
-    """The stack cluster's profile, with `sets` on top (a test that re-`up`s with other options)."""
-    return load("ci", "kind", [f"cluster.name={STACK}", *sets], STACK_COMPONENTS)
 
 
 @contextlib.contextmanager

@@ -1,11 +1,14 @@
-"""The stack cluster: one kind cluster of the ci profile that the component modules (clusters.STACK_MODULES)
-share, made at its first use and taken down at the end of the session; those modules run last, in that order.
-With pytest-xdist (`make test` runs `-n 2 --dist loadgroup`), the stack modules are one group on one worker
-and every other test is the other group: the stack cluster's waits overlap the simulator's and Docker's work."""
+"""The stack clusters: kind clusters of the ci profile that groups of component modules share
+(clusters.STACK_GROUPS), each made at its first use and taken down at the end of the session; within a
+group, its modules run in their listed order. With pytest-xdist (`make test` runs `-n 4 --dist loadgroup`)
+each stack group, the Docker and tool modules ("host") and the simulator's ("sim") are a group of tests on
+a worker of their own: the clusters' waits overlap each other's work."""
+
+import contextlib
 
 import pytest
 
-from tests.integration.clusters import STACK, STACK_COMPONENTS, STACK_MODULES, cluster, require_kind
+from tests.integration.clusters import STACK, STACK_COMPONENTS, STACK_MODULES, cluster, group_of, require_kind
 
 
 def _rank(item) -> int:
@@ -21,7 +24,8 @@ def _rank(item) -> int:
 
 def pytest_itemcollected(item):
     """Each test's xdist group (read by xdist's collection hook, which may run before ours)."""
-    item.add_marker(pytest.mark.xdist_group("stack" if _rank(item) >= 0 else "rest"))
+    module = getattr(item, "module", None)
+    item.add_marker(pytest.mark.xdist_group(group_of(module.__name__.rpartition(".")[2]) if module else "sim"))
 
 
 def pytest_collection_modifyitems(items):
@@ -31,8 +35,18 @@ def pytest_collection_modifyitems(items):
 
 
 @pytest.fixture(scope="session")
-def stack(_isolated_state):
-    """(profile, result of its `up`) for the shared stack cluster."""
+def _stacks(_isolated_state):
+    """The stack clusters this worker made, by group; taken down when the session ends."""
+    with contextlib.ExitStack() as made:
+        yield made, {}
+
+
+@pytest.fixture(scope="module")
+def stack(_stacks, request):
+    """(profile, result of its `up`) for the stack cluster of the calling module's group."""
     require_kind()
-    with cluster("ci", "kind", [f"cluster.name={STACK}"], STACK_COMPONENTS) as up:
-        yield up
+    made, ups = _stacks
+    group = group_of(request.module.__name__.rpartition(".")[2])
+    if group not in ups:
+        ups[group] = made.enter_context(cluster("ci", "kind", [f"cluster.name={STACK}-{group.removeprefix('stack-')}"], STACK_COMPONENTS))
+    return ups[group]

@@ -14,7 +14,7 @@ from appliance import orchestrator, report
 from appliance.components import CATALOG
 from appliance.kube import Kube
 from appliance.util import wait
-from tests.integration.clusters import scenario_passes, stack_profile
+from tests.integration.clusters import scenario_passes
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.docker]
 COMPONENTS = ("platform-base", "user-profiles", "training-operator", "database", "tuning", "network-policy")
@@ -130,7 +130,9 @@ def test_second_up_keeps_the_database_passwords(kind):
     kube = Kube(result["kubeconfig"])
     before = _passwords(kube)
     try:
-        out = orchestrator.up(stack_profile(("components.database.options.clients=[katib, extra]",)), "kind", report.make())
+        db = profile.components["database"]
+        extra = db.model_copy(update={"options": {**db.options, "clients": ["katib", "extra"]}})
+        out = orchestrator.up(profile.model_copy(update={"components": {**profile.components, "database": extra}}), "kind", report.make())
         assert not out["failed"] and "database" in out["ran"]
         after = _passwords(kube)
         assert {k: after[k] for k in before} == before and after["extra"] not in before.values()
