@@ -11,8 +11,8 @@ STAMP    := $(VENV)/.installed
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q 'uv>=0.5,<1'
+	$(BIN)/python tools/venv_install.py -e '.[test]'   # uv, from where this host's pip takes packages
 	touch $(STAMP)
 
 host-setup: $(STAMP)  ## install the host programs plans need (debootstrap, gcc) where allowed (root + apt); else say what to run
@@ -49,7 +49,7 @@ bench: $(STAMP)       ## benchmarks → bench/results/*.json and a table
 	$(BIN)/python -m bench $(ARGS)
 
 lint: $(STAMP)       ## ruff over the package, tests and benchmarks; the package's layering (import-linter, pyproject.toml)
-	$(BIN)/ruff check appliance tests bench
+	$(BIN)/ruff check appliance tests bench tools
 	$(BIN)/lint-imports
 
 clean:
