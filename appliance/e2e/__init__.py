@@ -130,7 +130,7 @@ def run(kubeconfig: str, provider: str, enabled: set[str], name: str | Sequence[
         raise UserError(f"no scenario fits provider '{provider}' with components {sorted(enabled)}", ", ".join(folders) or str(SCENARIOS_DIR),
                         "pick another --scenario, --provider or --profile", code=2)
     runner = Runner(Kube(kubeconfig), enabled=enabled, artifacts=out_dir / "artifacts", pods_run=providers.get(provider).pods_run,
-                    registry=registry)
+                    registry=registry, provider=provider)
     results, plots = [], {}
     for s in chosen:
         start = time.time()

@@ -61,10 +61,12 @@ class Runner:
     images go to the nodes where `pods_run` (pushed to `registry` when there is one, else loaded into kind's)."""
 
     def __init__(self, kube, poll: float = 1.0, enabled: set[str] | None = None, artifacts: Path | None = None,
-                 pods_run: bool = True, registry: str = ""):
+                 pods_run: bool = True, registry: str = "", provider: str | None = None):
         self.kube = kube
         self.poll = poll
         self.pods_run, self.registry = pods_run, registry
+        #: the cluster's provider (None: any); a step for others is skipped
+        self.provider = provider
         #: the scenario's built images: name → reference, for `${images.NAME}` in later steps
         self.images: dict[str, str] = {}
         #: a folder per scenario (E2E_ARTIFACTS of its scripts, kept for the report); a temporary one if None
@@ -272,6 +274,9 @@ class Runner:
                     continue
                 if self.enabled is not None and (lacking := sorted(set(step.components) - self.enabled)):
                     result.steps.append(StepResult(step.name, step.kind, "skipped", 0.0, f"needs {', '.join(lacking)}"))
+                    continue
+                if self.provider and step.providers and self.provider not in step.providers:
+                    result.steps.append(StepResult(step.name, step.kind, "skipped", 0.0, f"runs on {'/'.join(step.providers)} only"))
                     continue
                 t0 = time.monotonic()
                 if report:

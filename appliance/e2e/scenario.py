@@ -99,6 +99,8 @@ class ScenarioStep(_Strict):
     script: Script | None = None
     delete: Apply | None = None
     components: list[str] = Field(default_factory=list, description="skip this step unless the cluster has these components")
+    providers: list[ProviderName] = Field(default_factory=list, description="skip this step on other providers (e.g. a model that "
+                                          "answers: kind, baremetal — the simulator's pods run no code); none: every provider")
 
     @model_validator(mode="after")
     def _one_action(self) -> "ScenarioStep":

@@ -2,7 +2,8 @@
 virtualenv (its dependencies taken from the test's own environment, nothing downloaded but the build's
 setuptools), run from a folder outside the repository — last, a user's project there: `e2e init`, a broken
 scenario caught with its line, the scenarios run on the simulator (their trainer's image built by the
-installed appliance, its reference in their job and pipeline) with JUnit written."""
+installed appliance, its reference in their job and pipeline; the step asking their model, for kind, skipped)
+with JUnit written. The same template on kind, where it all runs: test_project_kind.py."""
 
 import os
 import shutil
@@ -129,7 +130,9 @@ def test_a_users_project_from_init_to_a_green_run_on_the_simulator(installed):
         down = run("appliance", "down", "--profile", "project/ci.yaml", timeout=300)
         assert down.returncode == 0, down.stderr
     suite = ET.parse(work / "project" / "reports" / "junit.xml").getroot().find("testsuite")
-    assert suite.get("name") == "my-model" and suite.get("failures") == "0" and suite.get("skipped") == "0"
+    assert suite.get("name") == "my-model" and suite.get("failures") == "0" and suite.get("skipped") == "1"
+    (skipped,) = [c for c in suite.iter("testcase") if c.find("skipped") is not None]  # the simulator's pods run no code
+    assert skipped.get("name") == "the model answers" and skipped.find("skipped").get("message") == "runs on kind/baremetal only"
     built = next(c for c in suite.iter("testcase") if c.get("name") == "build my trainer's image")
     assert "built appliance.local/e2e/my-trainer:" in ET.tostring(built, encoding="unicode"), ET.tostring(built, encoding="unicode")
     assert (work / "project" / "reports" / "report.html").is_file()

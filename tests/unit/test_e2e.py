@@ -80,6 +80,18 @@ def test_a_step_for_a_missing_component_is_skipped_and_says_why():
     assert [(x.status, x.message) for x in r.steps] == [("skipped", "needs kserve")] and r.passed
 
 
+def test_a_step_for_other_providers_is_skipped_and_says_why():
+    from appliance.e2e.runner import Runner
+    from appliance.e2e.scenario import Scenario
+
+    s = Scenario.model_validate({"name": "x", "steps": [
+        {"name": "the model answers", "providers": ["kind", "baremetal"], "script": {"run": "exit 1"}}]})
+    r = Runner(kube=None, provider="sim").run(s)
+    assert [(x.status, x.message) for x in r.steps] == [("skipped", "runs on kind/baremetal only")] and r.passed
+    with pytest.raises(ValueError, match="providers"):  # a provider that does not exist is refused when the file is read
+        Scenario.model_validate({"name": "x", "steps": [{"name": "s", "providers": ["kinde"], "script": {"run": "true"}}]})
+
+
 def test_steps_share_the_scenarios_folder_and_its_screenshots_reach_the_report(tmp_path):
     """A script leaves a value and a screenshot in $E2E_ARTIFACTS; a later step reads the value; the report
     shows the picture inline."""

@@ -81,10 +81,11 @@ def test_init_writes_a_scenario_that_validates_and_overwrites_nothing(tmp_path):
     mine = tmp_path / "mine"
     written = e2e.init(mine)
     assert sorted(str(p.relative_to(mine)) for p in written) == ["my-model.yaml", "pipeline.yaml", "scenario.schema.json", "serve.yaml",
-                                                                 "train.yaml", "trainer/requirements.txt", "trainer/train.py"]
+                                                                 "train.yaml", "trainer/requirements.txt", "trainer/serve.py", "trainer/train.py"]
     assert e2e.validate(e2e.files_in([str(mine)])) == []
     (s,) = e2e.select(folders=[str(mine)])
-    assert [st.kind for st in s.steps] == ["build", "apply", "script", "script", "apply", "assert"]
+    assert [st.kind for st in s.steps] == ["build", "apply", "script", "script", "apply", "assert", "script"]
+    assert s.providers == ["kind", "sim"] and s.steps[-1].providers == ["kind", "baremetal"]  # the model answers where pods run code
     assert s.components == ["user-profiles", "training-operator", "pipelines", "kserve"]
     (mine / "train.yaml").write_text("edited")
     with pytest.raises(UserError, match="would overwrite my-model.yaml") as e:
