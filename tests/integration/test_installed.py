@@ -1,9 +1,10 @@
 """The appliance as a tool outside its checkout: the wheel built from this tree, installed into a fresh
 virtualenv (its dependencies taken from the test's own environment, nothing downloaded but the build's
 setuptools), run from a folder outside the repository — last, a user's project there: `e2e init`, a broken
-scenario caught with its line, the scenarios run on the simulator (their trainer's image built by the
-installed appliance, its reference in their job and pipeline; the step asking their model, for kind, skipped)
-with JUnit written. The same template on kind, where it all runs: test_project_kind.py."""
+scenario caught with its line; then docs/ci.md's GitHub Actions job, its commands in order, from an empty
+repository to a green run on the simulator (their trainer's image built by the installed appliance, its
+reference in their job and pipeline; the step asking their model, for kind, skipped) with JUnit and the
+report kept. The same template on kind, where it all runs: test_project_kind.py."""
 
 import os
 import shutil
@@ -18,17 +19,6 @@ import pytest
 
 pytestmark = [pytest.mark.integration]
 ROOT = Path(__file__).resolve().parents[2]
-
-#: a user's profile: the simulated DGX pod with what the template needs
-PROJECT_PROFILE = """\
-name: project-ci
-extends: sim-dgx-pod
-cluster: {name: it-installed-sim, sim: {pod_run_seconds: 2}}
-components:
-  monitoring: {enabled: false}
-  database: {enabled: false}
-  tuning: {enabled: false}
-"""
 
 #: run inside the installed venv: the package is the wheel's, its data the wheel's copy, every file a component names there
 CHECK = """
@@ -105,8 +95,7 @@ def test_e2e_validate_and_schema_work_outside_the_checkout(installed):
     assert r.returncode == 0 and '"title": "appliance e2e scenario"' in r.stdout, r.stdout + r.stderr
 
 
-@pytest.mark.slow
-def test_a_users_project_from_init_to_a_green_run_on_the_simulator(installed):
+def test_init_writes_a_project_and_a_broken_scenario_is_caught_with_its_line(installed):
     run, work = installed
     r = run("appliance", "e2e", "init", "project/e2e")
     assert r.returncode == 0 and "wrote project/e2e/my-model.yaml" in r.stdout and "wrote project/e2e/trainer/train.py" in r.stdout, r.stdout + r.stderr
@@ -121,18 +110,49 @@ def test_a_users_project_from_init_to_a_green_run_on_the_simulator(installed):
     r = run("appliance", "e2e", "--scenarios", "project/broken")
     assert r.returncode == 2 and f"my-model.yaml:{line}" in r.stderr and "Traceback" not in r.stderr, r.stderr
 
-    (work / "project" / "ci.yaml").write_text(PROJECT_PROFILE)
+
+def _local(line: str) -> str | None:
+    """A line of docs/ci.md's GitHub Actions job as it runs here: on the simulator (this machine's CI runs kind
+    elsewhere), the appliance already installed from the wheel (the `pip install` line skipped), as root."""
+    if line.startswith("pip install"):
+        return None
+    return line.replace("--provider kind", "--provider sim").removeprefix("sudo ")
+
+
+@pytest.mark.slow
+def test_docs_ci_github_actions_steps_take_an_empty_repository_to_a_green_run_on_the_simulator(installed):
+    """docs/ci.md's promise: from an empty repository, `e2e init`, then the GitHub Actions job's commands in
+    their order (each must succeed; `down` always runs) — the scenarios pass, JUnit and the report are kept."""
+    from tests.unit.test_ci_docs import _examples
+
+    _, work = installed
+    repo = work / "repo"
+    repo.mkdir()
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    env = {**os.environ, "APPLIANCE_VERSION": version, "PATH": f"{work.parent / 'venv' / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("PYTHONPATH", None)
+
+    def sh(line: str, timeout: int = 1200) -> None:
+        r = subprocess.run(["bash", "-euo", "pipefail", "-c", line], cwd=repo, env=env, capture_output=True, text=True, timeout=timeout)
+        assert r.returncode == 0, f"{line}: exit {r.returncode}\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+
+    sh("appliance e2e init e2e")
+    (job,) = _examples()["GitHub Actions"]["jobs"].values()
+    steps = [s for s in job["steps"] if "run" in s]
+    always = [s for s in steps if s.get("if") == "always()"]
     try:
-        r = run("appliance", "e2e", "--profile", "project/ci.yaml", "--scenarios", "project/e2e",
-                "--junit", "project/reports/junit.xml", "--out", "project/reports", timeout=900)
-        assert r.returncode == 0 and "PASS my-model" in r.stdout, r.stdout + r.stderr[-3000:]
+        for step in (s for s in steps if s not in always):
+            for line in filter(None, map(_local, step["run"].splitlines())):
+                sh(line)
     finally:
-        down = run("appliance", "down", "--profile", "project/ci.yaml", timeout=300)
-        assert down.returncode == 0, down.stderr
-    suite = ET.parse(work / "project" / "reports" / "junit.xml").getroot().find("testsuite")
+        for step in always:
+            for line in filter(None, map(_local, step["run"].splitlines())):
+                sh(line, timeout=300)
+    reports = repo / "reports"
+    suite = ET.parse(reports / "junit.xml").getroot().find("testsuite")
     assert suite.get("name") == "my-model" and suite.get("failures") == "0" and suite.get("skipped") == "1"
     (skipped,) = [c for c in suite.iter("testcase") if c.find("skipped") is not None]  # the simulator's pods run no code
     assert skipped.get("name") == "the model answers" and skipped.find("skipped").get("message") == "runs on kind/baremetal only"
     built = next(c for c in suite.iter("testcase") if c.get("name") == "build my trainer's image")
     assert "built appliance.local/e2e/my-trainer:" in ET.tostring(built, encoding="unicode"), ET.tostring(built, encoding="unicode")
-    assert (work / "project" / "reports" / "report.html").is_file()
+    assert (reports / "report.html").is_file()
