@@ -1,6 +1,6 @@
 """Pipelines on a real kind cluster: Argo's controller and executor and the versitygw artifact store, built
-here, with the training operator, KServe and network policy. Alice's Hera pipelines run as her (train →
-serve, a failing step with retries, memoization); bob is refused her workflows and her bucket, caches not
+here, with the training operator, KServe and network policy. Alice's Hera pipelines run as her (a failing
+step with retries, memoization; train → serve is the journey's, test_journey_kind.py); bob is refused her workflows and her bucket, caches not
 named after his namespace and any status he writes; in the cluster only the controller's account writes status
 (the admin too is refused), and the controller's own status writes pass."""
 
@@ -42,10 +42,6 @@ def test_pipeline_failure(kind, tmp_path):
 
 def test_pipeline_memoization(kind, tmp_path):
     _run(kind[1], "pipeline-memoization", tmp_path)
-
-
-def test_pipeline_train_serve(kind, tmp_path):
-    _run(kind[1], "pipeline-train-serve", tmp_path)
 
 
 def test_pipeline_admission(kind, tmp_path):
