@@ -49,6 +49,44 @@ def test_the_training_scenario_passes_with_queues_on(sim, tmp_path):
     scenario_passes(result, "sim", COMPONENTS, "pytorchjob-gpu", tmp_path)
 
 
+def test_status_says_how_much_who_borrows_and_why_a_job_waits(sim):
+    """The three questions of README's "Sharing GPUs", answered by `appliance status`: alice runs 32 GPUs (16
+    borrowed from bob's idle quota) and her next job waits, with Kueue's reason."""
+    from kubernetes import client
+
+    from appliance import orchestrator, report
+
+    profile, result = sim
+    kube = Kube(result["kubeconfig"])
+    batch = client.BatchV1Api(kube.api)
+
+    def job(name: str, gpus: int) -> dict:
+        pod = {"metadata": {"annotations": {"appliance.dev/sim-keep-running": "true"}},
+               "spec": {"restartPolicy": "Never", "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists"}],
+                        "containers": [{"name": "c", "image": "appliance.local/trainer:stub",
+                                        "resources": {"limits": {"nvidia.com/gpu": gpus}, "requests": {"cpu": "1", "memory": "1Gi"}}}]}}
+        return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name, "namespace": "user-alice"},
+                "spec": {"parallelism": gpus // 8, "completions": gpus // 8, "template": pod}}
+
+    try:
+        for j in (job("status-big", 32), job("status-next", 8)):
+            batch.create_namespaced_job("user-alice", j)
+            time.sleep(2)  # in this order
+        want = ["user-alice: 32 GPUs in use (16 borrowed) of a quota of 16 (+16 borrowable); 1 pending, 1 admitted",
+                "waiting: user-alice/status-next (Job): "]
+        deadline, text = time.monotonic() + 60, ""
+        while time.monotonic() < deadline:
+            text = report.status_text(orchestrator.status(profile.cluster.name))
+            if all(w in text for w in want):
+                break
+            time.sleep(2)
+        assert all(w in text for w in want), text
+        assert "insufficient unused quota for nvidia.com/gpu" in text.split("waiting: user-alice/status-next (Job): ")[1].splitlines()[0], text
+    finally:
+        for name in ("status-big", "status-next"):
+            batch.delete_namespaced_job(name, "user-alice", propagation_policy="Background")
+
+
 def test_rerun_is_noop_and_keeps_the_process(sim):
     rerun_keeps_the_process(*sim, NAME)
 

@@ -165,24 +165,23 @@ def test_a_ceiling_below_its_quota_is_refused():
         up.check_options(up({"memory_quota": "4Ti", "memory_ceiling": "1Ti"}).options)
 
 
-def test_status_shows_each_users_queue():
-    cq = {"metadata": {"name": "user-alice"}, "status": {"pendingWorkloads": 1, "admittedWorkloads": 2, "flavorsUsage": [
-        {"name": "gpu-x", "resources": [{"name": "nvidia.com/gpu", "total": "24", "borrowed": "8"}]}]}}
-    kube = SimpleNamespace(list_labelled=lambda v, kind, sel: [cq] if kind == "ClusterQueue" else [])
-    assert CATALOG["queues"]().notes(kube) == ["user-alice: 1 pending, 2 admitted, 24 GPUs in use (8 borrowed)"]
+def test_status_answers_how_much_who_borrows_and_why_a_job_waits():
+    cq = {"metadata": {"name": "user-alice"},
+          "spec": {"resourceGroups": [{"coveredResources": ["cpu"], "flavors": [{"name": "default", "resources": [{"name": "cpu", "nominalQuota": "4"}]}]},
+                                      {"coveredResources": ["nvidia.com/gpu"], "flavors": [
+                                          {"name": "gpu-x", "resources": [{"name": "nvidia.com/gpu", "nominalQuota": 16, "borrowingLimit": 16}]}]}]},
+          "status": {"pendingWorkloads": 1, "admittedWorkloads": 2, "flavorsUsage": [
+              {"name": "gpu-x", "resources": [{"name": "nvidia.com/gpu", "total": "24", "borrowed": "8"}]}]}}
+    waiting = {"metadata": {"name": "job-big-1a2b3", "namespace": "user-alice", "ownerReferences": [{"kind": "Job", "name": "big"}]},
+               "status": {"conditions": [{"type": "QuotaReserved", "status": "False", "message": "insufficient unused quota for nvidia.com/gpu"}]}}
+    running = {"metadata": {"name": "job-small-4c5d6", "namespace": "user-alice"},
+               "status": {"conditions": [{"type": "QuotaReserved", "status": "True"}, {"type": "Admitted", "status": "True"}]}}
+    done = {"metadata": {"name": "job-old", "namespace": "user-bob"}, "status": {"conditions": [{"type": "Finished", "status": "True"}]}}
+    fresh = {"metadata": {"name": "job-new", "namespace": "user-bob"}}
+    objs = {"ClusterQueue": [cq], "Workload": [waiting, running, done, fresh]}
+    kube = SimpleNamespace(list_labelled=lambda v, kind, sel: objs.get(kind, []))
+    assert CATALOG["queues"]().notes(kube) == [
+        "user-alice: 24 GPUs in use (8 borrowed) of a quota of 16 (+16 borrowable); 1 pending, 2 admitted",
+        "waiting: user-alice/big (Job): insufficient unused quota for nvidia.com/gpu",
+        "waiting: user-bob/job-new (Workload): not yet considered by Kueue"]
     assert json.dumps(CATALOG["queues"]().notes(SimpleNamespace(list_labelled=lambda *a: []))) == '["no queues"]'
-
-
-def test_removal_drops_the_finalizers_the_stopped_kueue_leaves():
-    """Once Kueue is stopped its finalizers would hold its objects, and so its CRDs, for ever."""
-    from appliance.components.queues import hooks
-
-    patched = []
-    res = SimpleNamespace(patch=lambda **kw: patched.append((kw["name"], kw["namespace"], kw["body"])))
-    items = {"Workload": [{"metadata": {"name": "job-a-1", "namespace": "user-alice", "finalizers": ["kueue.x-k8s.io/resource-in-use"]}},
-                          {"metadata": {"name": "job-b-1", "namespace": "user-bob"}}],
-             "ClusterQueue": [{"metadata": {"name": "user-alice", "finalizers": ["kueue.x-k8s.io/resource-in-use"]}}]}
-    kube = SimpleNamespace(list_labelled=lambda v, kind, sel: items.get(kind, []),
-                           dynamic=SimpleNamespace(resources=SimpleNamespace(get=lambda **kw: res)))
-    hooks.after_remove(CATALOG["queues"]().options, kube)
-    assert patched == [("job-a-1", "user-alice", {"metadata": {"finalizers": None}}), ("user-alice", None, {"metadata": {"finalizers": None}})]

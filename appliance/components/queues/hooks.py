@@ -74,15 +74,26 @@ def context(options, kube, users=(), quota=None, ceiling=None) -> dict:
 
 
 def notes(options, kube) -> list[str]:
-    """For `status`: per user's ClusterQueue, jobs pending and admitted, and GPUs in use (borrowed)."""
+    """For `status`, the three questions of a team sharing GPUs: per user's ClusterQueue, how many GPUs they may
+    use (quota, and how many more they may borrow), who is borrowing (in use, borrowed), jobs pending and
+    admitted; then each waiting job with Kueue's reason."""
     out = []
     for cq in kube.list_labelled(KUEUE, "ClusterQueue", "appliance.dev/component=queues"):
         st = cq.get("status") or {}
+        limits = [r for g in cq.get("spec", {}).get("resourceGroups") or [] for f in g.get("flavors") or [] for r in f.get("resources") or []
+                  if r["name"] == GPU]
         gpus = [r for f in st.get("flavorsUsage") or [] for r in f.get("resources") or [] if r["name"] == GPU]
-        used = sum(int(r.get("total", 0)) for r in gpus)
-        borrowed = sum(int(r.get("borrowed", 0)) for r in gpus)
-        out.append(f"{cq['metadata']['name']}: {st.get('pendingWorkloads', 0)} pending, {st.get('admittedWorkloads', 0)} admitted, "
-                   f"{used} GPUs in use ({borrowed} borrowed)")
+        quota, borrowable = (sum(int(r.get(k, 0)) for r in limits) for k in ("nominalQuota", "borrowingLimit"))
+        used, borrowed = (sum(int(r.get(k, 0)) for r in gpus) for k in ("total", "borrowed"))
+        out.append(f"{cq['metadata']['name']}: {used} GPUs in use ({borrowed} borrowed) of a quota of {quota} (+{borrowable} "
+                   f"borrowable); {st.get('pendingWorkloads', 0)} pending, {st.get('admittedWorkloads', 0)} admitted")
+    for wl in kube.list_labelled(KUEUE, "Workload", ""):
+        conds = {c["type"]: c for c in (wl.get("status") or {}).get("conditions") or []}
+        if any(conds.get(t, {}).get("status") == "True" for t in ("QuotaReserved", "Finished")):
+            continue
+        meta, owner = wl["metadata"], next(iter(wl["metadata"].get("ownerReferences") or []), {})
+        why = (conds.get("QuotaReserved") or conds.get("Pending") or {}).get("message") or "not yet considered by Kueue"
+        out.append(f"waiting: {meta['namespace']}/{owner.get('name', meta['name'])} ({owner.get('kind', 'Workload')}): {why}")
     return out or ["no queues"]
 
 
