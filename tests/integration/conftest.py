@@ -5,11 +5,10 @@ each stack group, the Docker and tool modules ("host") and the simulator's ("sim
 a worker of their own: the clusters' waits overlap each other's work."""
 
 import contextlib
-import os
 
 import pytest
 
-from tests.integration.clusters import STACK, STACK_COMPONENTS, STACK_GROUPS, STACK_MODULES, cluster, group_of, require_kind
+from tests.integration.clusters import STACK, STACK_COMPONENTS, STACK_MODULES, cluster, group_of, require_kind
 
 
 def _rank(item) -> int:
@@ -51,14 +50,3 @@ def stack(_stacks, request):
     if group not in ups:
         ups[group] = made.enter_context(cluster("ci", "kind", [f"cluster.name={STACK}-{group.removeprefix('stack-')}"], STACK_COMPONENTS))
     return ups[group]
-
-
-@pytest.fixture(autouse=True)
-def _stacks_first(request):
-    """Under pytest-xdist, a worker of the simulator's or the host group runs at nice 10, and so does every
-    process it starts: the stack clusters' groups are the run's long pole (both `up`s at once, 8 minutes under
-    a loaded CPU), the others finish minutes before them and may wait."""
-    group = group_of(request.module.__name__.rpartition(".")[2])
-    if hasattr(request.config, "workerinput") and group not in STACK_GROUPS and os.nice(0) < 10:
-        os.nice(10 - os.nice(0))
-    yield
