@@ -64,7 +64,7 @@ def test_status_says_how_much_who_borrows_and_why_a_job_waits(sim):
         pod = {"metadata": {"annotations": {"appliance.dev/sim-keep-running": "true"}},
                "spec": {"restartPolicy": "Never", "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists"}],
                         "containers": [{"name": "c", "image": "appliance.local/trainer:stub",
-                                        "resources": {"limits": {"nvidia.com/gpu": gpus}, "requests": {"cpu": "1", "memory": "1Gi"}}}]}}
+                                        "resources": {"limits": {"nvidia.com/gpu": 8}, "requests": {"cpu": "1", "memory": "1Gi"}}}]}}
         return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name, "namespace": "user-alice"},
                 "spec": {"parallelism": gpus // 8, "completions": gpus // 8, "template": pod}}
 
