@@ -138,7 +138,7 @@ def up(profile: Profile, provider: str, reporter, parallel: int = 2) -> dict[str
             out = execute(c.plan(state), state, reporter, parallel)
         result = {"cluster": profile.cluster.name, "provider": provider, "ran": out.ran, "skipped": out.skipped,
                   "failed": out.failed, "blocked": out.blocked, "noop": out.noop, "seconds": round(time.monotonic() - t0, 2),
-                  "kubeconfig": (state.data.get("cluster") or {}).get("kubeconfig")}
+                  "kubeconfig": state.kubeconfig}
         if out.failed:
             logs = c.dir / "logs" / time.strftime("%Y%m%d-%H%M%S")
             try:
@@ -184,7 +184,7 @@ def down(cluster: str, reporter) -> None:
     c = Cluster(profile, provider, reporter)
     with Lock(c.dir, cluster):
         if c.provider.disposable:
-            if kubeconfig := (State(c.dir).data.get("cluster") or {}).get("kubeconfig"):
+            if kubeconfig := State(c.dir).kubeconfig:
                 runtime.stop_all(runtime.recorded(kubeconfig))
         elif c.provider.ready():
             comps = components.enabled(profile, c.provider.runtime())
@@ -218,8 +218,8 @@ def status(cluster: str) -> dict[str, Any]:
         comps[sid] = entry
     return {
         "cluster": cluster, "provider": provider, "profile": state.data.get("profile"), "ready": ready,
-        "kubeconfig": (state.data.get("cluster") or {}).get("kubeconfig"),
+        "kubeconfig": state.kubeconfig,
         "steps": {k: v.get("status") for k, v in state.data["steps"].items()},
         "components": comps, "provider_status": c.provider.status(),
-        "host_processes": runtime.infos(kubeconfig) if (kubeconfig := (state.data.get("cluster") or {}).get("kubeconfig")) else [],
+        "host_processes": runtime.infos(state.kubeconfig) if state.kubeconfig else [],
     }

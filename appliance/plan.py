@@ -89,6 +89,11 @@ class State:
     def step(self, sid: str) -> dict[str, Any]:
         return self.data["steps"].get(sid, {})
 
+    @property
+    def kubeconfig(self) -> str | None:
+        """The admin kubeconfig the cluster step recorded (None before the cluster exists)."""
+        return (self.data.get("cluster") or {}).get("kubeconfig")
+
     def set_step(self, sid: str, **fields: Any) -> None:
         with self._lock:
             self.data["steps"][sid] = {**self.data["steps"].get(sid, {}), **fields}
