@@ -87,9 +87,9 @@ class Prepared:
             for ref, (archive, aliases) in self.built.items():
                 push(archive, ref, self.registry, aliases)
             return
-        if not self.built or kube is None or not (nodes := node_containers(kube)):
+        if not self.built or kube is None or not (nodes := node_containers(kube, listed := node_list(kube))):
             return
-        workers = schedulable(kube, nodes)
+        workers = schedulable(listed, nodes)
         for ref, (archive, aliases) in self.built.items():
             only_workers = ref in workers_only and not aliases  # an alias is a name users' pods give it
             load_image_into_nodes(kube, archive, ref, list(aliases), workers if only_workers else nodes)
@@ -121,11 +121,17 @@ def node_mirrors(spec) -> dict[str, str]:
     return out
 
 
-def node_containers(kube) -> list[str]:
-    """Names of the cluster's nodes that are local Docker containers (kind makes node = container)."""
+def node_list(kube) -> list:
+    """The cluster's Node objects."""
     from kubernetes import client
 
-    names = [n.metadata.name for n in client.CoreV1Api(kube.api).list_node().items]
+    return client.CoreV1Api(kube.api).list_node().items
+
+
+def node_containers(kube, listed: list | None = None) -> list[str]:
+    """Names of the cluster's nodes (`listed`, else read now) that are local Docker containers (kind makes
+    node = container)."""
+    names = [n.metadata.name for n in (node_list(kube) if listed is None else listed)]
     if not shutil.which("docker"):
         return []
     r = subprocess.run(["docker", "ps", "--format", "{{.Names}}"], capture_output=True, text=True, timeout=30)
@@ -133,11 +139,10 @@ def node_containers(kube) -> list[str]:
     return [n for n in names if n in running]
 
 
-def schedulable(kube, nodes: list[str]) -> list[str]:
-    """Those of `nodes` whose control-plane taint (NoSchedule) keeps ordinary pods off; all, when every one has it."""
-    from kubernetes import client
-
-    tainted = {n.metadata.name for n in client.CoreV1Api(kube.api).list_node().items
+def schedulable(listed: list, nodes: list[str]) -> list[str]:
+    """Those of `nodes` that no control-plane taint (NoSchedule, on its Node in `listed`) keeps ordinary pods
+    off; all, when every one has it."""
+    tainted = {n.metadata.name for n in listed
                if any(t.key == CONTROL_PLANE_TAINT and t.effect == "NoSchedule" for t in n.spec.taints or [])}
     return [n for n in nodes if n not in tainted] or nodes
 
@@ -207,9 +212,6 @@ class Images:
             if self._decided is None:
                 self._decided = decide(self.spec, self.upstreams)
             return self._decided
-
-    def provide(self, kube, images: list[ComponentImage]) -> dict[str, str]:
-        return self.decision().provide(kube, images)
 
     def prepare(self, images: list[ComponentImage]) -> Prepared:
         return self.decision().prepare(images)

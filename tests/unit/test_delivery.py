@@ -198,8 +198,9 @@ def test_only_images_no_pod_on_a_tainted_control_plane_can_run_skip_it(monkeypat
     from appliance.components.kit import control_plane_free
 
     loaded = []
-    monkeypatch.setattr(D, "node_containers", lambda kube: ["c-control-plane", "c-worker"])
-    monkeypatch.setattr(D, "schedulable", lambda kube, nodes: ["c-worker"])
+    monkeypatch.setattr(D, "node_list", lambda kube: [])
+    monkeypatch.setattr(D, "node_containers", lambda kube, listed: ["c-control-plane", "c-worker"])
+    monkeypatch.setattr(D, "schedulable", lambda listed, nodes: ["c-worker"])
     monkeypatch.setattr(D, "load_image_into_nodes", lambda kube, archive, ref, aliases, nodes: loaded.append((ref, nodes)))
     build = lambda ref: (lambda: (ref, None))  # noqa: E731
     imgs = [D.ComponentImage(n, "", build(f"appliance.local/{n}:1")) for n in ("agent", "hub", "notebook", "exporter")]
@@ -222,20 +223,13 @@ def test_only_images_no_pod_on_a_tainted_control_plane_can_run_skip_it(monkeypat
     assert all(nodes == everywhere for _, nodes in loaded) and len(loaded) == 5
 
 
-def test_schedulable_nodes_leave_out_a_tainted_control_plane_unless_it_is_alone(monkeypatch):
+def test_schedulable_nodes_leave_out_a_tainted_control_plane_unless_it_is_alone():
     from types import SimpleNamespace as NS
 
-    from kubernetes import client
-
     def nodes(*tainted):
-        items = [NS(metadata=NS(name=n), spec=NS(taints=[NS(key=D.CONTROL_PLANE_TAINT, effect="NoSchedule")] if n in tainted else None))
-                 for n in ("c-control-plane", "c-worker")]
-        return type("Core", (), {"__init__": lambda self, api=None: None, "list_node": lambda self: NS(items=items)})
+        return [NS(metadata=NS(name=n), spec=NS(taints=[NS(key=D.CONTROL_PLANE_TAINT, effect="NoSchedule")] if n in tainted else None))
+                for n in ("c-control-plane", "c-worker")]
 
-    kube = NS(api=None)
-    monkeypatch.setattr(client, "CoreV1Api", nodes("c-control-plane"))
-    assert D.schedulable(kube, ["c-control-plane", "c-worker"]) == ["c-worker"]
-    monkeypatch.setattr(client, "CoreV1Api", nodes())
-    assert D.schedulable(kube, ["c-control-plane", "c-worker"]) == ["c-control-plane", "c-worker"]
-    monkeypatch.setattr(client, "CoreV1Api", nodes("c-control-plane", "c-worker"))
-    assert D.schedulable(kube, ["c-control-plane", "c-worker"]) == ["c-control-plane", "c-worker"]
+    assert D.schedulable(nodes("c-control-plane"), ["c-control-plane", "c-worker"]) == ["c-worker"]
+    assert D.schedulable(nodes(), ["c-control-plane", "c-worker"]) == ["c-control-plane", "c-worker"]
+    assert D.schedulable(nodes("c-control-plane", "c-worker"), ["c-control-plane", "c-worker"]) == ["c-control-plane", "c-worker"]
