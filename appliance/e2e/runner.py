@@ -221,9 +221,9 @@ class Runner:
             path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
             env = {**os.environ, "KUBECONFIG": str(kubeconfig), "E2E_TMP": tmp, "E2E_ARTIFACTS": str(self._artifacts(scenario)), "PATH": path,
                    "E2E_IMAGES": json.dumps(self.images)}
-            cwd = scenario.path.parent if scenario.path else None
             try:
-                r = subprocess.run(["bash", "-c", self._with_images(s.run)], capture_output=True, text=True, timeout=step.timeout, env=env, cwd=cwd)
+                r = subprocess.run(["bash", "-c", self._with_images(s.run)], capture_output=True, text=True, timeout=step.timeout, env=env,
+                                   cwd=_base(scenario))
             except subprocess.TimeoutExpired:
                 raise AssertionError(f"script ran past {step.timeout:.0f}s") from None
         out = (r.stdout + r.stderr).strip()
