@@ -44,6 +44,13 @@ def load(profile_name: str, provider: str, sets: list[str], components: tuple[st
     return loaded.profile.model_copy(update={"components": {k: v for k, v in loaded.profile.components.items() if k in components}})
 
 
+def with_options(profile, component: str, **options):
+    """`profile` with these options of `component` changed."""
+    comps = dict(profile.components)
+    comps[component] = comps[component].model_copy(update={"options": {**comps[component].options, **options}})
+    return profile.model_copy(update={"components": comps})
+
+
 @contextlib.contextmanager
 def cluster(profile_name: str, provider: str, sets: list[str], components: tuple[str, ...]):
     """`up` the profile (only `components` of it) on `provider`; yields (profile, up result); `down` after."""

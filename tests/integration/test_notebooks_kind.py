@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from appliance.components import CATALOG
-from tests.integration.clusters import scenario_passes
+from tests.integration.clusters import scenario_passes, with_options
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.docker]
 COMPONENTS = ("platform-base", "user-profiles", "training-operator", "network-policy", "notebooks")
@@ -69,12 +69,6 @@ def _script(name: str, *args: str, kubeconfig: str, artifacts: Path, timeout: in
     out = subprocess.run([sys.executable, str(E2E / name), *args], cwd=E2E, env=env, text=True, capture_output=True, timeout=timeout)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return out.stdout
-
-
-def _profile_with(profile, component: str, **options):
-    comps = dict(profile.components)
-    comps[component] = comps[component].model_copy(update={"options": {**comps[component].options, **options}})
-    return profile.model_copy(update={"components": comps})
 
 
 def _forward(target: tuple[str, int], port: int = 0):
@@ -165,7 +159,7 @@ def test_per_user_origins_keep_bobs_page_from_acting_as_alice(kind, tmp_path):
         _script("hub.py", "stop", user, kubeconfig=admin, artifacts=tmp_path)  # their servers' settings name the old origin
     port, stop = _forward((kube.internal_ips()[0], 30080))
     try:
-        assert not orchestrator.up(_profile_with(profile, "notebooks", subdomain_host=f"http://localhost:{port}"), "kind", report.make())["failed"]
+        assert not orchestrator.up(with_options(profile, "notebooks", subdomain_host=f"http://localhost:{port}"), "kind", report.make())["failed"]
         assert f"servers at http://USER.localhost:{port}/user/USER/" in _script("hub.py", "url", kubeconfig=admin, artifacts=tmp_path)
         out = _script("origins.py", "alice", "bob", kubeconfig=admin, artifacts=tmp_path)
         for line in ("bob's server config loaded: his page is served on his own origin", f"bob's page runs in alice's browser on http://bob.localhost:{port}",
@@ -211,7 +205,7 @@ def test_a_removed_user_loses_the_hub_and_an_idle_server_is_stopped(kind, tmp_pa
     as_token = lambda: requests.get(hub.hub_url() + "hub/api/user", headers={"Authorization": f"token {token}"}, timeout=30)  # noqa: E731
     assert as_token().status_code == 200  # control
     try:
-        changed = _profile_with(_profile_with(profile, "user-profiles", users=["alice"]), "notebooks", cull_idle=20)
+        changed = with_options(with_options(profile, "user-profiles", users=["alice"]), "notebooks", cull_idle=20)
         assert not orchestrator.up(changed, "kind", report.make())["failed"]
         assert kube.get("v1", "Namespace", "user-bob") is not None  # his data stays
         assert kube.get("v1", "Pod", "jupyter-bob", "user-bob") is None or kube.get("v1", "Pod", "jupyter-bob", "user-bob").metadata.deletionTimestamp

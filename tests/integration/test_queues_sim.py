@@ -10,11 +10,18 @@ from appliance import paths
 from appliance.components import CATALOG
 from appliance.kube import Kube
 from appliance.runtime import Runtime, process
-from tests.integration.clusters import cluster, rerun_keeps_the_process, scenario_passes
+from tests.integration.clusters import cluster, rerun_keeps_the_process, scenario_passes, with_options
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 COMPONENTS = ("platform-base", "user-profiles", "training-operator", "queues")
 NAME = "kueue-controller-manager"
+
+
+def _component(profile):
+    """The queues component of `profile` as `up` makes it (given user-profiles' users and quotas)."""
+    comp = CATALOG["queues"](profile.components["queues"].options, Runtime(pods_run=False))
+    comp.given = CATALOG["user-profiles"](profile.components["user-profiles"].options).offers()
+    return comp
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +34,7 @@ def test_up_runs_kueue_as_a_host_process_with_the_queues_of_each_user(sim):
     profile, result = sim
     assert not result["failed"] and "queues" in result["ran"]
     kube = Kube(result["kubeconfig"])
-    comp = CATALOG["queues"](profile.components["queues"].options, Runtime(pods_run=False))
+    comp = _component(profile)
     assert comp.ready(kube) == (True, "")
     host = process.HostProcess(process.controllers_dir(result["kubeconfig"]), NAME)
     assert host.folder == paths.state_dir(profile.cluster.name) / "controllers" and host.alive()
@@ -91,15 +98,29 @@ def test_rerun_is_noop_and_keeps_the_process(sim):
     rerun_keeps_the_process(*sim, NAME)
 
 
+def test_three_users_share_the_gpus_by_weight(sim, tmp_path):
+    """Re-`up` with carol, 8 GPUs of quota each and her weight 2: the other 8 GPUs are the cohort's, and the
+    fair-share scenario runs (admitted GPUs settle at 8/8/16, an idle share borrowed and reclaimed by preemption,
+    never more admitted than the nodes hold)."""
+    from appliance import orchestrator, report
+
+    profile, result = sim
+    three = with_options(with_options(profile, "user-profiles", users=["alice", "bob", "carol"], gpu_quota=8), "queues", weights=["carol=2"])
+    assert not orchestrator.up(three, "sim", report.make())["failed"]
+    cohort = Kube(result["kubeconfig"]).get("kueue.x-k8s.io/v1beta2", "Cohort", "users").to_dict()
+    assert cohort["spec"]["resourceGroups"][0]["flavors"][0]["resources"] == [{"name": "nvidia.com/gpu", "nominalQuota": 8}]
+    start = time.monotonic()
+    scenario_passes(result, "sim", COMPONENTS, "gpu-fair-share", tmp_path)
+    print(f"gpu-fair-share: {time.monotonic() - start:.0f}s")
+
+
 def test_removal_leaves_no_kueue_kind_and_jobs_run_unqueued(sim):
     """Last: the stopped Kueue's finalizers are dropped, so its CRDs go; new jobs are no longer suspended."""
     from kubernetes import client
 
     profile, result = sim
     kube = Kube(result["kubeconfig"])
-    comp = CATALOG["queues"](profile.components["queues"].options, Runtime(pods_run=False))
-    comp.given = CATALOG["user-profiles"](profile.components["user-profiles"].options).offers()
-    comp.remove(kube)
+    _component(profile).remove(kube)
     ext = client.ApiextensionsV1Api(kube.api)
     for _ in range(30):
         left = [c.metadata.name for c in ext.list_custom_resource_definition().items if c.spec.group == "kueue.x-k8s.io"]

@@ -70,6 +70,19 @@ def test_each_user_gets_a_cluster_queue_in_one_cohort_and_a_default_local_queue(
     assert len(find(objs, "ClusterQueue")) == len(find(objs, "LocalQueue")) == 2
 
 
+def test_gpus_of_no_users_quota_are_the_cohorts_lent_by_weight():
+    """32 H100s, three users with 8 each: the other 8 are the cohort's; none left over, no Cohort object."""
+    three = ("alice", "bob", "carol")
+    objs = queues(users=three, profile={"gpu_quota": 8, "gpu_ceiling": 32}, weights=["carol=2"]).objects(
+        cluster(*[node(H100) for _ in range(4)]), crds=False)
+    (co,) = find(objs, "Cohort", "users")
+    assert co["spec"]["resourceGroups"] == [{"coveredResources": ["nvidia.com/gpu"], "flavors": [
+        {"name": "gpu-nvidia-h100-80gb-hbm3", "resources": [{"name": "nvidia.com/gpu", "nominalQuota": 8}]}]}]
+    assert [find(objs, "ClusterQueue", f"user-{u}")[0]["spec"]["fairSharing"]["weight"] for u in three] == ["1", "1", "2"]
+    assert not find(queues(profile=DGX).objects(cluster(node(H100), node(H100), node(H100), node(H100)), crds=False), "Cohort")
+    assert not find(queues().objects(cluster(node(H100)), crds=False), "Cohort")  # no GPU quota: each user's quota is every GPU
+
+
 def test_without_ceilings_users_borrow_nothing_and_jobs_over_quota_wait():
     objs = queues(profile={"gpu_quota": 4}).objects(cluster(node(H100)), crds=False)
     cq = find(objs, "ClusterQueue", "user-alice")[0]["spec"]
@@ -178,9 +191,13 @@ def test_status_answers_how_much_who_borrows_and_why_a_job_waits():
                "status": {"conditions": [{"type": "QuotaReserved", "status": "True"}, {"type": "Admitted", "status": "True"}]}}
     done = {"metadata": {"name": "job-old", "namespace": "user-bob"}, "status": {"conditions": [{"type": "Finished", "status": "True"}]}}
     fresh = {"metadata": {"name": "job-new", "namespace": "user-bob"}}
-    objs = {"ClusterQueue": [cq], "Workload": [waiting, running, done, fresh]}
+    cq["spec"]["fairSharing"] = {"weight": "2"}
+    cohort = {"metadata": {"name": "users"}, "spec": {"resourceGroups": [{"flavors": [
+        {"name": "gpu-x", "resources": [{"name": "nvidia.com/gpu", "nominalQuota": 8}]}, {"name": "gpu-y", "resources": [{"name": "nvidia.com/gpu", "nominalQuota": 4}]}]}]}}
+    objs = {"ClusterQueue": [cq], "Workload": [waiting, running, done, fresh], "Cohort": [cohort]}
     kube = SimpleNamespace(list_labelled=lambda v, kind, sel: objs.get(kind, []))
     assert CATALOG["queues"]().notes(kube) == [
+        "cohort users: 12 GPUs in no user's quota, lent by fair-sharing weight (user-alice 2)",
         "user-alice: 24 GPUs in use (8 borrowed) of a quota of 16 (+16 borrowable); 1 pending, 2 admitted",
         "waiting: user-alice/big (Job): insufficient unused quota for nvidia.com/gpu",
         "waiting: user-bob/job-new (Workload): not yet considered by Kueue"]

@@ -59,15 +59,23 @@ def _gpu_quotas(products: list[dict], quota: dict, ceiling: dict) -> list[dict]:
     return [{"flavor": p["flavor"], "nominal": n, "borrowing": max(t - n, 0)} for p, n, t in zip(products, nominal, top, strict=True)]
 
 
+def _pool(products: list[dict], gpu: list[dict], users: int) -> list[dict]:
+    """Per product {flavor, gpus}: its GPUs that are no user's nominal quota (the cohort's own, lent by
+    fair-sharing weight), where there are any."""
+    pool = [{"flavor": g["flavor"], "gpus": p["gpus"] - users * g["nominal"]} for p, g in zip(products, gpu, strict=True)]
+    return [p for p in pool if p["gpus"] > 0]
+
+
 def context(options, kube, users=(), quota=None, ceiling=None) -> dict:
-    """`users`, `flavors` (the GPU products), `gpu` (each flavor's nominal and borrowing limit), `cpu` and
-    `memory` ({nominal, borrowing}: up to user-profiles' ceiling, so a job Kueue admits is never refused its
-    pods by the ResourceQuota), `weights` (user → weight)."""
+    """`users`, `flavors` (the GPU products), `gpu` (each flavor's nominal and borrowing limit), `pool` (the
+    GPUs left over, the cohort's), `cpu` and `memory` ({nominal, borrowing}: up to user-profiles' ceiling, so a
+    job Kueue admits is never refused its pods by the ResourceQuota), `weights` (user → weight)."""
     quota = quota or {"gpu": None, "cpu": "1", "memory": "1Gi"}
     ceiling = ceiling or quota
     products = _products(kube)
     weights = dict(w.split("=", 1) for w in options.weights)
-    return {"users": sorted(users), "flavors": products, "gpu": _gpu_quotas(products, quota, ceiling),
+    gpu = _gpu_quotas(products, quota, ceiling)
+    return {"users": sorted(users), "flavors": products, "gpu": gpu, "pool": _pool(products, gpu, len(users)),
             "cpu": {"nominal": quota["cpu"], "borrowing": f"{quantity_m(ceiling['cpu']) - quantity_m(quota['cpu'])}m"},
             "memory": {"nominal": quota["memory"], "borrowing": f"{quantity_mi(ceiling['memory']) - quantity_mi(quota['memory'])}Mi"},
             "weights": {u: weights.get(u, "1") for u in users}}
@@ -76,9 +84,14 @@ def context(options, kube, users=(), quota=None, ceiling=None) -> dict:
 def notes(options, kube) -> list[str]:
     """For `status`, the three questions of a team sharing GPUs: per user's ClusterQueue, how many GPUs they may
     use (quota, and how many more they may borrow), who is borrowing (in use, borrowed), jobs pending and
-    admitted; then each waiting job with Kueue's reason."""
-    out = []
-    for cq in kube.list_labelled(KUEUE, "ClusterQueue", "appliance.dev/component=queues"):
+    admitted (after the cohort's own GPUs, lent by weight); then each waiting job with Kueue's reason."""
+    out, cqs = [], kube.list_labelled(KUEUE, "ClusterQueue", "appliance.dev/component=queues")
+    weights = ", ".join(f"{cq['metadata']['name']} {cq['spec'].get('fairSharing', {}).get('weight', '1')}" for cq in cqs)
+    for co in kube.list_labelled(KUEUE, "Cohort", "appliance.dev/component=queues"):
+        pool = sum(int(r.get("nominalQuota", 0)) for g in co.get("spec", {}).get("resourceGroups") or [] for f in g.get("flavors") or []
+                   for r in f.get("resources") or [] if r["name"] == GPU)
+        out.append(f"cohort {co['metadata']['name']}: {pool} GPUs in no user's quota, lent by fair-sharing weight ({weights})")
+    for cq in cqs:
         st = cq.get("status") or {}
         limits = [r for g in cq.get("spec", {}).get("resourceGroups") or [] for f in g.get("flavors") or [] for r in f.get("resources") or []
                   if r["name"] == GPU]
