@@ -172,3 +172,18 @@ def test_the_guide_example_loads_as_written(tmp_path):
     assert [o["kind"] for o in comp.objects()] == ["Namespace", "Deployment", "ClusterRole", "ClusterRole"]
     (images,) = re.findall(r"^```yaml\n(images:\n.*?)```", guide, re.S | re.M)
     _load(tmp_path, "name: x\n" + images)
+
+
+def test_no_pod_probes_by_exec_once_started():
+    """An exec probe starts a process in the container each period (a runtime exec: runc, the shim) for the pod's
+    whole life; only a startupProbe, which stops at the first success, may exec (the database's pg_isready)."""
+    from appliance.components import CATALOG
+
+    probes = {}
+    for name, comp in CATALOG.items():
+        for o in comp().objects(crds=False):
+            pod = ((o.get("spec") or {}).get("template") or {}).get("spec") or {}
+            for c in pod.get("containers", []) + pod.get("initContainers", []):
+                probes |= {(name, c["name"], k): next(iter(c[k])) for k in ("readinessProbe", "livenessProbe", "startupProbe") if k in c}
+    assert len(probes) > 20
+    assert {k: how for k, how in probes.items() if how == "exec"} == {("database", "postgres", "startupProbe"): "exec"}
