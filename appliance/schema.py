@@ -39,6 +39,8 @@ class NodeClass(Strict):
     gpu_memory_mib: int = Field(0, ge=0)
     gpu_family: str = ""
     mig_strategy: Literal["none", "single", "mixed"] = "none"
+    mig_config: str = Field("", description="simulator: every GPU's MIG layout, as nvidia-mig-parted names it: all-<profile> "
+                            "(all-1g.10gb), all-balanced, or <profile>=<n>,… per GPU; needs mig_strategy single (one profile) or mixed")
     cuda_driver_version: str = ""
     labels: dict[str, str] = Field(default_factory=dict)
     taints: list[str] = Field(default_factory=list)

@@ -10,7 +10,10 @@ GPU sources (one interface, `gpus() -> list[GPU]`):
   GPUs), each attributed to the pod the scheduler bound there (device indices in pod creation order);
   utilization and memory follow the pod's annotation `appliance.dev/gpu-pattern` (`util=70-95/120s,mem=75`:
   a number or a sine between two numbers over a period; mem in % of the framebuffer), faults from the node's
-  annotation `appliance.dev/gpu-xid` (`3=79`: GPU 3 reports XID 79); plus, where no kubelet runs (the
+  annotation `appliance.dev/gpu-xid` (`3=79`: GPU 3 reports XID 79); a node cut into MIG instances (the
+  simulator's annotation `appliance.dev/sim-mig`, `8x1g.10gb=2,3g.40gb=1`) has a series per instance, labelled
+  `GPU_I_ID` and `GPU_I_PROFILE` as dcgm-exporter labels them, each attributed to the pod holding it (the
+  profile's `nvidia.com/mig-<profile>`, or `nvidia.com/gpu` on a single-strategy node); plus, where no kubelet runs (the
   simulator's nodes), cAdvisor's memory and CPU series of the pods at their requests. Series carry
   `simulated="true"`.
 Talks to the API server in-cluster (service account) or through $KUBECONFIG (a host process).
@@ -37,6 +40,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 GPU_RESOURCE = "nvidia.com/gpu"
 PATTERN = "appliance.dev/gpu-pattern"
 XID = "appliance.dev/gpu-xid"
+MIG = "appliance.dev/sim-mig"
 DEFAULT_PATTERN = "util=70-95/120s,mem=75"
 #: name → (type, help), as dcgm-exporter's default counters
 FIELDS = {
@@ -63,6 +67,7 @@ class GPU:
     xid: int = 0
     owner: tuple[str, str, str] = ("", "", "")  # namespace, pod, container
     simulated: bool = False
+    instance: tuple[str, str] = ("", "")  # a MIG instance of this GPU: GPU_I_ID, GPU_I_PROFILE
 
     def values(self) -> dict[str, float]:
         return {"DCGM_FI_DEV_GPU_UTIL": self.util, "DCGM_FI_DEV_FB_USED": self.fb_used, "DCGM_FI_DEV_FB_FREE": self.fb_free,
@@ -72,6 +77,8 @@ class GPU:
         ns, pod, container = self.owner
         out = {"gpu": str(self.index), "UUID": self.uuid, "device": f"nvidia{self.index}", "modelName": self.model,
                "Hostname": self.host, "namespace": ns, "pod": pod, "container": container}
+        if self.instance[1]:
+            out["GPU_I_ID"], out["GPU_I_PROFILE"] = self.instance
         if self.simulated:
             out["simulated"] = "true"
         return out
@@ -138,9 +145,9 @@ class Kube:
             return json.load(r)
 
 
-def _gpus_of(container: dict) -> int:
+def _gpus_of(container: dict, resource: str = GPU_RESOURCE) -> int:
     res = container.get("resources") or {}
-    return int((res.get("limits") or {}).get(GPU_RESOURCE) or (res.get("requests") or {}).get(GPU_RESOURCE) or 0)
+    return int((res.get("limits") or {}).get(resource) or (res.get("requests") or {}).get(resource) or 0)
 
 
 def holds_gpus(pod: dict) -> bool:
@@ -148,16 +155,16 @@ def holds_gpus(pod: dict) -> bool:
     return bool(pod["spec"].get("nodeName")) and (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
 
 
-def attribute(gpus: int, pods: list[dict]) -> dict[int, tuple[str, str, str]]:
+def attribute(gpus: int, pods: list[dict], resource: str = GPU_RESOURCE) -> dict[int, tuple[str, str, str]]:
     """Device index → (namespace, pod, container) on one node: pods in creation order (then name), each
-    container's GPUs in turn, the next free indices. Deterministic for a given set of pods."""
+    container's devices of `resource` in turn, the next free indices. Deterministic for a given set of pods."""
     owners: dict[int, tuple[str, str, str]] = {}
     nxt = 0
     order = sorted((p for p in pods if holds_gpus(p)),
                    key=lambda p: (p["metadata"].get("creationTimestamp") or "", p["metadata"]["namespace"], p["metadata"]["name"]))
     for p in order:
         for c in p["spec"].get("containers") or []:
-            for _ in range(_gpus_of(c)):
+            for _ in range(_gpus_of(c, resource)):
                 if nxt < gpus:
                     owners[nxt] = (p["metadata"]["namespace"], p["metadata"]["name"], c["name"])
                     nxt += 1
@@ -202,27 +209,61 @@ def sim_uuid(node: str, index: int) -> str:
     return "GPU-" + str(uuid.uuid5(uuid.NAMESPACE_DNS, f"{node}/{index}"))
 
 
+def parse_mig(text: str) -> tuple[int, list[tuple[str, int]]]:
+    """`8x1g.10gb=2,3g.40gb=1` → (8, [("1g.10gb", 2), ("3g.40gb", 1)]): GPUs, instances of each per GPU; (0, [])
+    when absent or malformed (an annotation must not stop the exporter)."""
+    gpus, _, layout = (text or "").partition("x")
+    try:
+        return int(gpus), [(p, int(n)) for p, _, n in (part.partition("=") for part in layout.split(","))]
+    except ValueError:
+        return 0, []
+
+
+def _devices(meta: dict, labels: dict, capacity: dict) -> list[tuple[int, tuple[str, str], float, str, int]]:
+    """(GPU index, (GPU_I_ID, GPU_I_PROFILE), framebuffer MiB, resource, its device index) of one node: whole
+    GPUs, or the MIG instances of each GPU."""
+    gpus, layout = parse_mig((meta.get("annotations") or {}).get(MIG, ""))
+    if not layout:
+        memory = float(labels.get("nvidia.com/gpu.memory") or 81920)
+        return [(i, ("", ""), memory, GPU_RESOURCE, i) for i in range(int(capacity.get(GPU_RESOURCE) or 0))]
+    single = labels.get("nvidia.com/mig.strategy") == "single"
+    out, seen = [], {}
+    for i in range(gpus):
+        gi = 0
+        for profile, n in layout:
+            memory = float(labels.get("nvidia.com/gpu.memory" if single else f"nvidia.com/mig-{profile}.memory") or 0)
+            resource = GPU_RESOURCE if single else f"nvidia.com/mig-{profile}"
+            for _ in range(n):
+                gi += 1
+                out.append((i, (str(gi), profile), memory, resource, seen.get(resource, 0)))
+                seen[resource] = seen.get(resource, 0) + 1
+    return out
+
+
 def simulate(node: dict, pods: list[dict], t: float) -> list[GPU]:
-    """The simulated GPUs of one node at time `t`."""
+    """The simulated GPUs (or MIG instances) of one node at time `t`."""
     meta, status = node["metadata"], node.get("status") or {}
-    n = int((status.get("capacity") or {}).get(GPU_RESOURCE) or 0)
     labels = meta.get("labels") or {}
     model = labels.get("nvidia.com/gpu.product", "simulated-gpu").replace("-", " ")
-    memory = float(labels.get("nvidia.com/gpu.memory") or 81920)
     xids = parse_xids((meta.get("annotations") or {}).get(XID, ""))
     by_name = {(p["metadata"]["namespace"], p["metadata"]["name"]): p for p in pods}
-    owners = attribute(n, pods)
+    devices = _devices(meta, labels, status.get("capacity") or {})
+    counts: dict[str, int] = {}
+    for _, _, _, resource, _ in devices:
+        counts[resource] = counts.get(resource, 0) + 1
+    owned = {r: attribute(n, pods, r) for r, n in counts.items()}
     out = []
-    for i in range(n):
-        g = GPU(i, sim_uuid(meta["name"], i), model, meta["name"], owner=owners.get(i, ("", "", "")), simulated=True)
+    for i, instance, memory, resource, k in devices:
+        owner = owned[resource].get(k)
+        g = GPU(i, sim_uuid(meta["name"], i), model, meta["name"], owner=owner or ("", "", ""), simulated=True, instance=instance)
         util = mem = 0.0
-        if i in owners:
-            pod = by_name[owners[i][:2]]
+        if owner:
+            pod = by_name[owner[:2]]
             try:
                 pat = parse_pattern((pod["metadata"].get("annotations") or {}).get(PATTERN) or DEFAULT_PATTERN)
             except ValueError:
                 pat = parse_pattern(DEFAULT_PATTERN)
-            phase = int(hashlib.sha256(g.uuid.encode()).hexdigest()[:8], 16) / 2**32
+            phase = int(hashlib.sha256((g.uuid + g.instance[0]).encode()).hexdigest()[:8], 16) / 2**32
             util = level(pat.get("util", (0, 0, 0)), t, phase)
             mem = level(pat.get("mem", (0, 0, 0)), t, phase)
         g.util, g.fb_used = round(util), round(memory * mem / 100)

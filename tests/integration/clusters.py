@@ -38,10 +38,18 @@ def group_of(module: str) -> str:
     return next((g for g, mods in STACK_GROUPS.items() if module in mods), "host" if module in HOST_MODULES else "sim")
 
 
-def load(profile_name: str, provider: str, sets: list[str], components: tuple[str, ...]):
-    """The profile with `sets` applied, only `components` of it."""
-    loaded = profiles.load(profile_name, sets, provider)
-    return loaded.profile.model_copy(update={"components": {k: v for k, v in loaded.profile.components.items() if k in components}})
+#: a simulated DGX H100 whose GPUs are cut into MIG instances (mixed: 16 x 1g.10gb, 8 x 2g.20gb, 8 x 3g.40gb)
+MIG_NODE = {"name": "dgx-h100-mig", "count": 1, "cpu": "224", "memory": "2Ti", "gpus": 8, "gpu_product": "NVIDIA-H100-80GB-HBM3",
+            "mig_strategy": "mixed", "mig_config": "all-balanced", "taints": ["nvidia.com/gpu=present:NoSchedule"]}
+
+
+def load(profile_name: str, provider: str, sets: list[str], components: tuple[str, ...], node_classes: tuple[dict, ...] = ()):
+    """The profile with `sets` applied, only `components` of it, `node_classes` added."""
+    from appliance.schema import NodeClass
+
+    p = profiles.load(profile_name, sets, provider).profile
+    spec = p.cluster.model_copy(update={"node_classes": [*p.cluster.node_classes, *(NodeClass(**nc) for nc in node_classes)]})
+    return p.model_copy(update={"cluster": spec, "components": {k: v for k, v in p.components.items() if k in components}})
 
 
 def with_options(profile, component: str, **options):
@@ -52,9 +60,10 @@ def with_options(profile, component: str, **options):
 
 
 @contextlib.contextmanager
-def cluster(profile_name: str, provider: str, sets: list[str], components: tuple[str, ...]):
-    """`up` the profile (only `components` of it) on `provider`; yields (profile, up result); `down` after."""
-    profile = load(profile_name, provider, sets, components)
+def cluster(profile_name: str, provider: str, sets: list[str], components: tuple[str, ...], node_classes: tuple[dict, ...] = ()):
+    """`up` the profile (only `components` of it, `node_classes` added) on `provider`; yields (profile, up
+    result); `down` after."""
+    profile = load(profile_name, provider, sets, components, node_classes)
     try:
         yield profile, orchestrator.up(profile, provider, report.make())
     finally:

@@ -22,7 +22,7 @@ from appliance.components.prom import Prometheus
 from appliance.kube import Kube
 from appliance.procs import free_ports
 from appliance.runtime import Runtime, process
-from tests.integration.clusters import cluster
+from tests.integration.clusters import MIG_NODE, cluster, scenario_passes
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 COMPONENTS = ("platform-base", "user-profiles", "training-operator", "monitoring")
@@ -32,7 +32,7 @@ PROCS = ("prometheus", "gpu-exporter")
 
 @pytest.fixture(scope="module")
 def sim():
-    with cluster("sim-dgx-pod", "sim", [f"cluster.name={NAME}", "components.monitoring={}"], COMPONENTS) as up:
+    with cluster("sim-dgx-pod", "sim", [f"cluster.name={NAME}", "components.monitoring={}"], COMPONENTS, (MIG_NODE,)) as up:
         yield up
 
 
@@ -52,7 +52,14 @@ def test_up_runs_prometheus_and_the_exporter_on_the_host(sim):
     while not (up := prom.query('up{job="gpu-exporter"} == 1')) and time.time() < deadline:
         time.sleep(2)
     assert up, "Prometheus never scraped the exporter"
-    assert len(prom.query("DCGM_FI_DEV_GPU_UTIL")) == 32  # 4 DGX nodes x 8
+    assert len(prom.query('DCGM_FI_DEV_GPU_UTIL{GPU_I_ID=""}')) == 32  # 4 DGX nodes x 8
+    assert len(prom.query('DCGM_FI_DEV_GPU_UTIL{GPU_I_PROFILE="1g.10gb"}')) == 16  # the MIG node's 8 GPUs, 2 of them each
+
+
+def test_mig_placement_scenario_passes(sim, tmp_path):
+    """A job asking for two 1g.10gb instances lands on the MIG node; the series of those instances carry its pod."""
+    _, result = sim
+    scenario_passes(result, "sim", COMPONENTS, "mig-placement", tmp_path, skips_for=("queues",))
 
 
 def test_gpu_metrics_scenario_passes(sim, tmp_path):

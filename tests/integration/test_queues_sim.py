@@ -10,7 +10,7 @@ from appliance import paths
 from appliance.components import CATALOG
 from appliance.kube import Kube
 from appliance.runtime import Runtime, process
-from tests.integration.clusters import cluster, rerun_keeps_the_process, scenario_passes, with_options
+from tests.integration.clusters import MIG_NODE, cluster, rerun_keeps_the_process, scenario_passes, with_options
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 COMPONENTS = ("platform-base", "user-profiles", "training-operator", "queues")
@@ -26,7 +26,7 @@ def _component(profile):
 
 @pytest.fixture(scope="module")
 def sim():
-    with cluster("sim-dgx-pod", "sim", ["cluster.name=it-queues-sim", "cluster.sim.pod_run_seconds=3"], COMPONENTS) as up:
+    with cluster("sim-dgx-pod", "sim", ["cluster.name=it-queues-sim", "cluster.sim.pod_run_seconds=3"], COMPONENTS, (MIG_NODE,)) as up:
         yield up
 
 
@@ -40,7 +40,8 @@ def test_up_runs_kueue_as_a_host_process_with_the_queues_of_each_user(sim):
     assert host.folder == paths.state_dir(profile.cluster.name) / "controllers" and host.alive()
     flavors = {f["metadata"]["name"] for f in kube.list_labelled("kueue.x-k8s.io/v1beta2", "ResourceFlavor", "appliance.dev/component=queues")}
     assert flavors == {"default", "gpu-nvidia-h100-80gb-hbm3"}
-    assert len(comp.notes(kube)) == 2
+    # the MIG node's instances: a share of them each (6 of 16 1g.10gb, a ceiling of 12), the rest the cohort's
+    assert comp.notes(kube)[0].startswith("cohort users: 0 GPUs and 8 MIG instances in no user's quota") and len(comp.notes(kube)) == 3
 
 
 def test_queues_scenario_passes(sim, tmp_path):
@@ -98,6 +99,13 @@ def test_rerun_is_noop_and_keeps_the_process(sim):
     rerun_keeps_the_process(*sim, NAME)
 
 
+def test_mig_instances_are_queued_beside_whole_gpus(sim, tmp_path):
+    """The MIG node's instances: alice's job for two 1g.10gb is admitted in her queue and lands there; bob's for
+    14 (his share 6, borrowing up to 12) waits with Kueue's reason."""
+    _, result = sim
+    scenario_passes(result, "sim", COMPONENTS, "mig-placement", tmp_path, skips_for=("monitoring",))
+
+
 def test_three_users_share_the_gpus_by_weight(sim, tmp_path):
     """Re-`up` with carol, 8 GPUs of quota each and her weight 2: the other 8 GPUs are the cohort's, and the
     fair-share scenario runs (admitted GPUs settle at 8/8/16, an idle share borrowed and reclaimed by preemption,
@@ -108,7 +116,7 @@ def test_three_users_share_the_gpus_by_weight(sim, tmp_path):
     three = with_options(with_options(profile, "user-profiles", users=["alice", "bob", "carol"], gpu_quota=8), "queues", weights=["carol=2"])
     assert not orchestrator.up(three, "sim", report.make())["failed"]
     cohort = Kube(result["kubeconfig"]).get("kueue.x-k8s.io/v1beta2", "Cohort", "users").to_dict()
-    assert cohort["spec"]["resourceGroups"][0]["flavors"][0]["resources"] == [{"name": "nvidia.com/gpu", "nominalQuota": 8}]
+    assert cohort["spec"]["resourceGroups"][0]["flavors"][0]["resources"][0] == {"name": "nvidia.com/gpu", "nominalQuota": 8}
     start = time.monotonic()
     scenario_passes(result, "sim", COMPONENTS, "gpu-fair-share", tmp_path)
     print(f"gpu-fair-share: {time.monotonic() - start:.0f}s")

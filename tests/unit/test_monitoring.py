@@ -62,6 +62,27 @@ def test_simulated_node_job_gpus_busy_idle_gpus_zero_xid_injected():
     assert all(g.util > 0 for g in again[:4])  # a bad pattern falls back to the default, never a failed scrape
 
 
+def test_a_mig_node_has_a_series_per_instance_held_by_the_pod_that_asked_for_its_profile():
+    """The simulator's MIG node as it makes it (all-balanced on 8 H100s, mixed): 32 instances, each labelled as
+    dcgm-exporter labels them; a pod asking for three 1g.10gb and one 3g.40gb holds exactly those."""
+    from appliance.providers.sim.nodes import node_manifest
+    from appliance.schema import NodeClass
+
+    n = node_manifest(NodeClass(name="mig", gpus=8, gpu_product="NVIDIA-H100-80GB-HBM3", mig_strategy="mixed", mig_config="all-balanced"), 0, "c")
+    asks = [{"name": "train", "resources": {"limits": {"nvidia.com/mig-1g.10gb": "3", "nvidia.com/mig-3g.40gb": "1"}}}]
+    gpus = exp.simulate(n, [pod("small", "mig-0", 0, containers=asks)], t=1000.0)
+    assert len(gpus) == 32 and {g.instance[1] for g in gpus} == {"1g.10gb", "2g.20gb", "3g.40gb"}
+    held = [(g.index, g.instance, g.fb_free + g.fb_used) for g in gpus if g.owner[1] == "small"]
+    assert held == [(0, ("1", "1g.10gb"), 9984), (0, ("2", "1g.10gb"), 9984), (0, ("4", "3g.40gb"), 40320), (1, ("1", "1g.10gb"), 9984)]
+    assert all(g.util == 0 for g in gpus if not g.owner[1]) and len({g.uuid for g in gpus}) == 8  # an instance carries its GPU's UUID
+    text = exp.render(gpus)
+    assert 'GPU_I_ID="4",GPU_I_PROFILE="3g.40gb",simulated="true"} ' in text and 'pod="small"' in text
+    single = node_manifest(NodeClass(name="s", gpus=2, gpu_product="NVIDIA-A100-SXM4-40GB", mig_strategy="single", mig_config="all-1g.5gb"), 0, "c")
+    one = exp.simulate(single, [pod("p", "s-0", 2)], t=0.0)
+    assert len(one) == 14 and [g.instance for g in one if g.owner[1] == "p"] == [("1", "1g.5gb"), ("2", "1g.5gb")]
+    assert exp.simulate(node("plain", annotations={exp.MIG: "junk"}), [], t=0.0)[0].instance == ("", "")
+
+
 @pytest.mark.parametrize("text,want", [("util=85", {"util": (85, 85, 0)}),
                                        ("util=70-95/120s, mem=75", {"util": (70, 95, 120), "mem": (75, 75, 0)})])
 def test_pattern_parses(text, want):

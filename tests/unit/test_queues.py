@@ -83,6 +83,25 @@ def test_gpus_of_no_users_quota_are_the_cohorts_lent_by_weight():
     assert not find(queues().objects(cluster(node(H100)), crds=False), "Cohort")  # no GPU quota: each user's quota is every GPU
 
 
+def test_mig_instances_are_accounted_beside_whole_gpus_in_their_products_flavor():
+    """Two whole H100 nodes and one cut into MIG instances (mixed): 24 GPUs. alice and bob have 6 (a ceiling of
+    12): a quarter (half) of each MIG profile's instances; what no user holds is the cohort's."""
+    mig = {"metadata": {"name": "n-mig", "labels": {"nvidia.com/gpu.product": H100, "nvidia.com/gpu.count": "8"}},
+           "status": {"allocatable": {"nvidia.com/gpu": "0", "nvidia.com/mig-1g.10gb": "16", "nvidia.com/mig-3g.40gb": "8"}}, "spec": {}}
+    objs = queues(profile={"gpu_quota": 6, "gpu_ceiling": 12}).objects(cluster(node(H100), node(H100), mig), crds=False)
+    (gpu,) = [g for g in find(objs, "ClusterQueue", "user-alice")[0]["spec"]["resourceGroups"] if "nvidia.com/gpu" in g["coveredResources"]]
+    assert gpu["coveredResources"] == ["nvidia.com/gpu", "nvidia.com/mig-1g.10gb", "nvidia.com/mig-3g.40gb"]
+    assert gpu["flavors"] == [{"name": "gpu-nvidia-h100-80gb-hbm3", "resources": [
+        {"name": "nvidia.com/gpu", "nominalQuota": 6, "borrowingLimit": 6},
+        {"name": "nvidia.com/mig-1g.10gb", "nominalQuota": 4, "borrowingLimit": 4},
+        {"name": "nvidia.com/mig-3g.40gb", "nominalQuota": 2, "borrowingLimit": 2}]}]
+    (co,) = find(objs, "Cohort", "users")
+    assert [r["nominalQuota"] for r in co["spec"]["resourceGroups"][0]["flavors"][0]["resources"]] == [4, 8, 4]
+    only = queues().objects(cluster(mig), crds=False)  # no GPU quota, no whole GPU: every instance, no borrowing
+    assert find(only, "ClusterQueue", "user-bob")[0]["spec"]["resourceGroups"][1]["flavors"][0]["resources"][1] == {
+        "name": "nvidia.com/mig-1g.10gb", "nominalQuota": 16, "borrowingLimit": 0}
+
+
 def test_without_ceilings_users_borrow_nothing_and_jobs_over_quota_wait():
     objs = queues(profile={"gpu_quota": 4}).objects(cluster(node(H100)), crds=False)
     cq = find(objs, "ClusterQueue", "user-alice")[0]["spec"]
@@ -193,11 +212,11 @@ def test_status_answers_how_much_who_borrows_and_why_a_job_waits():
     fresh = {"metadata": {"name": "job-new", "namespace": "user-bob"}}
     cq["spec"]["fairSharing"] = {"weight": "2"}
     cohort = {"metadata": {"name": "users"}, "spec": {"resourceGroups": [{"flavors": [
-        {"name": "gpu-x", "resources": [{"name": "nvidia.com/gpu", "nominalQuota": 8}]}, {"name": "gpu-y", "resources": [{"name": "nvidia.com/gpu", "nominalQuota": 4}]}]}]}}
+        {"name": "gpu-x", "resources": [{"name": "nvidia.com/gpu", "nominalQuota": 8}]}, {"name": "gpu-y", "resources": [{"name": "nvidia.com/gpu", "nominalQuota": 4}, {"name": "nvidia.com/mig-1g.10gb", "nominalQuota": 3}]}]}]}}
     objs = {"ClusterQueue": [cq], "Workload": [waiting, running, done, fresh], "Cohort": [cohort]}
     kube = SimpleNamespace(list_labelled=lambda v, kind, sel: objs.get(kind, []))
     assert CATALOG["queues"]().notes(kube) == [
-        "cohort users: 12 GPUs in no user's quota, lent by fair-sharing weight (user-alice 2)",
+        "cohort users: 12 GPUs and 3 MIG instances in no user's quota, lent by fair-sharing weight (user-alice 2)",
         "user-alice: 24 GPUs in use (8 borrowed) of a quota of 16 (+16 borrowable); 1 pending, 2 admitted",
         "waiting: user-alice/big (Job): insufficient unused quota for nvidia.com/gpu",
         "waiting: user-bob/job-new (Workload): not yet considered by Kueue"]

@@ -12,6 +12,7 @@ KUEUE = "kueue.x-k8s.io/v1beta2"
 #: the kinds whose objects Kueue puts its finalizers on
 FINALIZED = ("Workload", "ClusterQueue", "LocalQueue", "ResourceFlavor", "AdmissionCheck")
 PRODUCT = "nvidia.com/gpu.product"
+MIG = "nvidia.com/mig-"
 
 
 def check(options) -> None:
@@ -22,17 +23,22 @@ def check(options) -> None:
 
 
 def _products(kube) -> list[dict]:
-    """[{product, flavor, gpus, tolerations}] of the nodes that advertise GPUs, by product (none without a
-    cluster)."""
+    """[{product, flavor, devices: {resource: count}, count, tolerations}] of the nodes that advertise GPUs or
+    MIG instances (`nvidia.com/mig-<profile>`, mixed strategy), by product; `count`: GPU feature discovery's
+    GPU count (a MIG node's physical GPUs). None without a cluster."""
     found: dict[str, dict] = {}
     for node in kube.list_labelled("v1", "Node", PRODUCT) if kube is not None else []:
-        gpus = int((node.get("status") or {}).get("allocatable", {}).get(GPU, 0) or 0)
-        product = (node["metadata"].get("labels") or {}).get(PRODUCT)
-        if not gpus or not product:
+        alloc = (node.get("status") or {}).get("allocatable") or {}
+        devices = {r: int(n) for r, n in alloc.items() if (r == GPU or r.startswith(MIG)) and int(n or 0)}
+        labels = node["metadata"].get("labels") or {}
+        product = labels.get(PRODUCT)
+        if not devices or not product:
             continue
         p = found.setdefault(product, {"product": product, "flavor": "gpu-" + product.lower().replace("_", "-").replace(".", "-"),
-                                       "gpus": 0, "tolerations": []})
-        p["gpus"] += gpus
+                                       "devices": {}, "count": 0, "tolerations": []})
+        for r, n in devices.items():
+            p["devices"][r] = p["devices"].get(r, 0) + n
+        p["count"] += int(labels.get("nvidia.com/gpu.count") or devices.get(GPU, 0))
         for t in (node.get("spec") or {}).get("taints") or []:
             tol = {"key": t["key"], "operator": "Exists", "effect": t["effect"]}
             if tol not in p["tolerations"]:
@@ -40,42 +46,68 @@ def _products(kube) -> list[dict]:
     return [found[k] for k in sorted(found)]
 
 
-def _split(total: int, products: list[dict]) -> list[int]:
-    """`total` GPUs split over the products by their share of the GPUs (largest remainders first)."""
-    whole = sum(p["gpus"] for p in products)
-    exact = [total * p["gpus"] / whole for p in products]
+def _split(total: int, shares: list[int]) -> list[int]:
+    """`total` split by `shares` (largest remainders first); nothing to split by: zeros."""
+    whole = sum(shares)
+    if not whole:
+        return [0] * len(shares)
+    exact = [total * s / whole for s in shares]
     out = [int(x) for x in exact]
     for i in sorted(range(len(exact)), key=lambda i: out[i] - exact[i])[: total - sum(out)]:
         out[i] += 1
     return out
 
 
+def _covered(products: list[dict]) -> list[str]:
+    """The GPU resources the queues account: nvidia.com/gpu, then each MIG profile present."""
+    return [GPU, *sorted({r for p in products for r in p["devices"] if r != GPU})]
+
+
 def _gpu_quotas(products: list[dict], quota: dict, ceiling: dict) -> list[dict]:
-    """Per product {flavor, nominal, borrowing}: user-profiles' GPU quota and ceiling split by the products'
-    shares; without a GPU quota, each product's GPUs and no borrowing."""
-    if quota["gpu"] is None:
-        return [{"flavor": p["flavor"], "nominal": p["gpus"], "borrowing": 0} for p in products]
-    nominal, top = _split(quota["gpu"], products), _split(ceiling["gpu"], products)
-    return [{"flavor": p["flavor"], "nominal": n, "borrowing": max(t - n, 0)} for p, n, t in zip(products, nominal, top, strict=True)]
+    """Per product {flavor, resources: [{name, nominalQuota, borrowingLimit}] for each covered resource}: whole
+    GPUs are user-profiles' GPU quota and ceiling split by the products' shares of them; a MIG profile's
+    instances, the share of them that quota and ceiling are of all GPUs. Without a GPU quota, everything a product
+    has and no borrowing."""
+    covered, gpus = _covered(products), [p["devices"].get(GPU, 0) for p in products]
+    if quota["gpu"] is not None:
+        nominal, top = _split(quota["gpu"], gpus), _split(ceiling["gpu"], gpus)
+        total = sum(p["count"] for p in products) or 1
+    out = []
+    for i, p in enumerate(products):
+        res = []
+        for r in covered:
+            have = p["devices"].get(r, 0)
+            if quota["gpu"] is None:
+                n, b = have, 0
+            elif r == GPU:
+                n, b = nominal[i], max(top[i] - nominal[i], 0)
+            else:
+                n = have * quota["gpu"] // total
+                b = max(have * ceiling["gpu"] // total - n, 0)
+            res.append({"name": r, "nominalQuota": n, "borrowingLimit": b})
+        out.append({"flavor": p["flavor"], "resources": res})
+    return out
 
 
 def _pool(products: list[dict], gpu: list[dict], users: int) -> list[dict]:
-    """Per product {flavor, gpus}: its GPUs that are no user's nominal quota (the cohort's own, lent by
-    fair-sharing weight), where there are any."""
-    pool = [{"flavor": g["flavor"], "gpus": p["gpus"] - users * g["nominal"]} for p, g in zip(products, gpu, strict=True)]
-    return [p for p in pool if p["gpus"] > 0]
+    """Per product {flavor, resources: [{name, nominalQuota}]}: its GPUs (and MIG instances) that are no user's
+    nominal quota (the cohort's own, lent by fair-sharing weight), for the products that have any."""
+    pool = [{"flavor": g["flavor"], "resources": [{"name": r["name"], "nominalQuota": max(p["devices"].get(r["name"], 0) - users * r["nominalQuota"], 0)}
+                                                  for r in g["resources"]]}
+            for p, g in zip(products, gpu, strict=True)]
+    return [p for p in pool if any(r["nominalQuota"] for r in p["resources"])]
 
 
 def context(options, kube, users=(), quota=None, ceiling=None) -> dict:
-    """`users`, `flavors` (the GPU products), `gpu` (each flavor's nominal and borrowing limit), `pool` (the
-    GPUs left over, the cohort's), `cpu` and `memory` ({nominal, borrowing}: up to user-profiles' ceiling, so a
+    """`users`, `flavors` (the GPU products), `gpu` (each flavor's nominal and borrowing limit of each `covered`
+    resource: GPUs, MIG instances), `pool` (what is left over, the cohort's), `cpu` and `memory` ({nominal, borrowing}: up to user-profiles' ceiling, so a
     job Kueue admits is never refused its pods by the ResourceQuota), `weights` (user → weight)."""
     quota = quota or {"gpu": None, "cpu": "1", "memory": "1Gi"}
     ceiling = ceiling or quota
     products = _products(kube)
     weights = dict(w.split("=", 1) for w in options.weights)
     gpu = _gpu_quotas(products, quota, ceiling)
-    return {"users": sorted(users), "flavors": products, "gpu": gpu, "pool": _pool(products, gpu, len(users)),
+    return {"users": sorted(users), "flavors": products, "gpu": gpu, "covered": _covered(products), "pool": _pool(products, gpu, len(users)),
             "cpu": {"nominal": quota["cpu"], "borrowing": f"{quantity_m(ceiling['cpu']) - quantity_m(quota['cpu'])}m"},
             "memory": {"nominal": quota["memory"], "borrowing": f"{quantity_mi(ceiling['memory']) - quantity_mi(quota['memory'])}Mi"},
             "weights": {u: weights.get(u, "1") for u in users}}
@@ -88,9 +120,10 @@ def notes(options, kube) -> list[str]:
     out, cqs = [], kube.list_labelled(KUEUE, "ClusterQueue", "appliance.dev/component=queues")
     weights = ", ".join(f"{cq['metadata']['name']} {cq['spec'].get('fairSharing', {}).get('weight', '1')}" for cq in cqs)
     for co in kube.list_labelled(KUEUE, "Cohort", "appliance.dev/component=queues"):
-        pool = sum(int(r.get("nominalQuota", 0)) for g in co.get("spec", {}).get("resourceGroups") or [] for f in g.get("flavors") or []
-                   for r in f.get("resources") or [] if r["name"] == GPU)
-        out.append(f"cohort {co['metadata']['name']}: {pool} GPUs in no user's quota, lent by fair-sharing weight ({weights})")
+        res = [r for g in co.get("spec", {}).get("resourceGroups") or [] for f in g.get("flavors") or [] for r in f.get("resources") or []]
+        gpus, mig = (sum(int(r.get("nominalQuota", 0)) for r in res if test(r["name"])) for test in (GPU.__eq__, lambda n: n.startswith(MIG)))
+        out.append(f"cohort {co['metadata']['name']}: {gpus} GPUs{f' and {mig} MIG instances' if mig else ''} in no user's quota, "
+                   f"lent by fair-sharing weight ({weights})")
     for cq in cqs:
         st = cq.get("status") or {}
         limits = [r for g in cq.get("spec", {}).get("resourceGroups") or [] for f in g.get("flavors") or [] for r in f.get("resources") or []

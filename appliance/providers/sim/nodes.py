@@ -30,6 +30,10 @@ GPU = "nvidia.com/gpu"
 #: product -> (memory MiB, family, compute capability, MIG capable), from gpu-products.yaml beside this module
 GPU_PRODUCTS: dict[str, tuple[int, str, str, bool]] = {
     k: tuple(v) for k, v in yaml.safe_load((Path(__file__).resolve().parent / "gpu-products.yaml").read_text()).items()}
+#: product -> {"profiles": {profile: [most per GPU, memory MiB, compute slices]}, "balanced": {profile: n}}
+MIG_PROFILES: dict[str, dict] = yaml.safe_load((Path(__file__).resolve().parent / "mig-profiles.yaml").read_text())
+#: the MIG layout of a simulated node's GPUs ("8x1g.10gb=2,2g.20gb=1"), for the GPU exporter's per-instance series
+MIG_ANNOTATION = "appliance.dev/sim-mig"
 DEFAULT_PRODUCT = "NVIDIA-H100-80GB-HBM3"
 DEFAULT_DRIVER = "550.90.07"
 # driver major -> highest CUDA runtime it supports (what GFD reports as cuda.runtime)
@@ -49,6 +53,64 @@ def parse_taint(s: str, where: str = "") -> dict[str, str]:
     if m.group(2):
         t["value"] = m.group(2)
     return t
+
+
+def mig_layout(nc: Any) -> dict[str, int]:
+    """Instances per GPU by MIG profile of node class `nc` ({} without MIG); one line for a layout that cannot be."""
+    if not nc.mig_config:
+        return {}
+    where = f"cluster.node_classes[{nc.name}].mig_config"
+    product = nc.gpu_product or DEFAULT_PRODUCT
+    known = MIG_PROFILES.get(product)
+    if not nc.gpus or known is None:
+        raise ProfileError(f"node class '{nc.name}' has no MIG-capable GPU ({product if nc.gpus else 'no GPUs'})", where,
+                           f"use a product of {', '.join(MIG_PROFILES)} or leave mig_config out")
+    if nc.mig_strategy == "none":
+        raise ProfileError(f"mig_config '{nc.mig_config}' with mig_strategy none", where, "set mig_strategy to single or mixed")
+    cfg = nc.mig_config
+    if cfg == "all-balanced":
+        layout = dict(known["balanced"])
+    elif cfg.startswith("all-"):
+        layout = {cfg[4:]: known["profiles"].get(cfg[4:], [0])[0]}
+    else:
+        try:
+            layout = {p.strip(): int(n) for p, _, n in (part.partition("=") for part in cfg.split(","))}
+        except ValueError:
+            raise ProfileError(f"mig_config '{cfg}' is not <profile>=<count>,…", where, "write e.g. 1g.10gb=2,2g.20gb=1,3g.40gb=1") from None
+    bad = sorted(p for p in layout if p not in known["profiles"])
+    if bad or not all(n > 0 for n in layout.values()):
+        raise ProfileError(f"MIG profile(s) {', '.join(bad) or cfg} not on {product}", where, f"use {', '.join(known['profiles'])}")
+    if sum(known["profiles"][p][2] * n for p, n in layout.items()) > 7 or any(n > known["profiles"][p][0] for p, n in layout.items()):
+        raise ProfileError(f"mig_config '{cfg}' needs more than one {product}", where, "use fewer or smaller instances per GPU")
+    if nc.mig_strategy == "single" and len(layout) > 1:
+        raise ProfileError(f"mig_strategy single with mixed profiles ({cfg})", where, "use mig_strategy mixed, or one profile")
+    return layout
+
+
+def gpu_resources(nc: Any) -> dict[str, int]:
+    """The GPU resources a node of class `nc` advertises: nvidia.com/gpu, or with MIG (as NVIDIA's device
+    plugin does) the instances: as nvidia.com/gpu under strategy single, as nvidia.com/mig-<profile> under mixed."""
+    layout = mig_layout(nc)
+    if not layout:
+        return {GPU: nc.gpus} if nc.gpus else {}
+    if nc.mig_strategy == "single":
+        return {GPU: nc.gpus * next(iter(layout.values()))}
+    return {f"nvidia.com/mig-{p}": nc.gpus * n for p, n in layout.items()}
+
+
+def _mig_labels(nc: Any, product: str, layout: dict[str, int]) -> dict[str, str]:
+    """The labels GPU feature discovery adds for MIG: the config and, per profile, count, memory and slices."""
+    known = MIG_PROFILES[product]["profiles"]
+    out = {"nvidia.com/mig.config": nc.mig_config, "nvidia.com/mig.config.state": "success"}
+    if nc.mig_strategy == "single":
+        (p, n), = layout.items()
+        return out | {"nvidia.com/gpu.product": f"{product}-MIG-{p}", "nvidia.com/gpu.count": str(nc.gpus * n),
+                      "nvidia.com/gpu.memory": str(known[p][1]), "nvidia.com/gpu.slices.gi": str(known[p][2]),
+                      "nvidia.com/gpu.slices.ci": str(known[p][2])}
+    for p, n in layout.items():
+        out |= {f"nvidia.com/mig-{p}.count": str(nc.gpus * n), f"nvidia.com/mig-{p}.memory": str(known[p][1]),
+                f"nvidia.com/mig-{p}.slices.gi": str(known[p][2]), f"nvidia.com/mig-{p}.slices.ci": str(known[p][2])}
+    return out
 
 
 def gpu_labels(nc: Any) -> dict[str, str]:
@@ -94,6 +156,8 @@ def gpu_labels(nc: Any) -> dict[str, str]:
     }
     if cc:
         labels["nvidia.com/gpu.compute.major"], labels["nvidia.com/gpu.compute.minor"] = cc.split(".")
+    if layout := mig_layout(nc):
+        labels.update(_mig_labels(nc, product, layout))
     return labels
 
 
@@ -116,17 +180,15 @@ def node_manifest(nc: Any, i: int, cluster: str) -> dict[str, Any]:
     labels.update(gpu_labels(nc))
     labels.update(nc.labels)
     capacity = {"cpu": nc.cpu, "memory": nc.memory, "pods": str(nc.pods), "ephemeral-storage": "1Ti"}
-    if nc.gpus:
-        capacity[GPU] = str(nc.gpus)
+    capacity |= {r: str(n) for r, n in gpu_resources(nc).items()}
     taints = [parse_taint(t, f"cluster.node_classes[{nc.name}].taints") for t in nc.taints]
+    annotations = {KWOK_ANNOTATION[0]: KWOK_ANNOTATION[1], "node.alpha.kubernetes.io/ttl": "0"}
+    if layout := mig_layout(nc):
+        annotations[MIG_ANNOTATION] = f"{nc.gpus}x" + ",".join(f"{p}={n}" for p, n in layout.items())
     return {
         "apiVersion": "v1",
         "kind": "Node",
-        "metadata": {
-            "name": name,
-            "labels": labels,
-            "annotations": {KWOK_ANNOTATION[0]: KWOK_ANNOTATION[1], "node.alpha.kubernetes.io/ttl": "0"},
-        },
+        "metadata": {"name": name, "labels": labels, "annotations": annotations},
         "spec": {"taints": taints} if taints else {},
         "status": {
             "capacity": capacity,
