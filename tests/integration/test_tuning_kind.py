@@ -2,7 +2,8 @@
 and the metrics collector from images built here (or upstream pins). alice tunes the stub model (2-rank
 PyTorchJob trials; the database pod deleted mid-experiment loses nothing), drives Katib with KatibClient,
 sees clear failures, and bob gets 403 in her namespace; her trial's observation logs are hers alone through
-db-manager's front. A second `up` keeps the database's passwords."""
+db-manager's front; with queues, jobs and trials go through her LocalQueue. A second `up` keeps the database's
+passwords."""
 
 import base64
 import importlib.util
@@ -47,6 +48,12 @@ def test_up_installs_database_and_tuning(kind):
 
 def test_tune_stub(kind, tmp_path):
     _run(kind[1], "tune-stub", tmp_path)
+
+
+def test_jobs_and_trials_go_through_the_users_queue(kind, tmp_path):
+    """queues in the stack: alice's PyTorchJob and Katib trials are admitted through her LocalQueue and
+    complete; a job over her quota waits with Kueue's reason; bob cannot touch queue objects."""
+    scenario_passes(kind[1], "kind", (*COMPONENTS, "queues"), "queue-basics", tmp_path)
 
 
 def test_tune_sdk(kind, tmp_path):

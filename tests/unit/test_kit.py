@@ -150,6 +150,7 @@ def test_upgrade_prunes_what_the_manifests_dropped_and_keeps_marked_objects(tmp_
 def test_a_kind_no_longer_served_has_nothing_to_prune():
     from types import SimpleNamespace
 
+    import kubernetes  # noqa: F401 - the package before its `dynamic` module, as the appliance imports them
     from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
     from appliance.kube import Kube
