@@ -137,17 +137,40 @@ def busy_ports(ports: dict[str, int], timeout: float = 15.0, host: str = "127.0.
     return busy
 
 
-def free_ports(n: int, host: str = "127.0.0.1", avoid: set[int] | None = None) -> list[int]:
-    """n distinct free ports (held open together while picking, so they differ)."""
-    socks, ports = [], []
-    avoid = avoid or set()
+#: where picked listening ports start: below the kernel's ephemeral range, and above well-known services
+LISTEN_LOW = 10000
+
+
+def _ephemeral_low() -> int:
+    """The first port the kernel hands outgoing connections (net.ipv4.ip_local_port_range), 32768 if unread."""
     try:
-        while len(ports) < n:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_ports(n: int, host: str = "127.0.0.1", avoid: set[int] | None = None) -> list[int]:
+    """n distinct free ports, held open together while picking, so they differ. Picked at random below the
+    kernel's ephemeral range: an outgoing connection never takes one as its source port in the seconds between
+    this pick and the server's bind (on a busy host it can: a server then dies at start, address in use); from
+    the ephemeral range only where there is no room below it."""
+    import random
+
+    socks, ports, avoid = [], [], avoid or set()
+    low, rng = _ephemeral_low(), random.SystemRandom()
+    try:
+        for attempt in range(1000 + n):
+            if len(ports) == n:
+                break
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind((host, 0))
+            try:
+                s.bind((host, rng.randrange(LISTEN_LOW, low) if low - LISTEN_LOW > 100 * n and attempt < 1000 else 0))
+            except OSError:
+                s.close()
+                continue
             socks.append(s)
             port = s.getsockname()[1]
-            if port not in avoid:
+            if port not in avoid and port not in ports:
                 ports.append(port)
     finally:
         for s in socks:

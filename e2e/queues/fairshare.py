@@ -2,8 +2,8 @@
 background, the GPUs admitted (all Workloads) and the GPUs of pods on nodes against the nodes' GPUs, into
 $E2E_ARTIFACTS/capacity.json; `shares TIMEOUT user=GPUS…` waits until each user's admitted GPUs are within one
 of the given share and stay there 5 s; `preempted NS TIMEOUT` waits until a Workload of NS was preempted and
-waits again in its queue; `capacity` stops the watcher and fails if the admitted or placed GPUs ever exceeded
-the nodes'."""
+waits again in its queue; `withdraw NS` deletes the PyTorchJobs of NS still waiting (suspended), as their
+owner; `capacity` stops the watcher and fails if the admitted or placed GPUs ever exceeded the nodes'."""
 
 from __future__ import annotations
 
@@ -84,6 +84,15 @@ def preempted(ns: str, timeout: float) -> None:
         time.sleep(0.5)
 
 
+def withdraw(ns: str) -> None:
+    crd = client.CustomObjectsApi()
+    jobs = crd.list_namespaced_custom_object("kubeflow.org", "v1", ns, "pytorchjobs")["items"]
+    waiting = [j["metadata"]["name"] for j in jobs if (j["spec"].get("runPolicy") or {}).get("suspend")]
+    for name in waiting:
+        crd.delete_namespaced_custom_object("kubeflow.org", "v1", ns, "pytorchjobs", name)
+    print(f"withdrew {len(waiting)} waiting of {len(jobs)}: {', '.join(waiting)}")
+
+
 def capacity() -> None:
     (OUT / "capacity.stop").touch()
     time.sleep(1.5)  # the watcher's last sample
@@ -103,6 +112,8 @@ def main() -> None:
         shares(float(args[0]), {u: int(g) for u, g in (a.split("=") for a in args[1:])})
     elif cmd == "preempted":
         preempted(args[0], float(args[1]))
+    elif cmd == "withdraw":
+        withdraw(args[0])
     else:
         capacity()
 

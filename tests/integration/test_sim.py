@@ -295,6 +295,8 @@ def test_collect_logs(sim, tmp_path):
     out = p.collect_logs(tmp_path)
     names = {f.name for f in out.iterdir()}
     assert {"etcd.log", "kube-apiserver.log", "kwok.log", "status.json"} <= names
+    inside = p.collect_logs(p._p("logs") / "20261206-000000")  # where a failed `up` puts them: in the logs folder it copies
+    assert {"etcd.log", "status.json"} <= {f.name for f in inside.iterdir()}
 
 
 @pytest.mark.integration

@@ -75,6 +75,25 @@ def test_the_ceilings_raise_the_resource_quota_not_the_limit_range():
     assert lim["max"] == {"cpu": "64", "memory": "512Gi"}
 
 
+def test_the_quota_bounds_mig_instances_at_the_share_the_gpu_ceiling_is_of_all_gpus():
+    """A tenant cannot take every MIG instance (queues or not): 32 whole H100s and one cut all-balanced (8 GPUs)
+    make 40; a ceiling of 32 GPUs is 4/5 of each profile's instances. No GPU quota: nothing bounded."""
+    def gpu_node(alloc, count):
+        return {"metadata": {"name": "n", "labels": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3", "nvidia.com/gpu.count": str(count)}},
+                "status": {"allocatable": alloc}, "spec": {}}
+    nodes = [gpu_node({"nvidia.com/gpu": "8"}, 8) for _ in range(4)]
+    nodes.append(gpu_node({"nvidia.com/gpu": "0", "nvidia.com/mig-1g.10gb": "16", "nvidia.com/mig-2g.20gb": "8", "nvidia.com/mig-3g.40gb": "8"}, 8))
+    cluster = kube()
+    cluster.list_labelled = lambda v, kind, sel: nodes if kind == "Node" else []
+    objs = objects({"users": ["alice"], "gpu_quota": 16, "gpu_ceiling": 32}, cluster)
+    hard = named(objs, "ResourceQuota", "user-quota", "user-alice")["spec"]["hard"]
+    assert {k: v for k, v in hard.items() if "nvidia.com" in k} == {
+        "requests.nvidia.com/gpu": "32", "requests.nvidia.com/mig-1g.10gb": "12", "requests.nvidia.com/mig-2g.20gb": "6",
+        "requests.nvidia.com/mig-3g.40gb": "6"}
+    bare = named(objects({"users": ["alice"]}, cluster), "ResourceQuota", "user-quota", "user-alice")["spec"]["hard"]
+    assert not [k for k in bare if "nvidia.com" in k]
+
+
 def test_egress_reaches_the_namespace_dns_api_server_and_tenant_facing_platform_pods_only():
     pol = named(objects(cluster=kube()), "NetworkPolicy", "default-egress", "user-alice")["spec"]
     assert pol["podSelector"] == {} and pol["policyTypes"] == ["Egress"]

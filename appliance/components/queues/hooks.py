@@ -4,15 +4,14 @@ the fair-sharing weights; for `status`, each user's queue."""
 
 from __future__ import annotations
 
+from appliance.components.gpus import GPU, MIG, mig_share
+from appliance.components.gpus import products as gpu_products
 from appliance.components.kit import quantity_m, quantity_mi
 from appliance.errors import ProfileError
 
-GPU = "nvidia.com/gpu"
 KUEUE = "kueue.x-k8s.io/v1beta2"
 #: the kinds whose objects Kueue puts its finalizers on
 FINALIZED = ("Workload", "ClusterQueue", "LocalQueue", "ResourceFlavor", "AdmissionCheck")
-PRODUCT = "nvidia.com/gpu.product"
-MIG = "nvidia.com/mig-"
 
 
 def check(options) -> None:
@@ -20,30 +19,6 @@ def check(options) -> None:
     seen = [w.split("=", 1)[0] for w in options.weights]
     if dupes := sorted({u for u in seen if seen.count(u) > 1}):
         raise ProfileError(f"weight of {', '.join(dupes)} given twice", "components.queues.options.weights", "give each user one weight")
-
-
-def _products(kube) -> list[dict]:
-    """[{product, flavor, devices: {resource: count}, count, tolerations}] of the nodes that advertise GPUs or
-    MIG instances (`nvidia.com/mig-<profile>`, mixed strategy), by product; `count`: GPU feature discovery's
-    GPU count (a MIG node's physical GPUs). None without a cluster."""
-    found: dict[str, dict] = {}
-    for node in kube.list_labelled("v1", "Node", PRODUCT) if kube is not None else []:
-        alloc = (node.get("status") or {}).get("allocatable") or {}
-        devices = {r: int(n) for r, n in alloc.items() if (r == GPU or r.startswith(MIG)) and int(n or 0)}
-        labels = node["metadata"].get("labels") or {}
-        product = labels.get(PRODUCT)
-        if not devices or not product:
-            continue
-        p = found.setdefault(product, {"product": product, "flavor": "gpu-" + product.lower().replace("_", "-").replace(".", "-"),
-                                       "devices": {}, "count": 0, "tolerations": []})
-        for r, n in devices.items():
-            p["devices"][r] = p["devices"].get(r, 0) + n
-        p["count"] += int(labels.get("nvidia.com/gpu.count") or devices.get(GPU, 0))
-        for t in (node.get("spec") or {}).get("taints") or []:
-            tol = {"key": t["key"], "operator": "Exists", "effect": t["effect"]}
-            if tol not in p["tolerations"]:
-                p["tolerations"].append(tol)
-    return [found[k] for k in sorted(found)]
 
 
 def _split(total: int, shares: list[int]) -> list[int]:
@@ -82,8 +57,8 @@ def _gpu_quotas(products: list[dict], quota: dict, ceiling: dict) -> list[dict]:
             elif r == GPU:
                 n, b = nominal[i], max(top[i] - nominal[i], 0)
             else:
-                n = have * quota["gpu"] // total
-                b = max(have * ceiling["gpu"] // total - n, 0)
+                n = mig_share(have, quota["gpu"], total)
+                b = max(mig_share(have, ceiling["gpu"], total) - n, 0)
             res.append({"name": r, "nominalQuota": n, "borrowingLimit": b})
         out.append({"flavor": p["flavor"], "resources": res})
     return out
@@ -104,7 +79,7 @@ def context(options, kube, users=(), quota=None, ceiling=None) -> dict:
     job Kueue admits is never refused its pods by the ResourceQuota), `weights` (user → weight)."""
     quota = quota or {"gpu": None, "cpu": "1", "memory": "1Gi"}
     ceiling = ceiling or quota
-    products = _products(kube)
+    products = gpu_products(kube)
     weights = dict(w.split("=", 1) for w in options.weights)
     gpu = _gpu_quotas(products, quota, ceiling)
     return {"users": sorted(users), "flavors": products, "gpu": gpu, "covered": _covered(products), "pool": _pool(products, gpu, len(users)),

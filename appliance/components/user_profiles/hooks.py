@@ -4,6 +4,8 @@ labelled with an owner the profile no longer lists), read from the cluster."""
 
 from __future__ import annotations
 
+from appliance.components.gpus import GPU, mig_share
+from appliance.components.gpus import products as gpu_products
 from appliance.components.kit import quantity_m, quantity_mi
 from appliance.errors import ProfileError
 
@@ -51,8 +53,26 @@ def offers(options) -> dict:
 
 def context(options, kube) -> dict:
     """`departed`: owners of kept user namespaces no longer in `users` (closed, not deleted); `api`: the API
-    server's addresses and port as pods reach it (the `kubernetes` Service and its endpoints)."""
-    return {"departed": _departed(kube, options.users), "api": _api_server(kube)}
+    server's addresses and port as pods reach it (the `kubernetes` Service and its endpoints); `mig`: the
+    ResourceQuota's bound on each MIG profile's instances (`nvidia.com/mig-<profile>`)."""
+    return {"departed": _departed(kube, options.users), "api": _api_server(kube), "mig": _mig_ceilings(options, kube)}
+
+
+def _mig_ceilings(options, kube) -> dict[str, int]:
+    """Resource → instances a user may request at once: with a GPU quota, the share of each MIG profile's
+    instances that the GPU ceiling is of all the cluster's GPUs (what queues lets them borrow up to); none
+    without a GPU quota (GPUs are not bounded then either)."""
+    if options.gpu_quota is None:
+        return {}
+    ceiling = options.gpu_quota if options.gpu_ceiling is None else options.gpu_ceiling
+    found = gpu_products(kube)
+    total = sum(p["count"] for p in found)
+    instances: dict[str, int] = {}
+    for p in found:
+        for r, n in p["devices"].items():
+            if r != GPU:
+                instances[r] = instances.get(r, 0) + n
+    return {r: mig_share(n, ceiling, total) for r, n in sorted(instances.items())}
 
 
 def _departed(kube, users: list[str]) -> list[str]:

@@ -273,7 +273,8 @@ class SimProvider(Provider):
         logs = self._p("logs")
         if logs.is_dir():
             for f in logs.iterdir():
-                shutil.copy2(f, out / f.name)
+                if f.is_file():  # the export itself may be a folder in there (the cluster's logs/<time>)
+                    shutil.copy2(f, out / f.name)
         try:
             (out / "status.json").write_text(json.dumps(self.status(), indent=2, default=str))
         except Exception as e:  # noqa: BLE001
