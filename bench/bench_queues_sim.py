@@ -15,6 +15,7 @@ Kueue / without (the same scheduling work, plus queueing).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from datetime import datetime
@@ -48,8 +49,6 @@ def _running_gpus(core, ns: str) -> int:
     """GPUs held by running pods of `ns` (one each)."""
     resp = core.list_namespaced_pod(ns, field_selector="status.phase=Running", resource_version="0", _preload_content=False)
     try:
-        import json
-
         return sum(1 for p in json.loads(resp.data)["items"] if p["spec"].get("nodeName"))
     finally:
         resp.release_conn()

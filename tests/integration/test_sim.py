@@ -49,7 +49,7 @@ def test_cpu_node_has_no_gpu_bits():
     m = node_manifest(CPU, 3, "c")
     assert "nvidia.com/gpu" not in m["status"]["capacity"]
     assert not any(k.startswith("nvidia.com/") for k in m["metadata"]["labels"])
-    assert gpu_labels(CPU) == {}
+    assert gpu_labels(CPU, {}) == {}
 
 
 def test_taints_and_duplicates():

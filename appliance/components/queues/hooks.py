@@ -46,7 +46,7 @@ def _gpu_quotas(products: list[dict], quota: dict, ceiling: dict) -> list[dict]:
     covered, gpus = _covered(products), [p["devices"].get(GPU, 0) for p in products]
     if quota["gpu"] is not None:
         nominal, top = _split(quota["gpu"], gpus), _split(ceiling["gpu"], gpus)
-        total = sum(p["count"] for p in products) or 1
+        total = sum(p["count"] for p in products)
     out = []
     for i, p in enumerate(products):
         res = []

@@ -87,10 +87,10 @@ def mig_layout(nc: Any) -> dict[str, int]:
     return layout
 
 
-def gpu_resources(nc: Any) -> dict[str, int]:
-    """The GPU resources a node of class `nc` advertises: nvidia.com/gpu, or with MIG (as NVIDIA's device
-    plugin does) the instances: as nvidia.com/gpu under strategy single, as nvidia.com/mig-<profile> under mixed."""
-    layout = mig_layout(nc)
+def gpu_resources(nc: Any, layout: dict[str, int]) -> dict[str, int]:
+    """The GPU resources a node of class `nc` (its MIG `layout`) advertises: nvidia.com/gpu, or with MIG (as
+    NVIDIA's device plugin does) the instances: as nvidia.com/gpu under strategy single, as
+    nvidia.com/mig-<profile> under mixed."""
     if not layout:
         return {GPU: nc.gpus} if nc.gpus else {}
     if nc.mig_strategy == "single":
@@ -113,8 +113,8 @@ def _mig_labels(nc: Any, product: str, layout: dict[str, int]) -> dict[str, str]
     return out
 
 
-def gpu_labels(nc: Any) -> dict[str, str]:
-    """The labels NVIDIA GPU feature discovery (and NFD) put on a node with `nc.gpus` GPUs."""
+def gpu_labels(nc: Any, layout: dict[str, int]) -> dict[str, str]:
+    """The labels NVIDIA GPU feature discovery (and NFD) put on a node with `nc.gpus` GPUs, cut as `layout` says."""
     if not nc.gpus:
         return {}
     product = nc.gpu_product or DEFAULT_PRODUCT
@@ -156,7 +156,7 @@ def gpu_labels(nc: Any) -> dict[str, str]:
     }
     if cc:
         labels["nvidia.com/gpu.compute.major"], labels["nvidia.com/gpu.compute.minor"] = cc.split(".")
-    if layout := mig_layout(nc):
+    if layout:
         labels.update(_mig_labels(nc, product, layout))
     return labels
 
@@ -177,13 +177,14 @@ def node_manifest(nc: Any, i: int, cluster: str) -> dict[str, Any]:
         CLASS_LABEL: nc.name,
         SIM_LABEL: cluster,
     }
-    labels.update(gpu_labels(nc))
+    layout = mig_layout(nc)
+    labels.update(gpu_labels(nc, layout))
     labels.update(nc.labels)
     capacity = {"cpu": nc.cpu, "memory": nc.memory, "pods": str(nc.pods), "ephemeral-storage": "1Ti"}
-    capacity |= {r: str(n) for r, n in gpu_resources(nc).items()}
+    capacity |= {r: str(n) for r, n in gpu_resources(nc, layout).items()}
     taints = [parse_taint(t, f"cluster.node_classes[{nc.name}].taints") for t in nc.taints]
     annotations = {KWOK_ANNOTATION[0]: KWOK_ANNOTATION[1], "node.alpha.kubernetes.io/ttl": "0"}
-    if layout := mig_layout(nc):
+    if layout:
         annotations[MIG_ANNOTATION] = f"{nc.gpus}x" + ",".join(f"{p}={n}" for p, n in layout.items())
     return {
         "apiVersion": "v1",
