@@ -6,6 +6,7 @@ import json
 import os
 import sys
 import traceback
+from pathlib import Path
 
 import click
 
@@ -51,13 +52,15 @@ def main() -> None:
 
 @profile_command
 @click.option("--parallel", default=2, show_default=True, type=click.IntRange(1, 16), help="steps run at once")
-def up(profile, provider, sets, as_json, parallel):
+@click.option("--bundle", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="fill the caches from this bundle (appliance bundle create) and run with no network (default: cluster.bundle)")
+def up(profile, provider, sets, as_json, parallel, bundle):
     """Create the cluster and install the profile's components (resumes; a no-op when ready)."""
     loaded, name, why = orchestrator.load_for(profile, sets, provider)
     rep = report.make(as_json)
     rep.message(f"profile '{loaded.profile.name}' ({loaded.path}); provider {name}: {why}")
     try:
-        result = orchestrator.up(loaded.profile, name, rep, parallel)
+        result = orchestrator.up(loaded.profile, name, rep, parallel, bundle or (Path(loaded.profile.cluster.bundle) if loaded.profile.cluster.bundle else None))
     finally:
         rep.close()
     if as_json:
@@ -306,10 +309,11 @@ def e2e_schema():
 def _register_groups() -> None:
     """Command groups owned by the toolchain, images and bare-metal modules."""
     from appliance.commands.baremetal import baremetal
+    from appliance.commands.bundle import bundle
     from appliance.commands.images import images
     from appliance.commands.toolchain import toolchain
 
-    for group in (toolchain, images, baremetal):
+    for group in (toolchain, images, baremetal, bundle):
         main.add_command(group)
 
 

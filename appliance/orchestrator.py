@@ -5,12 +5,17 @@ from __future__ import annotations
 import shutil
 import threading
 import time
+from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 from appliance import components, host, paths, prereqs, profiles, progress, providers, runtime
 from appliance.errors import UserError
+from appliance.images import bundle as bundles
 from appliance.plan import CLUSTER, Lock, Plan, State, Step, execute, fingerprint
 from appliance.schema import ClusterSpec, ComponentSpec, Profile
+from appliance.toolchain import pins
+from appliance.util import offline
 
 
 def choose_provider(profile: Profile, override: str | None = None) -> tuple[str, str]:
@@ -121,9 +126,49 @@ def _check_owner(state: State, provider: str, cluster: str) -> None:
         )
 
 
-def up(profile: Profile, provider: str, reporter, parallel: int = 2) -> dict[str, Any]:
+def bundle(profile: Profile, provider: str, out: Path, reporter) -> dict[str, Any]:
+    """Pack into one file what `up` of this profile on this provider uses from the caches (built first where
+    missing, as `prebuild` does), with the pins it was built from; returns the bundle's manifest."""
+    with paths.recording() as used:
+        prebuild(profile, provider, reporter)
+    comps = components.enabled(profile, providers.get(provider).runtime())
+    meta = {"appliance": version("appliance"), "profile": profile.name, "provider": provider, "arch": pins.goarch(),
+            "pins": {"kubernetes": pins.KUBERNETES,
+                     "go": sorted({f"{m}@{v}" for c in comps.values() for m, v, _ in c.go_programs()}),
+                     "images": sorted({i.upstream for c in comps.values() for i in c.images() if i.upstream})}}
+    return bundles.create(out, used, meta, reporter.message)
+
+
+def _from_bundle(path: Path, profile: Profile, provider: str, reporter) -> None:
+    """Fill the caches from a bundle made for this profile, provider and architecture (the disk's room checked
+    first), so that what follows runs offline."""
+    m = bundles.read_manifest(path)
+    for key, want in (("profile", profile.name), ("provider", provider), ("arch", pins.goarch())):
+        if m.get(key) != want:
+            raise UserError(f"the bundle was made for {key} '{m.get(key)}', this run's is '{want}'", str(path),
+                            f"make one with `appliance bundle create --profile {profile.name} --provider {provider}` on a connected {pins.goarch()} machine",
+                            code=2)
+    todo = bundles.needed(m, paths.cache_dir())
+    bundles.check_room(m, todo, paths.cache_dir())
+    reporter.step("bundle", "running", f"unpacking {len(todo)} of {len({f['entry'] for f in m['files']})} entries")
+    t0 = time.monotonic()
+    got = bundles.unpack(path, todo, reporter.message)
+    reporter.step("bundle", "done", f"{got['files']} files, {got['bytes'] / 2**30:.2f} GiB into the caches", round(time.monotonic() - t0, 1))
+
+
+def up(profile: Profile, provider: str, reporter, parallel: int = 2, bundle: Path | None = None) -> dict[str, Any]:
     """Bring the cluster and its components to the profile; resumes; refuses a second concurrent run.
-    Fails at once when the host lacks a program the plan needs (before any build)."""
+    Fails at once when the host lacks a program the plan needs (before any build). With a `bundle`: fills the
+    caches from it, then runs offline, naming anything missing before the cluster is created."""
+    if bundle:
+        _from_bundle(bundle, profile, provider, reporter)
+        with offline.enabled():
+            prebuild(profile, provider, reporter)
+            return _up(profile, provider, reporter, parallel)
+    return _up(profile, provider, reporter, parallel)
+
+
+def _up(profile: Profile, provider: str, reporter, parallel: int) -> dict[str, Any]:
     prereqs.check(profile, provider)
     c = Cluster(profile, provider, reporter)
     t0 = time.monotonic()

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 from pathlib import Path
+from typing import Iterator
+
+_recorders: list[dict[str, set]] = []
+_recording = threading.Lock()
 
 
 def cache_dir(*parts: str) -> Path:
@@ -11,7 +17,28 @@ def cache_dir(*parts: str) -> Path:
     base = os.environ.get("APPLIANCE_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "appliance"
     )
-    return Path(base, *parts)
+    return note("paths", Path(base, *parts))
+
+
+def note(kind: str, item):
+    """Mark `item` used (kind "paths": a cache path; "docker": an image tag the daemon holds) for whoever records."""
+    with _recording:
+        for r in _recorders:
+            r.setdefault(kind, set()).add(item)
+    return item
+
+
+@contextlib.contextmanager
+def recording() -> Iterator[dict[str, set]]:
+    """Collect what is used of this host's caches inside the block ({kind: {item}}): what a bundle packs."""
+    seen: dict[str, set] = {}
+    with _recording:
+        _recorders.append(seen)
+    try:
+        yield seen
+    finally:
+        with _recording:
+            _recorders.remove(seen)
 
 
 def state_dir(cluster: str = "") -> Path:

@@ -132,6 +132,7 @@ class ClusterSpec(Strict):
     kind: KindSpec = Field(default_factory=KindSpec)
     baremetal: BaremetalSpec = Field(default_factory=BaremetalSpec)
     images: ImagesSpec = Field(default_factory=ImagesSpec)
+    bundle: str = Field("", description="a bundle file (appliance bundle create) `up` fills the caches from, then runs offline")
 
     @field_validator("name")
     @classmethod

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from appliance import paths, progress
 from appliance.toolchain.sources import find_go
+from appliance.util import offline
 from appliance.util.files import atomic_write, sha256_file
 
 CONTROLLER_TOOLS = ("sigs.k8s.io/controller-tools", "v0.16.5")
@@ -69,6 +70,7 @@ def go_binary(module: str, version: str, package: str, name: str, ldflags: str =
     out = binary.parent
     if binary.is_file() and os.access(binary, os.X_OK):
         return binary
+    offline.refuse(f"{name} ({module} {version})")
     go = find_go()
     if not go:
         raise BuildError("`go` is needed to build " + module + " (install Go >= 1.22)")
@@ -142,6 +144,7 @@ def _writable_copy(src: Path, dest: Path, ignore=None) -> Path:
 
 def module_dir(module: str, version: str) -> Path:
     """Source directory of a module version in the Go module cache (downloaded through GOPROXY)."""
+    offline.refuse(f"a build from {module} {version}")
     out = _run([find_go() or "go", "mod", "download", "-json", f"{module}@{version}"], env=_go_env())
     return Path(json.loads(out)["Dir"])
 
@@ -268,6 +271,7 @@ def wheels(requirements: list[str], key: str, resolve: bool = False) -> Path:
     out = paths.cache_dir("components", "wheels", key)
     if (out / ".complete").exists():
         return out
+    offline.refuse(f"the wheels of {key}")
     out.mkdir(parents=True, exist_ok=True)
     if not requirements:  # an image of Debian packages alone
         (out / ".complete").write_text("")
@@ -343,6 +347,7 @@ def npm_modules(package_dir: Path, report=print) -> Path:
     out = _npm_dir(package_dir)
     if npm_cached(package_dir):
         return out / "node_modules"
+    offline.refuse(f"the npm packages of {package_dir.name}")
     npm = shutil.which("npm")
     if not npm:
         raise UserError("npm is not installed", f"building {package_dir.name}", "make host-setup (as root), or apt-get install -y npm")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from appliance.errors import UserError
 from appliance.paths import cache_dir
+from appliance.util import offline
 
 SUITE = "bookworm"
 #: Bump when the way a rootfs is made changes (part of every cache key).
@@ -93,6 +94,7 @@ def rootfs_tarball(name: str, packages: list[str], *, suite: str = SUITE, mirror
     dest = rootfs_path(name, packages, suite)
     if dest.exists() and not rebuild:
         return dest
+    offline.refuse(f"the Debian root filesystem {dest.name}")
     if not shutil.which("debootstrap"):
         raise UserError("debootstrap is not installed", "images build", "apt-get install debootstrap")
     if os.geteuid() != 0:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable, Literal
 
 from appliance.images import registry as reg
+from appliance.util import offline
 
 
 @dataclass(frozen=True)
@@ -188,8 +189,12 @@ def registries(upstreams: list[str]) -> list[str]:
 
 def decide(spec, upstreams: list[str]) -> Delivery:
     """Resolve `spec.source` (auto | upstream | local) for images pinned to `upstreams`."""
+    if spec.source == "upstream":
+        offline.refuse("pulling images upstream (cluster.images.source=upstream)")
     if spec.source != "auto":
         return Delivery(spec.source, f"set by cluster.images.source={spec.source}", spec.registry)
+    if offline.active():
+        return Delivery("local", "offline: images built here, from the bundle", spec.registry)
     if not upstreams:
         return Delivery("local", "no component image has an upstream reference", spec.registry)
     for host in registries(upstreams):

@@ -181,6 +181,7 @@ def build_node_image(
     tag = f"{REPO}:{version}-{key[:12]}"
     result = NodeImage(tag=tag, kubernetes=version, key=key, images=refs)
     if not rebuild and image_exists(tag):
+        paths.note("docker", tag)
         result.seconds = time.monotonic() - t0
         return result
 

@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from appliance.errors import UserError
-from appliance.paths import cache_dir
+from appliance.paths import cache_dir, note
 from appliance.toolchain.pins import ORDER, SET_VERSION, TOOLS, Tool
 from appliance.toolchain.sources import GO_HINT, GoBuildSource, ReleaseSource, Source, SourceError
+from appliance.util import offline
 from appliance.util.files import atomic_write, file_lock, sha256_file
 
 SOURCES = ("auto", "download", "build")
@@ -135,6 +136,7 @@ class Toolchain:
         for s in self._order():
             state = self.caches[s].check(tool, deep=deep)
             if state == "ok":
+                note("paths", self.caches[s].bin / name)
                 return self.caches[s], "ok"
             if state == "corrupted":
                 worst = "corrupted"
@@ -180,6 +182,7 @@ class Toolchain:
                 todo.append(n)
         if not todo:
             return result
+        offline.refuse(f"the toolchain's {', '.join(todo)}")
 
         errors: list[str] = []
         for s in self._order():
@@ -211,7 +214,7 @@ class Toolchain:
                         took = src.fetch([TOOLS[n] for n in batch], cache.bin, self.report)
                         for n in batch:
                             cache.record(TOOLS[n], took.get(n, 0.0))
-                            result[n] = cache.bin / n
+                            result[n] = note("paths", cache.bin / n)
                             done.append(n)
                 except SourceError as e:
                     errors.append(f"{s}: {e}")
