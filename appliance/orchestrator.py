@@ -100,10 +100,12 @@ def prebuild(profile: Profile, provider: str, reporter) -> dict[str, Any]:
     from appliance.images.builds import BuildError
     from appliance.images.delivery import DeliveryError
 
-    prereqs.check(profile, provider)
+    with paths.probing():
+        prereqs.check(profile, provider)
+        announced = prereqs.announce(profile, provider, reporter)
     c = Cluster(profile, provider, reporter)
     t0, made = time.monotonic(), {}
-    with progress.reporting(reporter, prereqs.announce(profile, provider, reporter)):
+    with progress.reporting(reporter, announced):
         for name, build in [(CLUSTER, c.provider.prebuild),
                             *((n, comp.prebuild) for n, comp in components.enabled(profile, c.provider.runtime()).items())]:
             reporter.step(name, "running", "building")

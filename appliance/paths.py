@@ -10,6 +10,7 @@ from typing import Iterator
 
 _recorders: list[dict[str, set]] = []
 _recording = threading.Lock()
+_probing = threading.local()
 
 
 def cache_dir(*parts: str) -> Path:
@@ -22,10 +23,22 @@ def cache_dir(*parts: str) -> Path:
 
 def note(kind: str, item):
     """Mark `item` used (kind "paths": a cache path; "docker": an image tag the daemon holds) for whoever records."""
+    if getattr(_probing, "on", False):
+        return item
     with _recording:
         for r in _recorders:
             r.setdefault(kind, set()).add(item)
     return item
+
+
+@contextlib.contextmanager
+def probing() -> Iterator[None]:
+    """Look at the caches without using them (what would have to be built?): nothing inside is recorded."""
+    _probing.on = True
+    try:
+        yield
+    finally:
+        _probing.on = False
 
 
 @contextlib.contextmanager

@@ -192,7 +192,8 @@ class Kit(Component):
         host = {h.image for h in self.decl.host} if self.on_host else set()
         out = [(d.go.module, d.go.version, builds.go_binary_name(d.go.binary or n, paths.shipped(d.go.main) if d.go.main else None))
                for n, d in self.decl.images.items() if d.go and not d.hook and (n in host or (not self.on_host and self._when(d)))]
-        return out + ([(*builds.CONTROLLER_TOOLS, "controller-gen")] if self.decl.crds else [])
+        c = self.decl.crds
+        return out + ([(*builds.CONTROLLER_TOOLS, "controller-gen")] if c and not builds.crds_cached(c.module, c.version, c.key) else [])
 
     def prebuild(self) -> int:
         """The images where pods run, the programs of the host runtime, and the generated CRDs (a render)."""

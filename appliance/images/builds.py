@@ -153,11 +153,17 @@ def controller_gen() -> Path:
     return go_binary(CONTROLLER_TOOLS[0], CONTROLLER_TOOLS[1], "cmd/controller-gen", "controller-gen")
 
 
+def crds_cached(module: str, version: str, key: str) -> bool:
+    """Whether generate_crds of these inputs is cached (no controller-gen needed)."""
+    out = paths.cache_dir("components", "crds", module.replace("/", "_"), version, key)
+    return out.is_dir() and any(out.glob("*.yaml"))
+
+
 def generate_crds(module: str, version: str, api_paths: list[str], key: str, crd_options: str = "crd") -> Path:
     """Run controller-gen over the module's Go API types (`api_paths` relative to the module root);
     CRD YAMLs are cached under cache_dir/components/crds/<module>/<version>/<key>/. Returns that folder."""
     out = paths.cache_dir("components", "crds", module.replace("/", "_"), version, key)
-    if out.is_dir() and any(out.glob("*.yaml")):
+    if crds_cached(module, version, key):
         return out
     gen = controller_gen()
     with progress.build(f"CRDs of {module.rsplit('/', 1)[-1]} {version}", counted=False, detail="controller-gen"):
