@@ -9,14 +9,31 @@ from typing import Any, Iterable
 FIELD_MANAGER = "appliance"
 
 
+def api_client(kubeconfig: str | Path | dict | None = None, context: str | None = None):
+    """A kubernetes ApiClient for a kubeconfig file (None: the default one) or dict. The official client takes
+    HTTPS_PROXY from the environment but loses NO_PROXY on this path (kubernetes-client/python#2460): it is put
+    back before the connection pool is made, so a host behind a proxy still reaches its own clusters directly."""
+    import os
+
+    from kubernetes import client, config
+
+    cfg = client.Configuration()
+    if isinstance(kubeconfig, dict):
+        config.load_kube_config_from_dict(kubeconfig, context=context or None, client_configuration=cfg)
+    else:
+        config.load_kube_config(config_file=str(kubeconfig) if kubeconfig else None, context=context or None, client_configuration=cfg)
+    cfg.no_proxy = cfg.no_proxy or os.environ.get("NO_PROXY") or os.environ.get("no_proxy")
+    return client.ApiClient(configuration=cfg)
+
+
 class Kube:
     """A connection to one cluster, built from a kubeconfig file."""
 
     def __init__(self, kubeconfig: str | Path, context: str | None = None):
-        from kubernetes import config, dynamic
+        from kubernetes import dynamic
 
         self.kubeconfig = str(kubeconfig)
-        self.api = config.new_client_from_config(config_file=self.kubeconfig, context=context or None)
+        self.api = api_client(self.kubeconfig, context)
         self.dynamic = dynamic.DynamicClient(self.api)
 
     def _resource(self, obj: dict):

@@ -14,6 +14,7 @@ from appliance.errors import UserError
 from appliance.host import Need
 from appliance.images import builds, debian
 from appliance.schema import Profile
+from appliance.util import offline
 
 DEBOOTSTRAP = Need("debootstrap", ("debootstrap",), "Debian root filesystems of the images built here")
 NPM = Need("npm", ("npm",), "configurable-http-proxy of the notebook hub (npm ci)")
@@ -77,6 +78,7 @@ def check(profile: Profile, provider: str) -> None:
                             f"leave it out there: provider_overrides.{provider}.components.{name}.enabled: false, or --set components.{name}.enabled=false")
     what, fix = missing(profile, provider)
     if what:
+        offline.refuse(f"what this host would build with {what}")
         raise UserError(f"this host lacks {what}", f"provider {provider}, profile '{profile.name}'", fix)
 
 

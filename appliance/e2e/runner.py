@@ -17,6 +17,7 @@ import yaml
 
 from appliance.e2e.lib import describe, kubeconfig_as, with_images
 from appliance.e2e.scenario import Scenario, ScenarioStep
+from appliance.kube import api_client
 from appliance.util import wait
 
 
@@ -205,9 +206,7 @@ class Runner:
         return self.kube.kubeconfig_for(ns, sa, 600, "e2e")
 
     def _client_as(self, identity: str):
-        from kubernetes import config
-
-        return config.new_client_from_config_dict(self._as(identity))
+        return api_client(self._as(identity))
 
     def _kubeconfig_as(self, identity: str, folder: Path) -> Path:
         return kubeconfig_as(identity, self.kube, folder)

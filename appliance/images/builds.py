@@ -165,6 +165,7 @@ def generate_crds(module: str, version: str, api_paths: list[str], key: str, crd
     out = paths.cache_dir("components", "crds", module.replace("/", "_"), version, key)
     if crds_cached(module, version, key):
         return out
+    offline.refuse(f"the CRDs of {module} {version}")
     gen = controller_gen()
     with progress.build(f"CRDs of {module.rsplit('/', 1)[-1]} {version}", counted=False, detail="controller-gen"):
         src = module_dir(module, version)

@@ -182,6 +182,7 @@ def build_node_image(
     result = NodeImage(tag=tag, kubernetes=version, key=key, images=refs)
     if not rebuild and image_exists(tag):
         paths.note("docker", tag)
+        paths.note("paths", _record(tag))  # and what it holds: `up` reads it to know the image was built
         result.seconds = time.monotonic() - t0
         return result
 

@@ -32,11 +32,13 @@ from appliance.util.files import atomic_write
 
 def _sync_secret(kubeconfig: str, secret: str, cert_dir: Path, last: dict) -> None:
     try:
-        from kubernetes import client, config
+        from kubernetes import client
+
+        from appliance.kube import api_client
 
         ns, _, name = secret.partition("/")
         if "api" not in last:
-            last["api"] = client.CoreV1Api(config.new_client_from_config(config_file=kubeconfig))
+            last["api"] = client.CoreV1Api(api_client(kubeconfig))
         data = last["api"].read_namespaced_secret(name, ns).data or {}
     except Exception as e:  # noqa: BLE001 - the API may be briefly away; try again next round
         last.pop("api", None)

@@ -83,6 +83,40 @@ def test_a_bundle_for_another_provider_is_refused(made, tmp_path):
     assert not Path(env["HOME"], ".cache").exists()
 
 
+def _without(src: Path, dest: Path, entry_part: str) -> str:
+    """A copy of the bundle lacking the first entry whose path has `entry_part` (manifest and files); its path."""
+    import io
+    import tarfile
+
+    import zstandard
+
+    with open(src, "rb") as fh, zstandard.ZstdDecompressor().stream_reader(fh) as z, tarfile.open(fileobj=z, mode="r|") as tin, \
+            open(dest, "wb") as out, zstandard.ZstdCompressor(threads=-1).stream_writer(out) as zw, \
+            tarfile.open(fileobj=zw, mode="w|", format=tarfile.PAX_FORMAT) as tout:
+        first = tin.next()
+        manifest = json.loads(tin.extractfile(first).read())
+        gone = next(f["entry"] for f in manifest["files"] if entry_part in f["entry"])
+        manifest["files"] = [f for f in manifest["files"] if f["entry"] != gone]
+        data = json.dumps(manifest).encode()
+        first.size = len(data)
+        tout.addfile(first, io.BytesIO(data))
+        while (m := tin.next()) is not None:
+            if not m.name.startswith(f"cache/{gone}"):
+                tout.addfile(m, tin.extractfile(m))
+    return gone
+
+
+def test_a_program_missing_from_the_bundle_is_named_before_anything_is_created(made, tmp_path):
+    path, _ = made
+    env = _fresh_home(tmp_path)
+    gone = _without(path, tmp_path / "less.bundle", "components/go/sigs.k8s.io_kueue")
+    r = _offline(f"{APPLIANCE} up --profile ci --provider sim --bundle {tmp_path / 'less.bundle'}", env, 600)
+    last = r.stderr.strip().splitlines()[-1]
+    assert r.returncode == 2 and last.startswith("error: bundle: ") and "kueue" in last and "not in the bundle" in last, r.stderr[-2000:]
+    assert gone.startswith("components/go/sigs.k8s.io_kueue")
+    assert not Path(env["HOME"], ".local", "state", "appliance", "appliance-ci", "state.json").exists()  # no cluster was begun
+
+
 def test_a_truncated_or_altered_bundle_is_named_and_nothing_is_unpacked(made, tmp_path):
     path, _ = made
     env = _fresh_home(tmp_path)

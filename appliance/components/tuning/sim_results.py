@@ -159,9 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--db-manager", required=True, help="db-manager's gRPC address (host:port)")
     ap.add_argument("--interval", type=float, default=1.0)
     a = ap.parse_args(argv)
-    from kubernetes import config
+    from appliance.kube import api_client
 
-    reporter = Reporter(config.new_client_from_config(), a.db_manager)
+    reporter = Reporter(api_client(), a.db_manager)
     print(f"reporting simulated trial metrics to {a.db_manager}", flush=True)
     while True:
         try:

@@ -19,6 +19,7 @@ import yaml
 
 from appliance.errors import UserError
 from appliance.host import Need
+from appliance.kube import api_client
 from appliance.providers.base import ClusterInfo, ColdBuild, Provider
 from appliance.providers.kind import gpu
 from appliance.providers.kind.config import kind_config, node_names
@@ -214,10 +215,9 @@ class KindProvider(Provider):
         raise UserError(what, f"kind cluster '{self.cluster}'", f"see the logs in {folder}")
 
     def _api(self):
-        from kubernetes import client, config
+        from kubernetes import client
 
-        api = config.new_client_from_config(config_file=str(self.kubeconfig), context=self.context)
-        return client.CoreV1Api(api)
+        return client.CoreV1Api(api_client(self.kubeconfig, self.context))
 
     def _api_answers(self) -> bool:
         if not self.kubeconfig.exists():

@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 from appliance import procs as P
 from appliance.errors import UserError
+from appliance.kube import api_client
 from appliance.providers.base import ClusterInfo, ColdBuild, Provider
 from appliance.providers.sim import nodes
 from appliance.providers.sim.nodes import node_manifests
@@ -126,9 +127,7 @@ class SimProvider(Provider):
     def api(self):
         """A kubernetes.client.ApiClient for the admin kubeconfig."""
         if self._api is None:
-            from kubernetes import config as kconfig
-
-            self._api = kconfig.new_client_from_config(config_file=str(self.kubeconfig), context=self.context)
+            self._api = api_client(self.kubeconfig, self.context)
             self._api.configuration.connection_pool_maxsize = 64
             self._api.rest_client.pool_manager.connection_pool_kw["maxsize"] = 64
         return self._api
