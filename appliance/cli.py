@@ -87,6 +87,22 @@ def prebuild(profile, provider, sets, as_json):
         click.echo(f"everything '{loaded.profile.name}' needs on {name} is built ({result['seconds']}s)")
 
 
+@main.command("version")
+@json_opt
+def version_cmd(as_json):
+    """This appliance's version and the pins it carries (Kubernetes, its toolchain, each component's sources)."""
+    from importlib.metadata import version
+
+    out = {"appliance": version("appliance"), **orchestrator.versions()}
+    if as_json:
+        _emit_json(out)
+        return
+    click.echo(f"appliance {out['appliance']}\nkubernetes {out['kubernetes']}; " + ", ".join(f"{n} {v}" for n, v in out["tools"].items()))
+    for name, p in out["components"].items():
+        parts = [", ".join(p[k]) for k in ("go", "locks") if p.get(k)]
+        click.echo(f"  {name:<22} {'; '.join(parts) or '(manifests only)'}")
+
+
 @main.command()
 @profile_opt
 @cluster_opt

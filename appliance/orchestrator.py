@@ -133,12 +133,15 @@ def bundle(profile: Profile, provider: str, out: Path, reporter) -> dict[str, An
     missing, as `prebuild` does), with the pins it was built from; returns the bundle's manifest."""
     with paths.recording() as used:
         prebuild(profile, provider, reporter)
-    comps = components.enabled(profile, providers.get(provider).runtime())
     meta = {"appliance": version("appliance"), "profile": profile.name, "provider": provider, "arch": pins.goarch(),
-            "pins": {"kubernetes": pins.KUBERNETES,
-                     "go": sorted({f"{m}@{v}" for c in comps.values() for m, v, _ in c.go_programs()}),
-                     "images": sorted({i.upstream for c in comps.values() for i in c.images() if i.upstream})}}
+            "pins": versions([n for n, s in profile.components.items() if s.enabled])}
     return bundles.create(out, used, meta, reporter.message)
+
+
+def versions(names: list[str] | None = None) -> dict[str, Any]:
+    """The pins this appliance carries: Kubernetes and its toolchain, and each component's (default: all)."""
+    return {"kubernetes": pins.KUBERNETES, "tools": {n: t.version for n, t in pins.TOOLS.items()},
+            "components": {n: components.CATALOG[n].pins() for n in (names if names is not None else sorted(components.CATALOG))}}
 
 
 def _from_bundle(path: Path, profile: Profile, provider: str, reporter) -> None:

@@ -23,7 +23,10 @@ def _size(n: int) -> str:
 
 def _show(m: dict, path: Path) -> None:
     click.echo(f"{path}: profile {m['profile']}, provider {m['provider']}, {m['arch']}, appliance {m['appliance']}, made {m['created']}")
-    click.echo(f"  kubernetes {m['pins']['kubernetes']}; {len(m['pins']['go'])} Go modules; {len(m['pins']['images'])} upstream images")
+    comps = m["pins"].get("components", {}).values()
+    go, images = {g for c in comps for g in c.get("go", [])}, {i for c in comps for i in c.get("images", [])}
+    click.echo(f"  kubernetes {m['pins']['kubernetes']}; {len(list(comps))} components from {len(go)} Go modules"
+               f" ({len(images)} upstream images they stand for)")
     for kind, s in m["summary"].items():
         click.echo(f"  {kind:<22} {s['files']:>5} files  {_size(s['bytes']):>10}")
     click.echo(f"  {'total':<22} {len(m['files']):>5} files  {_size(sum(f['size'] for f in m['files'])):>10} (uncompressed)")

@@ -57,6 +57,11 @@ class Component:
     def check_options(cls, options: Options) -> None:
         """What a type cannot say about valid options (a file they name must parse): raise a UserError."""
 
+    @classmethod
+    def pins(cls) -> dict[str, list[str]]:
+        """What this version of the component is made of (upstream images, Go modules, lock files); none by default."""
+        return {}
+
     def offers(self) -> dict[str, Any]:
         """What it passes the components that declare they depend on it (user-profiles: the users); none by default."""
         return {}

@@ -187,6 +187,14 @@ class Kit(Component):
         return [ComponentImage(n, d.upstream, _builder(n, d, self.hooks), tuple(d.aliases))
                 for n, d in self.decl.images.items() if self._when(d)]
 
+    @classmethod
+    def pins(cls) -> dict[str, list[str]]:
+        """What this version of the component is made of: upstream images, Go modules, lock files of its images."""
+        d = cls.decl
+        go = {f"{i.go.module}@{i.go.version}" for i in d.images.values() if i.go} | ({f"{d.crds.module}@{d.crds.version}"} if d.crds else set())
+        return {"images": sorted({i.upstream for i in d.images.values() if i.upstream}), "go": sorted(go),
+                "locks": sorted({i.python.requirements for i in d.images.values() if i.python})}
+
     def go_programs(self) -> list[tuple[str, str, str]]:
         """The kit's own Go builds (a hook builds its image its own way)."""
         host = {h.image for h in self.decl.host} if self.on_host else set()

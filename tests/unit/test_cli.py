@@ -132,3 +132,25 @@ def test_status_json_keeps_everything(monkeypatch):
     assert r.exit_code == 0 and json.loads(r.output) == SIM_STATUS
     r = CliRunner().invoke(cli_mod.main, ["status", "--cluster", "demo", "-v"])
     assert r.exit_code == 0 and "/cache/bin/etcd" in r.output and "LOG" in r.output
+
+
+def test_version_prints_the_release_and_its_pins():
+    from importlib.metadata import version
+
+    r = cli("version", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["appliance"] == version("appliance") and out["kubernetes"].startswith("v1.")
+    assert any(g.startswith("sigs.k8s.io/kueue@v") for g in out["components"]["queues"]["go"])
+    assert "images/notebook/requirements.lock" in out["components"]["notebooks"]["locks"]
+
+
+def test_the_changelog_has_the_version_and_every_release_tag():
+    from importlib.metadata import version
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    text = (root / "CHANGELOG.md").read_text()
+    assert f"({version('appliance')})" in text or f"## {version('appliance')} " in text
+    tags = subprocess.run(["git", "-C", str(root), "tag", "-l", "v*"], capture_output=True, text=True).stdout.split()
+    assert all(f"## {t.removeprefix('v')} " in text for t in tags), tags

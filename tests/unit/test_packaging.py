@@ -87,3 +87,11 @@ def test_version_is_the_package_metadata():
     """`appliance --version` says pyproject.toml's version, as installed."""
     r = subprocess.run([sys.executable, "-c", "from appliance.cli import run; run()", "--version"], capture_output=True, text=True, timeout=60)
     assert r.stdout.strip() == "appliance, version " + tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+
+
+def test_every_dependency_is_bounded_above():
+    """A fresh install takes no major version nobody tested (supply chain: what goes into a bundle was pinned)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    deps = [*project["dependencies"], *(d for extra in project["optional-dependencies"].values() for d in extra)]
+    unbounded = [d for d in deps if not re.search(r"(<|==)", d)]
+    assert not unbounded, unbounded
