@@ -265,16 +265,32 @@ WHEEL_PLATFORMS = ["manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2
 BASE_PACKAGES = ["python3", "ca-certificates"]
 
 
+HASH = " --hash="
+
+
 def read_lock(path: Path) -> list[str]:
-    """Requirement lines of a lock file (`name==version`, comments ignored)."""
-    return [ln.split("#", 1)[0].strip() for ln in path.read_text().splitlines() if ln.split("#", 1)[0].strip()]
+    """Requirement lines of a lock file (`name==version`; comments and `--hash=` options left out)."""
+    lines = [ln.split("#", 1)[0].strip() for ln in path.read_text().splitlines()]
+    return [ln.split(HASH, 1)[0].strip() for ln in lines if ln]
 
 
-def wheels(requirements: list[str], key: str, resolve: bool = False) -> Path:
+def hashed(path: Path) -> bool:
+    """Whether every requirement of a lock file carries its wheel's sha256 (pip then checks each download)."""
+    lines = [ln.split("#", 1)[0].strip() for ln in path.read_text().splitlines()]
+    return all(f"{HASH}sha256:" in f" {ln}" for ln in lines if ln) and any(lines)
+
+
+def wheels_key(requirements: list[str]) -> str:
+    """The wheels cache folder's name for these requirements (their hashes aside: the same wheels)."""
+    return hashlib.sha256("\n".join(sorted(requirements)).encode()).hexdigest()[:16]
+
+
+def wheels(requirements: list[str], key: str, resolve: bool = False, lock: Path | None = None) -> Path:
     """`pip download` the requirements as cp311/manylinux wheels into a cached folder: the only step that
     needs the package index; the image build itself is offline. A fully pinned list (a lock file, every
     line `==`) is fetched with --no-deps, so the same wheels come every time, unless `resolve` (a user's
-    requirements: pinned, yet not a closure)."""
+    requirements: pinned, yet not a closure). A `lock` whose every line has its hash is downloaded from the file
+    with --require-hashes: a wheel that is not the one locked fails the build."""
     out = paths.cache_dir("components", "wheels", key)
     if (out / ".complete").exists():
         return out
@@ -287,9 +303,13 @@ def wheels(requirements: list[str], key: str, resolve: bool = False) -> Path:
            "--python-version", PY_TAG, "--implementation", "cp", "--abi", f"cp{PY_TAG}", "--abi", "abi3", "--abi", "none"]
     for p in WHEEL_PLATFORMS:
         cmd += ["--platform", p]
-    if not resolve and all("==" in r for r in requirements) and len(requirements) > 3:
-        cmd.append("--no-deps")
-    _run(cmd + requirements, log=out / "download.log")
+    if lock and hashed(lock):
+        cmd += ["--no-deps", "--require-hashes", "-r", str(lock)]
+    elif not resolve and all("==" in r for r in requirements) and len(requirements) > 3:
+        cmd += ["--no-deps", *requirements]
+    else:
+        cmd += requirements
+    _run(cmd, log=out / "download.log")
     (out / ".complete").write_text("\n".join(requirements))
     return out
 
@@ -373,7 +393,8 @@ def tree_files(src: Path, dest: str) -> dict[str, Path]:
 
 
 def python_image(repo: str, requirements: list[str], files: dict[str, Path], entrypoint: list[str],
-                 packages: tuple[str, ...] = (), ref: str = "", report=print, resolve: bool = False) -> tuple[str, Path]:
+                 packages: tuple[str, ...] = (), ref: str = "", report=print, resolve: bool = False,
+                 lock: Path | None = None) -> tuple[str, Path]:
     """Debian rootfs (python3 + `packages`, debootstrapped once and cached) + wheels (`resolve`: see `wheels`)
     + `files` (image path → host file), written as a docker-archive; tagged by a hash of all inputs (or `ref`).
     Returns (ref, archive)."""
@@ -389,7 +410,7 @@ def python_image(repo: str, requirements: list[str], files: dict[str, Path], ent
     t0 = time.monotonic()
     with progress.build(f"image {repo}", report, "Debian python3 + wheels", counted=False):
         base = rootfs_tarball("python", [*BASE_PACKAGES, *packages], report=report)
-        whl = wheels(requirements, hashlib.sha256("\n".join(sorted(requirements)).encode()).hexdigest()[:16], resolve)
+        whl = wheels(requirements, wheels_key(requirements), resolve, lock)
         out.mkdir(parents=True, exist_ok=True)
         l1, l2, l3 = out / "base.tar", out / "wheels.tar", out / "app.tar"
         slim_rootfs(base, l1)
@@ -434,7 +455,7 @@ class PythonImage:
     def build(self, report=print) -> tuple[str, Path]:
         modules = npm_modules(self.npm[1], report) if self.npm else None
         return python_image(self.repo, read_lock(self.lock), self._files(modules), list(self.entrypoint), self.packages,
-                            ref=self.ref(), report=report, resolve=self.resolve)
+                            ref=self.ref(), report=report, resolve=self.resolve, lock=self.lock)
 
 
 def python_image_ref(repo: str, requirements: list[str], files: dict[str, Path], packages: tuple[str, ...] = ()) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tarfile
+from pathlib import Path
 
 import pytest
 
@@ -137,3 +138,31 @@ def test_runtime_base_spec_drops_net_raw_and_rlimits():
     assert "CAP_NET_RAW" in spec["process"]["capabilities"]["bounding"]  # the input is left as it was
     conf = (node.context_dir() / "node/files/etc/containerd/config.toml.in").read_text()
     assert conf.count('base_runtime_spec = "/etc/containerd/cri-base.json"') == 2  # runc and nvidia
+
+
+def test_lock_hashes_leave_the_image_ref_alone_and_make_pip_require_them(tmp_path, monkeypatch):
+    from appliance.images import builds
+
+    plain, locked = tmp_path / "plain.lock", tmp_path / "hashed.lock"
+    plain.write_text("# why\nsix==1.17.0\nidna==3.10  # a comment\n")
+    locked.write_text("# why\nsix==1.17.0 --hash=sha256:aa\nidna==3.10 --hash=sha256:bb  # a comment\n")
+    assert builds.read_lock(plain) == builds.read_lock(locked) == ["six==1.17.0", "idna==3.10"]
+    assert builds.hashed(locked) and not builds.hashed(plain)
+    assert builds.python_image_ref("r", builds.read_lock(plain), {}) == builds.python_image_ref("r", builds.read_lock(locked), {})
+    ran = []
+    monkeypatch.setenv("APPLIANCE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(builds, "_run", lambda cmd, **kw: ran.append(cmd))
+    builds.wheels(builds.read_lock(locked), "k1", lock=locked)
+    assert ran[-1][-4:] == ["--no-deps", "--require-hashes", "-r", str(locked)]
+    builds.wheels(builds.read_lock(plain), "k2", lock=plain)
+    assert "--require-hashes" not in ran[-1] and ran[-1][-2:] == ["six==1.17.0", "idna==3.10"]
+
+
+def test_every_image_lock_pins_each_wheel_by_hash():
+    """What an image installs is exactly what was locked (tools/lock_hashes.py writes the hashes)."""
+    from appliance.images import builds
+
+    locks = sorted(Path(__file__).resolve().parents[2].glob("images/*/requirements.lock"))
+    assert locks
+    unhashed = [str(p) for p in locks if builds.read_lock(p) and not builds.hashed(p)]
+    assert not unhashed, "run: .venv/bin/python tools/lock_hashes.py " + " ".join(unhashed)
