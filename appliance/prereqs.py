@@ -16,7 +16,7 @@ from appliance.images import builds, debian
 from appliance.schema import Profile
 from appliance.util import offline
 
-DEBOOTSTRAP = Need("debootstrap", ("debootstrap",), "Debian root filesystems of the images built here")
+DEBOOTSTRAP = Need("debootstrap", ("debootstrap", "debian-archive-keyring"), "Debian root filesystems of the images built here")
 NPM = Need("npm", ("npm",), "configurable-http-proxy of the notebook hub (npm ci)")
 BROWSER = Need("chromedriver", ("chromium", "chromium-driver"), "the browser tests (headless Debian Chromium)")
 

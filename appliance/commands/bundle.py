@@ -9,6 +9,7 @@ import click
 
 from appliance import orchestrator, providers, report
 from appliance.images import bundle as bundles
+from appliance.images import provenance
 from appliance.toolchain.pins import goarch
 
 
@@ -73,7 +74,9 @@ def verify(file, as_json):
     """Check every file of a bundle against its manifest's size and sha256 (names a truncated or altered one)."""
     m = bundles.verify(file, (lambda _: None) if as_json else (lambda line: click.echo(line, err=True)))
     n, size = len(m["files"]), sum(f["size"] for f in m["files"])
+    rows = provenance.rows(m["pins"])
     if as_json:
-        click.echo(json.dumps({"file": str(file), "ok": True, "files": n, "bytes": size}))
+        click.echo(json.dumps({"file": str(file), "ok": True, "files": n, "bytes": size, "inputs": rows}))
     else:
-        click.echo(f"{file}: all {n} files match their sha256 ({_size(size)})")
+        click.echo(f"{file}: all {n} files match their sha256 ({_size(size)}); what they were built from:")
+        click.echo(provenance.table(rows))

@@ -72,6 +72,24 @@ def _profile_images(profile: str, sets: tuple[str, ...], provider: str | None):
     return loaded.profile, [(n, img) for n, c in comps.items() for img in c.images()]
 
 
+@images.command("verify")
+@click.option("--profile", "-p", default=None, help="only this profile's components (default: every component)")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="override a profile field (repeatable)")
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+def verify(profile, sets, as_json):
+    """What each input (toolchain, Go modules, upstream images, wheels, Debian) is pinned by and how its download
+    is checked; `!!` marks what is not pinned to exact content or not verified."""
+    from appliance import orchestrator
+    from appliance.images import provenance
+
+    names = None
+    if profile:
+        loaded = orchestrator.load_for(profile, sets)[0]
+        names = [n for n, s in loaded.profile.components.items() if s.enabled]
+    rows = provenance.rows(orchestrator.versions(names))
+    click.echo(json.dumps(rows, indent=2) if as_json else provenance.table(rows))
+
+
 @images.command("components")
 @click.option("--profile", "-p", default="laptop", show_default=True, help="profile name or YAML file")
 @click.option("--provider", default=None, help="provider whose overrides apply (default: as `up` chooses)")

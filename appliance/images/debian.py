@@ -21,6 +21,7 @@ from appliance.paths import cache_dir
 from appliance.util import offline
 
 SUITE = "bookworm"
+KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 #: Bump when the way a rootfs is made changes (part of every cache key).
 BUILDER_VERSION = "1"
 
@@ -79,6 +80,15 @@ def debian_mirror(suite: str = SUITE, override: str = "", root: str = "/") -> st
     )
 
 
+def keyring() -> Path:
+    """Debian's archive keyring, which every root filesystem's Release file must be signed by."""
+    k = Path(os.environ.get("APPLIANCE_DEBIAN_KEYRING", KEYRING))
+    if not k.is_file():
+        raise UserError(f"no Debian archive keyring at {k}", "images build",
+                        "apt-get install debian-archive-keyring (or set APPLIANCE_DEBIAN_KEYRING): signatures are always checked")
+    return k
+
+
 def rootfs_key(packages: list[str], suite: str = SUITE, variant: str = "minbase") -> str:
     blob = json.dumps({"v": BUILDER_VERSION, "suite": suite, "variant": variant, "pkgs": sorted(packages)})
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -105,7 +115,7 @@ def rootfs_tarball(name: str, packages: list[str], *, suite: str = SUITE, mirror
     with tempfile.TemporaryDirectory(prefix=f"rootfs-{name}-", dir=dest.parent) as tmp:
         root = Path(tmp, "root")
         cmd = [
-            "debootstrap", "--variant=minbase", "--merged-usr",
+            "debootstrap", "--variant=minbase", "--merged-usr", "--force-check-gpg", f"--keyring={keyring()}",
             f"--include={','.join(packages)}", suite, str(root), url,
         ]  # fmt: skip
         r = subprocess.run(cmd, capture_output=True, text=True)

@@ -67,4 +67,4 @@ def test_setup_without_root_says_what_to_run(monkeypatch):
     said = []
     missing = prereqs.setup(said.append)
     assert [n.program for n in missing] == ["debootstrap", "gcc", "chromedriver"]
-    assert "apt-get install -y debootstrap gcc libc6-dev chromium chromium-driver" in said[0]
+    assert "apt-get install -y debootstrap debian-archive-keyring gcc libc6-dev chromium chromium-driver" in said[0]

@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 from appliance.errors import UserError
+from appliance.images.debian import keyring
 from appliance.paths import cache_dir
 
 SUITE = "bookworm"
@@ -134,7 +135,8 @@ def build_image(suite: str = SUITE, mirror: str = "", report=print, force: bool 
             root = Path(tmp, "rootfs")
             report(f"image: debootstrap {suite} from {main} (a few minutes, once)")
             r = subprocess.run(
-                ["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", suite, str(root), main],
+                ["debootstrap", "--variant=minbase", "--force-check-gpg", f"--keyring={keyring()}",
+                 f"--include={','.join(PACKAGES)}", suite, str(root), main],
                 capture_output=True, text=True,
             )
             if r.returncode != 0:
