@@ -144,7 +144,7 @@ def versions(names: list[str] | None = None) -> dict[str, Any]:
             "components": {n: components.CATALOG[n].pins() for n in (names if names is not None else sorted(components.CATALOG))}}
 
 
-def _from_bundle(path: Path, profile: Profile, provider: str, reporter) -> None:
+def _from_bundle(path: Path, profile: Profile, provider: str, reporter) -> dict[str, Any]:
     """Fill the caches from a bundle made for this profile, provider and architecture (the disk's room checked
     first), so that what follows runs offline."""
     m = bundles.read_manifest(path)
@@ -158,7 +158,9 @@ def _from_bundle(path: Path, profile: Profile, provider: str, reporter) -> None:
     reporter.step("bundle", "running", f"unpacking {len(todo)} of {len({f['entry'] for f in m['files']})} entries")
     t0 = time.monotonic()
     got = bundles.unpack(path, todo, reporter.message)
-    reporter.step("bundle", "done", f"{got['files']} files, {got['bytes'] / 2**30:.2f} GiB into the caches", round(time.monotonic() - t0, 1))
+    seconds = round(time.monotonic() - t0, 1)
+    reporter.step("bundle", "done", f"{got['files']} files, {got['bytes'] / 2**30:.2f} GiB into the caches", seconds)
+    return {"file": str(path), **got, "seconds": seconds}
 
 
 def up(profile: Profile, provider: str, reporter, parallel: int = 2, bundle: Path | None = None) -> dict[str, Any]:
@@ -166,10 +168,10 @@ def up(profile: Profile, provider: str, reporter, parallel: int = 2, bundle: Pat
     Fails at once when the host lacks a program the plan needs (before any build). With a `bundle`: fills the
     caches from it, then runs offline, naming anything missing before the cluster is created."""
     if bundle:
-        _from_bundle(bundle, profile, provider, reporter)
+        unpacked = _from_bundle(bundle, profile, provider, reporter)
         with offline.enabled():
             prebuild(profile, provider, reporter)
-            return _up(profile, provider, reporter, parallel)
+            return {**_up(profile, provider, reporter, parallel), "bundle": unpacked}
     return _up(profile, provider, reporter, parallel)
 
 

@@ -25,12 +25,19 @@ STACK = os.environ.get("APPLIANCE_IT_STACK", "it-stack")  # the clusters' prefix
 STACK_COMPONENTS = ("platform-base", "user-profiles", "training-operator", "kserve", "network-policy", "monitoring",
                     "notebooks", "pipelines", "database", "tuning", "queues", "nvidia-device-plugin")  # the plugin: its GPU policy (no GPU here)
 STACK_GROUPS = {"stack-a": ("test_journey_kind", "test_notebooks_kind"),
-                "stack-b": ("test_monitoring_kind", "test_netpol_kind", "test_serving_kind", "test_pipelines_kind", "test_project_kind",
+                "stack-b": ("test_bundle_kind", "test_monitoring_kind", "test_netpol_kind", "test_serving_kind", "test_pipelines_kind", "test_project_kind",
                             "test_tuning_kind")}
 STACK_MODULES = tuple(m for group in STACK_GROUPS.values() for m in group)
 #: the other modules' xdist groups: these (Docker, the installed tool, the benchmarks), beside the simulator's ("sim")
 HOST_MODULES = ("test_baremetal", "test_baremetal_up", "test_kind", "test_registry_kind", "test_registry", "test_e2e_build",
                 "test_installed", "test_bench_smoke", "test_prebuild", "test_toolchain")
+
+
+#: the stack group whose cluster is made as an offline site makes it (issue 27): from a bundle, into empty caches
+OFFLINE_GROUP = "stack-b"
+#: every proxy pointing where nothing listens; only loopback (the kind API server's port on this host) direct
+NO_WAY_OUT = {**{k: "http://127.0.0.1:9" for k in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")},
+              "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
 
 
 def group_of(module: str) -> str:
@@ -67,6 +74,42 @@ def cluster(profile_name: str, provider: str, sets: list[str], components: tuple
     try:
         yield profile, orchestrator.up(profile, provider, report.make())
     finally:
+        if paths.state_dir(profile.cluster.name).exists():
+            orchestrator.down(profile.cluster.name, report.make())
+
+
+@contextlib.contextmanager
+def environment(values: dict[str, str]):
+    """These environment variables inside the block, the old values after."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@contextlib.contextmanager
+def offline_cluster(profile_name: str, provider: str, sets: list[str], components: tuple[str, ...], work):
+    """`cluster`, made the way an offline site makes it: a bundle of the profile packed from this host's caches,
+    then `up --bundle` into empty caches (under `work`, removed once the cluster is up) with every proxy pointing
+    nowhere; the up result has the bundle's unpack counts under "bundle"."""
+    import shutil
+
+    profile = load(profile_name, provider, sets, components)
+    bundle = work / f"{profile_name}-{provider}.bundle"
+    try:
+        orchestrator.bundle(profile, provider, bundle, report.make())
+        with environment({"APPLIANCE_CACHE": str(work / "cache"), **NO_WAY_OUT}):
+            result = orchestrator.up(profile, provider, report.make(), bundle=bundle)
+        shutil.rmtree(work, ignore_errors=True)  # the cluster runs from its nodes: ~6 GiB of disk back
+        yield profile, result
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
         if paths.state_dir(profile.cluster.name).exists():
             orchestrator.down(profile.cluster.name, report.make())
 

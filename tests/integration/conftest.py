@@ -8,7 +8,16 @@ import contextlib
 
 import pytest
 
-from tests.integration.clusters import STACK, STACK_COMPONENTS, STACK_MODULES, cluster, group_of, require_kind
+from tests.integration.clusters import (
+    OFFLINE_GROUP,
+    STACK,
+    STACK_COMPONENTS,
+    STACK_MODULES,
+    cluster,
+    group_of,
+    offline_cluster,
+    require_kind,
+)
 
 
 def _rank(item) -> int:
@@ -42,11 +51,14 @@ def _stacks(_isolated_state):
 
 
 @pytest.fixture(scope="module")
-def stack(_stacks, request):
+def stack(_stacks, request, tmp_path_factory):
     """(profile, result of its `up`) for the stack cluster of the calling module's group."""
     require_kind()
     made, ups = _stacks
     group = group_of(request.module.__name__.rpartition(".")[2])
     if group not in ups:
-        ups[group] = made.enter_context(cluster("ci", "kind", [f"cluster.name={STACK}-{group.removeprefix('stack-')}"], STACK_COMPONENTS))
+        sets = [f"cluster.name={STACK}-{group.removeprefix('stack-')}"]
+        ups[group] = made.enter_context(
+            offline_cluster("ci", "kind", sets, STACK_COMPONENTS, tmp_path_factory.mktemp("offline")) if group == OFFLINE_GROUP
+            else cluster("ci", "kind", sets, STACK_COMPONENTS))
     return ups[group]
