@@ -16,7 +16,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Annotated, Any, ClassVar, Literal
 
-import yaml
 from pydantic import Field, create_model
 
 from appliance import certs, paths
@@ -28,7 +27,7 @@ from appliance.images import builds
 from appliance.images.delivery import CONTROL_PLANE_TAINT
 from appliance.kube import secret_data
 from appliance.runtime import HOST_IP, HostControllers, Workload
-from appliance.util import wait
+from appliance.util import wait, yamls
 
 HERE = Path(__file__).resolve().parent
 COMPONENT_LABEL = "appliance.dev/component"
@@ -275,7 +274,7 @@ class Kit(Component):
         ctx = self.context(kube, images, ports)
         objs: list[dict] = []
         for path in sorted((self.folder / "manifests").glob("*.yaml")):
-            objs += [d for d in yaml.safe_load_all(env.from_string(path.read_text()).render(ctx)) if d]
+            objs += [d for d in yamls.load_all(env.from_string(path.read_text()).render(ctx)) if d]
         for a in self.decl.access:
             objs += user_roles(self.name, a.group, a.resources, ctx["labels"], a.read)
         for o in objs:

@@ -18,7 +18,7 @@ import yaml
 from appliance.e2e.lib import describe, kubeconfig_as, with_images
 from appliance.e2e.scenario import Scenario, ScenarioStep
 from appliance.kube import api_client
-from appliance.util import wait
+from appliance.util import wait, yamls
 
 
 @dataclass
@@ -81,7 +81,7 @@ class Runner:
         """The step's objects, `${images.NAME}` replaced (not `strict`: an unbuilt one left as written)."""
         objs = self._with_images(list(spec.objects), strict)
         if spec.file:
-            objs += [d for d in yaml.safe_load_all(self._with_images((_base(scenario) / spec.file).read_text(), strict)) if d]
+            objs += [d for d in yamls.load_all(self._with_images((_base(scenario) / spec.file).read_text(), strict)) if d]
         for o in objs:
             if ns := o.get("metadata", {}).get("namespace"):
                 self.namespaces.add(ns)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from appliance import paths, progress
 from appliance.toolchain.sources import find_go
-from appliance.util import offline
+from appliance.util import offline, yamls
 from appliance.util.files import atomic_write, sha256_file
 
 CONTROLLER_TOOLS = ("sigs.k8s.io/controller-tools", "v0.16.5")
@@ -202,14 +202,11 @@ _CRD_CACHE: dict = {}
 
 def _parse_crds(folder: Path, keep: set[str] | None) -> list[dict]:
     """Parse once into crds.json next to the YAMLs (a 1 MB CRD takes seconds through PyYAML)."""
-    import yaml
-
     parsed = folder / "crds.json"
     if parsed.exists():
         docs = json.loads(parsed.read_text())
     else:
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        docs = [d for f in sorted(folder.glob("*.yaml")) for d in yaml.load_all(f.read_text(), Loader=loader) if d]
+        docs = [d for f in sorted(folder.glob("*.yaml")) for d in yamls.load_all(f.read_text()) if d]
         atomic_write(parsed, json.dumps(docs))
     crds = []
     for doc in docs:
