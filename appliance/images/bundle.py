@@ -427,8 +427,8 @@ def unpack(path: Path, todo: set[str], report: Report) -> dict[str, int]:
                     r.copy(row, src, None)  # still checked: a bundle is read whole or refused
                     continue
                 if row["entry"].startswith("docker:"):
+                    loaded.append(row["entry"].removeprefix("docker:"))  # removed again if anything fails, this included
                     _load(r, row, src, bar)
-                    loaded.append(row["entry"].removeprefix("docker:"))
                 else:
                     dest = stage / row["name"].removeprefix("cache/")
                     dest.parent.mkdir(parents=True, exist_ok=True)

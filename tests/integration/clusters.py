@@ -29,7 +29,7 @@ STACK_GROUPS = {"stack-a": ("test_journey_kind", "test_notebooks_kind"),
                             "test_tuning_kind")}
 STACK_MODULES = tuple(m for group in STACK_GROUPS.values() for m in group)
 #: the other modules' xdist groups: these (Docker, the installed tool, the benchmarks), beside the simulator's ("sim")
-HOST_MODULES = ("test_baremetal", "test_baremetal_up", "test_kind", "test_registry_kind", "test_registry", "test_e2e_build",
+HOST_MODULES = ("test_baremetal", "test_bundle_docker", "test_baremetal_up", "test_kind", "test_registry_kind", "test_registry", "test_e2e_build",
                 "test_installed", "test_bench_smoke", "test_prebuild", "test_toolchain")
 
 
