@@ -131,6 +131,9 @@ def _check_owner(state: State, provider: str, cluster: str) -> None:
 def bundle(profile: Profile, provider: str, out: Path, reporter) -> dict[str, Any]:
     """Pack into one file what `up` of this profile on this provider uses from the caches (built first where
     missing, as `prebuild` does), with the pins it was built from; returns the bundle's manifest."""
+    if why := providers.get(provider).not_bundled:
+        raise UserError(f"no bundles for the {provider} provider: {why}", "--provider",
+                        "bundle for kind or sim, or give the hosts a Debian mirror and use `appliance images push` for images", code=2)
     with paths.recording() as used:
         prebuild(profile, provider, reporter)
     meta = {"appliance": version("appliance"), "profile": profile.name, "provider": provider, "arch": pins.goarch(),

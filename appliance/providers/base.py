@@ -66,6 +66,8 @@ class Provider(abc.ABC):
     e2e_profile: str = "ci"
     #: where `provider: auto` looks (lowest first); None: never chosen automatically
     auto_order: int | None = None
+    #: why a bundle (appliance bundle create) cannot carry everything its clusters need; "" where it can
+    not_bundled: str = ""
 
     @classmethod
     def runtime(cls) -> Runtime:

@@ -154,3 +154,9 @@ def test_the_changelog_has_the_version_and_every_release_tag():
     assert f"({version('appliance')})" in text or f"## {version('appliance')} " in text
     tags = subprocess.run(["git", "-C", str(root), "tag", "-l", "v*"], capture_output=True, text=True).stdout.split()
     assert all(f"## {t.removeprefix('v')} " in text for t in tags), tags
+
+
+def test_bundles_are_refused_where_they_cannot_carry_everything(tmp_path):
+    r = cli("bundle", "create", "--profile", "dgx", "--provider", "baremetal", "-o", str(tmp_path / "b.bundle"))
+    assert r.returncode == 2 and r.stderr.startswith("error: --provider: no bundles for the baremetal provider"), r.stderr
+    assert not (tmp_path / "b.bundle").exists()

@@ -31,6 +31,7 @@ class BaremetalProvider(Provider):
     disposable = False  # the hosts stay: each component is removed from them
     needs_kernel = True
     e2e_profile = "dgx"
+    not_bundled = "its hosts install Debian packages from their own apt sources, which a bundle does not carry yet"
 
     def __init__(self, spec: Any, state_dir: Path, report=None):
         super().__init__(spec, state_dir, report)
