@@ -13,6 +13,7 @@ unpacked whole or not at all. Images the Docker daemon holds (kind's node image)
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -25,7 +26,8 @@ from typing import IO, Callable, Iterable, Iterator
 
 from appliance import paths
 from appliance.errors import UserError
-from appliance.util.files import atomic_write, sha256_file
+from appliance.images import node
+from appliance.util.files import atomic_write, file_key, sha256_file
 
 FORMAT = 1
 MANIFEST = "bundle.json"
@@ -100,29 +102,6 @@ def _files(entry: Path, root: Path) -> Iterator[Path]:
             yield p
 
 
-class _Memo:
-    """sha256 of files and images, remembered by what identifies their content (path, size, mtime; image id)."""
-
-    def __init__(self) -> None:
-        self.path = paths.cache_dir("images", "bundle-memo.json")
-        try:
-            self.data = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            self.data = {}
-        self.dirty = False
-
-    def get(self, key: str, compute: Callable[[], tuple[int, str]]) -> tuple[int, str]:
-        if key not in self.data:
-            self.data[key] = list(compute())
-            self.dirty = True
-        size, sha = self.data[key]
-        return int(size), sha
-
-    def save(self) -> None:
-        if self.dirty:
-            atomic_write(self.path, json.dumps(self.data))
-
-
 def _docker(*args: str, **kw) -> subprocess.Popen:
     if not shutil.which("docker"):
         raise UserError("docker is not installed", "bundle", "install Docker (docker.io), or bundle for another provider")
@@ -130,10 +109,10 @@ def _docker(*args: str, **kw) -> subprocess.Popen:
 
 
 def _image_id(tag: str) -> str:
-    r = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", tag], capture_output=True, text=True)
-    if r.returncode != 0:
+    found = node.image_id(tag)
+    if not found:
         raise UserError(f"docker image {tag} is gone", "bundle", "run `appliance prebuild` with the same profile, then bundle again")
-    return r.stdout.strip()
+    return found
 
 
 def _hash_stream(f: IO[bytes]) -> tuple[int, str]:
@@ -155,15 +134,15 @@ def _saved(tag: str) -> tuple[int, str]:
 
 def items(used: dict[str, set], report: Report) -> list[Item]:
     """Every file the recorded use needs, hashed (remembered across runs: a warm bundle hashes nothing again)."""
-    root, memo, out = paths.cache_dir(), _Memo(), []
+    root, memo, out = paths.cache_dir(), node.sha_memo(), []
     for entry, kind in sorted(entries(used, root).items()):
         for f in _files(entry, root):
             st = f.stat()
-            size, sha = memo.get(f"{f}:{st.st_size}:{st.st_mtime_ns}", lambda f=f, st=st: (st.st_size, sha256_file(f)))
-            out.append(Item(f"cache/{f.relative_to(root)}", str(entry), kind, size, sha, st.st_mode & 0o777))
+            sha = memo.get(file_key(f), lambda f=f: sha256_file(f))
+            out.append(Item(f"cache/{f.relative_to(root)}", str(entry), kind, st.st_size, sha, st.st_mode & 0o777))
     for tag in sorted(used.get("docker", ())):
         report(f"hashing docker image {tag}")
-        size, sha = memo.get(f"docker:{_image_id(tag)}", lambda tag=tag: _saved(tag))
+        size, sha = memo.get(f"docker save {_image_id(tag)}", lambda tag=tag: _saved(tag))
         out.append(Item(f"docker/{tag.replace('/', '_').replace(':', '_')}.tar", f"docker:{tag}", DOCKER_KIND, size, sha))
     memo.save()
     return out
@@ -223,7 +202,7 @@ def create(out: Path, used: dict[str, set], meta: dict, report: Report, level: i
         with open(tmp, "wb") as fh, zstandard.ZstdCompressor(level=level, threads=-1).stream_writer(fh, closefd=False) as z, \
                 tarfile.open(fileobj=z, mode="w|", format=tarfile.PAX_FORMAT) as tar:
             data = json.dumps(manifest, indent=1).encode()
-            _add(tar, MANIFEST, len(data), 0o644, _Hashing(_BytesReader(data)))
+            _add(tar, MANIFEST, len(data), 0o644, io.BytesIO(data))
             for r in rows:
                 if r.entry.startswith("docker:"):
                     p = _docker("save", r.entry.removeprefix("docker:"), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
@@ -242,16 +221,6 @@ def create(out: Path, used: dict[str, set], meta: dict, report: Report, level: i
         tmp.unlink(missing_ok=True)
         raise
     return manifest
-
-
-class _BytesReader:
-    def __init__(self, data: bytes):
-        self.data, self.pos = data, 0
-
-    def read(self, n: int = -1) -> bytes:
-        end = len(self.data) if n < 0 else self.pos + n
-        b, self.pos = self.data[self.pos:end], min(end, len(self.data))
-        return b
 
 
 def _add(tar: tarfile.TarFile, name: str, size: int, mode: int, src) -> None:
@@ -375,7 +344,7 @@ def needed(manifest: dict, root: Path) -> set[str]:
     out = set()
     for e in {f["entry"] for f in manifest["files"]}:
         if e.startswith("docker:"):
-            if not shutil.which("docker") or subprocess.run(["docker", "image", "inspect", e.removeprefix("docker:")], capture_output=True).returncode:
+            if not shutil.which("docker") or not node.image_exists(e.removeprefix("docker:")):
                 out.add(e)
         elif not (root / e).exists() or e.endswith("manifest.json"):
             out.add(e)

@@ -22,7 +22,7 @@ from appliance.images import archive, debian
 from appliance.images.archive import FileEntry, ImageSpec
 from appliance.images.tools import ensure_tools
 from appliance.paths import cache_dir
-from appliance.util.files import atomic_write, file_lock, sha256_file
+from appliance.util.files import Memo, file_key, file_lock, sha256_file
 
 #: Bump when the build recipe changes in a way the file hashes don't see.
 RECIPE = "4"  # 4: containers start from a runtime spec without NET_RAW
@@ -55,19 +55,17 @@ class NodeImage:
     seconds: float = 0.0
 
 
+def sha_memo() -> Memo:
+    """The host's memo of file and image hashes (node image keys, bundles)."""
+    return Memo(cache_dir("images", "sha-memo.json"))
+
+
 def _sha_cached(p: Path) -> str:
     """sha256 of a file, memoised on (path, size, mtime) so warm builds stay fast."""
-    st = p.stat()
-    memo_file = cache_dir("images", "sha-memo.json")
-    try:
-        memo = json.loads(memo_file.read_text())
-    except (OSError, ValueError):
-        memo = {}
-    k = f"{p.resolve()}:{st.st_size}:{st.st_mtime_ns}"
-    if k not in memo:
-        memo[k] = sha256_file(p)
-        atomic_write(memo_file, json.dumps(memo))
-    return memo[k]
+    memo = sha_memo()
+    sha = memo.get(file_key(p), lambda: sha256_file(p))
+    memo.save()
+    return sha
 
 
 def _tree_hash(root: Path) -> str:
@@ -90,8 +88,14 @@ def _docker(*args: str, check: bool = True, capture: bool = True, **kw) -> subpr
     return r
 
 
+def image_id(ref: str) -> str:
+    """The id of the image `ref` names in the Docker daemon; "" when it holds none."""
+    r = _docker("image", "inspect", "--format", "{{.Id}}", ref, check=False)
+    return r.stdout.strip() if r.returncode == 0 else ""
+
+
 def image_exists(ref: str) -> bool:
-    return _docker("image", "inspect", "--format", "{{.Id}}", ref, check=False).returncode == 0
+    return bool(image_id(ref))
 
 
 def kubeadm_images(kubeadm: Path, version: str) -> dict[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
 import os
 import threading
 from collections.abc import Iterator
@@ -35,6 +36,36 @@ def sha256_file(*paths: Path) -> str:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
     return h.hexdigest()
+
+
+class Memo:
+    """Values kept in a JSON file across runs, keyed by what identifies their input (`file_key`, an image id):
+    a warm run computes nothing again. `save()` writes what was added."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        try:
+            self.data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            self.data = {}
+        self.added = False
+
+    def get(self, key: str, compute):
+        if key not in self.data:
+            self.data[key] = compute()
+            self.added = True
+        return self.data[key]
+
+    def save(self) -> None:
+        if self.added:
+            atomic_write(self.path, json.dumps(self.data))
+            self.added = False
+
+
+def file_key(p: Path) -> str:
+    """What identifies a file's content without reading it: its path, size and modification time."""
+    st = p.stat()
+    return f"{p.resolve()}:{st.st_size}:{st.st_mtime_ns}"
 
 
 @contextlib.contextmanager

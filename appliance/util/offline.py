@@ -3,11 +3,10 @@ would fetch or build from the network says what is missing instead of trying."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-from typing import Iterator
 
 from appliance.errors import UserError
+from appliance.util.env import environment
 
 ENV = "APPLIANCE_OFFLINE"
 
@@ -24,15 +23,6 @@ def refuse(what: str) -> None:
                         code=2)
 
 
-@contextlib.contextmanager
-def enabled() -> Iterator[None]:
+def enabled():
     """Offline mode inside the block (and in the processes started there)."""
-    before = os.environ.get(ENV)
-    os.environ[ENV] = "1"
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(ENV, None)
-        else:
-            os.environ[ENV] = before
+    return environment({ENV: "1"})

@@ -5,6 +5,7 @@ import contextlib
 import os
 
 from appliance import orchestrator, paths, profiles, report
+from appliance.util.env import environment
 
 
 def require_kind() -> None:
@@ -76,21 +77,6 @@ def cluster(profile_name: str, provider: str, sets: list[str], components: tuple
     finally:
         if paths.state_dir(profile.cluster.name).exists():
             orchestrator.down(profile.cluster.name, report.make())
-
-
-@contextlib.contextmanager
-def environment(values: dict[str, str]):
-    """These environment variables inside the block, the old values after."""
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 @contextlib.contextmanager
