@@ -92,6 +92,23 @@ def entries(used: dict[str, set], root: Path | None = None) -> dict[Path, str]:
     return out
 
 
+def _inside(row: dict) -> bool:
+    """Whether a manifest row stays where bundles put things: a file of a cache entry of a known kind (no `..`,
+    nothing absolute), or a docker image."""
+    name, entry = str(row.get("name", "")), str(row.get("entry", ""))
+    if entry.startswith("docker:"):
+        return name.startswith("docker/") and "/" not in name.removeprefix("docker/")
+    rel = Path(name.removeprefix("cache/"))
+    if not name.startswith("cache/") or rel.is_absolute() or ".." in rel.parts or ".." in Path(entry).parts:
+        return False
+    e = Path(entry)
+    if e.name == "manifest.json":  # a toolchain set's checksums, carried with its binaries
+        binary = e.parent / "bin" / "tool"
+        return _entry(binary) == ("toolchain", binary) and rel == e
+    found = _entry(e)
+    return found is not None and found[1] == e and (rel == e or e in rel.parents)
+
+
 def _files(entry: Path, root: Path) -> Iterator[Path]:
     full = root / entry
     if full.is_file():
@@ -269,6 +286,9 @@ class _Reader:
             raise _bad(self.path, f"truncated or corrupted inside {MANIFEST} ({e})") from None
         if self.manifest.get("format") != FORMAT:
             raise UserError(f"bundle format {self.manifest.get('format')} is not {FORMAT}", str(path), "make it with this appliance version")
+        for row in self.manifest.get("files", []):
+            if not _inside(row):
+                raise _bad(self.path, f"names {row.get('name')!r}, outside the cache entries a bundle may fill (altered)")
 
     def _next(self) -> tarfile.TarInfo | None:
         import zstandard

@@ -160,3 +160,23 @@ def test_offline_refuses_what_needs_the_network(tmp_path, monkeypatch):
         with pytest.raises(UserError, match="wheels of k1"):
             builds.wheels(["x==1"], "k1")
     assert not offline.active()
+
+
+@pytest.mark.parametrize("evil", ["cache/../../outside", "cache/components/go/../../../outside", "/etc/outside",
+                                  "cache/images/locks/x.lock"])
+def test_a_bundle_naming_a_path_outside_the_cache_entries_is_refused(cache, tmp_path, monkeypatch, evil):
+    m = _make(cache, tmp_path / "b.bundle")
+
+    def change(name, data):
+        if name == bundle.MANIFEST:
+            doc = json.loads(data)
+            doc["files"][0]["name"], doc["files"][0]["entry"] = evil, evil.removeprefix("cache/")
+            return json.dumps(doc).encode()
+        return data
+
+    _rewrite(tmp_path / "b.bundle", tmp_path / "evil.bundle", change)
+    fresh = tmp_path / "fresh"
+    monkeypatch.setenv("APPLIANCE_CACHE", str(fresh))
+    with pytest.raises(UserError, match="outside the cache entries a bundle may fill"):
+        bundle.unpack(tmp_path / "evil.bundle", bundle.needed(m, fresh), lambda _: None)
+    assert not (tmp_path / "outside").exists() and not fresh.exists()
