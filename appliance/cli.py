@@ -103,12 +103,26 @@ def version_cmd(as_json):
         click.echo(f"  {name:<22} {'; '.join(parts) or '(manifests only)'}")
 
 
+def _interactive() -> bool:
+    """Whether a person can answer a question (stdin is a terminal)."""
+    return sys.stdin.isatty()
+
+
 @main.command()
 @profile_opt
 @cluster_opt
-def down(profile, cluster):
-    """Delete the cluster and everything the appliance left for it on this host."""
+@click.option("--yes", "-y", is_flag=True, help="delete without asking, the cluster's data included")
+def down(profile, cluster, yes):
+    """Delete the cluster and everything the appliance left for it on this host: on a cluster holding data
+    (users' volumes, the artifact store, databases), only after a yes on the terminal or with --yes."""
     name = cluster or profiles.load(profile).profile.cluster.name
+    if not yes and (held := orchestrator.held_data(name)):
+        what = f"cluster '{name}' holds data that `down` deletes with it: " + "; ".join(held)
+        if not _interactive():
+            raise UserError(what, "appliance down", f"run `appliance down --cluster {name} --yes` to delete it anyway", code=2)
+        if not click.confirm(what + "\nDelete it all?", err=True):
+            click.echo("nothing deleted", err=True)
+            sys.exit(1)
     rep = report.make()
     try:
         orchestrator.down(name, rep)

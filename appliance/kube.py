@@ -111,6 +111,25 @@ class Kube:
         except (ResourceNotFoundError, NotFoundError):  # not served, or its CRD went since discovery was cached
             return []
 
+    def claims(self, namespace: str | None = None) -> list[dict[str, str]]:
+        """Each PersistentVolumeClaim in `namespace` (else in all): its namespace, name and bound volume ("" if none)."""
+        from kubernetes import client
+
+        core = client.CoreV1Api(self.api)
+        items = (core.list_namespaced_persistent_volume_claim(namespace) if namespace else core.list_persistent_volume_claim_for_all_namespaces()).items
+        return [{"namespace": c.metadata.namespace, "name": c.metadata.name, "volume": c.spec.volume_name or ""} for c in items]
+
+    def reclaim(self, volume: str, policy: str) -> bool:
+        """Set PersistentVolume `volume`'s reclaim policy (Retain: its data outlives its claim; Delete); True
+        when that changed it."""
+        from kubernetes import client
+
+        core = client.CoreV1Api(self.api)
+        if core.read_persistent_volume(volume).spec.persistent_volume_reclaim_policy == policy:
+            return False
+        core.patch_persistent_volume(volume, {"spec": {"persistentVolumeReclaimPolicy": policy}})
+        return True
+
     def missing(self, objs: Iterable[dict]) -> list[str]:
         """`Kind/name` of each object that does not exist (or is not ready, for workloads and CRDs)."""
         out = []

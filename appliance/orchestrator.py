@@ -185,15 +185,19 @@ def _up(profile: Profile, provider: str, reporter, parallel: int) -> dict[str, A
     with Lock(c.dir, profile.cluster.name):
         state = State(c.dir)
         _check_owner(state, provider, profile.cluster.name)
+        _check_fixed(state, profile)
+        now = {n: s.options for n, s in profile.components.items() if s.enabled}
+        leaving = {n: o for n, o in {**(state.data.get("components") or {}), **(state.data.get("removing") or {})}.items()
+                   if n not in now and n in components.CATALOG and state.step(n).get("status") not in (None, "removed")}
         state.data.update(provider=provider, profile=profile.name, cluster_spec=profile.cluster.model_dump(),
-                          port_mappings=c.provider.port_mappings(profile.cluster),
-                          components={n: s.options for n, s in profile.components.items() if s.enabled})
+                          port_mappings=c.provider.port_mappings(profile.cluster), components=now, removing=leaving)
         state.save()
         with progress.reporting(reporter, prereqs.announce(profile, provider, reporter)):
             out = execute(c.plan(state), state, reporter, parallel)
+        removed = _remove_switched_off(c, state, reporter) if leaving and not out.failed else {}
         result = {"cluster": profile.cluster.name, "provider": provider, "ran": out.ran, "skipped": out.skipped,
-                  "failed": out.failed, "blocked": out.blocked, "noop": out.noop, "seconds": round(time.monotonic() - t0, 2),
-                  "kubeconfig": state.kubeconfig}
+                  "failed": out.failed, "blocked": out.blocked, "noop": out.noop and not removed,
+                  "removed": removed, "seconds": round(time.monotonic() - t0, 2), "kubeconfig": state.kubeconfig}
         if out.failed:
             logs = c.dir / "logs" / time.strftime("%Y%m%d-%H%M%S")
             try:
@@ -206,14 +210,66 @@ def _up(profile: Profile, provider: str, reporter, parallel: int) -> dict[str, A
         return result
 
 
+def _check_fixed(state: State, profile: Profile) -> None:
+    """Refuse a change of an option that places the data of an installed component (its `data.fixed`): the
+    data would stay behind where it is, and the component would start empty elsewhere."""
+    was = state.data.get("components") or {}
+    for name, spec in profile.components.items():
+        cls = components.CATALOG[name]
+        data = cls.decl.data
+        if not (spec.enabled and data and name in was) or state.step(name).get("status") in (None, "removed"):
+            continue
+        old, new = cls.Opts.model_validate(was[name]), cls.Opts.model_validate(spec.options)
+        for o in data.fixed:
+            if getattr(old, o) != getattr(new, o):
+                raise UserError(
+                    f"component '{name}' keeps {data.holds} where option {o} is {getattr(old, o)!r}: changing it to "
+                    f"{getattr(new, o)!r} would leave that data behind", f"profile '{profile.name}' (components.{name}.options.{o})",
+                    f"keep {o}: {getattr(old, o)!r} (the appliance does not move data between places; "
+                    f"`appliance down --yes` and `up` start the cluster over, empty)", code=2)
+
+
+def _remove_switched_off(c: Cluster, state: State, reporter) -> dict[str, list[str]]:
+    """Remove the components the profile no longer enables (dependents first), keeping what holds data; each
+    is recorded `removed` with what was kept, and returned so."""
+    leaving = dict(state.data.get("removing") or {})
+    profile = c.profile.model_copy(update={"components": {**c.profile.components, **{n: ComponentSpec(options=o) for n, o in leaving.items()}}})
+    comps = components.enabled(profile, c.provider.runtime())  # each given what its dependencies offer (the users)
+    out: dict[str, list[str]] = {}
+    while leaving:
+        name = next(n for n in sorted(leaving) if not any(n in comps[m].depends for m in leaving if m != n))
+        kept = comps[name].remove(c.kube())
+        leaving.pop(name)
+        state.data["removing"] = leaving
+        state.set_step(name, status="removed", kept=kept, finished=time.time())
+        reporter.step(name, "done", "removed (switched off in the profile)" + (f"; kept, holding data: {', '.join(kept)}" if kept else ""))
+        out[name] = kept
+    return out
+
+
 def recorded(cluster: str) -> tuple[Profile, str]:
-    """The cluster section, components and provider a cluster was made with, from its state."""
+    """The cluster section, components and provider a cluster was made with (those switched off but not yet
+    removed too), from its state."""
     state = State(paths.state_dir(cluster))
     if not state.path.exists():
         raise UserError(f"no cluster named '{cluster}'", str(state.path), "run `appliance up` first (or check --cluster)")
     spec = ClusterSpec.model_validate(state.data["cluster_spec"])
-    comps = {n: ComponentSpec(options=o) for n, o in (state.data.get("components") or {}).items() if n in components.CATALOG}
+    comps = {n: ComponentSpec(options=o) for n, o in {**(state.data.get("removing") or {}), **(state.data.get("components") or {})}.items()
+             if n in components.CATALOG}
     return Profile(name=state.data.get("profile", cluster), cluster=spec, components=comps), state.data["provider"]
+
+
+def held_data(cluster: str) -> list[str]:
+    """What the cluster keeps that `down` would delete: the data its installed components declare, and its
+    volume claims where the cluster answers."""
+    profile, provider = recorded(cluster)
+    state = State(paths.state_dir(cluster))
+    held = [f"{components.CATALOG[n].decl.data.holds} ({n})" for n in profile.components
+            if components.CATALOG[n].decl.data and state.step(n).get("status") not in (None, "removed")]
+    c = Cluster(profile, provider)
+    if c.provider.ready() and (claims := c.kube().claims()):
+        held.append(f"{len(claims)} volume claims: " + ", ".join(sorted(f"{x['namespace']}/{x['name']}" for x in claims)))
+    return held
 
 
 def cluster_kube(cluster: str):
@@ -232,9 +288,9 @@ def running_kube(cluster: str):
 
 
 def down(cluster: str, reporter) -> None:
-    """Remove the components (reverse dependency order, so host-side pieces stop too) — where the cluster
-    takes them along (a disposable provider), only stop their host processes —, then delete the cluster and
-    its state folder."""
+    """Remove the components with their data (reverse dependency order, so host-side pieces stop too) — where
+    the cluster takes them along (a disposable provider), only stop their host processes —, then delete the
+    cluster and its state folder, the lock held throughout. The CLI asks first where there is data (held_data)."""
     profile, provider = recorded(cluster)
     c = Cluster(profile, provider, reporter)
     with Lock(c.dir, cluster):
@@ -246,12 +302,12 @@ def down(cluster: str, reporter) -> None:
             for wave in reversed(c.plan().waves()):
                 for name in (n for n in wave if n in comps):
                     try:
-                        comps[name].remove(c.kube())
-                        reporter.step(name, "done", "removed")
+                        comps[name].remove(c.kube(), delete_data=True)
+                        reporter.step(name, "done", "removed with its data")
                     except Exception as e:  # noqa: BLE001 — the cluster goes anyway; say what was left
                         reporter.step(name, "failed", f"remove: {e}")
         c.provider.delete()
-    shutil.rmtree(c.dir, ignore_errors=True)
+        shutil.rmtree(c.dir, ignore_errors=True)  # the lock file with it, still held: no `up` starts in between
 
 
 def status(cluster: str) -> dict[str, Any]:
@@ -266,7 +322,9 @@ def status(cluster: str) -> dict[str, Any]:
         if sid == CLUSTER:
             continue
         entry = {"step": rec.get("status"), "error": rec.get("error")}
-        if ready and sid in components.CATALOG:
+        if rec.get("status") == "removed":
+            entry["kept"] = rec.get("kept") or []
+        elif ready and sid in components.CATALOG:
             comp = enabled.get(sid) or components.CATALOG[sid](None, c.provider.runtime())  # a step the profile since left
             ok, missing = comp.ready(c.kube())
             entry.update(ready=ok, missing=missing, notes=comp.notes(c.kube()) if ok else [])

@@ -153,8 +153,9 @@ class Outcome:
 
 
 def execute(plan: Plan, state: State, reporter, parallel: int = 2) -> Outcome:
-    """Run the plan: skip steps recorded done with the same fingerprint and still ready; run the rest
-    as soon as their dependencies are done, at most `parallel` at once; record each result."""
+    """Run the plan: skip steps recorded done with the same fingerprint and still ready, unless a component
+    they depend on ran again; run the rest as soon as their dependencies are done, at most `parallel` at
+    once; record each result."""
     steps = plan.by_id()
     out = Outcome()
     done: set[str] = set()
@@ -164,7 +165,8 @@ def execute(plan: Plan, state: State, reporter, parallel: int = 2) -> Outcome:
 
     def attempt(s: Step) -> tuple[str, str]:
         rec = state.step(s.id)
-        if rec.get("status") == "done" and rec.get("fingerprint") == s.fingerprint:
+        repaired = any(d in out.ran for d in s.deps if d != CLUSTER)  # e.g. credentials made anew: take them
+        if rec.get("status") == "done" and rec.get("fingerprint") == s.fingerprint and not repaired:
             ok, _ = s.ready()
             if ok:
                 return "skipped", "already done"

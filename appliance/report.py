@@ -146,8 +146,12 @@ def status_text(st: dict, verbose: bool = False, now: float | None = None) -> st
 
     lines = [f"cluster {st['cluster']} ({st['provider']}, profile {st['profile']}): {'ready' if st['ready'] else 'NOT READY'}",
              f"  kubeconfig: {st['kubeconfig'] or '-'}"]
-    comps = [[c, "ready" if e.get("ready") else f"not ready ({e.get('missing') or e.get('error') or e.get('step')})"]
-             for c, e in st["components"].items()]
+    def state(e: dict) -> str:
+        if e.get("step") == "removed":
+            return "removed" + (f" (kept, holding data: {', '.join(e['kept'])})" if e.get("kept") else "")
+        return "ready" if e.get("ready") else f"not ready ({e.get('missing') or e.get('error') or e.get('step')})"
+
+    comps = [[c, state(e)] for c, e in st["components"].items()]
     if comps:
         lines += ["", *table(["component", "state"], comps)]
         lines += [f"  {c}: {n}" for c, e in st["components"].items() for n in e.get("notes") or []]

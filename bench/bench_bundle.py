@@ -48,7 +48,7 @@ def measure(profile: str, provider: str, work: Path) -> list[dict]:
     name = f"bench-bundle-{provider}"
     warm_env = {**os.environ, "APPLIANCE_STATE": str(work / "state-warm")}
     warm, _ = _run(["up", "--profile", profile, "--provider", provider, "--set", f"cluster.name={name}"], warm_env)
-    _run(["down", "--cluster", name], warm_env)
+    _run(["down", "--cluster", name, "--yes"], warm_env)
     manifest = json.loads(_run(["bundle", "inspect", str(out), "--json"])[1])
     for f in manifest["files"]:
         if f["entry"].startswith("docker:"):
@@ -57,7 +57,7 @@ def measure(profile: str, provider: str, work: Path) -> list[dict]:
     home.mkdir()
     fresh_env = {**{k: v for k, v in os.environ.items() if not k.startswith(("APPLIANCE_", "XDG_"))}, "HOME": str(home)}
     fresh, _ = _run(["up", "--profile", profile, "--provider", provider, "--set", f"cluster.name={name}", "--bundle", str(out)], fresh_env)
-    _run(["down", "--cluster", name], fresh_env)
+    _run(["down", "--cluster", name, "--yes"], fresh_env)
     return rows + [{"metric": f"{provider}: up --bundle, empty HOME", "value": round(fresh, 1), "unit": "s",
                     "baseline": round(warm, 1), "ratio": round(fresh / warm, 2), "target": 1.2}]
 

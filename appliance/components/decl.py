@@ -148,6 +148,15 @@ class Right(Strict):
     reason: str
 
 
+class Data(Strict):
+    """What data the component keeps (`holds`: said when something would touch it) and the options that place
+    it (`fixed`: once the component is installed, `up` refuses a change of them, which would leave the data
+    behind in the old place)."""
+
+    holds: str
+    fixed: list[str] = []
+
+
 class Decl(Strict):
     """A whole `component.yaml`."""
 
@@ -163,6 +172,7 @@ class Decl(Strict):
     certificate: Certificate | None = None
     host: list[HostWorkload] = []
     rights: list[Right] = []
+    data: Data | None = None
 
     @field_validator("host", mode="before")
     @classmethod
@@ -174,6 +184,9 @@ class Decl(Strict):
         for h in self.host:
             if h.image is not None and h.image not in self.images:
                 raise ValueError(f"host `{h.workload}` names image '{h.image}', which `images:` does not declare")
+        for o in self.data.fixed if self.data else []:
+            if o not in self.options:
+                raise ValueError(f"`data.fixed` names option '{o}', which `options:` does not declare")
         if self.host and "runtime" in self.options:
             raise ValueError("the kit adds option `runtime` to a component with `host:`: leave it out of `options:`")
         return self

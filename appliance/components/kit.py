@@ -36,8 +36,11 @@ INVENTORY_NS = "kube-system"
 #: an object annotated so is applied once the rest is ready (e.g. it goes through the component's own webhook)
 LATE = "appliance.dev/apply-after-ready"
 LATE_WAIT = 300
-#: an object annotated so is not pruned when the manifests drop it (only `remove` deletes it)
+#: an object annotated so holds data (a user's namespace): not pruned when the manifests drop it, and kept by
+#: `remove` unless it is told to delete data — as are volume claims and the namespaces holding any
 KEEP = "appliance.dev/keep-on-prune"
+#: how long `install` waits for a component with volumes to run before it marks them Retain
+VOLUMES_WAIT = 600
 #: the priority class of the platform's own pods (platform-base makes it, above every user-level class):
 #: given to each rendered workload that names none, so no tenant pod preempts the platform
 PLATFORM_PRIORITY = "appliance-platform"
@@ -315,8 +318,15 @@ class Kit(Component):
             wait.until(lambda: self._ready(kube, now, controllers, hosted), LATE_WAIT, self.name)
             wait.until(lambda: (kube.apply(late) > 0, ""), 120, ", ".join(f"{x['kind']}/{x['metadata']['name']}" for x in late))
         self._applied = (now + late, controllers, hosted)
-        if pruned := self._prune(kube, now + late):
+        if _has_volumes(now + late):  # claims bind once their pods run: wait for that, then keep their data
+            wait.until(lambda: self._ready(kube, now + late, controllers, hosted), VOLUMES_WAIT, self.name)
+            if kept := [c for c in self._claims(kube, now + late) if c["volume"] and kube.reclaim(c["volume"], "Retain")]:
+                notes.append("volumes kept when their claims go (Retain): " + ", ".join(f"{c['namespace']}/{c['name']}" for c in kept))
+        pruned, held = self._prune(kube, now + late)
+        if pruned:
             notes.append(f"pruned {pruned}")
+        if held:
+            notes.append("left the manifests but kept, holding data: " + ", ".join(held))
         if refs:
             notes.append("images " + ", ".join(sorted(set(refs.values()))) + f" ({self.delivery.decision().source})")
         if after := self._hook("after_apply"):
@@ -340,13 +350,32 @@ class Kit(Component):
         """Lines `status` shows under the component (the hooks' `notes(options, kube)`), e.g. firing alerts."""
         return notes(self.options, kube) if (notes := self._hook("notes")) else []
 
-    def remove(self, kube) -> None:
+    def remove(self, kube, delete_data: bool = False) -> list[str]:
+        """Stop its host processes and delete what it applied, except what holds data (volume claims, objects
+        marked KEEP, namespaces holding claims) unless `delete_data` (then its volumes go too, Retain or not);
+        returns `Kind/name` of what was kept."""
         self._controllers(kube).stop()
-        kube.delete(reversed(self.objects(kube)))
+        objs = list(reversed(self.objects(kube)))
+        if delete_data:
+            for c in self._claims(kube, objs):
+                if c["volume"]:
+                    kube.reclaim(c["volume"], "Delete")
+        kept = [] if delete_data else [o for o in objs if _holds_data(kube, o["kind"], o["metadata"])]
+        kube.delete([o for o in objs if not any(o is k for k in kept)])
         if after := self._hook("after_remove"):
             after(self.options, kube)  # e.g. finalizers the stopped controller will not take off
-        self._prune(kube, [])
-        kube.delete([self._inventory({})])
+        _, held = self._prune(kube, [], delete_data)
+        kept_names = sorted({f"{o['kind']}/{o['metadata']['name']}" for o in kept} | set(held))
+        if not kept_names:  # else the inventory stays: a later removal with the data finds what was kept
+            kube.delete([self._inventory({})])
+        return kept_names
+
+    @staticmethod
+    def _claims(kube, objs: list[dict]) -> list[dict[str, str]]:
+        """The claims among `objs` and in the namespaces `objs` make (a StatefulSet's, a user's homes)."""
+        mine = {(o["metadata"].get("namespace"), o["metadata"]["name"]) for o in objs if o["kind"] == "PersistentVolumeClaim"}
+        owned = {o["metadata"]["name"] for o in objs if o["kind"] == "Namespace"}
+        return [c for c in kube.claims() if c["namespace"] in owned or (c["namespace"], c["name"]) in mine] if mine or owned else []
 
     # --- the host runtime: the workloads of `host:`, where the runtime puts them on the host
     def _controllers(self, kube) -> HostControllers:
@@ -373,24 +402,39 @@ class Kit(Component):
                              "labels": {"app.kubernetes.io/managed-by": "appliance"}},
                 "data": {"kinds": json.dumps(sorted(kinds))}}
 
-    def _prune(self, kube, objs: list[dict]) -> int:
+    def _prune(self, kube, objs: list[dict], delete_data: bool = False) -> tuple[int, list[str]]:
+        """Delete what carries this component's label, of a kind it ever applied, and is not in `objs`, except
+        what holds data unless `delete_data`: (how many went, `Kind/name` of each kept for its data)."""
         live = kube.get("v1", "ConfigMap", f"appliance-inventory-{self.name}", INVENTORY_NS)
         before = json.loads(((live.to_dict().get("data") or {}) if live is not None else {}).get("kinds", "[]"))
         now = {f"{o['apiVersion']} {o['kind']}": True for o in objs}
         keep = {(o["kind"], (o["metadata"].get("namespace") or ""), o["metadata"]["name"]) for o in objs}
-        gone = []
+        gone, held = [], []
         for key in sorted(set(before) | set(now)):
             api_version, kind = key.split(" ")
             for item in kube.list_labelled(api_version, kind, f"{COMPONENT_LABEL}={self.name}"):
                 m = item["metadata"]
-                if (m.get("annotations") or {}).get(KEEP) == "true" and objs:
-                    continue  # e.g. a user's namespace: their data outlives their removal from the profile
-                if (kind, m.get("namespace") or "", m["name"]) not in keep:
-                    gone.append({"apiVersion": api_version, "kind": kind, "metadata": m})
+                if (kind, m.get("namespace") or "", m["name"]) in keep:
+                    continue
+                if not delete_data and _holds_data(kube, kind, m):
+                    held.append(f"{kind}/{m['name']}")  # e.g. a user's namespace: their data outlives their entry
+                    continue
+                gone.append({"apiVersion": api_version, "kind": kind, "metadata": m})
         kube.delete(gone)
         if objs:
             kube.apply([self._inventory(now)])
-        return len(gone)
+        return len(gone), held
+
+
+def _holds_data(kube, kind: str, meta: dict) -> bool:
+    """A volume claim, an object marked KEEP, or a namespace with a claim in it."""
+    return (kind == "PersistentVolumeClaim" or (meta.get("annotations") or {}).get(KEEP) == "true"
+            or (kind == "Namespace" and bool(kube.claims(meta["name"]))))
+
+
+def _has_volumes(objs: list[dict]) -> bool:
+    """Whether `objs` claim volumes: a claim, or a StatefulSet with claim templates."""
+    return any(o["kind"] == "PersistentVolumeClaim" or (o["kind"] == "StatefulSet" and o["spec"].get("volumeClaimTemplates")) for o in objs)
 
 
 def _sig_version(image: Image) -> str:

@@ -13,19 +13,28 @@ from pathlib import Path
 
 
 def atomic_write(path: Path, data: str | bytes, mode: int | None = None) -> None:
-    """Write `data` to a temporary file beside `path`, then rename it over `path`: readers see the
-    old content or the new, never a part (parent folders are made; `mode` set before the rename)."""
+    """Write `data` to a temporary file beside `path`, flushed to the disk, then rename it over `path` and
+    flush the folder: readers see the old content or the new, never a part, and a power cut keeps one of
+    them (parent folders are made; `mode` set before the rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # one per writer
     try:
-        tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+        with open(tmp, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
         if mode is not None:
             tmp.chmod(mode)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
 
 
 def sha256_file(*paths: Path) -> str:

@@ -1,8 +1,11 @@
 #!/bin/sh
 # PostgreSQL 15 as whatever non-root user the pod runs as. On the first start: initdb into $PGDATA (the
-# superuser's password from $CREDENTIALS/postgres). On every start: a role and a database named after each
-# other file of $CREDENTIALS (the client's password), created or updated over the local socket, then the
-# server itself with the container's arguments (e.g. `-c shared_buffers=16MB`), stopped fast on SIGTERM.
+# superuser's password from $CREDENTIALS/postgres). On every start, through a setup server on a private
+# socket that only the data directory's owner may use (peer authentication, no password): the superuser's
+# password set to $CREDENTIALS/postgres, and a role and a database named after each other file of
+# $CREDENTIALS (the client's password), created or updated — so credentials made anew (a lost Secret) are
+# taken instead of locking the server out of its own data —, then the server itself with the container's
+# arguments (e.g. `-c shared_buffers=16MB`), stopped fast on SIGTERM.
 # Who may connect (pg_hba): the superuser only over the local socket; a client only to its own database.
 # On the simulator's host runtime the same script runs with PGBIN (PostgreSQL's programs) and TMPDIR given.
 set -eu
@@ -34,10 +37,14 @@ host  sameuser all      all scram-sha-256
 EOF
 fi
 
-"$BIN/pg_ctl" -D "$PGDATA" -w -t 120 -l "$SOCKETS/setup.log" -o "-c listen_addresses='' -c unix_socket_directories=$SOCKETS" start \
+echo "local all postgres peer map=owner" > "$SOCKETS/setup-hba.conf"
+echo "owner $(id -un) postgres" > "$SOCKETS/setup-ident.conf"
+"$BIN/pg_ctl" -D "$PGDATA" -w -t 120 -l "$SOCKETS/setup.log" \
+    -o "-c listen_addresses='' -c unix_socket_directories=$SOCKETS -c hba_file=$SOCKETS/setup-hba.conf -c ident_file=$SOCKETS/setup-ident.conf" start \
     || { cat "$SOCKETS/setup.log" >&2; exit 1; }
-PGPASSWORD=$(cat "$CREDENTIALS/postgres")
-export PGPASSWORD
+"$BIN/psql" -h "$SOCKETS" -U postgres -d postgres -q -v ON_ERROR_STOP=1 -v pw="$(cat "$CREDENTIALS/postgres")" <<'SQL'
+ALTER ROLE postgres WITH PASSWORD :'pw';
+SQL
 for f in "$CREDENTIALS"/*; do
     client=$(basename "$f")
     [ "$client" = postgres ] && continue
@@ -52,7 +59,6 @@ REVOKE ALL ON DATABASE :"name" FROM PUBLIC;
 SQL
     echo "client $client: role and database ready"
 done
-unset PGPASSWORD
 "$BIN/pg_ctl" -D "$PGDATA" -w -m fast stop >/dev/null
 
 # The kubelet stops a pod with SIGTERM, which postgres reads as a "smart" shutdown (wait for every client

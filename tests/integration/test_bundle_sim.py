@@ -69,7 +69,7 @@ def test_up_from_the_bundle_with_no_network_and_an_empty_home(made, tmp_path):
         assert (cache / "components" / "go").is_dir() and not list(cache.glob(".bundle-*"))
         assert not (cache / "toolchain" / "go").exists()  # nothing was built: no Go cache was ever made
     finally:
-        subprocess.run([APPLIANCE, "down", "--profile", "ci"], env=env, capture_output=True, timeout=300)
+        subprocess.run([APPLIANCE, "down", "--profile", "ci", "--yes"], env=env, capture_output=True, timeout=300)
 
 
 def test_a_bundle_for_another_provider_is_refused(made, tmp_path):

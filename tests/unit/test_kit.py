@@ -103,6 +103,7 @@ class FakeKube:
 
     def __init__(self):
         self.objs: dict[tuple, dict] = {}
+        self.policies: dict[str, str] = {}  # volume -> reclaim policy (the provisioner's default: Delete)
 
     def apply(self, objs):
         objs = list(objs)
@@ -128,6 +129,15 @@ class FakeKube:
         k, v = selector.split("=")
         return [o for (kd, _, _), o in self.objs.items() if kd == kind and o["metadata"].get("labels", {}).get(k) == v]
 
+    def claims(self, namespace=None):
+        return [{"namespace": ns, "name": n, "volume": f"pv-{ns}-{n}"} for (kd, ns, n) in self.objs
+                if kd == "PersistentVolumeClaim" and namespace in (None, ns)]
+
+    def reclaim(self, volume, policy):
+        changed = self.policies.get(volume, "Delete") != policy
+        self.policies[volume] = policy
+        return changed
+
 
 def test_upgrade_prunes_what_the_manifests_dropped_and_keeps_marked_objects(tmp_path):
     cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: %s, namespace: demo%s}\n"
@@ -143,8 +153,37 @@ def test_upgrade_prunes_what_the_manifests_dropped_and_keeps_marked_objects(tmp_
     summary = kit.load(tmp_path / "demo_app")().install(kube)
     names = {k[2] for k in kube.objs}
     assert "pruned 2" in summary and {"one", "kept"} <= names and not {"two", "demo"} & names
-    kit.load(tmp_path / "demo_app")().remove(kube)
+    assert kit.load(tmp_path / "demo_app")().remove(kube) == ["ConfigMap/kept"]  # marked: data
+    assert {k[2] for k in kube.objs if k[1] == "demo"} == {"kept"}
+    assert kit.load(tmp_path / "demo_app")().remove(kube, delete_data=True) == []
     assert not any(k[0] in ("ConfigMap", "Deployment") and k[1] == "demo" for k in kube.objs)
+
+
+CLAIMED = """apiVersion: v1
+kind: Namespace
+metadata: {name: demo}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: store, namespace: demo}
+spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+"""
+
+
+def test_claims_and_the_namespaces_holding_them_are_never_pruned_and_removed_only_with_their_data(tmp_path):
+    kube = FakeKube()
+    summary = _component(tmp_path, DECL, {"a.yaml": CLAIMED, "d.yaml": DEPLOY})().install(kube)
+    assert "volumes kept when their claims go (Retain): demo/store" in summary and kube.policies == {"pv-demo-store": "Retain"}
+    assert "Retain" not in kit.load(tmp_path / "demo_app")().install(kube)  # already kept: said once
+    (tmp_path / "demo_app" / "manifests" / "a.yaml").unlink()  # the manifests drop the claim and its namespace
+    summary = kit.load(tmp_path / "demo_app")().install(kube)
+    assert "left the manifests but kept, holding data: Namespace/demo, PersistentVolumeClaim/store" in summary
+    assert {("Namespace", "", "demo"), ("PersistentVolumeClaim", "demo", "store")} <= set(kube.objs)
+    (tmp_path / "demo_app" / "manifests" / "a.yaml").write_text(CLAIMED)
+    comp = kit.load(tmp_path / "demo_app")()
+    assert comp.remove(kube) == ["Namespace/demo", "PersistentVolumeClaim/store"]
+    assert not any(k[0] == "Deployment" for k in kube.objs) and kube.policies == {"pv-demo-store": "Retain"}
+    assert comp.remove(kube, delete_data=True) == [] and not kube.objs and kube.policies == {"pv-demo-store": "Delete"}
 
 
 def test_a_kind_no_longer_served_has_nothing_to_prune():

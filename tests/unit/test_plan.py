@@ -91,16 +91,16 @@ def test_rerun_on_ready_cluster_is_noop(tmp_path):
     assert out.noop and f.log == [] and len(out.skipped) == 4
 
 
-def test_drift_or_changed_input_reruns_the_step(tmp_path):
+def test_drift_or_changed_input_reruns_the_step_and_what_depends_on_a_component_run_again(tmp_path):
     f = Fake()
     execute(diamond(f), State(tmp_path), Recorder())
-    f.done.discard("a")  # someone deleted what `a` made
+    f.done.discard("a")  # someone deleted what `a` made (say, credentials `a` then makes anew)
     f.log.clear()
     out = execute(diamond(f), State(tmp_path), Recorder())
-    assert out.ran == ["a"]
+    assert out.ran == ["a", "c"] and f.log == ["a", "c"]  # c takes what a made anew; b does not need a
     f.log.clear()
     out = execute(diamond(f, fp="v2"), State(tmp_path), Recorder())
-    assert out.ran == ["cluster"]
+    assert out.ran == ["cluster"]  # the cluster's own step again does not re-apply every component
 
 
 def test_interrupted_step_is_rerun(tmp_path):
