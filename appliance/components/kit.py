@@ -37,7 +37,7 @@ INVENTORY_NS = "kube-system"
 LATE = "appliance.dev/apply-after-ready"
 LATE_WAIT = 300
 #: an object annotated so holds data (a user's namespace): not pruned when the manifests drop it, and kept by
-#: `remove` unless it is told to delete data — as are volume claims and the namespaces holding any
+#: `remove` unless it is told to delete data — as are volume claims, the namespaces holding any, and CRDs
 KEEP = "appliance.dev/keep-on-prune"
 #: how long `install` waits for a component with volumes to run before it marks them Retain
 VOLUMES_WAIT = 600
@@ -351,9 +351,9 @@ class Kit(Component):
         return notes(self.options, kube) if (notes := self._hook("notes")) else []
 
     def remove(self, kube, delete_data: bool = False) -> list[str]:
-        """Stop its host processes and delete what it applied, except what holds data (volume claims, objects
-        marked KEEP, namespaces holding claims) unless `delete_data` (then its volumes go too, Retain or not);
-        returns `Kind/name` of what was kept."""
+        """Stop its host processes and delete what it applied, except what holds data (volume claims, CRDs
+        with the users' objects, objects marked KEEP, namespaces holding claims) unless `delete_data` (then its
+        volumes go too, Retain or not); returns `Kind/name` of what was kept."""
         self._controllers(kube).stop()
         objs = list(reversed(self.objects(kube)))
         if delete_data:
@@ -427,8 +427,9 @@ class Kit(Component):
 
 
 def _holds_data(kube, kind: str, meta: dict) -> bool:
-    """A volume claim, an object marked KEEP, or a namespace with a claim in it."""
-    return (kind == "PersistentVolumeClaim" or (meta.get("annotations") or {}).get(KEEP) == "true"
+    """A volume claim, a CRD (deleting it deletes every user's objects of its kind), an object marked KEEP,
+    or a namespace with a claim in it."""
+    return (kind in ("PersistentVolumeClaim", "CustomResourceDefinition") or (meta.get("annotations") or {}).get(KEEP) == "true"
             or (kind == "Namespace" and bool(kube.claims(meta["name"]))))
 
 

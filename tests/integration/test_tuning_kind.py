@@ -145,3 +145,15 @@ def test_second_up_keeps_the_database_passwords(kind):
         assert {k: after[k] for k in before} == before and after["extra"] not in before.values()
     finally:
         orchestrator.up(profile, "kind", report.make())
+
+
+def test_the_data_volumes_outlive_their_claims(kind):
+    """The volumes of the database, the artifact store, the hub's database and Prometheus are set to Retain
+    once bound: a claim deleted by mistake leaves its data on the node, the provisioner's Delete overridden."""
+    from kubernetes import client
+
+    _, result = kind
+    core = client.CoreV1Api(Kube(result["kubeconfig"]).api)
+    for ns, claim in (("database", "data-postgres-0"), ("argo", "artifact-store"), ("notebooks", "hub-db"), ("monitoring", "prometheus")):
+        volume = core.read_namespaced_persistent_volume_claim(claim, ns).spec.volume_name
+        assert core.read_persistent_volume(volume).spec.persistent_volume_reclaim_policy == "Retain", (ns, claim)

@@ -10,14 +10,16 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
 import time
+from pathlib import Path
 
 import psutil
 import pytest
 
 from appliance import orchestrator, report
-from appliance.components import CATALOG
-from appliance.kube import Kube
+from appliance.components import CATALOG, database
+from appliance.kube import Kube, secret_data
 from appliance.runtime import Runtime, process
 from tests.integration.clusters import cluster, scenario_passes
 
@@ -92,6 +94,54 @@ def test_postgres_killed_comes_back_with_its_data_and_tuning_goes_on(sim, tmp_pa
         pytest.fail(f"PostgreSQL not back in 60 s: {_host(result, 'postgres').log.read_text()[-2000:]}")
     assert "client katib: role and database ready" in _host(result, "postgres").log.read_text().split("controller exited")[-1]
     scenario_passes(result, "sim", COMPONENTS, "tune-gpu-sim", tmp_path)  # db-manager reconnected; no leftovers from the first run
+
+
+def _psql(result, user: str, password: str) -> subprocess.CompletedProcess:
+    """`SELECT 1` in `user`'s database as `user`, over the server's loopback port (the pgserver wheel's psql)."""
+    where = Kube(result["kubeconfig"]).get("v1", "ConfigMap", database.ADDRESS, "database").data
+    psql = Path(CATALOG["database"].hooks.host_env(None)["PGBIN"]) / "psql"
+    return subprocess.run([str(psql), f"host={where['host']} port={where['port']} user={user} dbname={user}", "-tAc", "select 1"],
+                          capture_output=True, text=True, timeout=30, env={**os.environ, "PGPASSWORD": password})
+
+
+def test_a_lost_credentials_secret_is_made_anew_and_postgres_and_katib_take_it(sim, tmp_path):
+    """The Secret deleted while the data survives: `up` makes new passwords, PostgreSQL's setup sets them
+    (the superuser's too: it reaches its data by peer authentication) instead of crash-looping, and Katib's
+    db-manager, applied again, restarts with its new login."""
+    profile, result = sim
+    kube = Kube(result["kubeconfig"])
+    old = secret_data(kube, database.SECRET, "database")
+    manager = _host(result, "katib-db-manager").load().pid
+    kube.delete([{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": database.SECRET, "namespace": "database"}}])
+    again = orchestrator.up(profile, "sim", report.make())
+    assert {"database", "tuning"} <= set(again["ran"]) and not again["failed"], again
+    new = secret_data(kube, database.SECRET, "database")
+    assert set(new) == set(old) and all(new[k] != old[k] for k in old)
+    assert _psql(result, "katib", new["katib"]).stdout.strip() == "1"
+    refused = _psql(result, "katib", old["katib"])
+    assert refused.returncode != 0 and "password authentication failed" in refused.stderr
+    assert _host(result, "katib-db-manager").load().pid != manager and _host(result, "katib-db-manager").alive()
+    scenario_passes(result, "sim", COMPONENTS, "tune-gpu-sim", tmp_path)  # Katib stores and reads its trials again
+
+
+def test_a_component_switched_off_is_removed_keeping_the_users_objects_and_comes_back(sim):
+    """tuning left out of the profile: `up` removes it (its processes stop, its objects go) but keeps its CRDs,
+    and so the users' experiments; `status` says removed and what was kept; switched on again, it is back."""
+    profile, result = sim
+    kube = Kube(result["kubeconfig"])
+    without = profile.model_copy(update={"components": {n: s for n, s in profile.components.items() if n != "tuning"}})
+    off = orchestrator.up(without, "sim", report.make())
+    kept = off["removed"]["tuning"]
+    assert not off["ran"] and "CustomResourceDefinition/experiments.kubeflow.org" in kept, off
+    assert not any(_host(result, n).alive() for n in HOSTED if n.startswith("katib"))
+    assert kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", "experiments.kubeflow.org") is not None  # users' experiments with it
+    assert kube.get("v1", "ConfigMap", "katib-config", "katib") is None
+    st = orchestrator.status(NAME)
+    assert st["components"]["tuning"] == {"step": "removed", "error": None, "kept": kept}
+    assert orchestrator.up(without, "sim", report.make())["noop"]  # removed once
+    back = orchestrator.up(profile, "sim", report.make())
+    assert back["ran"] == ["tuning"] and not back["removed"], back
+    assert all(_host(result, n).alive() for n in HOSTED)
 
 
 def test_second_up_is_a_no_op_and_down_stops_every_process(sim):
