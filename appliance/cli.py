@@ -117,7 +117,9 @@ def down(profile, cluster, yes):
     (users' volumes, the artifact store, databases), only after a yes on the terminal or with --yes."""
     name = cluster or profiles.load(profile).profile.cluster.name
     if not yes and (held := orchestrator.held_data(name)):
-        what = f"cluster '{name}' holds data that `down` deletes with it: " + "; ".join(held)
+        last = orchestrator.last_backup(name)
+        what = (f"cluster '{name}' holds data that `down` deletes with it: " + "; ".join(held)
+                + (f" (last backup: {last['path']}, {last['created']})" if last else " (no backup made: `appliance backup`)"))
         if not _interactive():
             raise UserError(what, "appliance down", f"run `appliance down --cluster {name} --yes` to delete it anyway", code=2)
         if not click.confirm(what + "\nDelete it all?", err=True):
@@ -337,13 +339,14 @@ def e2e_schema():
 
 
 def _register_groups() -> None:
-    """Command groups owned by the toolchain, images and bare-metal modules."""
+    """Command groups owned by the toolchain, images, bare-metal, bundle and backup modules."""
+    from appliance.commands.backup import backup, restore
     from appliance.commands.baremetal import baremetal
     from appliance.commands.bundle import bundle
     from appliance.commands.images import images
     from appliance.commands.toolchain import toolchain
 
-    for group in (toolchain, images, baremetal, bundle):
+    for group in (toolchain, images, baremetal, bundle, backup, restore):
         main.add_command(group)
 
 

@@ -259,6 +259,11 @@ def recorded(cluster: str) -> tuple[Profile, str]:
     return Profile(name=state.data.get("profile", cluster), cluster=spec, components=comps), state.data["provider"]
 
 
+def last_backup(cluster: str) -> dict | None:
+    """Where and when `appliance backup` last wrote this cluster's data (None: never)."""
+    return State(paths.state_dir(cluster)).data.get("backup")
+
+
 def held_data(cluster: str) -> list[str]:
     """What the cluster keeps that `down` would delete: the data its installed components declare, and its
     volume claims where the cluster answers."""

@@ -105,6 +105,17 @@ class Component:
         """Lines `status` shows under a ready component (e.g. firing alerts); none by default."""
         return []
 
+    def claims(self, kube) -> list[dict[str, str]]:
+        """The volume claims holding its data (namespace, name, volume); none by default."""
+        return []
+
+    def dump(self, kube, kubectl) -> dict[str, bytes]:
+        """Logical dumps of its data for a backup (name: bytes), taken with `kubectl(args) -> stdout`; none by default."""
+        return {}
+
+    def load(self, kube, kubectl, name: str, path) -> None:
+        """Load dump `name` (the file `path`) back, with `kubectl(args, stdin=file)`."""
+
 
 def _catalog() -> dict[str, type[Component]]:
     from appliance.components import kit

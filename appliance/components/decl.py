@@ -15,7 +15,7 @@ from appliance.errors import UserError
 from appliance.util import sourced
 
 #: the hooks the kit calls, by name (an image's `hook:` names one more: its builder)
-HOOKS = ("check", "offers", "context", "fix_crd", "host_env", "after_apply", "after_remove", "notes")
+HOOKS = ("check", "offers", "context", "fix_crd", "host_env", "after_apply", "after_remove", "notes", "dump", "load")
 
 
 class Strict(BaseModel):
@@ -132,11 +132,19 @@ class HostWorkload(Strict):
 
 
 class Access(Strict):
-    """Kinds users may use (`resources`) and only read (`read`), joined to the namespace roles."""
+    """Kinds users may use (`resources`) and only read (`read`), joined to the namespace roles; `records`: those
+    of `resources` whose status is a result (a finished run), restored with it by `appliance restore`."""
 
     group: str
     resources: list[str]
     read: list[str] = []
+    records: list[str] = []
+
+    @model_validator(mode="after")
+    def _records_are_resources(self) -> Access:
+        if not set(self.records) <= set(self.resources):
+            raise ValueError(f"`records` names kinds `resources` does not list: {', '.join(sorted(set(self.records) - set(self.resources)))}")
+        return self
 
 
 class Right(Strict):
@@ -155,6 +163,11 @@ class Data(Strict):
 
     holds: str
     fixed: list[str] = []
+    #: whether `backup` copies the files of its volumes (false: it dumps its data with its `dump` hook, or
+    #: the data is rebuilt, as metrics are)
+    volumes: bool = True
+    #: the paths inside its volumes that are one user's (`{user}`): what a one-user backup or restore copies
+    per_user: list[str] = []
 
 
 class Decl(Strict):

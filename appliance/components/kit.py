@@ -320,7 +320,7 @@ class Kit(Component):
         self._applied = (now + late, controllers, hosted)
         if _has_volumes(now + late):  # claims bind once their pods run: wait for that, then keep their data
             wait.until(lambda: self._ready(kube, now + late, controllers, hosted), VOLUMES_WAIT, self.name)
-            if kept := [c for c in self._claims(kube, now + late) if c["volume"] and kube.reclaim(c["volume"], "Retain")]:
+            if kept := [c for c in _claims(kube, now + late) if c["volume"] and kube.reclaim(c["volume"], "Retain")]:
                 notes.append("volumes kept when their claims go (Retain): " + ", ".join(f"{c['namespace']}/{c['name']}" for c in kept))
         pruned, held = self._prune(kube, now + late)
         if pruned:
@@ -357,7 +357,7 @@ class Kit(Component):
         self._controllers(kube).stop()
         objs = list(reversed(self.objects(kube)))
         if delete_data:
-            for c in self._claims(kube, objs):
+            for c in _claims(kube, objs):
                 if c["volume"]:
                     kube.reclaim(c["volume"], "Delete")
         kept = [] if delete_data else [o for o in objs if _holds_data(kube, o["kind"], o["metadata"])]
@@ -370,12 +370,16 @@ class Kit(Component):
             kube.delete([self._inventory({})])
         return kept_names
 
-    @staticmethod
-    def _claims(kube, objs: list[dict]) -> list[dict[str, str]]:
-        """The claims among `objs` and in the namespaces `objs` make (a StatefulSet's, a user's homes)."""
-        mine = {(o["metadata"].get("namespace"), o["metadata"]["name"]) for o in objs if o["kind"] == "PersistentVolumeClaim"}
-        owned = {o["metadata"]["name"] for o in objs if o["kind"] == "Namespace"}
-        return [c for c in kube.claims() if c["namespace"] in owned or (c["namespace"], c["name"]) in mine] if mine or owned else []
+    def claims(self, kube) -> list[dict[str, str]]:
+        """The claims it renders and those in the namespaces it makes (a StatefulSet's, a user's homes)."""
+        return _claims(kube, self.objects(kube))
+
+    def dump(self, kube, kubectl) -> dict[str, bytes]:
+        return dump(self.options, kube, kubectl) if (dump := self._hook("dump")) else {}
+
+    def load(self, kube, kubectl, name: str, path) -> None:
+        if load := self._hook("load"):
+            load(self.options, kube, kubectl, name, path)
 
     # --- the host runtime: the workloads of `host:`, where the runtime puts them on the host
     def _controllers(self, kube) -> HostControllers:
@@ -424,6 +428,13 @@ class Kit(Component):
         if objs:
             kube.apply([self._inventory(now)])
         return len(gone), held
+
+
+def _claims(kube, objs: list[dict]) -> list[dict[str, str]]:
+    """The claims among `objs` and in the namespaces `objs` make."""
+    mine = {(o["metadata"].get("namespace"), o["metadata"]["name"]) for o in objs if o["kind"] == "PersistentVolumeClaim"}
+    owned = {o["metadata"]["name"] for o in objs if o["kind"] == "Namespace"}
+    return [c for c in kube.claims() if c["namespace"] in owned or (c["namespace"], c["name"]) in mine] if mine or owned else []
 
 
 def _holds_data(kube, kind: str, meta: dict) -> bool:

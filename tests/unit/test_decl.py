@@ -83,6 +83,7 @@ def test_a_typo_is_refused_in_every_section(tmp_path, section, extra, key, loc, 
     ("host: {deployment: a, image: nope}\n", "names image 'nope'"),
     ("options:\n  n: {type: integr}\n", "'string', 'integer', 'boolean' or 'number'"),
     ("data: {holds: buckets, fixed: [nmespace]}\n", "`data.fixed` names option 'nmespace'"),
+    ("access:\n  - {group: g.io, resources: [runs], records: [run]}\n", "`records` names kinds `resources` does not list: run"),
 ])
 def test_a_wrong_value_is_one_line(tmp_path, extra, what):
     with pytest.raises(UserError, match=re.escape(what)) as e:

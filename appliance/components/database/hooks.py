@@ -35,3 +35,26 @@ def host_env(options) -> dict[str, str]:
         raise UserError("PostgreSQL's programs are missing for the database's host runtime", "the appliance's Python environment",
                         "install the appliance with its dependencies (pyproject.toml lists pgserver): `make host-setup` does")
     return {"PGBIN": str(Path(spec.origin).resolve().parent / "pginstall" / "bin")}
+
+
+#: run in the server's pod as the superuser over its local socket: pg_dump / pg_restore of database "$0"
+_AS_SUPERUSER = 'PGPASSWORD=$(cat "$CREDENTIALS/postgres") exec /usr/lib/postgresql/15/bin/{} -h /tmp -U postgres {} "$0"'
+POD = "postgres-0"
+
+
+def dump(options, kube, kubectl) -> dict[str, bytes]:
+    """Each client's database as pg_dump's custom format (roles, owners and grants come back with `up`)."""
+    return {f"{c}.pgdump": kubectl(["exec", "-n", options.namespace, POD, "--", "sh", "-c", _AS_SUPERUSER.format("pg_dump", "-Fc"), c],
+                                   what=f"pg_dump of database {c}") for c in options.clients}
+
+
+def load(options, kube, kubectl, name: str, path) -> None:
+    """A client's dump back into its database, replacing what it holds, in one transaction."""
+    client = name.removesuffix(".pgdump")
+    if client not in options.clients:
+        raise UserError(f"the backup's dump '{name}' is of no client of this database", str(path),
+                        f"add {client} to components.database.options.clients, or restore into a cluster of the backup's profile", code=2)
+    with open(path, "rb") as f:
+        kubectl(["exec", "-i", "-n", options.namespace, POD, "--", "sh", "-c",
+                 _AS_SUPERUSER.format("pg_restore", "--clean --if-exists --single-transaction --exit-on-error -d"), client],
+                stdin=f, what=f"pg_restore of database {client}")

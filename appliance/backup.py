@@ -1,0 +1,479 @@
+"""`appliance backup` and `restore`: what users and components own, copied out of a running cluster into a
+folder — the credentials the components generated (sealed with the operator's key, or left out), each user's
+custom resources with their status, the files of the volumes that hold data (users' homes, the artifact
+store, the hub's database) and the components' logical dumps (each PostgreSQL database) — with a manifest of
+every file's size and sha256; and back into a cluster of the same profile, whole or one user's part.
+
+Volumes are read and written by a short-lived pod in the claim's namespace (the node's storage helper image,
+as the user of the workloads mounting it), through `kubectl exec` (binary-safe streams); the controllers of
+the restored kinds and the workloads of the restored volumes are stopped meanwhile, and `up` starts them."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import subprocess
+import time
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from appliance import components, orchestrator
+from appliance.components.kit import COMPONENT_LABEL
+from appliance.errors import UserError
+from appliance.util.files import atomic_write, sha256_file
+
+FORMAT = 1
+MANIFEST = "backup.json"
+HELPER = "appliance-backup"
+#: the storage provisioner whose image (a Debian userland: sh, tar) the helper pods run
+STORAGE = ("local-path-storage", "local-path-provisioner")
+USER_NS = "user-{user}"
+Report = Callable[[str], None]
+#: what a restored object keeps of its metadata
+META = ("name", "namespace", "labels", "annotations")
+
+
+# ---------------------------------------------------------------------------------------------- the cluster
+
+
+class Target:
+    """A running cluster `up` made, where pods run: its admin client, components and users."""
+
+    def __init__(self, cluster: str):
+        profile, provider = orchestrator.recorded(cluster)
+        self.name, self.profile_name = cluster, profile.name
+        self.cluster = orchestrator.Cluster(profile, provider)
+        if not self.cluster.provider.runtime().pods_run:
+            raise UserError("a backup copies volumes with pods, and the simulator runs none", f"cluster '{cluster}'",
+                            "back up a kind or bare-metal cluster (the simulator's data is its state folder)", code=2)
+        if not self.cluster.provider.ready():
+            raise UserError(f"cluster '{cluster}' does not answer", str(self.cluster.dir), "run `appliance up` first")
+        self.kube = self.cluster.kube()
+        self.comps = components.enabled(profile, self.cluster.provider.runtime())
+        up = self.comps.get("user-profiles")
+        self.users: list[str] = list(up.options.users) if up else []
+
+    def kubectl(self, *args: str) -> list[str]:
+        from appliance.toolchain import Toolchain
+
+        return [str(Toolchain().path("kubectl")), "--kubeconfig", self.kube.kubeconfig, *args]
+
+    def run(self, args: list[str], stdin=None, stdout=None, what: str = "") -> bytes:
+        """kubectl with these arguments (stdin, stdout: files); its stdout unless given a file; one line naming
+        `what` when it fails."""
+        p = subprocess.run(self.kubectl(*args), stdin=stdin, stdout=stdout if stdout is not None else subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=1800)
+        if p.returncode:
+            raise UserError(f"{what or args[0]} failed: {p.stderr.decode(errors='replace').strip()[-400:]}", f"cluster '{self.name}'",
+                            "see the message; run the same command again")
+        return p.stdout or b""
+
+
+def _users(target: Target, only: str | None) -> list[str]:
+    if only is None:
+        return target.users
+    if only not in target.users:
+        raise UserError(f"no user '{only}' in the cluster's profile", f"cluster '{target.name}'", f"users: {', '.join(target.users) or 'none'}", code=2)
+    return [only]
+
+
+# ---------------------------------------------------------------------------------------------- credentials
+
+
+def _key(key_file: Path | None) -> bytes | None:
+    if key_file is None:
+        return None
+    try:
+        key = Path(key_file).read_bytes().strip()
+    except OSError as e:
+        raise UserError(f"cannot read the key file: {e.strerror}", str(key_file), "give a file holding a passphrase", code=2) from None
+    if len(key) < 16:
+        raise UserError("the key file holds fewer than 16 bytes", str(key_file), "put a long random passphrase in it (`openssl rand -hex 32`)", code=2)
+    return key
+
+
+def seal(data: bytes, key: bytes) -> bytes:
+    """AES-256-GCM under a key derived from the passphrase by scrypt (salt and nonce in front)."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+    salt, nonce = os.urandom(16), os.urandom(12)
+    return b"APB1" + salt + nonce + AESGCM(Scrypt(salt=salt, length=32, n=2**15, r=8, p=1).derive(key)).encrypt(nonce, data, None)
+
+
+def unseal(blob: bytes, key: bytes, where: str) -> bytes:
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+    if blob[:4] != b"APB1":
+        raise UserError("not sealed credentials", where, "restore from a folder `appliance backup` wrote", code=2)
+    salt, nonce = blob[4:20], blob[20:32]
+    try:
+        return AESGCM(Scrypt(salt=salt, length=32, n=2**15, r=8, p=1).derive(key)).decrypt(nonce, blob[32:], None)
+    except InvalidTag:
+        raise UserError("the key does not open the backup's credentials", where, "give the key file the backup was made with", code=2) from None
+
+
+def _secrets(target: Target) -> list[dict]:
+    """Every Secret a component rendered (generated passwords and keys, certificates), as applied objects."""
+    return [{"apiVersion": "v1", "kind": "Secret", "type": s.get("type") or "Opaque", "data": s.get("data") or {},
+             "metadata": {k: v for k, v in s["metadata"].items() if k in META}}
+            for s in target.kube.list_labelled("v1", "Secret", COMPONENT_LABEL)]
+
+
+# ---------------------------------------------------------------------------------------------- custom resources
+
+
+def _kinds(target: Target) -> list[tuple[str, str, str, bool]]:
+    """(component, group, plural, record?) of each kind users create (the components' `access`, not the
+    read-only ones); a record's status is kept."""
+    return [(n, a.group, r, r in a.records) for n, c in target.comps.items() for a in c.decl.access for r in a.resources]
+
+
+def _resource(target: Target, group: str, plural: str):
+    """The served version of a kind (the preferred one), or None."""
+    found = [r for r in target.kube.dynamic.resources.search(group=group, name=plural) if hasattr(r, "namespaced") and not r.name.endswith("List")]
+    return next((r for r in found if r.preferred), found[0] if found else None)
+
+
+def _clean(obj: dict, record: bool) -> dict:
+    """An object as it can be created again: no uid, version or other server-set metadata; its status only
+    where it is a record (a finished run's result), else its controller makes it anew."""
+    meta = {k: v for k, v in obj["metadata"].items() if k in META}
+    meta["annotations"] = {k: v for k, v in (meta.get("annotations") or {}).items() if k != "kubectl.kubernetes.io/last-applied-configuration"}
+    return {**{k: v for k, v in obj.items() if k != "metadata" and (record or k != "status")}, "metadata": meta}
+
+
+# ---------------------------------------------------------------------------------------------- volumes
+
+
+def _claims(target: Target, users: list[str], whole: bool) -> list[dict]:
+    """The claims to copy: every claim in the users' namespaces, and (a whole backup) those of the components
+    whose data is files (`data.volumes`), each with its component and the paths of one user's part."""
+    out = []
+    for u in users:
+        out += [{**c, "component": "user-profiles", "user": u, "per_user": []} for c in target.kube.claims(USER_NS.format(user=u))]
+    for n, comp in target.comps.items():
+        d = comp.decl.data
+        if n == "user-profiles" or not (d and d.volumes):
+            continue
+        for c in comp.claims(target.kube):
+            if whole or d.per_user:
+                out.append({**c, "component": n, "user": "", "per_user": d.per_user})
+    return out
+
+
+def _consumers(target: Target, ns: str, claim: str) -> list[dict]:
+    """The Deployments and StatefulSets of `ns` whose pods mount `claim`."""
+    out = []
+    for kind in ("Deployment", "StatefulSet"):
+        for w in target.kube.dynamic.resources.get(api_version="apps/v1", kind=kind).get(namespace=ns).items:
+            w = w.to_dict()
+            vols = w["spec"]["template"]["spec"].get("volumes") or []
+            if any((v.get("persistentVolumeClaim") or {}).get("claimName") == claim for v in vols):
+                out.append(w)
+    return out
+
+
+def _helper_image(target: Target) -> str:
+    dep = target.kube.get("apps/v1", "Deployment", STORAGE[1], STORAGE[0])
+    if dep is None:
+        raise UserError("the cluster has no local-path provisioner, whose image the backup's pods run", f"cluster '{target.name}'",
+                        "back up a cluster `up` made with its default storage")
+    return dep.to_dict()["spec"]["template"]["spec"]["containers"][0]["image"]
+
+
+@contextlib.contextmanager
+def _helper(target: Target, ns: str, claim: str, writable: bool) -> Iterator[str]:
+    """A pod in `ns` with `claim` at /data (as the user of the workloads mounting it, else root); its name."""
+    owners = _consumers(target, ns, claim)
+    sc = (owners[0]["spec"]["template"]["spec"].get("securityContext") or {}) if owners else {}
+    pod_sc = {k: sc[k] for k in ("runAsUser", "runAsGroup", "fsGroup", "runAsNonRoot") if k in sc}
+    name = f"{HELPER}-{hashlib.sha256(claim.encode()).hexdigest()[:10]}"
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": name, "namespace": ns, "labels": {"app.kubernetes.io/managed-by": "appliance", HELPER: "true"}},
+           "spec": {"restartPolicy": "Never", "automountServiceAccountToken": False, "terminationGracePeriodSeconds": 1,
+                    "securityContext": {**pod_sc, "seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [{"name": "copy", "image": _helper_image(target), "imagePullPolicy": "IfNotPresent",
+                                    "command": ["sleep", "3600"],
+                                    "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"cpu": "1", "memory": "256Mi"}},
+                                    "securityContext": {"allowPrivilegeEscalation": False,
+                                                        **({"capabilities": {"drop": ["ALL"]}} if pod_sc.get("runAsNonRoot") else {})},
+                                    "volumeMounts": [{"name": "data", "mountPath": "/data", "readOnly": not writable}]}],
+                    "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim}}]}}
+    target.kube.delete([pod])
+    _gone(target, ns, name)
+    target.kube.dynamic.resources.get(api_version="v1", kind="Pod").create(body=pod, namespace=ns)
+    try:
+        deadline = time.monotonic() + 180
+        while (live := target.kube.get("v1", "Pod", name, ns)) is None or live.status.phase != "Running":
+            if time.monotonic() > deadline:
+                raise UserError(f"the copy pod for claim {ns}/{claim} did not start in 180 s ({live.status.phase if live else 'not made'})",
+                                f"cluster '{target.name}'", f"see `kubectl -n {ns} describe pod {name}`; run the same command again")
+            time.sleep(1)
+        yield name
+    finally:
+        target.kube.delete([pod])
+
+
+def _gone(target: Target, ns: str, name: str) -> None:
+    deadline = time.monotonic() + 60
+    while target.kube.get("v1", "Pod", name, ns) is not None and time.monotonic() < deadline:
+        time.sleep(0.5)
+
+
+def _scale(target: Target, workloads: list[dict], stop: bool) -> None:
+    """Stop the workloads (0 replicas, waiting for their pods to go), or start them again (the replicas they had)."""
+    for w in workloads:
+        res = target.kube.dynamic.resources.get(api_version="apps/v1", kind=w["kind"])
+        res.patch(body={"spec": {"replicas": 0 if stop else w["spec"].get("replicas", 1)}}, name=w["metadata"]["name"],
+                  namespace=w["metadata"]["namespace"], content_type="application/merge-patch+json")
+    deadline = time.monotonic() + 120
+    for w in workloads if stop else []:
+        while (live := target.kube.get("apps/v1", w["kind"], w["metadata"]["name"], w["metadata"]["namespace"])) is not None \
+                and (live.status.replicas or 0) > 0 and time.monotonic() < deadline:
+            time.sleep(1)
+
+
+# ---------------------------------------------------------------------------------------------- backup
+
+
+class _Writer:
+    """Files into the backup folder, each hashed into the manifest."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.files: list[dict] = []
+
+    def path(self, rel: str) -> Path:
+        p = self.root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
+
+    def add(self, rel: str, kind: str, user: str = "", **extra: Any) -> dict:
+        p = self.root / rel
+        row = {"name": rel, "kind": kind, "user": user, "size": p.stat().st_size, "sha256": sha256_file(p), **extra}
+        self.files.append(row)
+        return row
+
+    def write(self, rel: str, data: bytes, kind: str, user: str = "", **extra: Any) -> dict:
+        atomic_write(self.path(rel), data)
+        return self.add(rel, kind, user, **extra)
+
+
+def backup(cluster: str, out: Path, key_file: Path | None, report: Report, user: str | None = None) -> dict:
+    """Copy what users and components own out of `cluster` into the folder `out` (new or empty); returns the
+    manifest. Without a key, the credentials are left out (said)."""
+    target = Target(cluster)
+    users = _users(target, user)
+    key = _key(key_file)
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise UserError("the backup folder is not empty", str(out), "give a new folder (a backup is never written over another)", code=2)
+    tmp = out.with_name(f".{out.name}.partial")
+    if tmp.exists():
+        import shutil
+
+        shutil.rmtree(tmp)
+    w = _Writer(tmp)
+    t0 = time.monotonic()
+    notes: list[str] = []
+    if key is None:
+        notes.append("credentials left out (no --key-file): a restore makes new ones, and users' passwords change")
+        report(notes[-1])
+    elif user is None:
+        w.write("credentials.sealed", seal(json.dumps(_secrets(target)).encode(), key), "credentials")
+        report(f"credentials: {len(_secrets(target))} Secrets, sealed")
+    for comp, group, plural, record in _kinds(target):
+        res = _resource(target, group, plural)
+        if res is None:
+            continue
+        for u in users:
+            ns = USER_NS.format(user=u)
+            items = [_clean(o.to_dict(), record) for o in res.get(namespace=ns).items if not o.metadata.ownerReferences]
+            if items:
+                w.write(f"resources/{ns}/{plural}.{group}.json", json.dumps(items, indent=1).encode(), "resources", u,
+                        component=comp, group=group, plural=plural, count=len(items))
+                report(f"{ns}: {len(items)} {plural}")
+    for c in _claims(target, users, user is None):
+        ns, claim = c["namespace"], c["name"]
+        spec = target.kube.get("v1", "PersistentVolumeClaim", claim, ns).to_dict()["spec"]
+        rel = f"volumes/{ns}/{claim}.tar"
+        with _helper(target, ns, claim, writable=False) as pod, open(w.path(rel), "wb") as f:
+            paths_ = [f"./{p.format(user=u)}" for p in c["per_user"] for u in users] if user else ["."]
+            target.run(["exec", "-n", ns, pod, "--", "tar", "-C", "/data", "--ignore-failed-read", "-cf", "-", *paths_], stdout=f,
+                       what=f"copying claim {ns}/{claim}")
+        row = w.add(rel, "volume", c["user"], component=c["component"], claim=claim, namespace=ns,
+                    claim_spec={k: spec.get(k) for k in ("accessModes", "resources", "storageClassName", "volumeMode")})
+        report(f"volume {ns}/{claim}: {row['size'] / 2**20:.1f} MiB")
+    if user is None:
+        for n, comp in target.comps.items():
+            for name, data in comp.dump(target.kube, target.run).items():
+                w.write(f"dumps/{n}/{name}", data, "dump", component=n, dump=name)
+                report(f"dump {n}/{name}: {len(data) / 2**20:.1f} MiB")
+    manifest = {"format": FORMAT, "appliance": version("appliance"), "cluster": cluster, "profile": target.profile_name,
+                "users": users, "only_user": user, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "credentials": key is not None and user is None, "notes": notes, "files": w.files,
+                "seconds": round(time.monotonic() - t0, 1)}
+    atomic_write(tmp / MANIFEST, json.dumps(manifest, indent=1))
+    if out.exists():
+        out.rmdir()  # empty (checked above)
+    os.replace(tmp, out)
+    orchestrator.State(target.cluster.dir).set("backup", {"path": str(out.resolve()), "created": manifest["created"]})
+    return manifest
+
+
+# ---------------------------------------------------------------------------------------------- restore
+
+
+def verify(src: Path) -> dict:
+    """The backup's manifest, once every file it lists has its size and sha256 (else one line naming it)."""
+    src = Path(src)
+    try:
+        m = json.loads((src / MANIFEST).read_text())
+    except OSError:
+        raise UserError(f"no {MANIFEST} here: not a backup folder", str(src), "give a folder `appliance backup` wrote", code=2) from None
+    except ValueError:
+        raise UserError(f"its {MANIFEST} is not JSON (corrupted)", str(src / MANIFEST), "restore from another copy of the backup", code=2) from None
+    if m.get("format") != FORMAT:
+        raise UserError(f"backup format {m.get('format')} is not {FORMAT}", str(src), "restore it with the appliance version that made it", code=2)
+    for row in m["files"]:
+        p = (src / row["name"]).resolve()
+        if not p.is_relative_to(src.resolve()) or not re.fullmatch(r"[\w.@/-]+", row["name"]):
+            raise UserError(f"names {row['name']!r}, outside the backup (altered)", str(src / MANIFEST), "restore from another copy", code=2)
+        if not p.is_file():
+            raise UserError("a file of the backup is missing", str(p), "restore from another copy of the backup", code=2)
+        if p.stat().st_size != row["size"] or sha256_file(p) != row["sha256"]:
+            raise UserError("a file of the backup does not match its size and sha256 in the manifest (corrupted or altered)", str(p),
+                            "restore from another copy of the backup", code=2)
+    return m
+
+
+def restore(cluster: str, src: Path, key_file: Path | None, report: Report, reporter, user: str | None = None) -> dict:
+    """Bring a backup back into `cluster` (made with the backup's profile): credentials first (then the
+    components using them take them again), the volumes' files and the dumps with their workloads and the
+    restored kinds' controllers stopped, the users' objects with their status; then `up` starts everything.
+    With `user`: that user's namespace, objects and part of the components' volumes only."""
+    m = verify(src)
+    src = Path(src)
+    target = Target(cluster)
+    if m["profile"] != target.profile_name:
+        raise UserError(f"the backup is of profile '{m['profile']}', cluster '{cluster}' runs '{target.profile_name}'", str(src),
+                        f"restore into a cluster made with `appliance up --profile {m['profile']}`", code=2)
+    if user is not None and user not in m["users"]:
+        raise UserError(f"the backup holds no user '{user}'", str(src), f"users in it: {', '.join(m['users'])}", code=2)
+    key = _key(key_file)
+    rerun: set[str] = set()
+    t0 = time.monotonic()
+    counts = {"secrets": 0, "objects": 0, "volumes": 0, "dumps": 0}
+    def one_users(r: dict) -> list[str]:
+        """What of row `r` is `user`'s: all of it (theirs, or a whole restore), the paths a component declares
+        one user's (its volume's part), or nothing."""
+        if user is None or r["user"] == user:
+            return ["."]
+        comp = target.comps.get(r.get("component", ""))
+        d = comp.decl.data if comp is not None and r["kind"] == "volume" and not r["user"] else None
+        return [f"./{p.format(user=user)}" for p in d.per_user] if d else []
+
+    rows = [r for r in m["files"] if one_users(r)]
+    if m["credentials"] and user is None:
+        if key is None:
+            raise UserError("the backup's credentials are sealed", str(src / "credentials.sealed"),
+                            "give --key-file with the key the backup was made with", code=2)
+        secrets = json.loads(unseal((src / "credentials.sealed").read_bytes(), key, str(src / "credentials.sealed")))
+        secrets = [s for s in secrets if s["metadata"].get("labels", {}).get(COMPONENT_LABEL) in target.comps]
+        target.kube.apply(secrets)
+        rerun |= {s["metadata"]["labels"][COMPONENT_LABEL] for s in secrets}
+        counts["secrets"] = len(secrets)
+        report(f"credentials: {len(secrets)} Secrets back")
+    kinds = [r for r in rows if r["kind"] == "resources"]
+    vols = [r for r in rows if r["kind"] == "volume"]
+    dumps = [r for r in rows if r["kind"] == "dump" and user is None]
+    # the controllers of the restored kinds (they would act on objects before their status is back) and the
+    # workloads writing the restored volumes stop meanwhile
+    stopped = [w for n in sorted({r["component"] for r in kinds}) if n in target.comps for w in _workloads(target, n)]
+    for r in vols:
+        if target.kube.get("v1", "PersistentVolumeClaim", r["claim"], r["namespace"]) is not None:
+            stopped += [w for w in _consumers(target, r["namespace"], r["claim"]) if w not in stopped]
+    if stopped:
+        report("stopping " + ", ".join(sorted({f"{w['metadata']['namespace']}/{w['metadata']['name']}" for w in stopped})))
+        _scale(target, stopped, stop=True)
+    for r in vols:
+        ns, claim = r["namespace"], r["claim"]
+        if target.kube.get("v1", "PersistentVolumeClaim", claim, ns) is None:
+            target.kube.dynamic.resources.get(api_version="v1", kind="PersistentVolumeClaim").create(
+                namespace=ns, body={"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": claim, "namespace": ns},
+                                    "spec": {k: v for k, v in r["claim_spec"].items() if v is not None}})
+        with _helper(target, ns, claim, writable=True) as pod, _part(src / r["name"], one_users(r)) as f:
+            target.run(["exec", "-i", "-n", ns, pod, "--", "tar", "-C", "/data", "-xpf", "-"], stdin=f, what=f"restoring claim {ns}/{claim}")
+        counts["volumes"] += 1
+        report(f"volume {ns}/{claim}: {r['size'] / 2**20:.1f} MiB back")
+    for r in dumps:
+        comp = target.comps.get(r["component"])
+        if comp is not None:
+            comp.load(target.kube, target.run, r["dump"], src / r["name"])
+            counts["dumps"] += 1
+            report(f"dump {r['component']}/{r['dump']} loaded")
+    for r in kinds:
+        res = _resource(target, r["group"], r["plural"])
+        if res is None:
+            report(f"{r['plural']}.{r['group']} is not served here: {r['count']} objects of the backup left out")
+            continue
+        for obj in json.loads((src / r["name"]).read_text()):
+            counts["objects"] += _create(res, obj)
+        report(f"{r['name'].split('/')[1]}: {r['count']} {r['plural']}")
+    if stopped:
+        _scale(target, stopped, stop=False)
+    state = orchestrator.State(target.cluster.dir)
+    for n in rerun & set(target.comps):
+        state.set_step(n, status="restoring")  # `up` applies it again: it reads the credentials back
+    profile, provider = orchestrator.recorded(cluster)
+    up = orchestrator.up(profile, provider, reporter)
+    return {"backup": str(src), "user": user, **counts, "up": {k: up[k] for k in ("ran", "failed")}, "seconds": round(time.monotonic() - t0, 1)}
+
+
+@contextlib.contextmanager
+def _part(path: Path, prefixes: list[str]) -> Iterator[Any]:
+    """The volume's tar file, or (a user's part) a tar of only its members under `prefixes`."""
+    if prefixes == ["."]:
+        with open(path, "rb") as f:
+            yield f
+        return
+    import tarfile
+    import tempfile
+
+    with tempfile.TemporaryFile() as out:
+        with tarfile.open(path, "r|") as src, tarfile.open(fileobj=out, mode="w|") as dst:
+            for m in src:
+                if any(m.name == p or m.name.startswith(p + "/") for p in prefixes):
+                    dst.addfile(m, src.extractfile(m) if m.isfile() else None)
+        out.seek(0)
+        yield out
+
+
+def _workloads(target: Target, component: str) -> list[dict]:
+    """The Deployments and StatefulSets a component runs as pods (its controllers, its db-manager)."""
+    return [w for kind in ("Deployment", "StatefulSet") for w in target.kube.list_labelled("apps/v1", kind, f"{COMPONENT_LABEL}={component}")]
+
+
+def _create(res, obj: dict) -> int:
+    """Create `obj` unless one of its name exists (then it is kept as it is); its status set after, where the
+    kind keeps status apart. 1 if created."""
+    from kubernetes.dynamic.exceptions import ConflictError
+
+    status = obj.get("status")
+    try:
+        res.create(body=obj, namespace=obj["metadata"]["namespace"])
+    except ConflictError:
+        return 0
+    if status and "status" in (res.subresources or {}):
+        live = res.get(name=obj["metadata"]["name"], namespace=obj["metadata"]["namespace"]).to_dict()
+        res.subresources["status"].patch(body={"metadata": {"name": live["metadata"]["name"], "resourceVersion": live["metadata"]["resourceVersion"]},
+                                               "status": status}, name=obj["metadata"]["name"], namespace=obj["metadata"]["namespace"],
+                                         content_type="application/merge-patch+json")
+    return 1
