@@ -129,10 +129,10 @@ def _secrets(target: Target) -> list[dict]:
 # ---------------------------------------------------------------------------------------------- custom resources
 
 
-def _kinds(target: Target) -> list[tuple[str, str, str, bool]]:
-    """(component, group, plural, record?) of each kind users create (the components' `access`, not the
-    read-only ones); a record's status is kept."""
-    return [(n, a.group, r, r in a.records) for n, c in target.comps.items() for a in c.decl.access for r in a.resources]
+def _kinds(target: Target) -> list[tuple[str, str, str, bool, str]]:
+    """(component, group, plural, record?, who writes its status) of each kind users create (the components'
+    `access`, not the read-only ones); a record's status is kept."""
+    return [(n, a.group, r, r in a.records, c.render(a.status_by)) for n, c in target.comps.items() for a in c.decl.access for r in a.resources]
 
 
 def _resource(target: Target, group: str, plural: str):
@@ -289,7 +289,7 @@ def backup(cluster: str, out: Path, key_file: Path | None, report: Report, user:
     elif user is None:
         w.write("credentials.sealed", seal(json.dumps(_secrets(target)).encode(), key), "credentials")
         report(f"credentials: {len(_secrets(target))} Secrets, sealed")
-    for comp, group, plural, record in _kinds(target):
+    for comp, group, plural, record, writer in _kinds(target):
         res = _resource(target, group, plural)
         if res is None:
             continue
@@ -298,7 +298,7 @@ def backup(cluster: str, out: Path, key_file: Path | None, report: Report, user:
             items = [_clean(o.to_dict(), record) for o in res.get(namespace=ns).items if not o.metadata.ownerReferences]
             if items:
                 w.write(f"resources/{ns}/{plural}.{group}.json", json.dumps(items, indent=1).encode(), "resources", u,
-                        component=comp, group=group, plural=plural, count=len(items))
+                        component=comp, group=group, plural=plural, count=len(items), status_by=writer if record else "")
                 report(f"{ns}: {len(items)} {plural}")
     for c in _claims(target, users, user is None):
         ns, claim = c["namespace"], c["name"]
@@ -424,6 +424,8 @@ def restore(cluster: str, src: Path, key_file: Path | None, report: Report, repo
         if res is None:
             report(f"{r['plural']}.{r['group']} is not served here: {r['count']} objects of the backup left out")
             continue
+        if r["status_by"]:  # a policy lets only this account write their status
+            res = target.kube.impersonating(r["status_by"]).dynamic.resources.get(api_version=res.group_version, kind=res.kind)
         for obj in json.loads((src / r["name"]).read_text()):
             counts["objects"] += _create(res, obj)
         report(f"{r['name'].split('/')[1]}: {r['count']} {r['plural']}")

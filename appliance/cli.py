@@ -72,6 +72,28 @@ def up(profile, provider, sets, as_json, parallel, bundle):
 
 
 @profile_command
+@click.option("--plan", "plan_only", is_flag=True, help="only show what would change (runs nothing)")
+@click.pass_context
+def upgrade(ctx, profile, provider, sets, as_json, plan_only):
+    """Bring a cluster an earlier appliance made to this version (as `up`: new component versions applied in
+    dependency order, CRDs before their controllers, data kept); --plan shows what would change. Downgrades
+    are refused."""
+    if not plan_only:
+        ctx.invoke(up, profile=profile, provider=provider, sets=sets, as_json=as_json)
+        return
+    loaded, name, _ = orchestrator.load_for(profile, sets, provider)
+    ch = orchestrator.changes(loaded.profile, name)
+    if as_json:
+        _emit_json(ch)
+        return
+    click.echo(f"cluster '{ch['cluster']}': appliance {ch['from'] or '(not recorded)'} -> {ch['to']}")
+    for step, what in ch["steps"].items():
+        click.echo(f"  {step:<22} {what}")
+    for n in ch["removed"]:
+        click.echo(f"  {n:<22} removed (switched off in the profile; its data kept)")
+
+
+@profile_command
 def prebuild(profile, provider, sets, as_json):
     """Build everything `up` would build for the profile on its provider, without a cluster (cached: a second run only checks)."""
     loaded, name, why = orchestrator.load_for(profile, sets, provider)

@@ -32,9 +32,20 @@ class Kube:
     def __init__(self, kubeconfig: str | Path, context: str | None = None):
         from kubernetes import dynamic
 
-        self.kubeconfig = str(kubeconfig)
+        self.kubeconfig, self.context = str(kubeconfig), context
         self.api = api_client(self.kubeconfig, context)
         self.dynamic = dynamic.DynamicClient(self.api)
+
+    def impersonating(self, user: str) -> "Kube":
+        """The same connection acting as `user` (the cluster's admin may impersonate)."""
+        from kubernetes import dynamic
+
+        other = Kube.__new__(Kube)
+        other.kubeconfig, other.context = self.kubeconfig, self.context
+        other.api = api_client(self.kubeconfig, self.context)
+        other.api.set_default_header("Impersonate-User", user)
+        other.dynamic = dynamic.DynamicClient(other.api)
+        return other
 
     def _resource(self, obj: dict):
         return self.dynamic.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])

@@ -88,7 +88,7 @@ class Cluster:
             steps.append(Step(
                 name, [CLUSTER] + deps[name], inputs(name),
                 run=lambda c=comp: c.install(self.kube()), ready=lambda c=comp: c.ready(self.kube()),
-                description=comp.description,
+                description=comp.description, revision=comp.revision(),
             ))
         return Plan(steps)
 
@@ -185,12 +185,14 @@ def _up(profile: Profile, provider: str, reporter, parallel: int) -> dict[str, A
     with Lock(c.dir, profile.cluster.name):
         state = State(c.dir)
         _check_owner(state, provider, profile.cluster.name)
+        _check_version(state, profile.cluster.name)
         _check_fixed(state, profile)
         now = {n: s.options for n, s in profile.components.items() if s.enabled}
         leaving = {n: o for n, o in {**(state.data.get("components") or {}), **(state.data.get("removing") or {})}.items()
                    if n not in now and n in components.CATALOG and state.step(n).get("status") not in (None, "removed")}
         state.data.update(provider=provider, profile=profile.name, cluster_spec=profile.cluster.model_dump(),
-                          port_mappings=c.provider.port_mappings(profile.cluster), components=now, removing=leaving)
+                          port_mappings=c.provider.port_mappings(profile.cluster), components=now, removing=leaving,
+                          appliance=version("appliance"))
         state.save()
         with progress.reporting(reporter, prereqs.announce(profile, provider, reporter)):
             out = execute(c.plan(state), state, reporter, parallel)
@@ -208,6 +210,43 @@ def _up(profile: Profile, provider: str, reporter, parallel: int) -> dict[str, A
             raise UserError(f"step '{first}' failed: {out.failed[first]}", f"logs in {logs}",
                             "fix the cause and run `appliance up` again: it resumes from the failed step")
         return result
+
+
+def _check_version(state: State, cluster: str) -> None:
+    """Refuse a downgrade: a cluster a newer appliance brought up (its objects, CRDs and stored data may be
+    of versions this one does not know)."""
+    from packaging.version import Version
+
+    made, this = state.data.get("appliance"), version("appliance")
+    if made and Version(made) > Version(this):
+        raise UserError(f"cluster '{cluster}' was brought up by appliance {made}, newer than this {this}: downgrades are not supported",
+                        str(state.path), f"use appliance {made} or newer for this cluster (`appliance version` says which this is)", code=2)
+
+
+def changes(profile: Profile, provider: str) -> dict[str, Any]:
+    """What `up` of this profile would change on the cluster as it stands (nothing is run): the appliance
+    version it was brought up by and this one's, and each step: new, a new version of its component, applied
+    again (its options or a dependency's changed), unchanged; and the components it would remove."""
+    c = Cluster(profile, provider)
+    state = State(c.dir)
+    _check_owner(state, provider, profile.cluster.name)
+    _check_version(state, profile.cluster.name)
+    steps: dict[str, str] = {}
+    for s in c.plan(state).steps:
+        rec = state.step(s.id)
+        if rec.get("status") in (None, "removed"):
+            steps[s.id] = "new"
+        elif rec.get("fingerprint") == s.fingerprint and rec.get("status") == "done":
+            steps[s.id] = "unchanged"
+        elif s.revision and rec.get("revision") != s.revision:
+            steps[s.id] = "new version" + ("" if rec.get("revision") else " (the cluster's records no version: applied again)")
+        else:
+            steps[s.id] = "applied again (options or a dependency changed, or its last run did not finish)"
+    now = {n for n, s in profile.components.items() if s.enabled}
+    gone = sorted(n for n in {**(state.data.get("components") or {}), **(state.data.get("removing") or {})}
+                  if n not in now and n in components.CATALOG and state.step(n).get("status") not in (None, "removed"))
+    return {"cluster": profile.cluster.name, "from": state.data.get("appliance"), "to": version("appliance"), "steps": steps,
+            "removed": gone}
 
 
 def _check_fixed(state: State, profile: Profile) -> None:

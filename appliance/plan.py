@@ -30,6 +30,8 @@ class Step:
     run: Callable[[], str | None]
     ready: Callable[[], tuple[bool, str]]
     description: str = ""
+    #: what version of its component it applies (recorded when done: `upgrade --plan` tells a new version apart)
+    revision: str = ""
     timeout: float = 900.0  # seconds for readiness after run()
     poll: float = 1.0
 
@@ -173,7 +175,7 @@ def execute(plan: Plan, state: State, reporter, parallel: int = 2) -> Outcome:
         state.set_step(s.id, status="running", fingerprint=s.fingerprint, started=time.time(), error=None)
         detail = s.run() or ""
         until(s.ready, s.timeout, s.id, s.poll)
-        state.set_step(s.id, status="done", finished=time.time())
+        state.set_step(s.id, status="done", finished=time.time(), revision=s.revision)
         return "done", detail
 
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:

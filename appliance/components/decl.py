@@ -133,12 +133,16 @@ class HostWorkload(Strict):
 
 class Access(Strict):
     """Kinds users may use (`resources`) and only read (`read`), joined to the namespace roles; `records`: those
-    of `resources` whose status is a result (a finished run), restored with it by `appliance restore`."""
+    of `resources` whose status is a result (a finished run), restored with it by `appliance restore` (as
+    `status_by` where set)."""
 
     group: str
     resources: list[str]
     read: list[str] = []
     records: list[str] = []
+    #: who may write these records' status, where a policy keeps it to the component's controller (a Jinja
+    #: string of the options): a restore creates them as that account
+    status_by: str = ""
 
     @model_validator(mode="after")
     def _records_are_resources(self) -> Access:

@@ -370,6 +370,10 @@ class Kit(Component):
             kube.delete([self._inventory({})])
         return kept_names
 
+    def render(self, text: str) -> str:
+        """A Jinja string of its declaration, with its options."""
+        return self._env().from_string(text).render(options=self.options)
+
     def claims(self, kube) -> list[dict[str, str]]:
         """The claims it renders and those in the namespaces it makes (a StatefulSet's, a user's homes)."""
         return _claims(kube, self.objects(kube))

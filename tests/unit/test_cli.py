@@ -8,7 +8,7 @@ import sys
 import pytest
 
 COMMANDS = [[], ["up"], ["down"], ["status"], ["doctor"], ["plan"], ["profiles"], ["profiles", "list"],
-            ["profiles", "show"], ["profiles", "validate"], ["e2e"], ["e2e", "validate"], ["e2e", "schema"], ["e2e", "init"], ["backup"], ["restore"]]
+            ["profiles", "show"], ["profiles", "validate"], ["e2e"], ["e2e", "validate"], ["e2e", "schema"], ["e2e", "init"], ["backup"], ["restore"], ["upgrade"]]
 
 
 def cli(*args, env=None):
