@@ -1,0 +1,94 @@
+"""An in-place upgrade from the last release on the simulator: the release named in CHANGELOG.md (its commit,
+checked out as a git worktree with a virtualenv of its own; the build caches are shared) brings a cluster up
+and alice's data is made — an object in her namespace, a row in Katib's database; then this tree's
+`upgrade --plan` tells what will change and `up` upgrades it in place: the components whose version changed
+applied again, the others left, her data still there, and a second `up` a no-op. (A served model answering
+through an upgrade needs pods: the simulator runs none.)"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from appliance import orchestrator, report
+from appliance.kube import Kube, secret_data
+from tests.integration.clusters import load
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+ROOT = Path(__file__).resolve().parents[2]
+NAME = "it-upgrade-sim"
+COMPONENTS = ("platform-base", "user-profiles", "database")
+SETS = [f"cluster.name={NAME}", "components.tuning.enabled=false", "components.pipelines.enabled=false", "components.notebooks.enabled=false",
+        "components.kserve.enabled=false", "components.training-operator.enabled=false", "components.monitoring.enabled=false",
+        "components.network-policy.enabled=false", "components.nvidia-device-plugin.enabled=false", "components.queues.enabled=false"]
+
+
+def last_release() -> tuple[str, str]:
+    """(version, commit) of the newest release in CHANGELOG.md (its section names the commit it was cut from)."""
+    m = re.search(r"^## (\d+\.\d+\.\d+) — [^\n]*\n+[^\n]*\(commit ([0-9a-f]{7,40})\)", (ROOT / "CHANGELOG.md").read_text(), re.M)
+    assert m, "CHANGELOG.md names no release commit"
+    return m.group(1), m.group(2)
+
+
+def _run(argv: list[str], **kw) -> str:
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=900, **kw)
+    assert p.returncode == 0, (argv, p.stdout[-2000:], p.stderr[-3000:])
+    return p.stdout
+
+
+@pytest.fixture(scope="module")
+def released(tmp_path_factory):
+    """The last release's tree and its `appliance` program."""
+    version, commit = last_release()
+    tree = tmp_path_factory.mktemp("release") / f"v{version}"
+    _run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), commit])
+    try:
+        _run([sys.executable, "-m", "venv", str(tree / ".venv")])
+        _run([str(tree / ".venv/bin/pip"), "install", "-q", "uv>=0.5,<1"])
+        _run([str(tree / ".venv/bin/python"), "tools/venv_install.py", "-e", "."], cwd=tree)
+        yield version, tree / ".venv/bin/appliance"
+    finally:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], capture_output=True, timeout=120)
+
+
+def _psql(kube: Kube, sql: str) -> str:
+    """`sql` in Katib's database as its client, over the server's loopback port (the pgserver wheel's psql)."""
+    from appliance.components import CATALOG, database
+
+    where = kube.get("v1", "ConfigMap", database.ADDRESS, "database").data
+    psql = Path(CATALOG["database"].hooks.host_env(None)["PGBIN"]) / "psql"
+    env = {**os.environ, "PGPASSWORD": secret_data(kube, database.SECRET, "database")["katib"]}
+    return _run([str(psql), f"host={where['host']} port={where['port']} user=katib dbname=katib", "-tAc", sql], env=env).strip()
+
+
+def test_a_cluster_of_the_last_release_is_upgraded_in_place_keeping_alices_data(released):
+    version, old = released
+    profile = load("laptop", "sim", SETS, COMPONENTS)
+    try:
+        _run([str(old), "up", "--profile", "laptop", "--provider", "sim", *(a for s in SETS for a in ("--set", s))])
+        kube = Kube(orchestrator.State(orchestrator.paths.state_dir(NAME)).kubeconfig)
+        kube.apply([{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "alices-notes", "namespace": "user-alice"},
+                     "data": {"made-by": version}}])
+        _psql(kube, "CREATE TABLE notes (v text); INSERT INTO notes VALUES ('kept across the upgrade')")
+
+        plan = orchestrator.changes(profile, "sim")
+        assert plan["from"] is None and plan["to"] == orchestrator.version("appliance")  # the release recorded no version
+        assert set(plan["steps"]) == {"cluster", *COMPONENTS} and not plan["removed"]
+        changed = sorted(s for s, what in plan["steps"].items() if what != "unchanged")
+        print(f"upgrade from {version}: applied again {changed}, unchanged {sorted(set(plan['steps']) - set(changed))}")
+        assert "database" in changed  # its declaration and PostgreSQL's setup changed since
+
+        up = orchestrator.up(profile, "sim", report.make())
+        assert not up["failed"] and set(changed) - {"cluster"} <= set(up["ran"]), up
+        assert kube.get("v1", "ConfigMap", "alices-notes", "user-alice").data == {"made-by": version}
+        assert _psql(kube, "SELECT v FROM notes") == "kept across the upgrade"
+        assert set(orchestrator.changes(profile, "sim")["steps"].values()) == {"unchanged"}
+        assert orchestrator.up(profile, "sim", report.make())["noop"]
+    finally:
+        if orchestrator.paths.state_dir(NAME).exists():
+            orchestrator.down(NAME, report.make())
