@@ -130,6 +130,10 @@ class Kube:
         items = (core.list_namespaced_persistent_volume_claim(namespace) if namespace else core.list_persistent_volume_claim_for_all_namespaces()).items
         return [{"namespace": c.metadata.namespace, "name": c.metadata.name, "volume": c.spec.volume_name or ""} for c in items]
 
+    def storage_classes(self) -> list[dict]:
+        """Every StorageClass, as dicts."""
+        return [c.to_dict() for c in self.dynamic.resources.get(api_version="storage.k8s.io/v1", kind="StorageClass").get().items]
+
     def reclaim(self, volume: str, policy: str) -> bool:
         """Set PersistentVolume `volume`'s reclaim policy (Retain: its data outlives its claim; Delete); True
         when that changed it."""

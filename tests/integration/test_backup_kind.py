@@ -18,6 +18,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from kubernetes import client
 
 from appliance import backup as backups
 from appliance import orchestrator, report, users
@@ -89,7 +90,14 @@ def test_backup_then_restore_brings_alices_data_and_login_back(kind, tmp_path, m
     store = _store()
     keys = store.keys(NS)
     login = users.notebook_login(name, "alice", kube)
+    core = client.CoreV1Api(kube.api)
+    if kube.get("v1", "PersistentVolumeClaim", "home-alice", NS) is None:  # as the hub makes it when she first starts a server
+        kube.apply([{"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "home-alice", "namespace": NS},
+                     "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "appliance-homes", "resources": {"requests": {"storage": "1Gi"}}}}])
     _home(target, f"printf '{MARK}' > /data/kept.ipynb")
+    home = core.read_namespaced_persistent_volume_claim("home-alice", NS).spec
+    assert home.storage_class_name == "appliance-homes"  # her home's volume outlives its claim
+    assert core.read_persistent_volume(home.volume_name).spec.persistent_volume_reclaim_policy == "Retain"
     assert store.request(keys, "PUT", keys["bucket"], "kept/model.txt", body=b"weights")[0] == 200
     run = _workflow(kube)["status"]
     assert run["phase"] == "Succeeded", run

@@ -19,8 +19,11 @@ class FakeKube:
 
     kubeconfig = "/nonexistent/kubeconfig"
 
-    def __init__(self, users, secrets=None, pods=()):
-        self.users, self.secrets, self.pods, self.deleted = users, secrets or {}, list(pods), []
+    def __init__(self, users, secrets=None, pods=(), classes=()):
+        self.users, self.secrets, self.pods, self.deleted, self.classes = users, secrets or {}, list(pods), [], list(classes)
+
+    def storage_classes(self):
+        return self.classes
 
     def list_labelled(self, api_version, kind, selector):
         assert kind == "Pod"
@@ -82,6 +85,20 @@ def test_an_unknown_gpu_user_is_one_clear_line():
     assert "carol" in str(e.value) and "alice" in str(e.value) and str(e.value).count("— fix:") == 1
 
 
+def test_homes_get_a_class_like_the_default_one_whose_volumes_are_kept(tmp_path, monkeypatch):
+    default = {"metadata": {"name": "standard", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+               "provisioner": "rancher.io/local-path", "volumeBindingMode": "WaitForFirstConsumer", "reclaimPolicy": "Delete"}
+    kube = FakeKube(["alice"], classes=[{"metadata": {"name": "other"}, "provisioner": "x"}, default])
+    homes = _find(_objects(kube), "StorageClass", hooks.HOMES)
+    assert (homes["reclaimPolicy"], homes["provisioner"], homes["volumeBindingMode"]) == ("Retain", "rancher.io/local-path", "WaitForFirstConsumer")
+    c, _ = _hub_config(tmp_path, monkeypatch, dict(_notebooks(kube).context(kube)["settings"], image="nb:1"))
+    assert c.KubeSpawner.storage_class == hooks.HOMES
+    nothing = FakeKube(["alice"], classes=[{"metadata": {"name": "other"}, "provisioner": "x"}])  # no default class: none of ours
+    assert not [o for o in _objects(nothing) if o["kind"] == "StorageClass"]
+    c, _ = _hub_config(tmp_path, monkeypatch, dict(_notebooks(nothing).context(nothing)["settings"], image="nb:1"))
+    assert not hasattr(c.KubeSpawner, "storage_class")
+
+
 def _hub_config(tmp_path, monkeypatch, settings):
     """Load the hub's config file (beside its settings, as mounted) with stand-ins for JupyterHub's loader
     and packages; returns (the config object, the file's globals)."""
@@ -125,7 +142,7 @@ def test_the_hub_admits_a_user_with_their_password_only(tmp_path, monkeypatch):
     _, ns = _hub_config(tmp_path, monkeypatch, {"users": ["alice", "bob"], "gpu_users": [], "cull_idle": 0, "start_timeout": 60,
                                                 "cpu": "1", "memory": "1Gi", "cpu_request": "100m", "memory_request": "128Mi",
                                                 "home_size": "1Gi", "gpus": 1, "namespace": "notebooks", "image": "nb:1",
-                                                "subdomain_host": ""})
+                                                "subdomain_host": "", "storage_class": ""})
     (tmp_path / "logins").mkdir()
     (tmp_path / "logins" / "alice").write_text(hooks._digest("alice", "s3cret"))
     auth = ns["SecretAuthenticator"]()

@@ -17,6 +17,8 @@ OWNER = "appliance.dev/owner"
 LOGIN_SECRET = "notebook-login"
 #: the hub's proxy token, generated once
 PROXY_SECRET = "proxy-token"
+#: the StorageClass of users' homes (the default class's provisioner, reclaim policy Retain)
+HOMES = "appliance-homes"
 
 
 def _digest(user: str, password: str) -> str:
@@ -71,11 +73,22 @@ def context(options, kube, users=(), **_offered) -> dict:
     settings = {"users": names, "gpu_users": gpu_users, "subdomain_host": _origin(options, _port_mappings(kube)), "cull_idle": options.cull_idle, "start_timeout": options.start_timeout,
                 "cpu": options.cpu, "memory": options.memory, "cpu_request": options.cpu_request,
                 "memory_request": options.memory_request, "home_size": options.home_size, "gpus": options.gpus,
-                "namespace": options.namespace}
+                "namespace": options.namespace, "storage_class": HOMES if (homes := _homes_class(kube)) else ""}
     config = (HERE / "jupyterhub_config.py").read_text()
-    return {"users": names, "logins": logins, "hashes": {u: _digest(u, p) for u, p in logins.items()},
+    return {"users": names, "logins": logins, "hashes": {u: _digest(u, p) for u, p in logins.items()}, "homes": homes,
             "proxy_token": token, "hub_config": config, "settings": settings,
             "config_hash": hashlib.sha256(json.dumps([config, settings]).encode()).hexdigest()[:16]}
+
+
+def _homes_class(kube) -> dict | None:
+    """The StorageClass of users' homes: the cluster's default one's provisioner and parameters, its volumes
+    kept when their claims go (Retain); None without a default class (the simulator) or a cluster."""
+    if kube is None:
+        return None
+    default = next((c for c in kube.storage_classes() if (c["metadata"].get("annotations") or {}).get("storageclass.kubernetes.io/is-default-class") == "true"), None)
+    if default is None:
+        return None
+    return {k: default[k] for k in ("provisioner", "parameters", "volumeBindingMode", "allowVolumeExpansion") if default.get(k) is not None}
 
 
 def _hub_url(options, kube, port_mappings: list[dict]) -> str:

@@ -125,6 +125,8 @@ c.KubeSpawner.storage_pvc_ensure = True
 c.KubeSpawner.pvc_name_template = "home-{username}"
 c.KubeSpawner.storage_capacity = S["home_size"]
 c.KubeSpawner.storage_access_modes = ["ReadWriteOnce"]
+if S["storage_class"]:  # the default class's provisioner, volumes kept when their claims go (hooks.py)
+    c.KubeSpawner.storage_class = S["storage_class"]
 c.KubeSpawner.volumes = [{"name": "home", "persistentVolumeClaim": {"claimName": "home-{username}"}}]
 c.KubeSpawner.volume_mounts = [{"name": "home", "mountPath": "/home/jovyan"}]
 c.KubeSpawner.profile_list = server_options
