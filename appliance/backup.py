@@ -5,8 +5,8 @@ store, the hub's database) and the components' logical dumps (each PostgreSQL da
 every file's size and sha256; and back into a cluster of the same profile, whole or one user's part.
 
 Volumes are read and written by a short-lived pod in the claim's namespace (the node's storage helper image,
-as the user of the workloads mounting it), through `kubectl exec` (binary-safe streams); the controllers of
-the restored kinds and the workloads of the restored volumes are stopped meanwhile, and `up` starts them."""
+as the user of the workloads mounting it), through `kubectl exec` (binary-safe streams); the workloads of the
+restored volumes are stopped meanwhile."""
 
 from __future__ import annotations
 
@@ -137,7 +137,9 @@ def _kinds(target: Target) -> list[tuple[str, str, str, bool, str]]:
 
 def _resource(target: Target, group: str, plural: str):
     """The served version of a kind (the preferred one), or None."""
-    found = [r for r in target.kube.dynamic.resources.search(group=group, name=plural) if hasattr(r, "namespaced") and not r.name.endswith("List")]
+    from kubernetes.dynamic.resource import ResourceList, Subresource
+
+    found = [r for r in target.kube.dynamic.resources.search(group=group, name=plural) if not isinstance(r, (ResourceList, Subresource))]
     return next((r for r in found if r.preferred), found[0] if found else None)
 
 
@@ -287,15 +289,16 @@ def backup(cluster: str, out: Path, key_file: Path | None, report: Report, user:
         notes.append("credentials left out (no --key-file): a restore makes new ones, and users' passwords change")
         report(notes[-1])
     elif user is None:
-        w.write("credentials.sealed", seal(json.dumps(_secrets(target)).encode(), key), "credentials")
-        report(f"credentials: {len(_secrets(target))} Secrets, sealed")
+        secrets = _secrets(target)
+        w.write("credentials.sealed", seal(json.dumps(secrets).encode(), key), "credentials")
+        report(f"credentials: {len(secrets)} Secrets, sealed")
     for comp, group, plural, record, writer in _kinds(target):
         res = _resource(target, group, plural)
         if res is None:
             continue
         for u in users:
             ns = USER_NS.format(user=u)
-            items = [_clean(o.to_dict(), record) for o in res.get(namespace=ns).items if not o.metadata.ownerReferences]
+            items = [_clean(o, record) for o in (i.to_dict() for i in res.get(namespace=ns).items) if not o["metadata"].get("ownerReferences")]
             if items:
                 w.write(f"resources/{ns}/{plural}.{group}.json", json.dumps(items, indent=1).encode(), "resources", u,
                         component=comp, group=group, plural=plural, count=len(items), status_by=writer if record else "")
@@ -306,7 +309,7 @@ def backup(cluster: str, out: Path, key_file: Path | None, report: Report, user:
         rel = f"volumes/{ns}/{claim}.tar"
         with _helper(target, ns, claim, writable=False) as pod, open(w.path(rel), "wb") as f:
             paths_ = [f"./{p.format(user=u)}" for p in c["per_user"] for u in users] if user else ["."]
-            target.run(["exec", "-n", ns, pod, "--", "tar", "-C", "/data", "--ignore-failed-read", "-cf", "-", *paths_], stdout=f,
+            target.run(["exec", "-n", ns, pod, "--", "tar", "-C", "/data", "--numeric-owner", "--ignore-failed-read", "-cf", "-", *paths_], stdout=f,
                        what=f"copying claim {ns}/{claim}")
         row = w.add(rel, "volume", c["user"], component=c["component"], claim=claim, namespace=ns,
                     claim_spec={k: spec.get(k) for k in ("accessModes", "resources", "storageClassName", "volumeMode")})
@@ -355,10 +358,10 @@ def verify(src: Path) -> dict:
 
 
 def restore(cluster: str, src: Path, key_file: Path | None, report: Report, reporter, user: str | None = None) -> dict:
-    """Bring a backup back into `cluster` (made with the backup's profile): credentials first (then the
-    components using them take them again), the volumes' files and the dumps with their workloads and the
-    restored kinds' controllers stopped, the users' objects with their status; then `up` starts everything.
-    With `user`: that user's namespace, objects and part of the components' volumes only."""
+    """Bring a backup back into `cluster` (made with the backup's profile): credentials first, the volumes'
+    files with the workloads writing them stopped, the dumps, the users' objects (records with their status);
+    then `up`, where the components using the credentials apply again. With `user`: that user's namespace,
+    objects and part of the components' volumes only."""
     m = verify(src)
     src = Path(src)
     target = Target(cluster)
@@ -386,7 +389,8 @@ def restore(cluster: str, src: Path, key_file: Path | None, report: Report, repo
             raise UserError("the backup's credentials are sealed", str(src / "credentials.sealed"),
                             "give --key-file with the key the backup was made with", code=2)
         secrets = json.loads(unseal((src / "credentials.sealed").read_bytes(), key, str(src / "credentials.sealed")))
-        secrets = [s for s in secrets if s["metadata"].get("labels", {}).get(COMPONENT_LABEL) in target.comps]
+        secrets = [s for s in secrets if s["metadata"].get("labels", {}).get(COMPONENT_LABEL) in target.comps
+                   and target.kube.get("v1", "Namespace", s["metadata"]["namespace"]) is not None]
         target.kube.apply(secrets)
         rerun |= {s["metadata"]["labels"][COMPONENT_LABEL] for s in secrets}
         counts["secrets"] = len(secrets)
@@ -394,9 +398,9 @@ def restore(cluster: str, src: Path, key_file: Path | None, report: Report, repo
     kinds = [r for r in rows if r["kind"] == "resources"]
     vols = [r for r in rows if r["kind"] == "volume"]
     dumps = [r for r in rows if r["kind"] == "dump" and user is None]
-    # the controllers of the restored kinds (they would act on objects before their status is back) and the
-    # workloads writing the restored volumes stop meanwhile
-    stopped = [w for n in sorted({r["component"] for r in kinds}) if n in target.comps for w in _workloads(target, n)]
+    # the workloads writing the restored volumes stop meanwhile (the controllers of the restored kinds run:
+    # their webhooks admit the objects; a record's status is set right after it is made)
+    stopped: list[dict] = []
     for r in vols:
         if target.kube.get("v1", "PersistentVolumeClaim", r["claim"], r["namespace"]) is not None:
             stopped += [w for w in _consumers(target, r["namespace"], r["claim"]) if w not in stopped]
@@ -410,7 +414,8 @@ def restore(cluster: str, src: Path, key_file: Path | None, report: Report, repo
                 namespace=ns, body={"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": claim, "namespace": ns},
                                     "spec": {k: v for k, v in r["claim_spec"].items() if v is not None}})
         with _helper(target, ns, claim, writable=True) as pod, _part(src / r["name"], one_users(r)) as f:
-            target.run(["exec", "-i", "-n", ns, pod, "--", "tar", "-C", "/data", "-xpf", "-"], stdin=f, what=f"restoring claim {ns}/{claim}")
+            target.run(["exec", "-i", "-n", ns, pod, "--", "tar", "-C", "/data", "--numeric-owner", "-xpf", "-"], stdin=f,
+                       what=f"restoring claim {ns}/{claim}")
         counts["volumes"] += 1
         report(f"volume {ns}/{claim}: {r['size'] / 2**20:.1f} MiB back")
     for r in dumps:
@@ -458,11 +463,6 @@ def _part(path: Path, prefixes: list[str]) -> Iterator[Any]:
         yield out
 
 
-def _workloads(target: Target, component: str) -> list[dict]:
-    """The Deployments and StatefulSets a component runs as pods (its controllers, its db-manager)."""
-    return [w for kind in ("Deployment", "StatefulSet") for w in target.kube.list_labelled("apps/v1", kind, f"{COMPONENT_LABEL}={component}")]
-
-
 def _create(res, obj: dict) -> int:
     """Create `obj` unless one of its name exists (then it is kept as it is); its status set after, where the
     kind keeps status apart. 1 if created."""
@@ -473,9 +473,7 @@ def _create(res, obj: dict) -> int:
         res.create(body=obj, namespace=obj["metadata"]["namespace"])
     except ConflictError:
         return 0
-    if status and "status" in (res.subresources or {}):
-        live = res.get(name=obj["metadata"]["name"], namespace=obj["metadata"]["namespace"]).to_dict()
-        res.subresources["status"].patch(body={"metadata": {"name": live["metadata"]["name"], "resourceVersion": live["metadata"]["resourceVersion"]},
-                                               "status": status}, name=obj["metadata"]["name"], namespace=obj["metadata"]["namespace"],
+    if status and "status" in (res.subresources or {}):  # at once: its controller may have begun on an empty status
+        res.subresources["status"].patch(body={"status": status}, name=obj["metadata"]["name"], namespace=obj["metadata"]["namespace"],
                                          content_type="application/merge-patch+json")
     return 1
