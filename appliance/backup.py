@@ -120,10 +120,12 @@ def unseal(blob: bytes, key: bytes, where: str) -> bytes:
 
 
 def _secrets(target: Target) -> list[dict]:
-    """Every Secret a component rendered (generated passwords and keys, certificates), as applied objects."""
+    """Every Secret a component rendered holding generated credentials (passwords, keys, tokens), as applied
+    objects; not certificates (made anew for the cluster at hand, their CA in its webhook configurations)."""
     return [{"apiVersion": "v1", "kind": "Secret", "type": s.get("type") or "Opaque", "data": s.get("data") or {},
              "metadata": {k: v for k, v in s["metadata"].items() if k in META}}
-            for s in target.kube.list_labelled("v1", "Secret", COMPONENT_LABEL)]
+            for s in target.kube.list_labelled("v1", "Secret", COMPONENT_LABEL)
+            if s.get("type") != "kubernetes.io/tls" and "tls.crt" not in (s.get("data") or {})]
 
 
 # ---------------------------------------------------------------------------------------------- custom resources
@@ -175,7 +177,7 @@ def _consumers(target: Target, ns: str, claim: str) -> list[dict]:
     out = []
     for kind in ("Deployment", "StatefulSet"):
         for w in target.kube.dynamic.resources.get(api_version="apps/v1", kind=kind).get(namespace=ns).items:
-            w = w.to_dict()
+            w = {**w.to_dict(), "kind": kind}  # a list's items carry no kind
             vols = w["spec"]["template"]["spec"].get("volumes") or []
             if any((v.get("persistentVolumeClaim") or {}).get("claimName") == claim for v in vols):
                 out.append(w)
