@@ -62,6 +62,12 @@ def state_dir(cluster: str = "") -> Path:
     return Path(base, cluster) if cluster else Path(base)
 
 
+def config_dir(*parts: str) -> Path:
+    """The operator's configuration (trusted bundle keys): $APPLIANCE_CONFIG or ~/.config/appliance."""
+    base = os.environ.get("APPLIANCE_CONFIG") or os.path.join(os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config"), "appliance")
+    return Path(base, *parts)
+
+
 PACKAGE = Path(__file__).resolve().parent
 #: the checkout's folders the package reads at run time; a wheel carries a copy of each in appliance/_data (setup.py)
 SHIPPED = ("images", "profiles", "playbooks", "e2e")

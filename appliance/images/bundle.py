@@ -26,7 +26,7 @@ from typing import IO, Callable, Iterable, Iterator
 
 from appliance import paths
 from appliance.errors import UserError
-from appliance.images import node
+from appliance.images import node, signing
 from appliance.util.files import atomic_write, file_key, sha256_file
 
 FORMAT = 1
@@ -203,13 +203,16 @@ class _Progress:
             self.report(f"{self.verb} {self.done / 2**30:.2f} of {self.total / 2**30:.2f} GiB ({tenth * 10}%, {rate:.0f} MiB/s)")
 
 
-def create(out: Path, used: dict[str, set], meta: dict, report: Report, level: int = 3) -> dict:
-    """Write the bundle of what `used` recorded to `out` (through a temporary file beside it); returns its manifest."""
+def create(out: Path, used: dict[str, set], meta: dict, report: Report, level: int = 3, sign: Path | None = None) -> dict:
+    """Write the bundle of what `used` recorded to `out` (through a temporary file beside it), its manifest
+    signed with the private key `sign` if given; returns the manifest."""
     import zstandard
 
     rows = items(used, report)
     manifest = {"format": FORMAT, **meta, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "files": [r.row() for r in rows], "summary": summary(r.row() for r in rows)}
+    if sign is not None:
+        manifest = signing.sign(manifest, sign)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")

@@ -25,18 +25,24 @@ NETNS = ("import fcntl, socket, struct, subprocess, sys\n"
 
 @pytest.fixture(scope="module")
 def made(tmp_path_factory):
-    """(the ci profile's simulator bundle, its `create --json` output), made from this host's caches."""
-    out = tmp_path_factory.mktemp("bundle") / "ci-sim.bundle"
-    r = subprocess.run([APPLIANCE, "bundle", "create", "--profile", "ci", "--provider", "sim", "-o", str(out), "--json"],
-                       capture_output=True, text=True, timeout=1800)
+    """(the ci profile's simulator bundle, signed by a site key made here, its `create --json` output)."""
+    folder = tmp_path_factory.mktemp("bundle")
+    out = folder / "ci-sim.bundle"
+    subprocess.run([APPLIANCE, "bundle", "keygen", "-o", str(folder / "site.key")], check=True, capture_output=True, timeout=60)
+    r = subprocess.run([APPLIANCE, "bundle", "create", "--profile", "ci", "--provider", "sim", "-o", str(out), "--sign", str(folder / "site.key"),
+                        "--json"], capture_output=True, text=True, timeout=1800)
     assert r.returncode == 0, r.stderr[-3000:]
     return out, json.loads(r.stdout)
 
 
-def _fresh_home(tmp_path: Path) -> dict[str, str]:
-    """The environment of a machine that never ran the appliance: an empty HOME, no cache or state overrides."""
+def _fresh_home(tmp_path: Path, trust: Path | None = None) -> dict[str, str]:
+    """The environment of a machine that never ran the appliance: an empty HOME, no cache or state overrides;
+    `trust`: a public key it trusts."""
     home = tmp_path / "home"
     home.mkdir()
+    if trust is not None:
+        (home / ".config" / "appliance" / "trusted-keys").mkdir(parents=True)
+        (home / ".config" / "appliance" / "trusted-keys" / trust.name).write_text(trust.read_text())
     env = {k: v for k, v in os.environ.items() if not k.startswith(("APPLIANCE_", "XDG_"))}
     return {**env, "HOME": str(home)}
 
@@ -49,13 +55,24 @@ def _offline(script: str, env: dict[str, str], timeout: int) -> subprocess.Compl
 def test_the_bundle_holds_what_the_simulator_runs(made):
     path, out = made
     assert set(out["summary"]) == {"toolchain", "go programs", "CRDs"}, out["summary"]
-    r = subprocess.run([APPLIANCE, "bundle", "verify", str(path), "--json"], capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0 and json.loads(r.stdout)["ok"], r.stderr
+    r = subprocess.run([APPLIANCE, "bundle", "verify", str(path), "--trust", str(path.with_name("site.key.pub")), "--json"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and json.loads(r.stdout)["ok"] and json.loads(r.stdout)["signed_by"], r.stderr
+
+
+def test_a_bundle_signed_by_a_key_the_site_does_not_trust_is_refused_before_anything_is_unpacked(made, tmp_path):
+    path, _ = made
+    subprocess.run([APPLIANCE, "bundle", "keygen", "-o", str(tmp_path / "other.key")], check=True, capture_output=True, timeout=60)
+    env = _fresh_home(tmp_path, trust=tmp_path / "other.key.pub")
+    r = subprocess.run([APPLIANCE, "up", "--profile", "ci", "--provider", "sim", "--bundle", str(path)], env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "which is not trusted here" in r.stderr.strip().splitlines()[-1], r.stderr[-2000:]
+    assert not Path(env["HOME"], ".cache", "appliance").exists()
 
 
 def test_up_from_the_bundle_with_no_network_and_an_empty_home(made, tmp_path):
     path, _ = made
-    env = _fresh_home(tmp_path)
+    env = _fresh_home(tmp_path, trust=path.with_name("site.key.pub"))  # the site trusts the key it was signed with
     script = (f"set -e; {APPLIANCE} up --profile ci --provider sim --bundle {path} --json > {tmp_path}/up.json; "
               f"{APPLIANCE} e2e --provider sim --profile ci --scenario user-isolation --scenario pipeline-admission --out {tmp_path}/e2e")
     try:

@@ -180,3 +180,34 @@ def test_a_bundle_naming_a_path_outside_the_cache_entries_is_refused(cache, tmp_
     with pytest.raises(UserError, match="outside the cache entries a bundle may fill"):
         bundle.unpack(tmp_path / "evil.bundle", bundle.needed(m, fresh), lambda _: None)
     assert not (tmp_path / "outside").exists() and not fresh.exists()
+
+
+def test_a_signed_manifest_is_checked_against_the_trusted_keys(tmp_path, monkeypatch):
+    from appliance.images import signing
+
+    monkeypatch.setenv("APPLIANCE_CONFIG", str(tmp_path / "config"))
+    key, pub, name = signing.keygen(tmp_path / "site.key")
+    assert oct(key.stat().st_mode & 0o777) == "0o600" and pub.name == "site.key.pub"
+    other, other_pub, _ = signing.keygen(tmp_path / "other.key")
+    m = {"format": 1, "files": [{"name": "cache/x", "sha256": "ab" * 32, "size": 1}]}
+    signed = signing.sign(m, key)
+    assert signed["signature"]["key"] == name
+    assert signing.check(m, signing.trusted(), "b") is None  # nothing trusted: unsigned taken (the caller warns)
+    assert signing.check(signed, signing.trusted((pub,)), "b") == name
+    (tmp_path / "config" / "trusted-keys").mkdir(parents=True)
+    (tmp_path / "config" / "trusted-keys" / "site.pub").write_text(pub.read_text())
+    assert signing.check(signed, signing.trusted(), "b") == name
+    refused = {
+        "not signed": m,
+        "which is not trusted here": signing.sign(m, other),
+        "does not match its manifest (forged or altered)": {**signed, "files": [{**signed["files"][0], "sha256": "cd" * 32}]},
+    }
+    for why, manifest in refused.items():
+        with pytest.raises(UserError) as e:
+            signing.check(manifest, signing.trusted(), "the.bundle")
+        assert why in e.value.line() and e.value.where == "the.bundle" and e.value.code == 2
+    with pytest.raises(UserError, match="the key file exists"):
+        signing.keygen(tmp_path / "site.key")
+    with pytest.raises(UserError, match="not an Ed25519 public key"):
+        (tmp_path / "bad.pub").write_text("aGVsbG8=\n")
+        signing.trusted((tmp_path / "bad.pub",))
