@@ -444,6 +444,8 @@ def unpack(path: Path, todo: set[str], report: Report) -> dict[str, int]:
 
 
 def _load(r: _Reader, row: dict, src: IO[bytes], bar: _Progress) -> None:
+    """`docker load` of one image archive; an archive naming any tag besides its entry's (it would have
+    replaced another image of the host) has those tags removed and is refused."""
     p = _docker("load", "-q", stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         r.copy(row, src, p.stdin, bar)
@@ -452,6 +454,12 @@ def _load(r: _Reader, row: dict, src: IO[bytes], bar: _Progress) -> None:
         rc = p.wait()
     if rc != 0:
         raise UserError(f"docker load of {row['name']} failed: {p.stderr.read().decode().strip()[-200:]}", "bundle", "check `docker info`")
+    want = row["entry"].removeprefix("docker:")
+    tags = [ln.split(":", 1)[1].strip() for ln in p.stdout.read().decode().splitlines() if ln.startswith("Loaded image:")]
+    if extra := [t for t in tags if t != want]:
+        for t in extra:
+            subprocess.run(["docker", "rmi", "-f", t], capture_output=True)
+        raise _bad(r.path, f"{row['name']} carries image tags besides {want}: {', '.join(extra)} (altered)")
 
 
 def _place(src: Path, dest: Path) -> None:

@@ -211,3 +211,29 @@ def test_a_signed_manifest_is_checked_against_the_trusted_keys(tmp_path, monkeyp
     with pytest.raises(UserError, match="not an Ed25519 public key"):
         (tmp_path / "bad.pub").write_text("aGVsbG8=\n")
         signing.trusted((tmp_path / "bad.pub",))
+
+
+def test_an_image_archive_naming_another_tag_is_refused_and_that_tag_removed(monkeypatch, tmp_path):
+    import subprocess
+    import types
+
+    removed = []
+
+    class Load:
+        def __init__(self, out: str):
+            self.stdin, self.stdout, self.stderr = io.BytesIO(), io.BytesIO(out.encode()), io.BytesIO()
+
+        def wait(self):
+            return 0
+
+    reader = types.SimpleNamespace(path=tmp_path / "b.bundle", copy=lambda row, src, dest, bar: None)
+    row = {"name": "docker/node.tar", "entry": "docker:appliance.local/node:v1"}
+    monkeypatch.setattr(subprocess, "run", lambda argv, **kw: removed.append(argv[-1]))
+    monkeypatch.setattr(bundle, "_docker", lambda *a, **kw: Load("Loaded image: appliance.local/node:v1\n"))
+    bundle._load(reader, row, io.BytesIO(), None)
+    assert removed == []
+    monkeypatch.setattr(bundle, "_docker", lambda *a, **kw: Load("Loaded image: appliance.local/node:v1\nLoaded image: registry.k8s.io/pause:3.10\n"))
+    with pytest.raises(UserError) as e:
+        bundle._load(reader, row, io.BytesIO(), None)
+    assert "carries image tags besides appliance.local/node:v1: registry.k8s.io/pause:3.10" in e.value.line()
+    assert removed == ["registry.k8s.io/pause:3.10"]
