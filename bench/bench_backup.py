@@ -56,7 +56,9 @@ def main() -> int:
         spec = importlib.util.spec_from_file_location("store", ROOT / "e2e" / "pipelines" / "store.py")
         store = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(store)
-        os.environ["KUBECONFIG"] = target.kube.kubeconfig
+        from kubernetes.config import kube_config
+
+        kube_config.KUBE_CONFIG_DEFAULT_LOCATION = target.kube.kubeconfig  # store.py loads the default kubeconfig
         keys = store.keys(ns)
         for i in range(a.objects):
             assert store.request(keys, "PUT", keys["bucket"], f"bench/{i}.bin", body=os.urandom(2**20))[0] == 200

@@ -84,7 +84,9 @@ def _workflow(kube) -> dict:
 def test_backup_then_restore_brings_alices_data_and_login_back(kind, tmp_path, monkeypatch):
     profile, result = kind
     name = profile.cluster.name
-    monkeypatch.setenv("KUBECONFIG", result["kubeconfig"])
+    from kubernetes.config import kube_config
+
+    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", result["kubeconfig"])  # store.py loads the default one
     target = backups.Target(name)
     kube = target.kube
     store = _store()

@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -57,13 +58,20 @@ def released(tmp_path_factory):
 
 
 def _psql(kube: Kube, sql: str) -> str:
-    """`sql` in Katib's database as its client, over the server's loopback port (the pgserver wheel's psql)."""
+    """`sql` in Katib's database as its client, over the server's loopback port (the pgserver wheel's psql),
+    once the server listens (a host process is ready when it runs; PostgreSQL listens a second or two later)."""
     from appliance.components import CATALOG, database
 
     where = kube.get("v1", "ConfigMap", database.ADDRESS, "database").data
     psql = Path(CATALOG["database"].hooks.host_env(None)["PGBIN"]) / "psql"
     env = {**os.environ, "PGPASSWORD": secret_data(kube, database.SECRET, "database")["katib"]}
-    return _run([str(psql), f"host={where['host']} port={where['port']} user=katib dbname=katib", "-tAc", sql], env=env).strip()
+    argv = [str(psql), f"host={where['host']} port={where['port']} user=katib dbname=katib", "-tAc", sql]
+    deadline = time.monotonic() + 60
+    while (p := subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)).returncode and "Connection refused" in p.stderr:
+        assert time.monotonic() < deadline, p.stderr
+        time.sleep(1)
+    assert p.returncode == 0, p.stderr
+    return p.stdout.strip()
 
 
 def test_a_cluster_of_the_last_release_is_upgraded_in_place_keeping_alices_data(released):
