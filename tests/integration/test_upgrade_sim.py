@@ -93,7 +93,7 @@ def test_a_cluster_of_the_last_release_is_upgraded_in_place_keeping_alices_data(
 
         up = orchestrator.up(profile, "sim", report.make())
         assert not up["failed"] and set(changed) - {"cluster"} <= set(up["ran"]), up
-        assert kube.get("v1", "ConfigMap", "alices-notes", "user-alice").data == {"made-by": version}
+        assert kube.get("v1", "ConfigMap", "alices-notes", "user-alice").to_dict()["data"] == {"made-by": version}
         assert _psql(kube, "SELECT v FROM notes") == "kept across the upgrade"
         assert set(orchestrator.changes(profile, "sim")["steps"].values()) == {"unchanged"}
         assert orchestrator.up(profile, "sim", report.make())["noop"]
