@@ -416,7 +416,7 @@ def restore(cluster: str, src: Path, key_file: Path | None, report: Report, repo
                 namespace=ns, body={"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": claim, "namespace": ns},
                                     "spec": {k: v for k, v in r["claim_spec"].items() if v is not None}})
         with _helper(target, ns, claim, writable=True) as pod, _part(src / r["name"], one_users(r)) as f:
-            target.run(["exec", "-i", "-n", ns, pod, "--", "tar", "-C", "/data", "--numeric-owner", "--no-overwrite-dir", "-xpf", "-"], stdin=f,
+            target.run(["exec", "-i", "-n", ns, pod, "--", "tar", "-C", "/data", "--numeric-owner", "--exclude=.", "-xpf", "-"], stdin=f,
                        what=f"restoring claim {ns}/{claim}")
         counts["volumes"] += 1
         report(f"volume {ns}/{claim}: {r['size'] / 2**20:.1f} MiB back")

@@ -41,6 +41,8 @@ LATE_WAIT = 300
 KEEP = "appliance.dev/keep-on-prune"
 #: how long `install` waits for a component with volumes to run before it marks them Retain
 VOLUMES_WAIT = 600
+#: how long `install` waits for a namespace of its own that is being deleted to be gone before making it again
+NAMESPACE_GONE = 300
 #: the priority class of the platform's own pods (platform-base makes it, above every user-level class):
 #: given to each rendered workload that names none, so no tenant pod preempts the platform
 PLATFORM_PRIORITY = "appliance-platform"
@@ -310,6 +312,8 @@ class Kit(Component):
         if ready:
             ready.deliver(kube, workers_only=control_plane_free(now + late))
         first = [x for x in now if x["kind"] in ("CustomResourceDefinition", "Namespace")]
+        for ns in (x["metadata"]["name"] for x in first if x["kind"] == "Namespace"):  # e.g. switched off and on again
+            wait.until(lambda n=ns: (not _terminating(kube, n), f"namespace {n} is still being deleted"), NAMESPACE_GONE, self.name, 1.0)
         kube.apply(first)
         wait.until(lambda: (not (m := kube.missing(first)), ", ".join(m)), 60, f"{self.name} CRDs")
         kube.apply([x for x in now if x not in first])
@@ -446,6 +450,12 @@ def _holds_data(kube, kind: str, meta: dict) -> bool:
     or a namespace with a claim in it."""
     return (kind in ("PersistentVolumeClaim", "CustomResourceDefinition") or (meta.get("annotations") or {}).get(KEEP) == "true"
             or (kind == "Namespace" and bool(kube.claims(meta["name"]))))
+
+
+def _terminating(kube, namespace: str) -> bool:
+    """Whether `namespace` is being deleted (it refuses new objects until it is gone)."""
+    live = kube.get("v1", "Namespace", namespace)
+    return live is not None and bool((live.to_dict().get("metadata") or {}).get("deletionTimestamp"))
 
 
 def _has_volumes(objs: list[dict]) -> bool:

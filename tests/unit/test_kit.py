@@ -264,3 +264,19 @@ def test_ready_renders_once_then_checks_what_it_kept(tmp_path, monkeypatch):
     assert comp.ready(Kube()) == (False, "Deployment demo/demo")
     assert comp.ready(Kube())[0] is False and comp.ready(Kube()) == (True, "")
     assert len(renders) == 1 and asked[0] == asked[-1] and "demo" in asked[0]
+
+
+def test_a_namespace_being_deleted_is_waited_for_before_the_component_makes_it_again(tmp_path, monkeypatch):
+    kube = FakeKube()
+    kube.objs[("Namespace", "", "demo")] = {"kind": "Namespace", "metadata": {"name": "demo", "deletionTimestamp": "2026-12-07T00:00:00Z"}}
+    polls = []
+
+    def gone_after_two(check, timeout, what, poll=2.0, **kw):
+        while not check()[0]:
+            polls.append(check()[1])
+            if len(polls) == 2:
+                del kube.objs[("Namespace", "", "demo")]  # the namespace controller finishes
+    monkeypatch.setattr(kit.wait, "until", gone_after_two)
+    _component(tmp_path, DECL, {"a.yaml": CLAIMED, "d.yaml": DEPLOY})().install(kube)
+    assert polls == ["namespace demo is still being deleted"] * 2 and ("Namespace", "", "demo") in kube.objs
+    assert "deletionTimestamp" not in kube.objs[("Namespace", "", "demo")]["metadata"]
