@@ -310,9 +310,11 @@ def backup(cluster: str, out: Path, key_file: Path | None, report: Report, user:
         spec = target.kube.get("v1", "PersistentVolumeClaim", claim, ns).to_dict()["spec"]
         rel = f"volumes/{ns}/{claim}.tar"
         with _helper(target, ns, claim, writable=False) as pod, open(w.path(rel), "wb") as f:
-            paths_ = [f"./{p.format(user=u)}" for p in c["per_user"] for u in users] if user else ["."]
-            target.run(["exec", "-n", ns, pod, "--", "tar", "-C", "/data", "--numeric-owner", "--ignore-failed-read", "-cf", "-", *paths_], stdout=f,
-                       what=f"copying claim {ns}/{claim}")
+            # what is in the volume, not the volume's root itself (its owner and mode are the provisioner's)
+            parts = " ".join(f"./{p.format(user=u)}" for p in c["per_user"] for u in users) if user else ""
+            listing = f"printf '%s\\0' {parts}" if parts else "find . -mindepth 1 -maxdepth 1 -print0"
+            target.run(["exec", "-n", ns, pod, "--", "sh", "-c", f"cd /data && {listing} | tar --null -T - --numeric-owner --ignore-failed-read -cf -"],
+                       stdout=f, what=f"copying claim {ns}/{claim}")
         row = w.add(rel, "volume", c["user"], component=c["component"], claim=claim, namespace=ns,
                     claim_spec={k: spec.get(k) for k in ("accessModes", "resources", "storageClassName", "volumeMode")})
         report(f"volume {ns}/{claim}: {row['size'] / 2**20:.1f} MiB")
@@ -416,7 +418,7 @@ def restore(cluster: str, src: Path, key_file: Path | None, report: Report, repo
                 namespace=ns, body={"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": claim, "namespace": ns},
                                     "spec": {k: v for k, v in r["claim_spec"].items() if v is not None}})
         with _helper(target, ns, claim, writable=True) as pod, _part(src / r["name"], one_users(r)) as f:
-            target.run(["exec", "-i", "-n", ns, pod, "--", "tar", "-C", "/data", "--numeric-owner", "--exclude=.", "-xpf", "-"], stdin=f,
+            target.run(["exec", "-i", "-n", ns, pod, "--", "tar", "-C", "/data", "--numeric-owner", "-xpf", "-"], stdin=f,
                        what=f"restoring claim {ns}/{claim}")
         counts["volumes"] += 1
         report(f"volume {ns}/{claim}: {r['size'] / 2**20:.1f} MiB back")
