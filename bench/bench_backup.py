@@ -35,6 +35,7 @@ def main() -> int:
 
     from appliance import backup as backups
     from appliance import orchestrator, profiles, report
+    from appliance.backup import volumes
 
     p = profiles.load("ci", [f"cluster.name={NAME}"], "kind").profile
     p = p.model_copy(update={"components": {n: c for n, c in p.components.items() if n in COMPONENTS}})
@@ -47,7 +48,7 @@ def main() -> int:
         if target.kube.get("v1", "PersistentVolumeClaim", "home-alice", ns) is None:
             target.kube.apply([{"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "home-alice", "namespace": ns},
                                 "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": f"{a.mib * 2}Mi"}}}}])
-        with backups._helper(target, ns, "home-alice", writable=True) as pod:
+        with volumes.helper(target, ns, "home-alice", writable=True) as pod:
             target.run(["exec", "-n", ns, pod, "--", "sh", "-c", f"head -c {a.mib}M /dev/urandom > /data/blob"], what="fill")
             t0 = time.monotonic()
             with open(os.devnull, "wb") as null:

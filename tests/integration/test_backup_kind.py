@@ -22,6 +22,7 @@ from kubernetes import client
 
 from appliance import backup as backups
 from appliance import orchestrator, report, users
+from appliance.backup import volumes
 from appliance.errors import UserError
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.docker]
@@ -44,7 +45,7 @@ def _store():
 
 def _home(target: backups.Target, script: str) -> str:
     """Run `script` (sh) with alice's home claim at /data; its output."""
-    with backups._helper(target, NS, "home-alice", writable=True) as pod:
+    with volumes.helper(target, NS, "home-alice", writable=True) as pod:
         return target.run(["exec", "-n", NS, pod, "--", "sh", "-c", script], what="home").decode()
 
 

@@ -7,27 +7,28 @@ import tarfile
 import pytest
 
 from appliance import backup as backups
+from appliance.backup import sealing, volumes
 from appliance.errors import UserError
 from appliance.util.files import sha256_file
 
 
 def test_credentials_are_sealed_and_only_the_right_key_opens_them():
-    blob = backups.seal(b'{"postgres": "s3cret"}', b"a long passphrase, 32 bytes ...")
+    blob = sealing.seal(b'{"postgres": "s3cret"}', b"a long passphrase, 32 bytes ...")
     assert b"s3cret" not in blob
-    assert backups.unseal(blob, b"a long passphrase, 32 bytes ...", "f") == b'{"postgres": "s3cret"}'
+    assert sealing.unseal(blob, b"a long passphrase, 32 bytes ...", "f") == b'{"postgres": "s3cret"}'
     with pytest.raises(UserError, match="the key does not open"):
-        backups.unseal(blob, b"another long passphrase .......", "f")
+        sealing.unseal(blob, b"another long passphrase .......", "f")
     with pytest.raises(UserError, match="the key does not open"):
-        backups.unseal(blob[:-1] + bytes([blob[-1] ^ 1]), b"a long passphrase, 32 bytes ...", "f")  # altered
+        sealing.unseal(blob[:-1] + bytes([blob[-1] ^ 1]), b"a long passphrase, 32 bytes ...", "f")  # altered
 
 
 def test_a_short_or_missing_key_file_is_one_line(tmp_path):
     (tmp_path / "k").write_text("short")
     with pytest.raises(UserError, match="fewer than 16 bytes"):
-        backups._key(tmp_path / "k")
+        sealing.key(tmp_path / "k")
     with pytest.raises(UserError, match="cannot read the key file"):
-        backups._key(tmp_path / "none")
-    assert backups._key(None) is None
+        sealing.key(tmp_path / "none")
+    assert sealing.key(None) is None
 
 
 def _folder(tmp_path, files: dict[str, bytes]):
@@ -81,10 +82,10 @@ def test_one_users_part_of_a_volume_is_only_their_paths(tmp_path):
             info = tarfile.TarInfo(name)
             info.size = len(data)
             t.addfile(info, io.BytesIO(data))
-    with backups._part(path, ["./buckets/user-alice", "./meta/user-alice"]) as f:
+    with volumes.part(path, ["./buckets/user-alice", "./meta/user-alice"]) as f:
         names = tarfile.open(fileobj=f).getnames()
     assert names == ["./buckets/user-alice/run/out.txt", "./meta/user-alice/run/out.txt"]
-    with backups._part(path, ["."]) as f:
+    with volumes.part(path, ["."]) as f:
         assert len(tarfile.open(fileobj=f).getnames()) == 4
 
 

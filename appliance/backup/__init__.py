@@ -4,14 +4,10 @@ custom resources with their status, the files of the volumes that hold data (use
 store, the hub's database) and the components' logical dumps (each PostgreSQL database) — with a manifest of
 every file's size and sha256; and back into a cluster of the same profile, whole or one user's part.
 
-Volumes are read and written by a short-lived pod in the claim's namespace (the node's storage helper image,
-as the user of the workloads mounting it), through `kubectl exec` (binary-safe streams); the workloads of the
-restored volumes are stopped meanwhile."""
+Credentials are sealed by sealing.py; volumes are copied by pods of volumes.py."""
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import os
 import re
@@ -19,27 +15,17 @@ import subprocess
 import time
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from appliance import components, orchestrator
+from appliance.backup import sealing, volumes
 from appliance.components.kit import COMPONENT_LABEL
 from appliance.errors import UserError
 from appliance.util.files import atomic_write, sha256_file
 
 FORMAT = 1
 MANIFEST = "backup.json"
-HELPER = "appliance-backup"
-#: the storage provisioner whose image (a Debian userland: sh, tar) the helper pods run
-STORAGE = ("local-path-storage", "local-path-provisioner")
-USER_NS = "user-{user}"
 Report = Callable[[str], None]
-#: a volume's files back from the tar on stdin; as a user who does not own a directory already there (a subPath
-#: mount point the kubelet made), tar cannot set its mode or time: those errors alone are no failure
-UNTAR = """err=$(tar -C /data --numeric-owner -xpf - 2>&1) && exit 0
-rc=$?
-if printf '%s\\n' "$err" | grep -v -e 'Cannot utime' -e 'Cannot change mode' -e 'Cannot change ownership' -e 'Exiting with failure' | grep -q .; then
-  printf '%s\\n' "$err" >&2; exit $rc
-fi"""
 #: what a restored object keeps of its metadata
 META = ("name", "namespace", "labels", "annotations")
 
@@ -91,41 +77,6 @@ def _users(target: Target, only: str | None) -> list[str]:
 # ---------------------------------------------------------------------------------------------- credentials
 
 
-def _key(key_file: Path | None) -> bytes | None:
-    if key_file is None:
-        return None
-    try:
-        key = Path(key_file).read_bytes().strip()
-    except OSError as e:
-        raise UserError(f"cannot read the key file: {e.strerror}", str(key_file), "give a file holding a passphrase", code=2) from None
-    if len(key) < 16:
-        raise UserError("the key file holds fewer than 16 bytes", str(key_file), "put a long random passphrase in it (`openssl rand -hex 32`)", code=2)
-    return key
-
-
-def seal(data: bytes, key: bytes) -> bytes:
-    """AES-256-GCM under a key derived from the passphrase by scrypt (salt and nonce in front)."""
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-    from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
-
-    salt, nonce = os.urandom(16), os.urandom(12)
-    return b"APB1" + salt + nonce + AESGCM(Scrypt(salt=salt, length=32, n=2**15, r=8, p=1).derive(key)).encrypt(nonce, data, None)
-
-
-def unseal(blob: bytes, key: bytes, where: str) -> bytes:
-    from cryptography.exceptions import InvalidTag
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-    from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
-
-    if blob[:4] != b"APB1":
-        raise UserError("not sealed credentials", where, "restore from a folder `appliance backup` wrote", code=2)
-    salt, nonce = blob[4:20], blob[20:32]
-    try:
-        return AESGCM(Scrypt(salt=salt, length=32, n=2**15, r=8, p=1).derive(key)).decrypt(nonce, blob[32:], None)
-    except InvalidTag:
-        raise UserError("the key does not open the backup's credentials", where, "give the key file the backup was made with", code=2) from None
-
-
 def _secrets(target: Target) -> list[dict]:
     """Every Secret a component rendered holding generated credentials (passwords, keys, tokens), as applied
     objects; not certificates (made anew for the cluster at hand, their CA in its webhook configurations)."""
@@ -163,94 +114,6 @@ def _clean(obj: dict, record: bool) -> dict:
 # ---------------------------------------------------------------------------------------------- volumes
 
 
-def _claims(target: Target, users: list[str], whole: bool) -> list[dict]:
-    """The claims to copy: every claim in the users' namespaces, and (a whole backup) those of the components
-    whose data is files (`data.volumes`), each with its component and the paths of one user's part."""
-    out = []
-    for u in users:
-        out += [{**c, "component": "user-profiles", "user": u, "per_user": []} for c in target.kube.claims(USER_NS.format(user=u))]
-    for n, comp in target.comps.items():
-        d = comp.decl.data
-        if n == "user-profiles" or not (d and d.volumes):
-            continue
-        for c in comp.claims(target.kube):
-            if whole or d.per_user:
-                out.append({**c, "component": n, "user": "", "per_user": d.per_user})
-    return out
-
-
-def _consumers(target: Target, ns: str, claim: str) -> list[dict]:
-    """The Deployments and StatefulSets of `ns` whose pods mount `claim`."""
-    out = []
-    for kind in ("Deployment", "StatefulSet"):
-        for w in target.kube.dynamic.resources.get(api_version="apps/v1", kind=kind).get(namespace=ns).items:
-            w = {**w.to_dict(), "kind": kind}  # a list's items carry no kind
-            vols = w["spec"]["template"]["spec"].get("volumes") or []
-            if any((v.get("persistentVolumeClaim") or {}).get("claimName") == claim for v in vols):
-                out.append(w)
-    return out
-
-
-def _helper_image(target: Target) -> str:
-    dep = target.kube.get("apps/v1", "Deployment", STORAGE[1], STORAGE[0])
-    if dep is None:
-        raise UserError("the cluster has no local-path provisioner, whose image the backup's pods run", f"cluster '{target.name}'",
-                        "back up a cluster `up` made with its default storage")
-    return dep.to_dict()["spec"]["template"]["spec"]["containers"][0]["image"]
-
-
-@contextlib.contextmanager
-def _helper(target: Target, ns: str, claim: str, writable: bool) -> Iterator[str]:
-    """A pod in `ns` with `claim` at /data (as the user of the workloads mounting it, else root); its name."""
-    owners = _consumers(target, ns, claim)
-    sc = (owners[0]["spec"]["template"]["spec"].get("securityContext") or {}) if owners else {}
-    pod_sc = {k: sc[k] for k in ("runAsUser", "runAsGroup", "fsGroup", "runAsNonRoot") if k in sc}
-    name = f"{HELPER}-{hashlib.sha256(claim.encode()).hexdigest()[:10]}"
-    pod = {"apiVersion": "v1", "kind": "Pod",
-           "metadata": {"name": name, "namespace": ns, "labels": {"app.kubernetes.io/managed-by": "appliance", HELPER: "true"}},
-           "spec": {"restartPolicy": "Never", "automountServiceAccountToken": False, "terminationGracePeriodSeconds": 1,
-                    "securityContext": {**pod_sc, "seccompProfile": {"type": "RuntimeDefault"}},
-                    "containers": [{"name": "copy", "image": _helper_image(target), "imagePullPolicy": "IfNotPresent",
-                                    "command": ["sleep", "3600"],
-                                    "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"cpu": "1", "memory": "256Mi"}},
-                                    "securityContext": {"allowPrivilegeEscalation": False,
-                                                        **({"capabilities": {"drop": ["ALL"]}} if pod_sc.get("runAsNonRoot") else {})},
-                                    "volumeMounts": [{"name": "data", "mountPath": "/data", "readOnly": not writable}]}],
-                    "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim}}]}}
-    target.kube.delete([pod])
-    _gone(target, ns, name)
-    target.kube.dynamic.resources.get(api_version="v1", kind="Pod").create(body=pod, namespace=ns)
-    try:
-        deadline = time.monotonic() + 180
-        while (live := target.kube.get("v1", "Pod", name, ns)) is None or live.status.phase != "Running":
-            if time.monotonic() > deadline:
-                raise UserError(f"the copy pod for claim {ns}/{claim} did not start in 180 s ({live.status.phase if live else 'not made'})",
-                                f"cluster '{target.name}'", f"see `kubectl -n {ns} describe pod {name}`; run the same command again")
-            time.sleep(1)
-        yield name
-    finally:
-        target.kube.delete([pod])
-
-
-def _gone(target: Target, ns: str, name: str) -> None:
-    deadline = time.monotonic() + 60
-    while target.kube.get("v1", "Pod", name, ns) is not None and time.monotonic() < deadline:
-        time.sleep(0.5)
-
-
-def _scale(target: Target, workloads: list[dict], stop: bool) -> None:
-    """Stop the workloads (0 replicas, waiting for their pods to go), or start them again (the replicas they had)."""
-    for w in workloads:
-        res = target.kube.dynamic.resources.get(api_version="apps/v1", kind=w["kind"])
-        res.patch(body={"spec": {"replicas": 0 if stop else w["spec"].get("replicas", 1)}}, name=w["metadata"]["name"],
-                  namespace=w["metadata"]["namespace"], content_type="application/merge-patch+json")
-    deadline = time.monotonic() + 120
-    for w in workloads if stop else []:
-        while (live := target.kube.get("apps/v1", w["kind"], w["metadata"]["name"], w["metadata"]["namespace"])) is not None \
-                and (live.status.replicas or 0) > 0 and time.monotonic() < deadline:
-            time.sleep(1)
-
-
 # ---------------------------------------------------------------------------------------------- backup
 
 
@@ -282,7 +145,7 @@ def backup(cluster: str, out: Path, key_file: Path | None, report: Report, user:
     manifest. Without a key, the credentials are left out (said)."""
     target = Target(cluster)
     users = _users(target, user)
-    key = _key(key_file)
+    key = sealing.key(key_file)
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise UserError("the backup folder is not empty", str(out), "give a new folder (a backup is never written over another)", code=2)
@@ -299,24 +162,24 @@ def backup(cluster: str, out: Path, key_file: Path | None, report: Report, user:
         report(notes[-1])
     elif user is None:
         secrets = _secrets(target)
-        w.write("credentials.sealed", seal(json.dumps(secrets).encode(), key), "credentials")
+        w.write("credentials.sealed", sealing.seal(json.dumps(secrets).encode(), key), "credentials")
         report(f"credentials: {len(secrets)} Secrets, sealed")
     for comp, group, plural, record, writer in _kinds(target):
         res = _resource(target, group, plural)
         if res is None:
             continue
         for u in users:
-            ns = USER_NS.format(user=u)
+            ns = volumes.USER_NS.format(user=u)
             items = [_clean(o, record) for o in (i.to_dict() for i in res.get(namespace=ns).items) if not o["metadata"].get("ownerReferences")]
             if items:
                 w.write(f"resources/{ns}/{plural}.{group}.json", json.dumps(items, indent=1).encode(), "resources", u,
                         component=comp, group=group, plural=plural, count=len(items), status_by=writer if record else "")
                 report(f"{ns}: {len(items)} {plural}")
-    for c in _claims(target, users, user is None):
+    for c in volumes.claims(target, users, user is None):
         ns, claim = c["namespace"], c["name"]
         spec = target.kube.get("v1", "PersistentVolumeClaim", claim, ns).to_dict()["spec"]
         rel = f"volumes/{ns}/{claim}.tar"
-        with _helper(target, ns, claim, writable=False) as pod, open(w.path(rel), "wb") as f:
+        with volumes.helper(target, ns, claim, writable=False) as pod, open(w.path(rel), "wb") as f:
             # what is in the volume, not the volume's root itself (its owner and mode are the provisioner's)
             parts = " ".join(f"./{p.format(user=u)}" for p in c["per_user"] for u in users) if user else ""
             listing = f"printf '%s\\0' {parts}" if parts else "find . -mindepth 1 -maxdepth 1 -print0"
@@ -381,7 +244,7 @@ def restore(cluster: str, src: Path, key_file: Path | None, report: Report, repo
                         f"restore into a cluster made with `appliance up --profile {m['profile']}`", code=2)
     if user is not None and user not in m["users"]:
         raise UserError(f"the backup holds no user '{user}'", str(src), f"users in it: {', '.join(m['users'])}", code=2)
-    key = _key(key_file)
+    key = sealing.key(key_file)
     rerun: set[str] = set()
     t0 = time.monotonic()
     counts = {"secrets": 0, "objects": 0, "volumes": 0, "dumps": 0}
@@ -399,7 +262,7 @@ def restore(cluster: str, src: Path, key_file: Path | None, report: Report, repo
         if key is None:
             raise UserError("the backup's credentials are sealed", str(src / "credentials.sealed"),
                             "give --key-file with the key the backup was made with", code=2)
-        secrets = json.loads(unseal((src / "credentials.sealed").read_bytes(), key, str(src / "credentials.sealed")))
+        secrets = json.loads(sealing.unseal((src / "credentials.sealed").read_bytes(), key, str(src / "credentials.sealed")))
         secrets = [s for s in secrets if s["metadata"].get("labels", {}).get(COMPONENT_LABEL) in target.comps
                    and target.kube.get("v1", "Namespace", s["metadata"]["namespace"]) is not None]
         target.kube.apply(secrets)
@@ -414,18 +277,18 @@ def restore(cluster: str, src: Path, key_file: Path | None, report: Report, repo
     stopped: list[dict] = []
     for r in vols:
         if target.kube.get("v1", "PersistentVolumeClaim", r["claim"], r["namespace"]) is not None:
-            stopped += [w for w in _consumers(target, r["namespace"], r["claim"]) if w not in stopped]
+            stopped += [w for w in volumes.consumers(target, r["namespace"], r["claim"]) if w not in stopped]
     if stopped:
         report("stopping " + ", ".join(sorted({f"{w['metadata']['namespace']}/{w['metadata']['name']}" for w in stopped})))
-        _scale(target, stopped, stop=True)
+        volumes.scale(target, stopped, stop=True)
     for r in vols:
         ns, claim = r["namespace"], r["claim"]
         if target.kube.get("v1", "PersistentVolumeClaim", claim, ns) is None:
             target.kube.dynamic.resources.get(api_version="v1", kind="PersistentVolumeClaim").create(
                 namespace=ns, body={"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": claim, "namespace": ns},
                                     "spec": {k: v for k, v in r["claim_spec"].items() if v is not None}})
-        with _helper(target, ns, claim, writable=True) as pod, _part(src / r["name"], one_users(r)) as f:
-            target.run(["exec", "-i", "-n", ns, pod, "--", "sh", "-c", UNTAR], stdin=f, what=f"restoring claim {ns}/{claim}")
+        with volumes.helper(target, ns, claim, writable=True) as pod, volumes.part(src / r["name"], one_users(r)) as f:
+            target.run(["exec", "-i", "-n", ns, pod, "--", "sh", "-c", volumes.UNTAR], stdin=f, what=f"restoring claim {ns}/{claim}")
         counts["volumes"] += 1
         report(f"volume {ns}/{claim}: {r['size'] / 2**20:.1f} MiB back")
     for r in dumps:
@@ -445,32 +308,13 @@ def restore(cluster: str, src: Path, key_file: Path | None, report: Report, repo
             counts["objects"] += _create(res, obj)
         report(f"{r['name'].split('/')[1]}: {r['count']} {r['plural']}")
     if stopped:
-        _scale(target, stopped, stop=False)
+        volumes.scale(target, stopped, stop=False)
     state = orchestrator.State(target.cluster.dir)
     for n in rerun & set(target.comps):
         state.set_step(n, status="restoring")  # `up` applies it again: it reads the credentials back
     profile, provider = orchestrator.recorded(cluster)
     up = orchestrator.up(profile, provider, reporter)
     return {"backup": str(src), "user": user, **counts, "up": {k: up[k] for k in ("ran", "failed")}, "seconds": round(time.monotonic() - t0, 1)}
-
-
-@contextlib.contextmanager
-def _part(path: Path, prefixes: list[str]) -> Iterator[Any]:
-    """The volume's tar file, or (a user's part) a tar of only its members under `prefixes`."""
-    if prefixes == ["."]:
-        with open(path, "rb") as f:
-            yield f
-        return
-    import tarfile
-    import tempfile
-
-    with tempfile.TemporaryFile() as out:
-        with tarfile.open(path, "r|") as src, tarfile.open(fileobj=out, mode="w|") as dst:
-            for m in src:
-                if any(m.name == p or m.name.startswith(p + "/") for p in prefixes):
-                    dst.addfile(m, src.extractfile(m) if m.isfile() else None)
-        out.seek(0)
-        yield out
 
 
 def _create(res, obj: dict) -> int:
