@@ -154,7 +154,7 @@ def _from_bundle(path: Path, profile: Profile, provider: str, reporter) -> dict[
     first), so that what follows runs offline."""
     m = bundles.read_manifest(path)
     if signing.check(m, signing.trusted(), str(path)) is None:
-        reporter.message(f"{path}: not signed (no key is trusted here): only its hashes are checked")
+        reporter.message(f"{path}: no key is trusted here, so its signature is not checked: only its hashes are")
     for key, want in (("profile", profile.name), ("provider", provider), ("arch", pins.goarch())):
         if m.get(key) != want:
             raise UserError(f"the bundle was made for {key} '{m.get(key)}', this run's is '{want}'", str(path),

@@ -94,6 +94,6 @@ def verify(file, trust, as_json):
     if as_json:
         click.echo(json.dumps({"file": str(file), "ok": True, "signed_by": signer, "files": n, "bytes": size, "inputs": rows}))
     else:
-        click.echo(f"{file}: " + (f"signed by trusted key {signer}; " if signer else "not signed (no key is trusted here); ")
+        click.echo(f"{file}: " + (f"signed by trusted key {signer}; " if signer else "signature not checked (no key is trusted here); ")
                    + f"all {n} files match their sha256 ({_size(size)}); what they were built from:")
         click.echo(provenance.table(rows))

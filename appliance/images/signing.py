@@ -2,8 +2,8 @@
 the manifest — which holds every file's size and sha256, so the signature covers the whole bundle — and
 `bundle verify` and `up --bundle` check it against the trusted public keys: the files in
 `~/.config/appliance/trusted-keys/` (`$APPLIANCE_CONFIG` moves the folder) and any given with `--trust`.
-Where a key is trusted, an unsigned bundle or one signed by another key is refused; where none is, an
-unsigned bundle is taken with a warning (its hashes still checked)."""
+Where a key is trusted, an unsigned bundle or one signed by another key is refused; where none is, a bundle
+is taken with a warning that its signature is not checked (its hashes still are)."""
 
 from __future__ import annotations
 
@@ -76,17 +76,17 @@ def trusted(extra: tuple[Path, ...] = ()) -> dict[str, bytes]:
 
 
 def check(manifest: dict, keys: dict[str, bytes], where: str) -> str | None:
-    """The signer's fingerprint when the manifest is signed by one of `keys`; None when it is unsigned and no
-    key is trusted; else one line saying why it is refused."""
+    """The signer's fingerprint when the manifest is signed by one of `keys`; None when no key is trusted here
+    (its signature, if any, unchecked); else one line saying why it is refused."""
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
     sig = manifest.get("signature")
     fix = f"use a bundle signed by a trusted key, or trust its signer's public key (copy it into {paths.config_dir('trusted-keys')})"
-    if not sig:
-        if keys:
-            raise UserError(f"the bundle is not signed, and keys are trusted here ({', '.join(sorted(keys))})", where, fix, code=2)
+    if not keys:
         return None
+    if not sig:
+        raise UserError(f"the bundle is not signed, and keys are trusted here ({', '.join(sorted(keys))})", where, fix, code=2)
     if sig.get("key") not in keys:
         raise UserError(f"the bundle is signed by key {sig.get('key')}, which is not trusted here", where, fix, code=2)
     try:

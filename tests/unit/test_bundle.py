@@ -192,7 +192,8 @@ def test_a_signed_manifest_is_checked_against_the_trusted_keys(tmp_path, monkeyp
     m = {"format": 1, "files": [{"name": "cache/x", "sha256": "ab" * 32, "size": 1}]}
     signed = signing.sign(m, key)
     assert signed["signature"]["key"] == name
-    assert signing.check(m, signing.trusted(), "b") is None  # nothing trusted: unsigned taken (the caller warns)
+    assert signing.check(m, signing.trusted(), "b") is None  # nothing trusted: taken, unchecked (the caller warns)
+    assert signing.check(signing.sign(m, other), signing.trusted(), "b") is None
     assert signing.check(signed, signing.trusted((pub,)), "b") == name
     (tmp_path / "config" / "trusted-keys").mkdir(parents=True)
     (tmp_path / "config" / "trusted-keys" / "site.pub").write_text(pub.read_text())
