@@ -37,7 +37,8 @@ INVENTORY_NS = "kube-system"
 LATE = "appliance.dev/apply-after-ready"
 LATE_WAIT = 300
 #: an object annotated so holds data (a user's namespace): not pruned when the manifests drop it, and kept by
-#: `remove` unless it is told to delete data — as are volume claims, the namespaces holding any, and CRDs
+#: `remove` unless it is told to delete data — as are volume claims, the namespaces holding any, and the CRDs
+#: of the kinds users create
 KEEP = "appliance.dev/keep-on-prune"
 #: how long `install` waits for a component with volumes to run before it marks them Retain
 VOLUMES_WAIT = 600
@@ -355,8 +356,8 @@ class Kit(Component):
         return notes(self.options, kube) if (notes := self._hook("notes")) else []
 
     def remove(self, kube, delete_data: bool = False) -> list[str]:
-        """Stop its host processes and delete what it applied, except what holds data (volume claims, CRDs
-        with the users' objects, objects marked KEEP, namespaces holding claims) unless `delete_data` (then its
+        """Stop its host processes and delete what it applied, except what holds data (volume claims, the CRDs
+        of the kinds users create, objects marked KEEP, namespaces holding claims) unless `delete_data` (then its
         volumes go too, Retain or not); returns `Kind/name` of what was kept."""
         self._controllers(kube).stop()
         objs = list(reversed(self.objects(kube)))
@@ -364,7 +365,7 @@ class Kit(Component):
             for c in _claims(kube, objs):
                 if c["volume"]:
                     kube.reclaim(c["volume"], "Delete")
-        kept = [] if delete_data else [o for o in objs if _holds_data(kube, o["kind"], o["metadata"])]
+        kept = [] if delete_data else [o for o in objs if self._holds_data(kube, o["kind"], o["metadata"])]
         kube.delete([o for o in objs if not any(o is k for k in kept)])
         if after := self._hook("after_remove"):
             after(self.options, kube)  # e.g. finalizers the stopped controller will not take off
@@ -377,6 +378,13 @@ class Kit(Component):
     def render(self, text: str) -> str:
         """A Jinja string of its declaration, with its options."""
         return self._env().from_string(text).render(options=self.options)
+
+    def _holds_data(self, kube, kind: str, meta: dict) -> bool:
+        """A volume claim, the CRD of a kind users create (deleting it deletes every user's objects of that
+        kind), an object marked KEEP, or a namespace with a claim in it."""
+        users = {f"{r}.{a.group}" for a in self.decl.access for r in a.resources}
+        return (kind == "PersistentVolumeClaim" or (kind == "CustomResourceDefinition" and meta["name"] in users)
+                or (meta.get("annotations") or {}).get(KEEP) == "true" or (kind == "Namespace" and bool(kube.claims(meta["name"]))))
 
     def claims(self, kube) -> list[dict[str, str]]:
         """The claims it renders and those in the namespaces it makes (a StatefulSet's, a user's homes)."""
@@ -428,7 +436,7 @@ class Kit(Component):
                 m = item["metadata"]
                 if (kind, m.get("namespace") or "", m["name"]) in keep:
                     continue
-                if not delete_data and _holds_data(kube, kind, m):
+                if not delete_data and self._holds_data(kube, kind, m):
                     held.append(f"{kind}/{m['name']}")  # e.g. a user's namespace: their data outlives their entry
                     continue
                 gone.append({"apiVersion": api_version, "kind": kind, "metadata": m})
@@ -443,13 +451,6 @@ def _claims(kube, objs: list[dict]) -> list[dict[str, str]]:
     mine = {(o["metadata"].get("namespace"), o["metadata"]["name"]) for o in objs if o["kind"] == "PersistentVolumeClaim"}
     owned = {o["metadata"]["name"] for o in objs if o["kind"] == "Namespace"}
     return [c for c in kube.claims() if c["namespace"] in owned or (c["namespace"], c["name"]) in mine] if mine or owned else []
-
-
-def _holds_data(kube, kind: str, meta: dict) -> bool:
-    """A volume claim, a CRD (deleting it deletes every user's objects of its kind), an object marked KEEP,
-    or a namespace with a claim in it."""
-    return (kind in ("PersistentVolumeClaim", "CustomResourceDefinition") or (meta.get("annotations") or {}).get(KEEP) == "true"
-            or (kind == "Namespace" and bool(kube.claims(meta["name"]))))
 
 
 def _terminating(kube, namespace: str) -> bool:

@@ -280,3 +280,12 @@ def test_a_namespace_being_deleted_is_waited_for_before_the_component_makes_it_a
     _component(tmp_path, DECL, {"a.yaml": CLAIMED, "d.yaml": DEPLOY})().install(kube)
     assert polls == ["namespace demo is still being deleted"] * 2 and ("Namespace", "", "demo") in kube.objs
     assert "deletionTimestamp" not in kube.objs[("Namespace", "", "demo")]["metadata"]
+
+
+def test_the_crd_of_a_kind_users_create_is_kept_by_a_removal_a_platform_kinds_is_not(tmp_path):
+    crd = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: %s}\nspec: {group: demo.example.com}\n"
+    kube = FakeKube()
+    comp = _component(tmp_path, DECL, {"a.yaml": crd % "widgets.demo.example.com", "b.yaml": crd % "internals.demo.example.com"})()
+    comp.install(kube)
+    assert comp.remove(kube) == ["CustomResourceDefinition/widgets.demo.example.com"]  # `access` names widgets: users' data
+    assert {k[2] for k in kube.objs if k[0] == "CustomResourceDefinition"} == {"widgets.demo.example.com"}
