@@ -380,9 +380,10 @@ class Kit(Component):
         return self._env().from_string(text).render(options=self.options)
 
     def _holds_data(self, kube, kind: str, meta: dict) -> bool:
-        """A volume claim, the CRD of a kind users create (deleting it deletes every user's objects of that
-        kind), an object marked KEEP, or a namespace with a claim in it."""
-        users = {f"{r}.{a.group}" for a in self.decl.access for r in a.resources}
+        """A volume claim, the CRD of a kind of the users' (`access`: made or read by them, as Katib's trials;
+        deleting it deletes every user's objects of that kind), an object marked KEEP, or a namespace with a
+        claim in it."""
+        users = {f"{r}.{a.group}" for a in self.decl.access for r in (*a.resources, *a.read)}
         return (kind == "PersistentVolumeClaim" or (kind == "CustomResourceDefinition" and meta["name"] in users)
                 or (meta.get("annotations") or {}).get(KEEP) == "true" or (kind == "Namespace" and bool(kube.claims(meta["name"]))))
 
