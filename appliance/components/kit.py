@@ -38,7 +38,7 @@ LATE = "appliance.dev/apply-after-ready"
 LATE_WAIT = 300
 #: an object annotated so holds data (a user's namespace): not pruned when the manifests drop it, and kept by
 #: `remove` unless it is told to delete data — as are volume claims, the namespaces holding any, and the CRDs
-#: of the kinds users create
+#: of the users' kinds (made or read by them)
 KEEP = "appliance.dev/keep-on-prune"
 #: how long `install` waits for a component with volumes to run before it marks them Retain
 VOLUMES_WAIT = 600
@@ -357,7 +357,7 @@ class Kit(Component):
 
     def remove(self, kube, delete_data: bool = False) -> list[str]:
         """Stop its host processes and delete what it applied, except what holds data (volume claims, the CRDs
-        of the kinds users create, objects marked KEEP, namespaces holding claims) unless `delete_data` (then its
+        of the users' kinds, objects marked KEEP, namespaces holding claims) unless `delete_data` (then its
         volumes go too, Retain or not); returns `Kind/name` of what was kept."""
         self._controllers(kube).stop()
         objs = list(reversed(self.objects(kube)))
