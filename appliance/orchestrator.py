@@ -192,8 +192,7 @@ def _up(profile: Profile, provider: str, reporter, parallel: int) -> dict[str, A
         _check_version(state, profile.cluster.name)
         _check_fixed(state, profile)
         now = {n: s.options for n, s in profile.components.items() if s.enabled}
-        leaving = {n: o for n, o in {**(state.data.get("components") or {}), **(state.data.get("removing") or {})}.items()
-                   if n not in now and n in components.CATALOG and state.step(n).get("status") not in (None, "removed")}
+        leaving = _leaving(state, profile)
         state.data.update(provider=provider, profile=profile.name, cluster_spec=profile.cluster.model_dump(),
                           port_mappings=c.provider.port_mappings(profile.cluster), components=now, removing=leaving,
                           appliance=version("appliance"))
@@ -246,11 +245,15 @@ def changes(profile: Profile, provider: str) -> dict[str, Any]:
             steps[s.id] = "new version" + ("" if rec.get("revision") else " (the cluster's records no version: applied again)")
         else:
             steps[s.id] = "applied again (options or a dependency changed, or its last run did not finish)"
-    now = {n for n, s in profile.components.items() if s.enabled}
-    gone = sorted(n for n in {**(state.data.get("components") or {}), **(state.data.get("removing") or {})}
-                  if n not in now and n in components.CATALOG and state.step(n).get("status") not in (None, "removed"))
     return {"cluster": profile.cluster.name, "from": state.data.get("appliance"), "to": version("appliance"), "steps": steps,
-            "removed": gone}
+            "removed": sorted(_leaving(state, profile))}
+
+
+def _leaving(state: State, profile: Profile) -> dict[str, dict]:
+    """The components installed (or being removed) that `profile` no longer enables, with their recorded options."""
+    return {n: o for n, o in {**(state.data.get("components") or {}), **(state.data.get("removing") or {})}.items()
+            if not (n in profile.components and profile.components[n].enabled) and n in components.CATALOG
+            and state.step(n).get("status") not in (None, "removed")}
 
 
 def _check_fixed(state: State, profile: Profile) -> None:
