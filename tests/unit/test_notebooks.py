@@ -93,8 +93,8 @@ def test_homes_get_a_class_like_the_default_one_whose_volumes_are_kept(tmp_path,
     assert (homes["reclaimPolicy"], homes["provisioner"], homes["volumeBindingMode"]) == ("Retain", "rancher.io/local-path", "WaitForFirstConsumer")
     c, _ = _hub_config(tmp_path, monkeypatch, dict(_notebooks(kube).context(kube)["settings"], image="nb:1"))
     assert c.KubeSpawner.storage_class == hooks.HOMES
-    policy = _find(_objects(kube), "ValidatingAdmissionPolicy", "appliance-notebooks-homes")  # only the hub names the class
-    assert hooks.HOMES in policy["spec"]["validations"][0]["expression"] and ":hub'" in policy["spec"]["matchConditions"][0]["expression"]
+    policy = _find(_objects(kube), "ValidatingAdmissionPolicy", "appliance-notebooks-homes")  # tenants may not name the class
+    assert hooks.HOMES in policy["spec"]["validations"][0]["expression"] and "user-'" in policy["spec"]["matchConditions"][0]["expression"]
     nothing = FakeKube(["alice"], classes=[{"metadata": {"name": "other"}, "provisioner": "x"}])  # no default class: none of ours
     assert not [o for o in _objects(nothing) if o["kind"] in ("StorageClass", "ValidatingAdmissionPolicy") and "homes" in o["metadata"]["name"]]
     c, _ = _hub_config(tmp_path, monkeypatch, dict(_notebooks(nothing).context(nothing)["settings"], image="nb:1"))
