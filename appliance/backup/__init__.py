@@ -2,15 +2,18 @@
 folder — the credentials the components generated (sealed with the operator's key, or left out), each user's
 custom resources with their status, the files of the volumes that hold data (users' homes, the artifact
 store, the hub's database) and the components' logical dumps (each PostgreSQL database) — with a manifest of
-every file's size and sha256; and back into a cluster of the same profile, whole or one user's part.
+every file's size and sha256 — or into one compressed file (archive.py); and back into a cluster of the
+same profile, whole or one user's part.
 
 Credentials are sealed by sealing.py; volumes are copied by pods of volumes.py."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import time
 from importlib.metadata import version
@@ -18,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from appliance import components, orchestrator
-from appliance.backup import sealing, volumes
+from appliance.backup import archive, sealing, volumes
 from appliance.components.kit import COMPONENT_LABEL
 from appliance.errors import UserError
 from appliance.util.files import atomic_write, sha256_file
@@ -118,10 +121,10 @@ def _clean(obj: dict, record: bool) -> dict:
 
 
 class _Writer:
-    """Files into the backup folder, each hashed into the manifest."""
+    """Files into the backup folder, each hashed into the manifest (and moved into the archive, if one)."""
 
-    def __init__(self, root: Path):
-        self.root = root
+    def __init__(self, root: Path, sink: archive.Sink | None = None):
+        self.root, self.sink = root, sink
         self.files: list[dict] = []
 
     def path(self, rel: str) -> Path:
@@ -133,6 +136,8 @@ class _Writer:
         p = self.root / rel
         row = {"name": rel, "kind": kind, "user": user, "size": p.stat().st_size, "sha256": sha256_file(p), **extra}
         self.files.append(row)
+        if self.sink is not None:
+            self.sink.put(p, rel)
         return row
 
     def write(self, rel: str, data: bytes, kind: str, user: str = "", **extra: Any) -> dict:
@@ -141,20 +146,35 @@ class _Writer:
 
 
 def backup(cluster: str, out: Path, key_file: Path | None, report: Report, user: str | None = None) -> dict:
-    """Copy what users and components own out of `cluster` into the folder `out` (new or empty); returns the
-    manifest. Without a key, the credentials are left out (said)."""
+    """Copy what users and components own out of `cluster` into the folder `out` (new or empty), or the
+    file `out` if it is named *.tar.zst (new); returns the manifest. Without a key, the credentials are left
+    out (said)."""
     target = Target(cluster)
     users = _users(target, user)
     key = sealing.key(key_file)
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
+    one_file = archive.is_archive(out)
+    if one_file and out.exists():
+        raise UserError("the backup file exists", str(out), "give a new name (a backup is never written over another)", code=2)
+    if not one_file and out.exists() and any(out.iterdir()):
         raise UserError("the backup folder is not empty", str(out), "give a new folder (a backup is never written over another)", code=2)
     tmp = out.with_name(f".{out.name}.partial")
     if tmp.exists():
-        import shutil
-
         shutil.rmtree(tmp)
-    w = _Writer(tmp)
+    with archive.sink(out) if one_file else contextlib.nullcontext() as sink:
+        manifest = _backup(target, users, key, user, _Writer(tmp, sink), report)
+    if one_file:
+        shutil.rmtree(tmp)
+    else:
+        if out.exists():
+            out.rmdir()  # empty (checked above)
+        os.replace(tmp, out)
+    orchestrator.State(target.cluster.dir).set("backup", {"path": str(out.resolve()), "created": manifest["created"]})
+    return manifest
+
+
+def _backup(target: Target, users: list[str], key: bytes | None, user: str | None, w: _Writer, report: Report) -> dict:
+    """Write the backup's files and its manifest (last) through `w`; the manifest."""
     t0 = time.monotonic()
     notes: list[str] = []
     if key is None:
@@ -193,57 +213,71 @@ def backup(cluster: str, out: Path, key_file: Path | None, report: Report, user:
             for name, data in comp.dump(target.kube, target.run).items():
                 w.write(f"dumps/{n}/{name}", data, "dump", component=n, dump=name)
                 report(f"dump {n}/{name}: {len(data) / 2**20:.1f} MiB")
-    manifest = {"format": FORMAT, "appliance": version("appliance"), "cluster": cluster, "profile": target.profile_name,
+    manifest = {"format": FORMAT, "appliance": version("appliance"), "cluster": target.name, "profile": target.profile_name,
                 "users": users, "only_user": user, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "credentials": key is not None and user is None, "notes": notes, "files": w.files,
                 "seconds": round(time.monotonic() - t0, 1)}
-    atomic_write(tmp / MANIFEST, json.dumps(manifest, indent=1))
-    if out.exists():
-        out.rmdir()  # empty (checked above)
-    os.replace(tmp, out)
-    orchestrator.State(target.cluster.dir).set("backup", {"path": str(out.resolve()), "created": manifest["created"]})
+    atomic_write(w.path(MANIFEST), json.dumps(manifest, indent=1))
+    if w.sink is not None:
+        w.sink.put(w.path(MANIFEST), MANIFEST)
     return manifest
 
 
 # ---------------------------------------------------------------------------------------------- restore
 
 
-def verify(src: Path) -> dict:
-    """The backup's manifest, once every file it lists has its size and sha256 (else one line naming it)."""
+def verify(src: Path, shown: Path | None = None) -> dict:
+    """The backup's manifest, once every file it lists has its size and sha256 (else one line naming it; as
+    a member of `shown` where the folder is an archive unpacked)."""
     src = Path(src)
+
+    def where(rel: str) -> str:
+        return f"{shown}: {rel}" if shown else str(src / rel)
     try:
         m = json.loads((src / MANIFEST).read_text())
     except OSError:
-        raise UserError(f"no {MANIFEST} here: not a backup folder", str(src), "give a folder `appliance backup` wrote", code=2) from None
+        raise UserError(f"no {MANIFEST} in it: not a backup", str(shown or src), "give a folder or file `appliance backup` wrote", code=2) from None
     except ValueError:
-        raise UserError(f"its {MANIFEST} is not JSON (corrupted)", str(src / MANIFEST), "restore from another copy of the backup", code=2) from None
+        raise UserError(f"its {MANIFEST} is not JSON (corrupted)", where(MANIFEST), "restore from another copy of the backup", code=2) from None
     if m.get("format") != FORMAT:
-        raise UserError(f"backup format {m.get('format')} is not {FORMAT}", str(src), "restore it with the appliance version that made it", code=2)
+        raise UserError(f"backup format {m.get('format')} is not {FORMAT}", str(shown or src), "restore it with the appliance version that made it", code=2)
     for row in m["files"]:
         p = (src / row["name"]).resolve()
         if not p.is_relative_to(src.resolve()) or not re.fullmatch(r"[\w.@/-]+", row["name"]):
-            raise UserError(f"names {row['name']!r}, outside the backup (altered)", str(src / MANIFEST), "restore from another copy", code=2)
+            raise UserError(f"names {row['name']!r}, outside the backup (altered)", where(MANIFEST), "restore from another copy", code=2)
         if not p.is_file():
-            raise UserError("a file of the backup is missing", str(p), "restore from another copy of the backup", code=2)
+            raise UserError("a file of the backup is missing", where(row["name"]), "restore from another copy of the backup", code=2)
         if p.stat().st_size != row["size"] or sha256_file(p) != row["sha256"]:
-            raise UserError("a file of the backup does not match its size and sha256 in the manifest (corrupted or altered)", str(p),
+            raise UserError("a file of the backup does not match its size and sha256 in the manifest (corrupted or altered)", where(row["name"]),
                             "restore from another copy of the backup", code=2)
     return m
 
 
 def restore(cluster: str, src: Path, key_file: Path | None, report: Report, reporter, user: str | None = None) -> dict:
-    """Bring a backup back into `cluster` (made with the backup's profile): credentials first, the volumes'
-    files with the workloads writing them stopped, the dumps, the users' objects (records with their status);
-    then `up`, where the components using the credentials apply again. With `user`: that user's namespace,
-    objects and part of the components' volumes only."""
-    m = verify(src)
+    """Bring a backup (a folder, or a file *.tar.zst) back into `cluster` (made with the backup's profile):
+    credentials first, the volumes' files with the workloads writing them stopped, the dumps, the users'
+    objects (records with their status); then `up`, where the components using the credentials apply again.
+    With `user`: that user's namespace, objects and part of the components' volumes only."""
     src = Path(src)
+    if not archive.is_archive(src):
+        m = verify(src)
+        return _restore(Target(cluster), src, src, m, key_file, report, reporter, user)
+    if not src.is_file():
+        raise UserError("no such backup file", str(src), "give a file `appliance backup -o NAME.tar.zst` wrote", code=2)
     target = Target(cluster)
+    report(f"unpacking {src}")
+    with archive.unpacked(src, target.cluster.dir) as folder:
+        return _restore(target, folder, src, verify(folder, src), key_file, report, reporter, user)
+
+
+def _restore(target: Target, src: Path, shown: Path, m: dict, key_file: Path | None, report: Report, reporter, user: str | None) -> dict:
+    """restore() from the backup folder `src` of manifest `m` (verified); errors name `shown` (src, or its archive)."""
+    cluster = target.name
     if m["profile"] != target.profile_name:
-        raise UserError(f"the backup is of profile '{m['profile']}', cluster '{cluster}' runs '{target.profile_name}'", str(src),
+        raise UserError(f"the backup is of profile '{m['profile']}', cluster '{cluster}' runs '{target.profile_name}'", str(shown),
                         f"restore into a cluster made with `appliance up --profile {m['profile']}`", code=2)
     if user is not None and user not in m["users"]:
-        raise UserError(f"the backup holds no user '{user}'", str(src), f"users in it: {', '.join(m['users'])}", code=2)
+        raise UserError(f"the backup holds no user '{user}'", str(shown), f"users in it: {', '.join(m['users'])}", code=2)
     key = sealing.key(key_file)
     rerun: set[str] = set()
     t0 = time.monotonic()
@@ -260,9 +294,9 @@ def restore(cluster: str, src: Path, key_file: Path | None, report: Report, repo
     rows = [r for r in m["files"] if one_users(r)]
     if m["credentials"] and user is None:
         if key is None:
-            raise UserError("the backup's credentials are sealed", str(src / "credentials.sealed"),
+            raise UserError("the backup's credentials are sealed", f"{shown}: credentials.sealed",
                             "give --key-file with the key the backup was made with", code=2)
-        secrets = json.loads(sealing.unseal((src / "credentials.sealed").read_bytes(), key, str(src / "credentials.sealed")))
+        secrets = json.loads(sealing.unseal((src / "credentials.sealed").read_bytes(), key, f"{shown}: credentials.sealed"))
         secrets = [s for s in secrets if s["metadata"].get("labels", {}).get(COMPONENT_LABEL) in target.comps
                    and target.kube.get("v1", "Namespace", s["metadata"]["namespace"]) is not None]
         target.kube.apply(secrets)
@@ -314,7 +348,7 @@ def restore(cluster: str, src: Path, key_file: Path | None, report: Report, repo
         state.set_step(n, status="restoring")  # `up` applies it again: it reads the credentials back
     profile, provider = orchestrator.recorded(cluster)
     up = orchestrator.up(profile, provider, reporter)
-    return {"backup": str(src), "user": user, **counts, "up": {k: up[k] for k in ("ran", "failed")}, "seconds": round(time.monotonic() - t0, 1)}
+    return {"backup": str(shown), "user": user, **counts, "up": {k: up[k] for k in ("ran", "failed")}, "seconds": round(time.monotonic() - t0, 1)}
 
 
 def _create(res, obj: dict) -> int:

@@ -22,8 +22,8 @@ def _cluster(profile: str, cluster: str | None) -> str:
 @click.command("backup")
 @click.option("--profile", "-p", default="laptop", show_default=True, help="profile name or YAML file")
 @click.option("--cluster", default=None, help="cluster name (default: the profile's cluster.name)")
-@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="a new folder (default: backup-CLUSTER-TIME)")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="a new folder, or a new file NAME.tar.zst (one compressed file) (default: the folder backup-CLUSTER-TIME)")
 @key_opt
 @user_opt
 @click.option("--json", "as_json", is_flag=True, help="print the manifest as JSON")
@@ -43,19 +43,21 @@ def backup(profile, cluster, output, key_file, user, as_json):
         click.echo(json.dumps({"folder": str(out), **m}, indent=2))
     else:
         size = sum(f["size"] for f in m["files"])
-        click.echo(f"backup of cluster '{name}' in {out}: {len(m['files'])} files, {size / 2**20:.1f} MiB, {m['seconds']} s"
+        packed = f" ({out.stat().st_size / 2**20:.1f} MiB compressed)" if out.is_file() else ""
+        click.echo(f"backup of cluster '{name}' in {out}: {len(m['files'])} files, {size / 2**20:.1f} MiB{packed}, {m['seconds']} s"
                    + ("" if m["credentials"] else " (credentials left out)"))
 
 
 @click.command("restore")
-@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("folder", metavar="BACKUP", type=click.Path(path_type=Path))
 @click.option("--profile", "-p", default="laptop", show_default=True, help="profile name or YAML file")
 @click.option("--cluster", default=None, help="cluster name (default: the profile's cluster.name)")
 @key_opt
 @user_opt
 @click.option("--json", "as_json", is_flag=True, help="print what was restored as JSON")
 def restore(folder, profile, cluster, key_file, user, as_json):
-    """Bring a backup back into a running cluster of the same profile (every file checked first), then `up`."""
+    """Bring a backup (its folder or its .tar.zst file) back into a running cluster of the same profile (every
+    file checked first), then `up`."""
     from appliance import backup as backups
 
     name = _cluster(profile, cluster)

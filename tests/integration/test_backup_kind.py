@@ -2,7 +2,7 @@
 it changes credentials). alice's data — a file in her home, an object in her bucket, a finished workflow, a
 row in Katib's database — and her login are backed up; then lost: her home's claim, the object, the
 workflow and the row deleted, her login made anew by `up`; `restore` brings each back (the workflow as
-finished, not run again), and she logs in with her old password. One user's restore brings back hers only; a
+finished, not run again), and she logs in with her old password. One user's backup, as one file, restores hers only; a
 corrupted backup is refused naming the file. (In place of `down` and a fresh `up`, which would double the
 group's time, the loss is made by hand; the restore's path is the same: missing claims, Secrets and objects.)"""
 
@@ -147,9 +147,12 @@ def test_backup_then_restore_brings_alices_data_and_login_back(kind, tmp_path, m
         assert time.monotonic() < deadline, "alice's old password is refused by the hub"
         time.sleep(3)
 
-    # one user's part: her run again, nobody else's data touched; no key needed (credentials stay as they are)
+    # one user's part, as one file: her run again, nobody else's data touched; no key needed (credentials stay)
+    mine = backups.backup(name, tmp_path / "alice.tar.zst", None, print, user="alice")
+    assert {f["user"] for f in mine["files"] if f["kind"] == "resources"} == {"alice"} and not (tmp_path / ".alice.tar.zst.partial").exists()
     wf.delete(name="kept-run", namespace=NS)
-    one = backups.restore(name, tmp_path / "b", None, print, report.make(), user="alice")
-    assert one["objects"] == 1 and one["secrets"] == 0 and one["dumps"] == 0, one
+    one = backups.restore(name, tmp_path / "alice.tar.zst", None, print, report.make(), user="alice")
+    assert one["objects"] == 1 and one["secrets"] == 0 and one["dumps"] == 0 and one["volumes"] >= 1, one
     assert wf.get(name="kept-run", namespace=NS).to_dict()["status"]["phase"] == "Succeeded"
+    assert _home(target, "cat /data/kept.ipynb") == MARK
     assert json.loads((tmp_path / "b" / backups.MANIFEST).read_text())["users"] == target.users

@@ -7,7 +7,7 @@ import tarfile
 import pytest
 
 from appliance import backup as backups
-from appliance.backup import sealing, volumes
+from appliance.backup import archive, sealing, volumes
 from appliance.errors import UserError
 from appliance.util.files import sha256_file
 
@@ -57,8 +57,50 @@ def test_verify_names_the_corrupted_missing_or_outside_file(tmp_path):
     (root / backups.MANIFEST).write_text(json.dumps(m))
     with pytest.raises(UserError, match="outside the backup"):
         backups.verify(root)
-    with pytest.raises(UserError, match="not a backup folder"):
+    with pytest.raises(UserError, match="not a backup"):
         backups.verify(tmp_path / "nothing")
+
+
+def test_a_backup_as_one_file_reads_back_as_its_folder_and_names_a_bad_member_in_it(tmp_path):
+    files = {"resources/user-alice/a.json": b"[1]", "volumes/user-alice/home-alice.tar": b"x" * 100_000}
+    src = _folder(tmp_path, files)
+    out = tmp_path / "b.tar.zst"
+    assert archive.is_archive(out) and not archive.is_archive(src)
+    with archive.sink(out) as sink:
+        w = backups._Writer(src, sink)
+        for name in files:
+            w.add(name, "resources")  # hashed, then moved into the archive
+        sink.put(src / backups.MANIFEST, backups.MANIFEST)
+    assert out.stat().st_size < 10_000 and not (src / "volumes/user-alice/home-alice.tar").exists()
+    with archive.unpacked(out, tmp_path / "scratch") as folder:
+        assert [r["name"] for r in backups.verify(folder, out)["files"]] == list(files)
+        assert (folder / "volumes/user-alice/home-alice.tar").read_bytes() == b"x" * 100_000
+    assert list((tmp_path / "scratch").iterdir()) == []  # unpacked copy gone
+    cut = tmp_path / "cut.tar.zst"
+    cut.write_bytes(out.read_bytes()[: out.stat().st_size // 2])
+    with pytest.raises(UserError, match="truncated or corrupted") as e, archive.unpacked(cut, tmp_path / "scratch"):
+        pass
+    assert e.value.where == str(cut)
+    (plain := tmp_path / "plain.tar.zst").write_bytes(b"not compressed")
+    with pytest.raises(UserError, match="not zstd-compressed"), archive.unpacked(plain, tmp_path / "scratch"):
+        pass
+
+
+def test_an_archive_member_that_is_a_link_or_leaves_the_folder_is_refused(tmp_path):
+    import io
+    import tarfile
+
+    import zstandard
+
+    for name, kind in (("../escape", tarfile.REGTYPE), ("volumes/link", tarfile.SYMTYPE)):
+        bad = tmp_path / "bad.tar.zst"
+        with open(bad, "wb") as fh, zstandard.ZstdCompressor().stream_writer(fh) as z, tarfile.open(fileobj=z, mode="w|") as tar:
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = kind, "/etc/passwd"
+            tar.addfile(info, io.BytesIO(b""))
+        with pytest.raises(UserError, match="no file of a backup"), archive.unpacked(bad, tmp_path / "scratch"):
+            pass
+    assert not (tmp_path / "escape").exists()
 
 
 def test_an_object_is_kept_as_it_can_be_made_again_its_status_only_where_it_is_a_record():
