@@ -28,7 +28,12 @@ STACK_COMPONENTS = ("platform-base", "user-profiles", "training-operator", "kser
 STACK_GROUPS = {"stack-a": ("test_journey_kind", "test_notebooks_kind", "test_backup_kind"),
                 "stack-b": ("test_bundle_kind", "test_monitoring_kind", "test_netpol_kind", "test_serving_kind", "test_pipelines_kind", "test_project_kind",
                             "test_tuning_kind")}
-STACK_MODULES = tuple(m for group in STACK_GROUPS.values() for m in group)
+#: the simulator modules sharing one cluster of the sim-dgx-pod profile with these components, in this order
+#: (the journey first, on a fresh cluster; tuning last: it kills PostgreSQL, switches tuning off and takes it down)
+SIM_STACK = f"{STACK}-sim"
+SIM_STACK_COMPONENTS = ("platform-base", "user-profiles", "training-operator", "kserve", "monitoring", "pipelines", "database", "tuning")
+SIM_STACK_MODULES = ("test_journey_sim", "test_pipelines_sim", "test_serving_sim", "test_training_sim", "test_tuning_sim")
+STACK_MODULES = tuple(m for group in STACK_GROUPS.values() for m in group) + SIM_STACK_MODULES
 #: the other modules' xdist groups: these (Docker, the installed tool, the benchmarks), beside the simulator's ("sim")
 HOST_MODULES = ("test_baremetal", "test_bundle_docker", "test_baremetal_up", "test_kind", "test_registry_kind", "test_registry", "test_e2e_build",
                 "test_installed", "test_bench_smoke", "test_prebuild", "test_toolchain")

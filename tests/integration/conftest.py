@@ -1,6 +1,7 @@
 """The stack clusters: kind clusters of the ci profile that groups of component modules share
-(clusters.STACK_GROUPS), each made at its first use and taken down at the end of the session; within a
-group, its modules run in their listed order. With pytest-xdist (`make test` runs `-n 4 --dist loadgroup`)
+(clusters.STACK_GROUPS), and one simulator cluster of the sim-dgx-pod profile that the simulator's component
+modules share (clusters.SIM_STACK_MODULES), each made at its first use and taken down at the end of the
+session; within a group, its modules run in their listed order. With pytest-xdist (`make test` runs `-n 4 --dist loadgroup`)
 each stack group, the Docker and tool modules ("host") and the simulator's ("sim") are a group of tests on
 a worker of their own: the clusters' waits overlap each other's work."""
 
@@ -10,6 +11,8 @@ import pytest
 
 from tests.integration.clusters import (
     OFFLINE_GROUP,
+    SIM_STACK,
+    SIM_STACK_COMPONENTS,
     STACK,
     STACK_COMPONENTS,
     STACK_MODULES,
@@ -21,7 +24,8 @@ from tests.integration.clusters import (
 
 
 def _rank(item) -> int:
-    """-2 unit tests, -1 other integration tests, else the stack module's place in STACK_MODULES."""
+    """-2 unit tests, -1 other integration tests, else the stack module's place in STACK_MODULES (the
+    simulator's shared one after the kind ones)."""
     module = getattr(item, "module", None)
     if module is None:
         return -1
@@ -62,3 +66,12 @@ def stack(_stacks, request, tmp_path_factory):
             offline_cluster("ci", "kind", sets, STACK_COMPONENTS, tmp_path_factory.mktemp("offline")) if group == OFFLINE_GROUP
             else cluster("ci", "kind", sets, STACK_COMPONENTS))
     return ups[group]
+
+
+@pytest.fixture(scope="module")
+def sim_stack(_stacks):
+    """(profile, result of its `up`) for the simulator cluster the simulator's component modules share."""
+    made, ups = _stacks
+    if "sim" not in ups:
+        ups["sim"] = made.enter_context(cluster("sim-dgx-pod", "sim", [f"cluster.name={SIM_STACK}"], SIM_STACK_COMPONENTS))
+    return ups["sim"]

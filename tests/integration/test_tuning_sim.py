@@ -3,7 +3,8 @@ as nobody when we are root) on loopback with its data under the cluster's state 
 db-manager and one goptuna service as supervised host processes, the controller reaching db-manager and the
 experiments' suggestion Services by name through its supervisor. alice's 8-GPU trials are placed on DGX
 nodes; their metrics are the experiment's declared function (the simulator's stand-in for a collector).
-PostgreSQL killed mid-way comes back with its data; `down` stops every process."""
+PostgreSQL killed mid-way comes back with its data. The last module on the simulator's shared cluster
+(conftest.py): its last test takes it down, every host process of every component stopped."""
 
 from __future__ import annotations
 
@@ -21,18 +22,12 @@ from appliance import orchestrator, report
 from appliance.components import CATALOG, database
 from appliance.kube import Kube, secret_data
 from appliance.runtime import Runtime, process
-from tests.integration.clusters import cluster, scenario_passes
+from tests.integration.clusters import SIM_STACK as NAME
+from tests.integration.clusters import SIM_STACK_COMPONENTS as COMPONENTS
+from tests.integration.clusters import scenario_passes
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-COMPONENTS = ("platform-base", "user-profiles", "training-operator", "database", "tuning")
-NAME = "it-tuning-sim"
 HOSTED = ("postgres", "katib-db-manager", "katib-suggestion", "katib-controller", "katib-sim-results")
-
-
-@pytest.fixture(scope="module")
-def sim():
-    with cluster("sim-dgx-pod", "sim", [f"cluster.name={NAME}"], COMPONENTS) as up:
-        yield up
 
 
 def _host(result, name: str) -> process.HostProcess:
@@ -50,8 +45,8 @@ def _listening(server: psutil.Process) -> set[tuple[str, int]]:
     return {(c.laddr.ip, c.laddr.port) for c in server.net_connections("tcp") if c.status == "LISTEN"}
 
 
-def test_up_runs_postgres_and_katib_on_the_host(sim):
-    profile, result = sim
+def test_up_runs_postgres_and_katib_on_the_host(sim_stack):
+    profile, result = sim_stack
     assert not result["failed"] and {"database", "tuning"} <= set(result["ran"])
     kube = Kube(result["kubeconfig"])
     for name in ("database", "tuning"):
@@ -67,19 +62,19 @@ def test_up_runs_postgres_and_katib_on_the_host(sim):
     assert all(w.clientConfig.url.startswith("https://127.0.0.1:") for w in hook.webhooks)
 
 
-def test_tune_gpu_sim_scenario_passes(sim, tmp_path):
-    _, result = sim
+def test_tune_gpu_sim_scenario_passes(sim_stack, tmp_path):
+    _, result = sim_stack
     scenario_passes(result, "sim", COMPONENTS, "tune-gpu-sim", tmp_path)
 
 
-def test_tune_isolation_scenario_passes(sim, tmp_path):
+def test_tune_isolation_scenario_passes(sim_stack, tmp_path):
     """RBAC (users make Experiments, read Trials and Suggestions) and the trial-kind policy, on a real API
     server; the network steps need pods (kind)."""
-    scenario_passes(sim[1], "sim", COMPONENTS, "tune-isolation", tmp_path, skips_for=("network-policy",))
+    scenario_passes(sim_stack[1], "sim", COMPONENTS, "tune-isolation", tmp_path, skips_for=("network-policy",))
 
 
-def test_postgres_killed_comes_back_with_its_data_and_tuning_goes_on(sim, tmp_path):
-    _, result = sim
+def test_postgres_killed_comes_back_with_its_data_and_tuning_goes_on(sim_stack, tmp_path):
+    _, result = sim_stack
     data = process.controllers_dir(result["kubeconfig"]) / "postgres-root" / "var/lib/postgresql/data/pgdata"
     assert (data / "PG_VERSION").is_file()
     killed = _postmaster(result)
@@ -104,11 +99,11 @@ def _psql(result, user: str, password: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=30, env={**os.environ, "PGPASSWORD": password})
 
 
-def test_a_lost_credentials_secret_is_made_anew_and_postgres_and_katib_take_it(sim, tmp_path):
+def test_a_lost_credentials_secret_is_made_anew_and_postgres_and_katib_take_it(sim_stack, tmp_path):
     """The Secret deleted while the data survives: `up` makes new passwords, PostgreSQL's setup sets them
     (the superuser's too: it reaches its data by peer authentication) instead of crash-looping, and Katib's
     db-manager, applied again, restarts with its new login."""
-    profile, result = sim
+    profile, result = sim_stack
     kube = Kube(result["kubeconfig"])
     old = secret_data(kube, database.SECRET, "database")
     manager = _host(result, "katib-db-manager").load().pid
@@ -124,10 +119,10 @@ def test_a_lost_credentials_secret_is_made_anew_and_postgres_and_katib_take_it(s
     scenario_passes(result, "sim", COMPONENTS, "tune-gpu-sim", tmp_path)  # Katib stores and reads its trials again
 
 
-def test_a_component_switched_off_is_removed_keeping_the_users_objects_and_comes_back(sim):
+def test_a_component_switched_off_is_removed_keeping_the_users_objects_and_comes_back(sim_stack):
     """tuning left out of the profile: `up` removes it (its processes stop, its objects go) but keeps its CRDs,
     and so the users' experiments; `status` says removed and what was kept; switched on again, it is back."""
-    profile, result = sim
+    profile, result = sim_stack
     kube = Kube(result["kubeconfig"])
     without = profile.model_copy(update={"components": {n: s for n, s in profile.components.items() if n != "tuning"}})
     off = orchestrator.up(without, "sim", report.make())
@@ -144,14 +139,18 @@ def test_a_component_switched_off_is_removed_keeping_the_users_objects_and_comes
     assert all(_host(result, n).alive() for n in HOSTED)
 
 
-def test_second_up_is_a_no_op_and_down_stops_every_process(sim):
-    profile, result = sim
-    pids = {n: _host(result, n).load().pid for n in HOSTED}
+def test_second_up_is_a_no_op_and_down_stops_every_process(sim_stack):
+    """Every component's host processes (Katib's, PostgreSQL, KServe's and the training operator's controllers,
+    Argo's, Prometheus and the GPU exporter) kept by a second `up`, and stopped by `down` with their children."""
+    profile, result = sim_stack
+    hosted = [h.name for h in process.recorded(result["kubeconfig"]) if h.alive()]
+    assert {*HOSTED, "kserve-controller-manager", "training-operator", "workflow-controller", "prometheus", "gpu-exporter"} <= set(hosted), hosted
+    pids = {n: _host(result, n).load().pid for n in hosted}
     again = orchestrator.up(profile, "sim", report.make())
     assert not again["ran"] and not again["failed"], again
-    assert {n: _host(result, n).load().pid for n in HOSTED} == pids
-    children = [p for n in HOSTED for p in psutil.Process(pids[n]).children(recursive=True)]
+    assert {n: _host(result, n).load().pid for n in hosted} == pids
+    children = [p for n in hosted for p in psutil.Process(pids[n]).children(recursive=True)]
     orchestrator.down(profile.cluster.name, report.make())
-    assert not any(_host(result, n).alive() for n in HOSTED)
+    assert not any(_host(result, n).alive() for n in hosted)
     gone, alive = psutil.wait_procs(children, timeout=20)
     assert not alive, [p.cmdline()[:2] for p in alive]
