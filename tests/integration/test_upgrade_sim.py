@@ -8,9 +8,7 @@ through an upgrade needs pods: the simulator runs none.)"""
 from __future__ import annotations
 
 import os
-import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,21 +17,14 @@ import pytest
 from appliance import orchestrator, report
 from appliance.kube import Kube, secret_data
 from tests.integration.clusters import load
+from tools import release
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-ROOT = Path(__file__).resolve().parents[2]
 NAME = "it-upgrade-sim"
 COMPONENTS = ("platform-base", "user-profiles", "database")
 SETS = [f"cluster.name={NAME}", "components.tuning.enabled=false", "components.pipelines.enabled=false", "components.notebooks.enabled=false",
         "components.kserve.enabled=false", "components.training-operator.enabled=false", "components.monitoring.enabled=false",
         "components.network-policy.enabled=false", "components.nvidia-device-plugin.enabled=false", "components.queues.enabled=false"]
-
-
-def last_release() -> tuple[str, str]:
-    """(version, commit) of the newest release in CHANGELOG.md (its section names the commit it was cut from)."""
-    m = re.search(r"^## (\d+\.\d+\.\d+) — [^\n]*\n+[^\n]*\(commit ([0-9a-f]{7,40})\)", (ROOT / "CHANGELOG.md").read_text(), re.M)
-    assert m, "CHANGELOG.md names no release commit"
-    return m.group(1), m.group(2)
 
 
 def _run(argv: list[str], **kw) -> str:
@@ -44,17 +35,9 @@ def _run(argv: list[str], **kw) -> str:
 
 @pytest.fixture(scope="module")
 def released(tmp_path_factory):
-    """The last release's tree and its `appliance` program."""
-    version, commit = last_release()
-    tree = tmp_path_factory.mktemp("release") / f"v{version}"
-    _run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), commit])
-    try:
-        _run([sys.executable, "-m", "venv", str(tree / ".venv")])
-        _run([str(tree / ".venv/bin/pip"), "install", "-q", "uv>=0.5,<1"])
-        _run([str(tree / ".venv/bin/python"), "tools/venv_install.py", "-e", "."], cwd=tree)
-        yield version, tree / ".venv/bin/appliance"
-    finally:
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], capture_output=True, timeout=120)
+    """The last release's version and its `appliance` program."""
+    with release.released(tmp_path_factory.mktemp("release")) as made:
+        yield made
 
 
 def _psql(kube: Kube, sql: str) -> str:
