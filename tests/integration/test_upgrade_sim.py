@@ -42,7 +42,8 @@ def released(tmp_path_factory):
 
 def _psql(kube: Kube, sql: str) -> str:
     """`sql` in Katib's database as its client, over the server's loopback port (the pgserver wheel's psql),
-    once the server listens (a host process is ready when it runs; PostgreSQL listens a second or two later)."""
+    once the server listens and has started (a host process is ready when it runs; PostgreSQL listens a second
+    or two later, and refuses logins while it starts up: after the upgrade restarts it)."""
     from appliance.components import CATALOG, database
 
     where = kube.get("v1", "ConfigMap", database.ADDRESS, "database").data
@@ -50,7 +51,8 @@ def _psql(kube: Kube, sql: str) -> str:
     env = {**os.environ, "PGPASSWORD": secret_data(kube, database.SECRET, "database")["katib"]}
     argv = [str(psql), f"host={where['host']} port={where['port']} user=katib dbname=katib", "-tAc", sql]
     deadline = time.monotonic() + 60
-    while (p := subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)).returncode and "Connection refused" in p.stderr:
+    while (p := subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)).returncode and any(
+            why in p.stderr for why in ("Connection refused", "the database system is starting up")):
         assert time.monotonic() < deadline, p.stderr
         time.sleep(1)
     assert p.returncode == 0, p.stderr
