@@ -114,9 +114,6 @@ def _clean(obj: dict, record: bool) -> dict:
     return {**{k: v for k, v in obj.items() if k != "metadata" and (record or k != "status")}, "metadata": meta}
 
 
-# ---------------------------------------------------------------------------------------------- volumes
-
-
 # ---------------------------------------------------------------------------------------------- backup
 
 
