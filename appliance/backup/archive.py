@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Iterator
 
 from appliance.errors import UserError
+from appliance.util.files import ZSTD_MAGIC
 
 SUFFIX = ".tar.zst"
 
@@ -69,7 +70,7 @@ def unpacked(src: Path, scratch: Path) -> Iterator[Path]:
     folder = Path(tempfile.mkdtemp(prefix="restore-", dir=scratch))
     try:
         with open(src, "rb") as fh:
-            if fh.read(4) != b"\x28\xb5\x2f\xfd":
+            if fh.read(len(ZSTD_MAGIC)) != ZSTD_MAGIC:
                 raise _bad(src, "not a backup file (not zstd-compressed)")
             fh.seek(0)
             last = "its start"

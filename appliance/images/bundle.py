@@ -27,7 +27,7 @@ from typing import IO, Callable, Iterable, Iterator
 from appliance import paths
 from appliance.errors import UserError
 from appliance.images import node, signing
-from appliance.util.files import atomic_write, file_key, sha256_file
+from appliance.util.files import ZSTD_MAGIC, atomic_write, file_key, sha256_file
 
 FORMAT = 1
 MANIFEST = "bundle.json"
@@ -266,7 +266,7 @@ class _Reader:
         if not self.path.is_file():
             raise UserError("no such bundle file", str(path), "give the path of a file made by `appliance bundle create`", code=2)
         self.fh = open(self.path, "rb")
-        if self.fh.read(4) != b"\x28\xb5\x2f\xfd":
+        if self.fh.read(len(ZSTD_MAGIC)) != ZSTD_MAGIC:
             self.fh.close()
             raise _bad(self.path, "not an appliance bundle (not zstd-compressed)")
         self.fh.seek(0)

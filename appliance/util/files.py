@@ -1,4 +1,4 @@
-"""Files: write atomically, hash, lock."""
+"""Files: write atomically, hash, lock; what a zstd-compressed file begins with."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+
+#: the first bytes of a zstd frame (bundles, backups as one file)
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
 def atomic_write(path: Path, data: str | bytes, mode: int | None = None) -> None:
