@@ -1,6 +1,9 @@
 """Checks for the Katib scenarios (tune-*), run with the scenario's KUBECONFIG.
 
-  tune.py best-worst NS EXPERIMENT         best trial's loss beats the worst by a clear margin (x2), and is Katib's optimum
+  tune.py optimum NS EXPERIMENT            every trial's parameters distinct and inside the experiment's feasible space
+                                           (its own study's), the best trial's loss Katib's optimum
+  tune.py best-worst NS EXPERIMENT         the optimum as above, and the best trial's loss beats the worst by a clear
+                                           margin (x2)
   tune.py restart-database NS EXPERIMENT   once 2 trials succeeded: delete the database pod, wait for its return,
                                            check the observation logs stored before are all still there (admin)
   tune.py gpu-trials NS EXPERIMENT         (simulator) each trial's pod ran on an H100 node with 8 GPUs, at most 16
@@ -33,19 +36,39 @@ def _loss(observed: dict) -> float | None:
     return None
 
 
-def best_worst(ns: str, name: str) -> None:
+def _in_space(value: str, spec: dict) -> bool:
+    """A trial's parameter `value` inside its experiment's feasible space (min..max, or the listed values)."""
+    space = spec["feasibleSpace"]
+    if space.get("list"):
+        return value in space["list"]
+    return float(space["min"]) <= float(value) <= float(space["max"])
+
+
+def optimum(ns: str, name: str) -> list[tuple[float, str, dict]]:
+    """Check the trials' parameters and Katib's optimum; return (loss, trial, parameters), best first."""
     crd, _ = _api()
     exp = crd.get_namespaced_custom_object(GROUP, VERSION, ns, "experiments", name)
     trials = crd.list_namespaced_custom_object(GROUP, VERSION, ns, "trials", label_selector=f"katib.kubeflow.org/experiment={name}")["items"]
-    scored = sorted((loss, t["metadata"]["name"], {p["name"]: p["value"] for p in t["spec"]["parameterAssignments"]})
-                    for t in trials if (loss := _loss(t.get("status") or {})) is not None)
+    specs = {p["name"]: p for p in exp["spec"]["parameters"]}
+    assigned = [{p["name"]: p["value"] for p in t["spec"]["parameterAssignments"]} for t in trials]
+    outside = [(t["metadata"]["name"], a) for t, a in zip(trials, assigned, strict=True)
+               if a.keys() != specs.keys() or not all(_in_space(v, specs[k]) for k, v in a.items())]
+    assert not outside, f"trials outside the experiment's parameters {specs}: {outside}"
+    assert len({tuple(sorted(a.items())) for a in assigned}) == len(assigned), f"trials suggested twice: {assigned}"
+    scored = sorted((loss, t["metadata"]["name"], a) for t, a in zip(trials, assigned, strict=True)
+                    if (loss := _loss(t.get("status") or {})) is not None)
     print(f"{len(trials)} trials, {len(scored)} with a loss:")
     for loss, trial, params in scored:
         print(f"  {trial}: loss={loss:.6g} {params}")
     assert len(scored) >= 4, "fewer than 4 trials reported a loss"
-    (best, best_name, best_params), (worst, _, worst_params) = scored[0], scored[-1]
     optimal = _loss(exp["status"]["currentOptimalTrial"])
-    assert optimal == best, f"Katib's optimal trial has loss {optimal}, the best trial {best}"
+    assert optimal == scored[0][0], f"Katib's optimal trial has loss {optimal}, the best trial {scored[0][0]}"
+    print(f"the optimum is the best of {len(scored)} distinct trials in the feasible space: {scored[0][0]:.6g} ({scored[0][1]})")
+    return scored
+
+
+def best_worst(ns: str, name: str) -> None:
+    (best, best_name, best_params), (worst, _, worst_params) = (scored := optimum(ns, name))[0], scored[-1]
     assert best * 2 < worst, f"best loss {best} does not beat worst {worst} by x2"
     print(f"best beats worst: {best:.6g} ({best_name} {best_params}) vs {worst:.6g} ({worst_params})")
 
@@ -114,7 +137,7 @@ def restart_database(ns: str, name: str) -> None:
 
 
 if __name__ == "__main__":
-    cmds = {"best-worst": best_worst, "restart-database": restart_database, "gpu-trials": gpu_trials}
+    cmds = {"optimum": optimum, "best-worst": best_worst, "restart-database": restart_database, "gpu-trials": gpu_trials}
     if len(sys.argv) != 4 or sys.argv[1] not in cmds:
         sys.exit(__doc__)
     cmds[sys.argv[1]](sys.argv[2], sys.argv[3])

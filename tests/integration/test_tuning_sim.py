@@ -15,11 +15,14 @@ import subprocess
 import time
 from pathlib import Path
 
+import grpc
 import psutil
 import pytest
+from kubeflow.katib import katib_api_pb2 as katib
+from kubeflow.katib import katib_api_pb2_grpc as katib_grpc
 
-from appliance import orchestrator, report
-from appliance.components import CATALOG, database
+from appliance import orchestrator, procs, report
+from appliance.components import CATALOG, database, kit
 from appliance.kube import Kube, secret_data
 from appliance.runtime import Runtime, process
 from tests.integration.clusters import SIM_STACK as NAME
@@ -43,6 +46,43 @@ def _postmaster(result) -> psutil.Process:
 
 def _listening(server: psutil.Process) -> set[tuple[str, int]]:
     return {(c.laddr.ip, c.laddr.port) for c in server.net_connections("tcp") if c.status == "LISTEN"}
+
+
+def _suggest(port: int, address: str, param: katib.ParameterSpec, first: bool) -> list[float]:
+    """Two suggestions of a seeded random search over `param` from the goptuna service on `port`, dialled as
+    `address` (the experiment's Service, as Katib's controller dials it); `first`: the experiment's first request."""
+    spec = katib.ExperimentSpec(
+        algorithm=katib.AlgorithmSpec(algorithm_name="random", algorithm_settings=[katib.AlgorithmSetting(name="random_state", value="7")]),
+        objective=katib.ObjectiveSpec(type=katib.MINIMIZE, objective_metric_name="loss"),
+        parameter_specs=katib.ExperimentSpec.ParameterSpecs(parameters=[param]))
+    req = katib.GetSuggestionsRequest(experiment=katib.Experiment(name="tune", spec=spec), current_request_number=2,
+                                      total_request_number=2 if first else 4)
+    with grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.default_authority", address)]) as ch:
+        reply = katib_grpc.SuggestionStub(ch).GetSuggestions(req, timeout=30)
+    assert all(a.name == param.name for s in reply.parameter_assignments for a in s.assignments), reply
+    return [float(s.assignments[0].value) for s in reply.parameter_assignments]
+
+
+def test_the_suggestion_service_keeps_a_study_per_experiment(tmp_path):
+    """One goptuna process serves every experiment on the simulator: each (told apart by the address dialled,
+    namespaces included) gets its own study and search space, and an experiment made again starts afresh."""
+    (port,) = procs.free_ports(1)
+    program = kit._host_program("suggestion-host", CATALOG["tuning"].decl.images["suggestion-host"])
+    with open(tmp_path / "log", "w") as log, subprocess.Popen([*program, f"--listen-address=127.0.0.1:{port}"], stderr=log) as proc:
+        try:
+            grpc.channel_ready_future(grpc.insecure_channel(f"127.0.0.1:{port}")).result(timeout=30)
+            lr = katib.ParameterSpec(name="lr", parameter_type=katib.DOUBLE, feasible_space=katib.FeasibleSpace(min="0.001", max="0.3"))
+            epochs = katib.ParameterSpec(name="epochs", parameter_type=katib.INT, feasible_space=katib.FeasibleSpace(min="100", max="200"))
+            alice, bob = "tune-random.user-alice:6789", "tune-random.user-bob:6789"
+            first = _suggest(port, alice, lr, first=True)
+            assert all(0.001 <= v <= 0.3 for v in first)
+            assert all(100 <= v <= 200 for v in _suggest(port, bob, epochs, first=True))  # bob's space, not alice's
+            more = _suggest(port, alice, lr, first=False)  # her study goes on: the seeded sampler's next draws
+            assert all(0.001 <= v <= 0.3 for v in more) and set(more).isdisjoint(first), (first, more)
+            assert _suggest(port, alice, lr, first=True) == first  # made again: a new study, its seed's first draws
+        finally:
+            proc.terminate()
+    assert (tmp_path / "log").read_text().count("new study for tune-random.user-alice:6789") == 2
 
 
 def test_up_runs_postgres_and_katib_on_the_host(sim_stack):
