@@ -117,6 +117,8 @@ class HostWorkload(Strict):
     fixed_paths: list[str] = []
     private_paths: list[str] = []
     routes: dict[str, str] = {}
+    #: a line its program logs once it serves (where a connection is accepted before that): ready only then
+    ready_line: str = ""
 
     @model_validator(mode="after")
     def _one_each(self) -> HostWorkload:

@@ -414,7 +414,7 @@ class Kit(Component):
             program, image, version = (lambda: _host_program(h.image, d)), d.model_dump(exclude_unset=True), _sig_version(d)
         env = more(self.options) if (more := self._hook("host_env")) else {}
         routes = {self._env().from_string(pattern).render(options=self.options): port for pattern, port in h.routes.items()}
-        return Workload(program, image, version, env, routes, h.unprivileged, tuple(h.fixed_paths), tuple(h.private_paths))
+        return Workload(program, image, version, env, routes, h.unprivileged, tuple(h.fixed_paths), tuple(h.private_paths), h.ready_line)
 
     # --- pruning: objects labelled with this component whose kind it ever applied, no longer rendered
     def _inventory(self, kinds: dict[str, bool]) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mmap
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from pathlib import Path
 
 from appliance import procs
 from appliance.kube import decoded
-from appliance.runtime.process import HostProcess, controllers_dir, stop_all
+from appliance.runtime.process import STARTED, HostProcess, controllers_dir, stop_all
 
 #: on the host runtime, the API server reaches host controllers' webhooks here
 HOST_IP = "127.0.0.1"
@@ -33,6 +34,16 @@ class Workload:
     unprivileged: bool = False
     fixed_paths: tuple[str, ...] = ()
     private_paths: tuple[str, ...] = ()
+    #: a line the program logs once it serves: not ready until logged since its last start
+    ready_line: str = ""
+
+
+def _logged_since_start(log: Path, line: str) -> bool:
+    """`line` is in the process's log after the supervisor's last start of its program."""
+    if not log.is_file() or log.stat().st_size == 0:
+        return False
+    with open(log, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+        return m.rfind(line.encode()) > m.rfind(STARTED.encode())
 
 
 class HostController(HostProcess):
@@ -45,10 +56,13 @@ class HostController(HostProcess):
     folder is bound there for that process only)."""
 
     def ready(self, dep: dict) -> bool:
-        """Alive, and its readiness probe answers on loopback as a kubelet would ask (httpGet: 2xx/3xx;
-        tcpSocket, grpc: a connection), when the probe's port is one given to it (declared or named)."""
+        """Alive, its ready line (if it has one) logged since it started, and its readiness probe answering on
+        loopback as a kubelet would ask (httpGet: 2xx/3xx; tcpSocket, grpc: a connection), when the probe's port
+        is one given to it (declared or named)."""
         cur = self.load()
         if not (cur and cur.alive()):
+            return False
+        if (line := (cur.extra or {}).get("ready_line")) and not _logged_since_start(self.log, line):
             return False
         (c,) = dep["spec"]["template"]["spec"]["containers"]
         probe = c.get("readinessProbe") or {}
@@ -128,7 +142,7 @@ class HostController(HostProcess):
         if "TMPDIR" in env:
             Path(env["TMPDIR"]).mkdir(parents=True, exist_ok=True)
         proc = self.start(w.program() + args, kubeconfig, secret=secret, cert_dir=cert_dir,
-                          extra={"sig": sig, "ports": ports}, env=env | secrets, routes=routes,
+                          extra={"sig": sig, "ports": ports, "ready_line": w.ready_line}, env=env | secrets, routes=routes,
                           unprivileged=w.unprivileged, binds=binds)
         return f"host process started (pid {proc.pid}, log {self.log})"
 

@@ -15,6 +15,9 @@ import psutil
 
 from appliance import paths, procs
 
+#: what the supervisor logs each time it starts the program (a start's log begins there)
+STARTED = "supervisor: started pid"
+
 
 def controllers_dir(kubeconfig: str) -> Path:
     """Where host controllers of this cluster keep pid and log files: <state_dir(cluster)>/controllers.

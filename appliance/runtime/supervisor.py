@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from appliance.runtime import userns
+from appliance.runtime.process import STARTED
 from appliance.util.files import atomic_write
 
 
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                     break
             started = time.monotonic()
             child = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL)
-            print(f"supervisor: started pid {child.pid}: {' '.join(cmd[:1])}", flush=True)
+            print(f"{STARTED} {child.pid}: {' '.join(cmd[:1])}", flush=True)
         time.sleep(1.0)
     if child is not None and child.poll() is None:
         child.terminate()

@@ -97,3 +97,58 @@ def test_a_pods_tmp_holds_unix_sockets_under_a_long_state_path_and_goes_when_it_
     finally:
         host.stop()
     assert not tmp.exists()
+
+
+def test_a_process_that_listens_before_it_serves_is_ready_once_it_logs_so_and_again_after_a_restart(tmp_path):
+    """PostgreSQL listens before it takes logins: with a ready line, a process is ready only once it logged
+    that line since its last start (the supervisor restarting it starts over), its probe's port answering too."""
+    import time
+
+    import psutil
+
+    from appliance.procs import free_ports
+    from appliance.runtime.controller import HostController, Workload
+
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("")
+    code = ("import os, socket, sys, time; s = socket.create_server(('127.0.0.1', int(sys.argv[1]))); t = os.environ['TMPDIR']; "
+            "open(t + '/listening', 'w').close()\nwhile not os.path.exists(t + '/go'): time.sleep(0.1)\n"
+            "print('ready to serve', flush=True); time.sleep(600)")
+    (port,) = free_ports(1)
+    dep = {"metadata": {"name": "db", "namespace": "database"},
+           "spec": {"template": {"metadata": {}, "spec": {"containers": [{
+               "name": "db", "ports": [{"name": "db", "containerPort": 5432}], "readinessProbe": {"tcpSocket": {"port": 5432}},
+               "args": [str(port)], "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}]}],
+               "volumes": [{"name": "tmp", "emptyDir": {}}]}}}}
+    host = HostController(tmp_path / "controllers", "db")
+    w = Workload(program=lambda: [sys.executable, "-c", code], image={"name": "probe"}, version="1", env={}, routes={},
+                 ready_line="ready to serve")
+    host.run(w, dep, [], str(kubeconfig), {"db": port})
+    tmp = host.tmp_dir()
+
+    def until(cond, what: str) -> None:
+        deadline = time.monotonic() + 30
+        while not cond():
+            assert time.monotonic() < deadline, f"{what}: {host.log.read_text()[-2000:]}"
+            time.sleep(0.2)
+
+    def restart() -> None:
+        (tmp / "listening").unlink()
+        (child,) = psutil.Process(host.load().pid).children()
+        child.kill()  # the supervisor starts it again
+        until(lambda: (tmp / "listening").exists(), "listening again")
+
+    try:
+        until(lambda: (tmp / "listening").exists(), "listening")
+        with socket.create_connection(("127.0.0.1", port), timeout=2):
+            pass  # it accepts connections...
+        assert not host.ready(dep)  # ...but has not said it serves
+        (tmp / "go").touch()
+        until(lambda: host.ready(dep), "ready once it says so")
+        (tmp / "go").unlink()
+        restart()
+        assert "ready to serve" in host.log.read_text() and not host.ready(dep)  # the line of the start before does not count
+        (tmp / "go").touch()
+        until(lambda: host.ready(dep), "ready after its restart")
+    finally:
+        host.stop()

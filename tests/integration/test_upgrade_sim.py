@@ -40,10 +40,10 @@ def released(tmp_path_factory):
         yield made
 
 
-def _psql(kube: Kube, sql: str) -> str:
-    """`sql` in Katib's database as its client, over the server's loopback port (the pgserver wheel's psql),
-    once the server listens and has started (a host process is ready when it runs; PostgreSQL listens a second
-    or two later, and refuses logins while it starts up: after the upgrade restarts it)."""
+def _psql(kube: Kube, sql: str, starting: bool = False) -> str:
+    """`sql` in Katib's database as its client, over the server's loopback port (the pgserver wheel's psql);
+    `starting`: after the last release's `up`, which took the listening server for a ready one (the server
+    refuses logins a second or two while it starts up): try again until it takes them."""
     from appliance.components import CATALOG, database
 
     where = kube.get("v1", "ConfigMap", database.ADDRESS, "database").data
@@ -51,7 +51,7 @@ def _psql(kube: Kube, sql: str) -> str:
     env = {**os.environ, "PGPASSWORD": secret_data(kube, database.SECRET, "database")["katib"]}
     argv = [str(psql), f"host={where['host']} port={where['port']} user=katib dbname=katib", "-tAc", sql]
     deadline = time.monotonic() + 60
-    while (p := subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)).returncode and any(
+    while (p := subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)).returncode and starting and any(
             why in p.stderr for why in ("Connection refused", "the database system is starting up")):
         assert time.monotonic() < deadline, p.stderr
         time.sleep(1)
@@ -67,7 +67,7 @@ def test_a_cluster_of_the_last_release_is_upgraded_in_place_keeping_alices_data(
         kube = Kube(orchestrator.State(orchestrator.paths.state_dir(NAME)).kubeconfig)
         kube.apply([{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "alices-notes", "namespace": "user-alice"},
                      "data": {"made-by": version}}])
-        _psql(kube, "CREATE TABLE notes (v text); INSERT INTO notes VALUES ('kept across the upgrade')")
+        _psql(kube, "CREATE TABLE notes (v text); INSERT INTO notes VALUES ('kept across the upgrade')", starting=True)
 
         plan = orchestrator.changes(profile, "sim")
         assert plan["from"] is None and plan["to"] == orchestrator.version("appliance")  # the release recorded no version
