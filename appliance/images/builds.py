@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from appliance import paths, progress
+from appliance.images.archive import FileEntry
 from appliance.toolchain.sources import find_go
 from appliance.util import offline, yamls
 from appliance.util.files import atomic_write, sha256_file
@@ -251,13 +253,17 @@ def binary_image(binary: Path, repo: str, path: str, extra: list | None = None) 
 
 # ----------------------------------------------------------------------------- Python images (air-gap)
 
-PYTHON_IMAGE_BUILDER = "3"
+PYTHON_IMAGE_BUILDER = "4"
 #: dropped from the Debian rootfs and the wheels: nothing a python3 service needs at run time
 SLIM_DROP = ("usr/share/locale/", "usr/share/i18n/", "usr/share/zoneinfo/", "usr/lib/x86_64-linux-gnu/gconv/",
              "usr/lib/x86_64-linux-gnu/perl-base/", "usr/lib/python3.11/test/", "usr/lib/python3.11/lib2to3/",
              "usr/lib/python3.11/idlelib/", "usr/lib/python3.11/tkinter/", "usr/lib/python3.11/ensurepip/",
              "usr/lib/python3.11/pydoc_data/", "var/cache/debconf/", "var/lib/apt/", "usr/share/doc/", "usr/share/man/")
 PY_TAG = "311"  # Debian bookworm's python3
+#: our Python compiles the images' modules when it is theirs (the bytecode format is a minor version's)
+COMPILES = f"{sys.version_info.major}{sys.version_info.minor}" == PY_TAG
+#: where a Python image keeps the modules compiled at build (the stdlib, Debian's Python packages, the wheels)
+PY_DIRS = ("usr/lib/python3.11/", "usr/lib/python3/dist-packages/")
 WHEEL_PLATFORMS = ["manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_28_x86_64", "linux_x86_64"]
 BASE_PACKAGES = ["python3", "ca-certificates"]
 
@@ -311,18 +317,67 @@ def wheels(requirements: list[str], key: str, resolve: bool = False, lock: Path 
     return out
 
 
+def bytecode(path: str, source: bytes) -> tuple[str, bytes] | None:
+    """(where, what) of module `path`'s bytecode in an image: a checked-hash .pyc (PEP 552, the same bytes
+    at every build) in its __pycache__. The images' file systems are read-only, so without it every process
+    compiles every module it imports at every start. None where our Python is not the image's, or the
+    module does not compile."""
+    import importlib.util
+    import marshal
+    import warnings
+
+    if not COMPILES:
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the packages' own (invalid escapes and the like): Python says them at run time
+            code = compile(source, "/" + path.lstrip("/"), "exec", dont_inherit=True)
+    except (SyntaxError, ValueError):
+        return None
+    folder, name = path.rsplit("/", 1)
+    pyc = importlib.util.MAGIC_NUMBER + (0b11).to_bytes(4, "little") + importlib.util.source_hash(source) + marshal.dumps(code)
+    return f"{folder}/__pycache__/{name[:-3]}.cpython-{PY_TAG}.pyc", pyc
+
+
+def _compiled(entries: list[FileEntry]) -> list[FileEntry]:
+    """The bytecode of the modules among `entries`."""
+    out = []
+    for e in entries:
+        if e.path.endswith(".py") and (made := bytecode(e.path, e.src.read_bytes() if e.src else e.data or b"")):
+            out.append(FileEntry(made[0], data=made[1], mode=0o644))
+    return out
+
+
 def _dropped(name: str) -> bool:
     n = name.lstrip("./")
     return "/__pycache__/" in f"/{n}" or any(n.startswith(d) or n + "/" == d for d in SLIM_DROP)
 
 
 def slim_rootfs(src: Path, out: Path) -> None:
-    """Copy a rootfs tarball as a layer without the SLIM_DROP paths and bytecode caches."""
+    """Copy a rootfs tarball as a layer without the SLIM_DROP paths, its Python modules' bytecode made anew
+    (Debian's is checked against the sources' times, which the tarball does not keep)."""
+    made: dict[str, bytes] = {}
     with tarfile.open(src) as tin, tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tout:
+        folders = set()
         for m in tin:
             if _dropped(m.name):
                 continue
-            tout.addfile(m, tin.extractfile(m) if m.isreg() else None)
+            data = tin.extractfile(m).read() if m.isreg() else None
+            tout.addfile(m, io.BytesIO(data) if data is not None else None)
+            name = m.name.lstrip("./")
+            if m.isdir():
+                folders.add(name.rstrip("/"))
+            if m.isreg() and name.endswith(".py") and name.startswith(PY_DIRS) and (pyc := bytecode(name, data)):
+                made[pyc[0]] = pyc[1]
+        for path, data in sorted(made.items()):
+            if (folder := path.rsplit("/", 1)[0]) not in folders:
+                folders.add(folder)
+                d = tarfile.TarInfo(f"./{folder}")
+                d.type, d.mode, d.mtime = tarfile.DIRTYPE, 0o755, 0
+                tout.addfile(d)
+            ti = tarfile.TarInfo(f"./{path}")
+            ti.size, ti.mode, ti.mtime = len(data), 0o644, 0
+            tout.addfile(ti, io.BytesIO(data))
 
 
 def wheel_layer(wheel_dir: Path, out: Path, site: str = "usr/lib/python3/dist-packages", prefix: str = "usr") -> None:
@@ -350,7 +405,7 @@ def wheel_layer(wheel_dir: Path, out: Path, site: str = "usr/lib/python3/dist-pa
                     dest, name = (prefix if parts[1] == "data" else site), "/".join(parts[2:])
                 mode = (info.external_attr >> 16) & 0o777 or 0o644
                 entries[f"{dest}/{name}"] = FileEntry(f"{dest}/{name}", data=z.read(info), mode=mode | 0o644)
-    write_layer(list(entries.values()), out)
+    write_layer([*entries.values(), *_compiled(list(entries.values()))], out)
 
 
 def _npm_dir(package_dir: Path) -> Path:
@@ -412,8 +467,9 @@ def python_image(repo: str, requirements: list[str], files: dict[str, Path], ent
         l1, l2, l3 = out / "base.tar", out / "wheels.tar", out / "app.tar"
         slim_rootfs(base, l1)
         wheel_layer(whl, l2)
-        write_layer([FileEntry(dst.lstrip("/"), src=src, mode=0o755 if src.suffix in ("", ".sh") and "node_modules" not in dst else 0o644)
-                     for dst, src in files.items()], l3)
+        app = [FileEntry(dst.lstrip("/"), src=src, mode=0o755 if src.suffix in ("", ".sh") and "node_modules" not in dst else 0o644)
+               for dst, src in files.items()]
+        write_layer([*app, *_compiled(app)], l3)
         write_docker_archive(ImageSpec(ref=ref, layers=[l1, l2, l3], entrypoint=entrypoint, workdir="/app",
                                        env=["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                                             "PYTHONUNBUFFERED=1", "PYTHONDONTWRITEBYTECODE=1"]), archive)
@@ -460,7 +516,7 @@ def python_image_ref(repo: str, requirements: list[str], files: dict[str, Path],
     from appliance.images.debian import rootfs_key
 
     h = hashlib.sha256()
-    h.update(json.dumps([PYTHON_IMAGE_BUILDER, rootfs_key([*BASE_PACKAGES, *packages]), sorted(requirements), ""]).encode())
+    h.update(json.dumps([PYTHON_IMAGE_BUILDER, COMPILES, rootfs_key([*BASE_PACKAGES, *packages]), sorted(requirements), ""]).encode())
     for dst in sorted(files):
         h.update(dst.encode())
         h.update(files[dst].read_bytes())

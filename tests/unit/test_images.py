@@ -166,3 +166,51 @@ def test_every_image_lock_pins_each_wheel_by_hash():
     assert locks
     unhashed = [str(p) for p in locks if builds.read_lock(p) and not builds.hashed(p)]
     assert not unhashed, "run: .venv/bin/python tools/lock_hashes.py " + " ".join(unhashed)
+
+
+@pytest.mark.skipif(not __import__("appliance.images.builds", fromlist=["COMPILES"]).COMPILES, reason="our Python is not the images' (3.11)")
+def test_a_python_images_modules_are_compiled_once_at_build_and_read_as_they_are(tmp_path):
+    """The rootfs layer's stdlib modules and the wheels' get checked-hash bytecode, the same bytes each build;
+    Python loads it (read-only file systems: nothing compiled is kept at run time) and takes the source
+    again where it changed."""
+    import subprocess
+    import sys
+    import zipfile
+
+    from appliance.images import builds
+
+    rootfs = tmp_path / "rootfs.tar"
+    with tarfile.open(rootfs, "w") as t:
+        for name, data in (("./usr/lib/python3.11/mod.py", b"X = 1\n"), ("./usr/lib/python3.11/__pycache__/mod.cpython-311.pyc", b"stale"),
+                           ("./usr/lib/python3.11/broken.py", b"def (:\n"), ("./etc/notes.py", b"Y = 2\n")):
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            t.addfile(ti, __import__("io").BytesIO(data))
+    builds.slim_rootfs(rootfs, tmp_path / "a.tar")
+    builds.slim_rootfs(rootfs, tmp_path / "b.tar")
+    assert (tmp_path / "a.tar").read_bytes() == (tmp_path / "b.tar").read_bytes()
+    with tarfile.open(tmp_path / "a.tar") as t:
+        files = {m.name.lstrip("./"): t.extractfile(m).read() for m in t if m.isreg()}
+    pyc = "usr/lib/python3.11/__pycache__/mod.cpython-311.pyc"
+    assert set(files) == {"usr/lib/python3.11/mod.py", "usr/lib/python3.11/broken.py", "etc/notes.py", pyc}  # stale one replaced
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    with zipfile.ZipFile(wheels / "pkg-1-py3-none-any.whl", "w") as z:
+        z.writestr("pkg/__init__.py", "from pkg.inner import Z\n")
+        z.writestr("pkg/inner.py", "Z = 3\n")
+    builds.wheel_layer(wheels, tmp_path / "w.tar", site="site")
+    with tarfile.open(tmp_path / "w.tar") as t:
+        t.extractall(tmp_path / "image", filter="data")
+    assert sorted(p.name for p in (tmp_path / "image/site/pkg/__pycache__").iterdir()) == ["__init__.cpython-311.pyc", "inner.cpython-311.pyc"]
+
+    def imported(*extra: str) -> str:
+        r = subprocess.run([sys.executable, "-v", "-c", "import pkg; print(pkg.Z)"], capture_output=True, text=True, timeout=60,
+                           env={"PYTHONPATH": str(tmp_path / "image/site"), "PYTHONDONTWRITEBYTECODE": "1"})
+        assert r.returncode == 0 and r.stdout.strip() == "3", r.stderr[-2000:]
+        return r.stderr
+
+    log = imported()
+    assert f"code object from '{tmp_path}/image/site/pkg/__pycache__/inner.cpython-311.pyc'" in log, log[-3000:]
+    (tmp_path / "image/site/pkg/inner.py").write_text("Z = 3  # changed\n")
+    log = imported()  # the source changed: the hash is checked, the source compiled
+    assert f"code object from {tmp_path}/image/site/pkg/inner.py" in log and "inner.cpython-311.pyc'" not in log, log[-3000:]
