@@ -1,4 +1,4 @@
-"""Every simulator benchmark runs at a tiny size, so none can rot unnoticed (`make bench` runs them at full size);
+"""Every simulator benchmark (and the images' one) runs at a tiny size, so none can rot unnoticed (`make bench` runs them at full size);
 results go to a temporary folder, never over bench/results, and record the run (commit, command line, load)."""
 
 import json
@@ -20,6 +20,7 @@ SMOKE = {
     "bench_monitoring": (["--nodes", "2", "--scrapes", "1"], "monitoring.json"),
     "bench_tuning_sim": (["--nodes", "2", "--trials", "2", "--parallel", "2", "--run-time", "1s"], "tuning-sim.json"),
     "bench_queues_sim": (["--nodes", "1", "--jobs", "2", "--pods-per-job", "8", "--timeout", "300"], "queues-sim.json"),
+    "bench_images": (["--rounds", "1", "--images", "gpu-exporter"], "images.json"),  # Docker's, as the host group has
 }
 
 
