@@ -234,6 +234,43 @@ def test_kubeadm_init(provider, host, binaries):
     assert host.sh("test -e /etc/kubernetes/.appliance-node-done && echo done").strip() == "done"
 
 
+#: the GPU path's own tasks, run on the converged host: the driver's check (nvidia-smi) and the device plugin's
+#: (its DaemonSet, the nodes' labels), as site.yml runs them on a GPU server whose driver is loaded
+GPU_TASKS = """
+- hosts: control_plane
+  become: true
+  gather_facts: true
+  vars: {preflight_has_gpu: true, preflight_nvidia_driver_loaded: true}
+  tasks:
+    - {ansible.builtin.include_role: {name: nvidia_driver, tasks_from: driver.yml}}
+    - {ansible.builtin.include_role: {name: gpu_operator, tasks_from: device-plugin.yml}}
+"""
+#: a stand-in for a DGX H100's nvidia-smi: what its driver answers to the check's query (index, name, driver, MIG mode)
+DGX_SMI = "#!/bin/sh\n" + "".join(f"echo '{i}, NVIDIA H100 80GB HBM3, 550.90.07, Disabled'\n" for i in range(8))
+
+
+def test_a_gpu_node_is_labelled_with_the_product_and_count_its_driver_reports(provider, host, binaries, work):
+    """No GPU here: a stand-in nvidia-smi answers as a DGX H100's driver does; the real tasks label the node as
+    GPU feature discovery would (what the queues' flavors and the GPU quotas read), a second run changes nothing."""
+    _, real = binaries
+    if not real:
+        pytest.skip("kubeadm is a stand-in: no API server to label a node in")
+    host.sh(f"cat > /usr/local/bin/nvidia-smi <<'EOF'\n{DGX_SMI}EOF\nchmod +x /usr/local/bin/nvidia-smi")
+    playbook = work / "gpu-tasks.yml"
+    playbook.write_text(GPU_TASKS)
+    try:
+        first = provider.run_playbook(str(playbook))
+        assert first.ok, [f.line() for f in first.failures]
+        node = json.loads(host.sh(f"kubectl --kubeconfig /etc/kubernetes/admin.conf get node {host.name} -o json"))
+        labels = node["metadata"]["labels"]
+        assert (labels.get("nvidia.com/gpu.product"), labels.get("nvidia.com/gpu.count"), labels.get("nvidia.com/gpu.present")) == \
+            ("NVIDIA-H100-80GB-HBM3", "8", "true"), labels
+        again = provider.run_playbook(str(playbook))
+        assert again.ok and again.changed_count == 0, again.changed
+    finally:
+        host.sh("rm -f /usr/local/bin/nvidia-smi")
+
+
 # -- bad input: one line per host with the fix -------------------------------------------------
 
 

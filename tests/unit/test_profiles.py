@@ -36,10 +36,10 @@ def test_sim_profile_is_dgx_shaped():
 
 def test_set_overrides_typed_values_and_list_items():
     p = profiles.load("dgx", ["cluster.workers=2", "cluster.baremetal.hosts.0.address=10.0.0.5",
-                              "components.user-profiles.enabled=false"]).profile
+                              "components.network-policy.enabled=false"]).profile
     assert p.cluster.workers == 2
     assert p.cluster.baremetal.hosts[0].address == "10.0.0.5"
-    assert not p.components["user-profiles"].enabled
+    assert not p.components["network-policy"].enabled
 
 
 def test_unknown_key_names_file_line_field_and_suggestion(tmp_path):
