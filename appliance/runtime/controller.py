@@ -38,12 +38,13 @@ class Workload:
     ready_line: str = ""
 
 
-def _logged_since_start(log: Path, line: str) -> bool:
-    """`line` is in the process's log after the supervisor's last start of its program."""
-    if not log.is_file() or log.stat().st_size == 0:
+def _logged_since_start(log: Path, line: str, since: int) -> bool:
+    """`line` is in the process's log (from byte `since`, where its start began) after the supervisor's last
+    start of its program."""
+    if not log.is_file() or log.stat().st_size <= since:
         return False
     with open(log, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
-        return m.rfind(line.encode()) > m.rfind(STARTED.encode())
+        return m.rfind(line.encode(), since) > m.rfind(STARTED.encode(), since)
 
 
 class HostController(HostProcess):
@@ -62,7 +63,7 @@ class HostController(HostProcess):
         cur = self.load()
         if not (cur and cur.alive()):
             return False
-        if (line := (cur.extra or {}).get("ready_line")) and not _logged_since_start(self.log, line):
+        if (line := (cur.extra or {}).get("ready_line")) and not _logged_since_start(self.log, line, cur.extra.get("log_from", 0)):
             return False
         (c,) = dep["spec"]["template"]["spec"]["containers"]
         probe = c.get("readinessProbe") or {}
@@ -141,8 +142,9 @@ class HostController(HostProcess):
             return f"host process running (pid {cur.pid})"
         if "TMPDIR" in env:
             Path(env["TMPDIR"]).mkdir(parents=True, exist_ok=True)
+        log_from = self.log.stat().st_size if self.log.is_file() else 0  # what an earlier process logged stays behind
         proc = self.start(w.program() + args, kubeconfig, secret=secret, cert_dir=cert_dir,
-                          extra={"sig": sig, "ports": ports, "ready_line": w.ready_line}, env=env | secrets, routes=routes,
+                          extra={"sig": sig, "ports": ports, "ready_line": w.ready_line, "log_from": log_from}, env=env | secrets, routes=routes,
                           unprivileged=w.unprivileged, binds=binds)
         return f"host process started (pid {proc.pid}, log {self.log})"
 

@@ -117,10 +117,12 @@ def test_a_process_that_listens_before_it_serves_is_ready_once_it_logs_so_and_ag
     (port,) = free_ports(1)
     dep = {"metadata": {"name": "db", "namespace": "database"},
            "spec": {"template": {"metadata": {}, "spec": {"containers": [{
-               "name": "db", "ports": [{"name": "db", "containerPort": 5432}], "readinessProbe": {"tcpSocket": {"port": 5432}},
+               "name": "db", "ports": [{"name": "db", "containerPort": port}], "readinessProbe": {"tcpSocket": {"port": port}},
                "args": [str(port)], "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}]}],
                "volumes": [{"name": "tmp", "emptyDir": {}}]}}}}
     host = HostController(tmp_path / "controllers", "db")
+    host.folder.mkdir(parents=True)
+    host.log.write_text("supervisor: started pid 1: an earlier process\nready to serve\n")  # what a process before it logged
     w = Workload(program=lambda: [sys.executable, "-c", code], image={"name": "probe"}, version="1", env={}, routes={},
                  ready_line="ready to serve")
     host.run(w, dep, [], str(kubeconfig), {"db": port})
@@ -139,6 +141,7 @@ def test_a_process_that_listens_before_it_serves_is_ready_once_it_logs_so_and_ag
         until(lambda: (tmp / "listening").exists(), "listening again")
 
     try:
+        assert not host.ready(dep)  # the log of a process before it (below) does not count
         until(lambda: (tmp / "listening").exists(), "listening")
         with socket.create_connection(("127.0.0.1", port), timeout=2):
             pass  # it accepts connections...

@@ -55,7 +55,11 @@ def _psql(kube: Kube, sql: str, starting: bool = False) -> str:
             why in p.stderr for why in ("Connection refused", "the database system is starting up")):
         assert time.monotonic() < deadline, p.stderr
         time.sleep(1)
-    assert p.returncode == 0, p.stderr
+    if p.returncode:
+        from appliance.runtime import process
+
+        log = process.HostProcess(process.controllers_dir(kube.kubeconfig), "postgres").log
+        pytest.fail(f"{p.stderr}\nPostgreSQL's host log:\n{log.read_text()[-4000:] if log.exists() else '(none)'}")
     return p.stdout.strip()
 
 
