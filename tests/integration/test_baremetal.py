@@ -240,8 +240,8 @@ GPU_TASKS = """
 - hosts: control_plane
   become: true
   gather_facts: true
-  vars: {preflight_has_gpu: true, preflight_nvidia_driver_loaded: true}
   tasks:
+    - {ansible.builtin.set_fact: {preflight_has_gpu: true, preflight_nvidia_driver_loaded: true}}  # as preflight finds a loaded driver
     - {ansible.builtin.include_role: {name: nvidia_driver, tasks_from: driver.yml}}
     - {ansible.builtin.include_role: {name: gpu_operator, tasks_from: device-plugin.yml}}
 """
