@@ -36,7 +36,8 @@ SIM_STACK_MODULES = ("test_journey_sim", "test_pipelines_sim", "test_serving_sim
 STACK_MODULES = tuple(m for group in STACK_GROUPS.values() for m in group) + SIM_STACK_MODULES
 #: the other modules' xdist groups: these (Docker, the installed tool, the benchmarks), beside the simulator's ("sim")
 HOST_MODULES = ("test_baremetal", "test_bundle_docker", "test_baremetal_up", "test_kind", "test_registry_kind", "test_registry", "test_e2e_build",
-                "test_installed", "test_bench_smoke", "test_prebuild", "test_toolchain")
+                "test_installed", "test_bench_smoke", "test_prebuild", "test_toolchain",
+                "test_upgrade_sim")  # a simulator of its own, here where the group finished ~150 s before the others'
 
 
 #: the stack group whose cluster is made as an offline site makes it (issue 27): from a bundle, into empty caches
