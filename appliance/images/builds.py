@@ -263,7 +263,7 @@ PY_TAG = "311"  # Debian bookworm's python3
 #: our Python compiles the images' modules when it is theirs (the bytecode format is a minor version's)
 COMPILES = f"{sys.version_info.major}{sys.version_info.minor}" == PY_TAG
 #: where a Python image keeps the modules compiled at build (the stdlib, Debian's Python packages, the wheels)
-PY_DIRS = ("usr/lib/python3.11/", "usr/lib/python3/dist-packages/")
+PY_DIRS = (f"usr/lib/python3.{PY_TAG[1:]}/", "usr/lib/python3/dist-packages/")
 WHEEL_PLATFORMS = ["manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_28_x86_64", "linux_x86_64"]
 BASE_PACKAGES = ["python3", "ca-certificates"]
 
