@@ -33,6 +33,8 @@ from appliance.providers.sim import SimProvider  # noqa: E402
 from appliance.schema import ClusterSpec, NodeClass, SimSpec  # noqa: E402
 from bench.common import RESULTS, machine  # noqa: E402
 
+#: every pod Running within this, at the default size (1,000 nodes, 10,000 pods) on 2 cores
+TARGET_S = 60
 DGX = dict(name="dgx-h100", cpu="224", memory="2Ti", pods=110, gpus=8, gpu_product="NVIDIA-H100-80GB-HBM3",
            gpu_family="hopper", cuda_driver_version="550.90.07")
 
@@ -265,7 +267,7 @@ def main() -> int:
             "pods_all_running_s": t_all_ready and round(t_all_ready, 1),
             "pods_running_listed": running,
             "pods_per_s": t_all_ready and round(args.pods / t_all_ready, 1),
-            "target_met": bool(t_all_ready and t_all_ready <= 120),
+            "target_met": bool(t_all_ready and t_all_ready <= TARGET_S),
             "timeline": timeline,
         })
         st = p.status()
@@ -299,7 +301,7 @@ def main() -> int:
         (f"{args.nodes} nodes Ready", f"{result['nodes_ready_s']} s"),
         (f"{args.pods} pods created", f"{result['pods_all_created_s']} s"),
         (f"{args.pods} pods scheduled", f"{result['pods_all_scheduled_s']} s"),
-        (f"{args.pods} pods Running", f"{result['pods_all_running_s']} s  (target 120 s: {'met' if result['target_met'] else 'MISSED'})"),
+        (f"{args.pods} pods Running", f"{result['pods_all_running_s']} s  (target {TARGET_S} s: {'met' if result['target_met'] else 'MISSED'})"),
         ("control-plane peak RSS", f"{result['peak_rss_total_mib']} MiB"),
         ("control-plane CPU", f"{result['control_plane_cpu_seconds']} s ({result['cpu_ms_per_pod']} ms/pod); "
                               f"load avg {result['machine']['loadavg'][0]:.1f} -> {result['load_avg_at_end'][0]:.1f}"),
