@@ -362,12 +362,15 @@ def slim_rootfs(src: Path, out: Path) -> None:
         for m in tin:
             if _dropped(m.name):
                 continue
-            data = tin.extractfile(m).read() if m.isreg() else None
-            tout.addfile(m, io.BytesIO(data) if data is not None else None)
             name = m.name.lstrip("./")
             if m.isdir():
                 folders.add(name.rstrip("/"))
-            if m.isreg() and name.endswith(".py") and name.startswith(PY_DIRS) and (pyc := bytecode(name, data)):
+            if not (m.isreg() and name.endswith(".py") and name.startswith(PY_DIRS)):
+                tout.addfile(m, tin.extractfile(m) if m.isreg() else None)  # streamed: only modules are read whole
+                continue
+            data = tin.extractfile(m).read()
+            tout.addfile(m, io.BytesIO(data))
+            if pyc := bytecode(name, data):
                 made[pyc[0]] = pyc[1]
         for path, data in sorted(made.items()):
             if (folder := path.rsplit("/", 1)[0]) not in folders:
