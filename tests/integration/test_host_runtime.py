@@ -108,6 +108,7 @@ def test_a_process_that_listens_before_it_serves_is_ready_once_it_logs_so_and_ag
 
     from appliance.procs import free_ports
     from appliance.runtime.controller import HostController, Workload
+    from appliance.runtime.process import STARTED
 
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text("")
@@ -122,7 +123,7 @@ def test_a_process_that_listens_before_it_serves_is_ready_once_it_logs_so_and_ag
                "volumes": [{"name": "tmp", "emptyDir": {}}]}}}}
     host = HostController(tmp_path / "controllers", "db")
     host.folder.mkdir(parents=True)
-    host.log.write_text("supervisor: started pid 1: an earlier process\nready to serve\n")  # what a process before it logged
+    host.log.write_text(f"{STARTED} 1: an earlier process\nready to serve\n")  # what a process before it logged
     w = Workload(program=lambda: [sys.executable, "-c", code], image={"name": "probe"}, version="1", env={}, routes={},
                  ready_line="ready to serve")
     host.run(w, dep, [], str(kubeconfig), {"db": port})
@@ -150,7 +151,7 @@ def test_a_process_that_listens_before_it_serves_is_ready_once_it_logs_so_and_ag
         until(lambda: host.ready(dep), "ready once it says so")
         (tmp / "go").unlink()
         restart()
-        assert "ready to serve" in host.log.read_text() and not host.ready(dep)  # the line of the start before does not count
+        assert host.log.read_text().count("ready to serve") == 2 and not host.ready(dep)  # the line of the start before does not count
         (tmp / "go").touch()
         until(lambda: host.ready(dep), "ready after its restart")
     finally:

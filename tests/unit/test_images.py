@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import tarfile
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from appliance.errors import UserError
-from appliance.images import archive, debian, node
+from appliance.images import archive, builds, debian, node
 
 
 def test_apt_sources_deb822_and_one_line(tmp_path):
@@ -168,7 +169,7 @@ def test_every_image_lock_pins_each_wheel_by_hash():
     assert not unhashed, "run: .venv/bin/python tools/lock_hashes.py " + " ".join(unhashed)
 
 
-@pytest.mark.skipif(not __import__("appliance.images.builds", fromlist=["COMPILES"]).COMPILES, reason="our Python is not the images' (3.11)")
+@pytest.mark.skipif(not builds.COMPILES, reason="our Python is not the images' (3.11)")
 def test_a_python_images_modules_are_compiled_once_at_build_and_read_as_they_are(tmp_path):
     """The rootfs layer's stdlib modules and the wheels' get checked-hash bytecode, the same bytes each build;
     Python loads it (read-only file systems: nothing compiled is kept at run time) and takes the source
@@ -177,15 +178,13 @@ def test_a_python_images_modules_are_compiled_once_at_build_and_read_as_they_are
     import sys
     import zipfile
 
-    from appliance.images import builds
-
     rootfs = tmp_path / "rootfs.tar"
     with tarfile.open(rootfs, "w") as t:
         for name, data in (("./usr/lib/python3.11/mod.py", b"X = 1\n"), ("./usr/lib/python3.11/__pycache__/mod.cpython-311.pyc", b"stale"),
                            ("./usr/lib/python3.11/broken.py", b"def (:\n"), ("./etc/notes.py", b"Y = 2\n")):
             ti = tarfile.TarInfo(name)
             ti.size = len(data)
-            t.addfile(ti, __import__("io").BytesIO(data))
+            t.addfile(ti, io.BytesIO(data))
     builds.slim_rootfs(rootfs, tmp_path / "a.tar")
     builds.slim_rootfs(rootfs, tmp_path / "b.tar")
     assert (tmp_path / "a.tar").read_bytes() == (tmp_path / "b.tar").read_bytes()
@@ -193,6 +192,7 @@ def test_a_python_images_modules_are_compiled_once_at_build_and_read_as_they_are
         files = {m.name.lstrip("./"): t.extractfile(m).read() for m in t if m.isreg()}
     pyc = "usr/lib/python3.11/__pycache__/mod.cpython-311.pyc"
     assert set(files) == {"usr/lib/python3.11/mod.py", "usr/lib/python3.11/broken.py", "etc/notes.py", pyc}  # stale one replaced
+    assert files[pyc] != b"stale" and files["etc/notes.py"] == b"Y = 2\n"
     wheels = tmp_path / "wheels"
     wheels.mkdir()
     with zipfile.ZipFile(wheels / "pkg-1-py3-none-any.whl", "w") as z:
