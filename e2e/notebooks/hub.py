@@ -7,7 +7,8 @@ put a notebook in it, run it there, read it back. Subcommands (run `hub.py -h`):
                            (--upload FILE: put FILE beside it first, e.g. a module it imports; --timeout S: per cell)
   denied USER OTHER        (as USER) USER's login gets 403 on OTHER's server; USER's server cannot list OTHER's pods
   wrong-password USER      a wrong password is refused with the hub's message
-  pending USER SLUG TEXT   (as USER) start server option SLUG; it stays Pending and the user is told TEXT (the scheduler's reason)
+  pending USER SLUG TEXT   (as USER) start server option SLUG; it stays Pending and the user is told TEXT (the scheduler's
+                           or the queue's reason); a server held by its queue cannot be released by its user
   restart-hub              (admin) restart the hub; then `run` again finds the server and its files
   home USER NAME           (as USER) start USER's server if stopped; NAME is still in their home
   stop USER                (as USER) stop USER's server
@@ -261,10 +262,29 @@ def cmd_pending(a) -> None:
     deadline, msgs = time.monotonic() + 90, []
     while time.monotonic() < deadline and not any(a.text in m for m in msgs):
         msgs = progress(s, a.user)
-    stop(s, a.user)
+    try:
+        lift_gates(a.user)
+    finally:
+        stop(s, a.user)
     if not any(a.text in m for m in msgs):
         raise SystemExit(f"the user was not told why: {msgs[-5:]}")
     print(f"{a.user} told: {next(m for m in msgs if a.text in m)}")
+
+
+def lift_gates(user: str) -> None:
+    """A server held by its queue (a scheduling gate) stays held: its user cannot lift the gate (refused)."""
+    config.load_kube_config(os.environ.get("KUBECONFIG"))
+    core, ns, name = client.CoreV1Api(), f"user-{user}", f"jupyter-{user}"
+    if not core.read_namespaced_pod(name, ns).spec.scheduling_gates:
+        return
+    try:
+        core.patch_namespaced_pod(name, ns, [{"op": "replace", "path": "/spec/schedulingGates", "value": []}], dry_run="All")
+    except client.ApiException as e:
+        if e.status != 403 or "no user may change them" not in (e.body or ""):
+            raise SystemExit(f"lifting the queue's gate of {user}'s server: {e.status} {(e.body or '')[:300]}") from None
+        print(f"{user} may not lift the queue's gate from their waiting server: refused ({e.status}, by the admission policy)")
+    else:
+        raise SystemExit(f"{user} lifted the queue's gate from their waiting server")
 
 
 def cmd_home(a) -> None:

@@ -116,9 +116,22 @@ def _hub_config(tmp_path, monkeypatch, settings):
         def add_user(self, user):
             return "added"
 
+    class ApiException(Exception):
+        def __init__(self, status):
+            self.status = status
+
+    class KubeSpawner:  # its progress: the pod's events, one after a while, then the spawn is over
+        async def progress(self):
+            import asyncio
+
+            for message in self.pod_events:
+                await asyncio.sleep(0.2)
+                yield {"message": message}
+
     stub = types.ModuleType("stub")
-    stub.Authenticator, stub.KubeSpawner = Authenticator, object
-    for mod in ("jupyterhub", "jupyterhub.auth", "kubespawner"):
+    stub.Authenticator, stub.KubeSpawner, stub.ApiException = Authenticator, KubeSpawner, ApiException
+    stub.CustomObjectsApi = lambda api_client: api_client  # the tests' stand-in client answers as the custom objects API
+    for mod in ("jupyterhub", "jupyterhub.auth", "kubespawner", "kubernetes_asyncio", "kubernetes_asyncio.client"):
         monkeypatch.setitem(sys.modules, mod, stub)
     c = Config()
     return c, runpy.run_path(str(tmp_path / "jupyterhub_config.py"), init_globals={"get_config": lambda: c})
@@ -138,13 +151,73 @@ def test_gpu_server_offered_only_to_listed_users(tmp_path, monkeypatch):
     assert c.KubeSpawner.service_account == "{username}" and c.KubeSpawner.image == "nb:1"
 
 
+def _hub_settings(**more) -> dict:
+    return {"users": ["alice", "bob"], "gpu_users": [], "cull_idle": 0, "start_timeout": 60, "cpu": "1", "memory": "1Gi",
+            "cpu_request": "100m", "memory_request": "128Mi", "home_size": "1Gi", "gpus": 1, "namespace": "notebooks",
+            "image": "nb:1", "subdomain_host": "", "storage_class": "", **more}
+
+
+def test_a_gpu_server_is_queued_where_its_user_has_a_queue_and_the_spawn_page_says_why_it_waits(tmp_path, monkeypatch):
+    import asyncio
+
+    c, ns = _hub_config(tmp_path, monkeypatch, _hub_settings())
+    spawner_class, exc = ns["UserNamespaceSpawner"], sys.modules["kubespawner"].ApiException
+
+    class Queues:  # the custom objects API of a namespace with (or without) the LocalQueue `default`
+        def __init__(self, status=None):
+            self.status = status
+
+        async def get_namespaced_custom_object(self, group, version, namespace, plural, name):
+            assert (group, plural, name, namespace) == ("kueue.x-k8s.io", "localqueues", "default", "user-alice")
+            if self.status:
+                raise exc(self.status)
+            return {}
+
+    def pod(limits):
+        return types.SimpleNamespace(metadata=types.SimpleNamespace(labels={"component": "singleuser-server"}),
+                                     spec=types.SimpleNamespace(containers=[types.SimpleNamespace(resources=types.SimpleNamespace(limits=limits))]))
+
+    def hook(api, limits):
+        spawner = spawner_class()
+        spawner.namespace, spawner.api = "user-alice", types.SimpleNamespace(api_client=api)
+        labels = asyncio.run(c.KubeSpawner.modify_pod_hook(spawner, pod(limits))).metadata.labels
+        return labels.get("kueue.x-k8s.io/queue-name"), spawner.queued
+
+    assert hook(Queues(), {"nvidia.com/gpu": "1"}) == ("default", True)
+    assert hook(Queues(404), {"nvidia.com/gpu": "1"}) == (None, False)  # no queue (or no Kueue): scheduled as before
+    assert hook(Queues(), {"cpu": "1"}) == (None, False)  # a CPU server is never queued
+    with pytest.raises(exc):
+        hook(Queues(403), {"nvidia.com/gpu": "1"})  # anything else is not taken for "no queue"
+    why = ns["queue_reason"]
+    pending = {"type": "QuotaReserved", "status": "False", "message": "couldn't assign flavors to pod set main: resource nvidia.com/gpu unavailable in ClusterQueue"}
+
+    def wl(owner, *conds):
+        return {"metadata": {"ownerReferences": [{"kind": "Pod", "name": owner}]}, "spec": {"queueName": "default"}, "status": {"conditions": list(conds)}}
+
+    assert why([wl("jupyter-bob", pending), wl("jupyter-alice", pending)], "jupyter-alice") == f"waiting in queue default: {pending['message']}"
+    assert why([wl("jupyter-alice", {"type": "QuotaReserved", "status": "True", "message": "ok"})], "jupyter-alice") is None
+    assert why([wl("jupyter-alice", pending, {"type": "Finished", "status": "True"})], "jupyter-alice") is None  # an old spawn's
+    assert why([wl("jupyter-alice")], "jupyter-alice") is None and why([], "jupyter-alice") is None
+
+    class Workloads:  # the custom objects API of alice's namespace while her server waits
+        async def list_namespaced_custom_object(self, group, version, namespace, plural):
+            return {"items": [wl("jupyter-alice", pending)]}
+
+    async def spawn_page(queued):
+        spawner = spawner_class()
+        spawner.namespace, spawner.pod_name, spawner.poll, spawner.queued = "user-alice", "jupyter-alice", 0.05, queued
+        spawner.api, spawner.pod_events = types.SimpleNamespace(api_client=Workloads()), ["created", "gated"]
+        return [m["message"] async for m in spawner.progress()]
+
+    told = asyncio.run(spawn_page(True))
+    assert told == [f"waiting in queue default: {pending['message']}", "created", "gated"]  # once, though asked each poll
+    assert asyncio.run(spawn_page(False)) == ["created", "gated"]
+
+
 def test_the_hub_admits_a_user_with_their_password_only(tmp_path, monkeypatch):
     import asyncio
 
-    _, ns = _hub_config(tmp_path, monkeypatch, {"users": ["alice", "bob"], "gpu_users": [], "cull_idle": 0, "start_timeout": 60,
-                                                "cpu": "1", "memory": "1Gi", "cpu_request": "100m", "memory_request": "128Mi",
-                                                "home_size": "1Gi", "gpus": 1, "namespace": "notebooks", "image": "nb:1",
-                                                "subdomain_host": "", "storage_class": ""})
+    _, ns = _hub_config(tmp_path, monkeypatch, _hub_settings())
     (tmp_path / "logins").mkdir()
     (tmp_path / "logins" / "alice").write_text(hooks._digest("alice", "s3cret"))
     auth = ns["SecretAuthenticator"]()

@@ -146,7 +146,7 @@ def test_the_configuration_queues_jobs_of_user_namespaces_with_its_own_certifica
     objs = queues(namespace="kq").objects(crds=False)
     cfg = _config(objs)
     assert cfg["apiVersion"] == "config.kueue.x-k8s.io/v1beta2" and cfg["namespace"] == "kq"
-    assert cfg["integrations"]["frameworks"] == ["batch/job", "kubeflow.org/pytorchjob", "kubeflow.org/tfjob"]
+    assert cfg["integrations"]["frameworks"] == ["batch/job", "kubeflow.org/pytorchjob", "kubeflow.org/tfjob", "pod"]
     assert cfg["internalCertManagement"] == {"enable": False} and cfg["leaderElection"] == {"leaderElect": False}
     assert cfg["webhook"]["certDir"] == "/etc/kueue/metrics/certs" and cfg["metrics"] == {"bindAddress": "0"}
     assert cfg["managedJobsNamespaceSelector"]["matchExpressions"][0] == {"key": "appliance.dev/owner", "operator": "Exists"}
@@ -166,18 +166,25 @@ def test_on_the_host_webhooks_call_loopback_and_listen_there():
     cfg = _config(objs)
     assert cfg["webhook"]["host"] == "127.0.0.1" and cfg["health"]["healthProbeBindAddress"].startswith("127.0.0.1:")
     hooks = [h for o in objs if o["kind"].endswith("WebhookConfiguration") for h in o["webhooks"]]
-    assert len(hooks) == 13 and all(h["clientConfig"]["url"].startswith("https://127.0.0.1:9443/") for h in hooks)
+    assert len(hooks) == 15 and all(h["clientConfig"]["url"].startswith("https://127.0.0.1:9443/") for h in hooks)
     jobs = [h for h in hooks if h["rules"][0]["apiGroups"] != ["kueue.x-k8s.io"]]
-    assert len(jobs) == 6 and all(h["namespaceSelector"]["matchExpressions"][0]["key"] == "appliance.dev/owner" for h in jobs)
+    assert len(jobs) == 8 and all(h["namespaceSelector"]["matchExpressions"][0]["key"] == "appliance.dev/owner" for h in jobs)
+    pods = [h for h in jobs if h["rules"][0]["resources"] == ["pods"]]  # only pods that name a queue reach Kueue
+    assert [h["name"] for h in pods] == ["mpod.kb.io", "vpod.kb.io"]
+    assert all(h["objectSelector"] == {"matchExpressions": [{"key": "kueue.x-k8s.io/queue-name", "operator": "Exists"}]} for h in pods)
+    assert not any("objectSelector" in h for h in hooks if h not in pods)
 
 
-def test_rbac_writes_no_queue_object_kind_for_users_and_no_secret_or_pod_write_for_kueue():
+def test_rbac_writes_no_queue_object_kind_for_users_and_no_secret_or_pod_write_for_kueue_outside_user_namespaces():
     objs = queues().objects(crds=False)
     (role,) = find(objs, "ClusterRole", "kueue-controller-manager")
     rules = {(g, r): set(rule["verbs"]) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
     assert ("", "secrets") not in rules and rules[("", "pods")] == {"get", "list", "watch"}
     assert "create" not in rules[("batch", "jobs")] and "create" not in rules[("kueue.x-k8s.io", "clusterqueues")]
     assert not any(g == "admissionregistration.k8s.io" or g == "apiextensions.k8s.io" for g, _ in rules)
+    pods = {(b["metadata"]["namespace"], b["roleRef"]["name"]) for b in find(objs, "RoleBinding")}
+    assert pods == {("user-alice", "kueue-user-pods"), ("user-bob", "kueue-user-pods")}
+    assert not [b for b in find(objs, "ClusterRoleBinding") if b["roleRef"]["name"] == "kueue-user-pods"]
     (users,) = find(objs, "ClusterRole", "queues-user-read")
     assert users["rules"] == [{"apiGroups": ["kueue.x-k8s.io"], "resources": ["localqueues", "localqueues/status", "workloads", "workloads/status"],
                                "verbs": ["get", "list", "watch"]}]

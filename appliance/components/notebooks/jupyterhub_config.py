@@ -3,18 +3,22 @@ user's namespace under that user's service account; logins are checked against t
 Users' servers run code their users control, so each is served on its own origin where the settings give a
 subdomain host; on one origin (no wildcard name) a server loads no configuration from its user's home."""
 
+import asyncio
 import hashlib
 import hmac
 import json
 import os
 
 from jupyterhub.auth import Authenticator
+from kubernetes_asyncio.client import ApiException, CustomObjectsApi
 from kubespawner import KubeSpawner
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 S = json.load(open(os.path.join(HERE, "settings.json")))
 LOGINS = os.path.join(HERE, "logins")  # a Secret volume: one file per user holding the hash of their login
 HUB = f"http://hub.{S['namespace']}.svc.cluster.local:8081"
+KUEUE = ("kueue.x-k8s.io", "v1beta2")
+QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 
 
 class SecretAuthenticator(Authenticator):
@@ -38,11 +42,62 @@ class SecretAuthenticator(Authenticator):
         return user if hmac.compare_digest(want, got) else None
 
 
+def queue_reason(workloads: list[dict], pod: str) -> str | None:
+    """Why Kueue holds the server's pod `pod` (its unfinished Workload's quota condition), or None."""
+    for wl in workloads:
+        owners = wl["metadata"].get("ownerReferences") or []
+        conds = {c["type"]: c for c in (wl.get("status") or {}).get("conditions") or []}
+        if any(o.get("kind") == "Pod" and o.get("name") == pod for o in owners) and conds.get("Finished", {}).get("status") != "True":
+            held = conds.get("QuotaReserved")
+            return None if held is None or held["status"] == "True" else f"waiting in queue {wl['spec']['queueName']}: {held['message']}"
+    return None
+
+
 class UserNamespaceSpawner(KubeSpawner):
-    """KubeSpawner in user-<name>: the namespace is user-profiles', so the hub never creates namespaces."""
+    """KubeSpawner in user-<name>: the namespace is user-profiles', so the hub never creates namespaces. A GPU
+    server waits in its user's queue where the queues component made one; its spawn page then says why."""
+
+    queued = False
+    poll = 3  # seconds without an event before the queue is asked again
 
     async def _ensure_namespace(self):
         return None
+
+    async def queue_gpu_server(self, pod):
+        """The pod, labelled with the user's LocalQueue `default` if it asks for GPUs and that queue exists."""
+        self.queued = False
+        if "nvidia.com/gpu" in (pod.spec.containers[0].resources.limits or {}):
+            try:
+                await CustomObjectsApi(self.api.api_client).get_namespaced_custom_object(*KUEUE, self.namespace, "localqueues", "default")
+            except ApiException as e:
+                if e.status != 404:  # 404: no queues here (or no Kueue at all)
+                    raise
+            else:
+                pod.metadata.labels[QUEUE_LABEL] = "default"
+                self.queued = True
+        return pod
+
+    async def progress(self):
+        """KubeSpawner's messages (the pod's events) and, while a queued server waits, Kueue's reason each
+        time it changes (a gated pod has no scheduling events)."""
+        events, told = super().progress(), None
+        step = asyncio.ensure_future(anext(events))
+        try:
+            while True:
+                done, _ = await asyncio.wait({step}, timeout=self.poll)
+                if step in done:
+                    try:
+                        yield step.result()
+                    except StopAsyncIteration:
+                        return
+                    step = asyncio.ensure_future(anext(events))
+                elif self.queued:
+                    got = await CustomObjectsApi(self.api.api_client).list_namespaced_custom_object(*KUEUE, self.namespace, "workloads")
+                    if (why := queue_reason(got["items"], self.pod_name)) and why != told:
+                        told = why
+                        yield {"message": why}
+        finally:
+            step.cancel()
 
 
 def cores(quantity: str) -> float:
@@ -130,6 +185,7 @@ if S["storage_class"]:  # the default class's provisioner, volumes kept when the
 c.KubeSpawner.volumes = [{"name": "home", "persistentVolumeClaim": {"claimName": "home-{username}"}}]
 c.KubeSpawner.volume_mounts = [{"name": "home", "mountPath": "/home/jovyan"}]
 c.KubeSpawner.profile_list = server_options
+c.KubeSpawner.modify_pod_hook = UserNamespaceSpawner.queue_gpu_server
 
 if S["cull_idle"]:
     c.JupyterHub.load_roles = [{"name": "idle-culler", "services": ["idle-culler"],
