@@ -205,7 +205,7 @@ def test_a_gpu_server_is_queued_where_its_user_has_a_queue_and_the_spawn_page_sa
 
     async def spawn_page(queued):
         spawner = spawner_class()
-        spawner.namespace, spawner.pod_name, spawner.poll, spawner.queued = "user-alice", "jupyter-alice", 0.05, queued
+        spawner.namespace, spawner.pod_name, spawner.queue_poll, spawner.queued = "user-alice", "jupyter-alice", 0.05, queued
         spawner.api, spawner.pod_events = types.SimpleNamespace(api_client=Workloads()), ["created", "gated"]
         return [m["message"] async for m in spawner.progress()]
 

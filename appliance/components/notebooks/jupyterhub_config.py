@@ -58,7 +58,7 @@ class UserNamespaceSpawner(KubeSpawner):
     server waits in its user's queue where the queues component made one; its spawn page then says why."""
 
     queued = False
-    poll = 3  # seconds without an event before the queue is asked again
+    queue_poll = 3  # seconds without an event before the queue is asked again (`poll` is the Spawner's own method)
 
     async def _ensure_namespace(self):
         return None
@@ -84,7 +84,7 @@ class UserNamespaceSpawner(KubeSpawner):
         step = asyncio.ensure_future(anext(events))
         try:
             while True:
-                done, _ = await asyncio.wait({step}, timeout=self.poll)
+                done, _ = await asyncio.wait({step}, timeout=self.queue_poll)
                 if step in done:
                     try:
                         yield step.result()
