@@ -10,13 +10,22 @@ GPU) the Jobs over capacity wait suspended, without pods. For each: seconds from
 every GPU is held by a running pod; with Kueue also the admission latency (Workload created -> quota reserved,
 mean and p95), the Workloads left waiting, and Kueue's memory (PSS) and CPU seconds over its run. Ratio: with
 Kueue / without (the same scheduling work, plus queueing).
+
+Then, on the same cluster and Kueue, Kueue's own scheduler performance test (its module's
+test/performance/scheduler runner, built here from the pinned module): its baseline mix, written here as data
+(MIX: 5 cohorts x 6 ClusterQueues, each fed 350 small, 100 medium and 50 large Workloads, 15,000 in all, made
+directly and finished by the runner after their run time), scaled by --mix (0 skips it). Reported against the
+bounds its CI holds the mix to (BOUNDS): wall time, mean time to admission per class, ClusterQueues' usage.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
+import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
@@ -32,6 +41,12 @@ COMPONENTS = ("platform-base", "user-profiles", "training-operator", "queues")
 KUEUE = ("kueue.x-k8s.io", "v1beta2")
 FREE, QUEUED = "bench-free", "user-alice"
 GPU = "NVIDIA-H100-80GB-HBM3"
+#: Kueue's baseline mix: cohorts x ClusterQueues (nominal and borrowing CPU), and per ClusterQueue the sets of
+#: Workloads (class, count, ms between creations, run ms, priority, CPUs)
+MIX = {"cohorts": 5, "queues": 6, "nominal": 20, "borrowing": 100,
+       "sets": [("small", 350, 100, 200, 50, 1), ("medium", 100, 500, 500, 100, 5), ("large", 50, 1200, 1000, 200, 20)]}
+#: the bounds Kueue's CI holds that mix to (its rangespec): wall, mean time to admission per class, usage
+BOUNDS = {"wall_s": 425, "admission_s": {"large": 23, "medium": 90, "small": 260}, "usage_pct": 50}
 
 
 def _job(name: str, ns: str, pods: int) -> dict:
@@ -92,12 +107,63 @@ def admission(crd, ns: str) -> tuple[list[float], int]:
     return sorted(lat), waiting
 
 
+def mix_config(scale: float) -> dict:
+    """The runner's generator configuration of MIX, each set's count scaled (at least 1)."""
+    sets = [{"count": max(1, round(n * scale)), "creationIntervalMs": every,
+             "workloads": [{"className": cls, "runtimeMs": run, "priority": prio, "request": str(cpus)}]}
+            for cls, n, every, run, prio, cpus in MIX["sets"]]
+    return {"cohorts": [{"className": "cohort", "count": MIX["cohorts"], "queuesSets": [
+        {"className": "cq", "count": MIX["queues"], "nominalQuota": str(MIX["nominal"]), "borrowingLimit": str(MIX["borrowing"]),
+         "reclaimWithinCohort": "Any", "withinClusterQueue": "LowerPriority", "workloadsSets": sets}]}]}
+
+
+def baseline_mix(kubeconfig: str, scale: float, kueue: psutil.Process, timeout: float) -> list[dict]:
+    """Kueue's scheduler performance runner with MIX scaled by `scale` on the cluster; the results' rows."""
+    import yaml
+
+    from appliance.components import CATALOG
+    from appliance.images import builds
+
+    go = CATALOG["queues"].decl.images["kueue"].go
+    runner = builds.go_binary(go.module, go.version, "test/performance/scheduler/runner", "kueue-perf-runner", report=print)
+    cfg = mix_config(scale)
+    total = MIX["cohorts"] * MIX["queues"] * sum(s["count"] for s in cfg["cohorts"][0]["queuesSets"][0]["workloadsSets"])
+    with tempfile.TemporaryDirectory(prefix="kueue-mix-") as out:
+        Path(out, "generator.yaml").write_text(yaml.safe_dump(cfg))
+        cpu0, t0 = sum(kueue.cpu_times()[:2]), time.monotonic()
+        r = subprocess.run([str(runner), f"--generatorConfig={out}/generator.yaml", f"--o={out}", "--qps=1000", "--burst=2000",
+                            f"--timeout={int(timeout)}s"], env={**os.environ, "KUBECONFIG": kubeconfig}, capture_output=True, text=True,
+                           timeout=timeout + 120)
+        wall, cpu = time.monotonic() - t0, sum(kueue.cpu_times()[:2]) - cpu0
+        if r.returncode != 0 or not Path(out, "summary.yaml").exists():
+            raise SystemExit(f"Kueue's performance runner failed ({r.returncode}): {r.stderr[-2000:]}")
+        summary = yaml.safe_load(Path(out, "summary.yaml").read_text())
+    what = f"Kueue's baseline mix x{scale:g} ({MIX['cohorts']} cohorts x {MIX['queues']} ClusterQueues, {total:,} Workloads)"
+    rows = [{"metric": f"{what}: wall, created to all finished", "value": round(wall, 1), "unit": "s", "target": BOUNDS["wall_s"]}]
+    ours = {cls for cls, *_ in MIX["sets"]}  # the runner counts every Workload it sees: the users' queues' too
+    for cls, s in sorted((summary.get("workloadClasses") or {}).items()):
+        if cls not in ours:
+            continue
+        rows.append({"metric": f"{what}: {cls} Workloads ({s['count']}), mean time to admission", "unit": "s",
+                     "value": round(s["averageTimeToAdmissionMs"] / 1000, 1), "target": BOUNDS["admission_s"].get(cls)})
+    for cls, s in sorted((summary.get("clusterQueueClasses") or {}).items()):
+        if cls != "cq":
+            continue
+        elapsed = (_t(s["lastEventTime"]) - _t(s["firstEventTime"])) * 1000
+        usage = 100 * s["cpuUsed"] / (s["nominalQuota"] * elapsed) if s["nominalQuota"] and elapsed else 0.0
+        rows.append({"metric": f"{what}: ClusterQueues '{cls}' usage of their nominal quota", "value": round(usage, 1), "unit": "%",
+                     "target": BOUNDS["usage_pct"]})
+    rows.append({"metric": f"{what}: Kueue CPU", "value": round(cpu, 1), "unit": "s"})
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--nodes", type=int, default=1000, help="DGX H100 nodes (8 GPUs each)")
     ap.add_argument("--jobs", type=int, default=1250, help="Jobs submitted at once (more GPUs than the nodes hold)")
     ap.add_argument("--pods-per-job", type=int, default=8, help="one-GPU pods per Job")
     ap.add_argument("--timeout", type=float, default=1800)
+    ap.add_argument("--mix", type=float, default=1.0, help="scale of Kueue's baseline mix (1: its 15,000 Workloads; 0: skip it)")
     a = ap.parse_args(argv)
     from kubernetes import client, config
 
@@ -127,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
         lat, waiting = admission(crd, QUEUED)
         pss = kueue.memory_full_info().pss / 2**20
         size = f"{a.jobs} Jobs x {a.pods_per_job} one-GPU pods on {a.nodes} DGX nodes ({gpus} GPUs)"
+        clear(core, batch, QUEUED, a.timeout)
+        mix = baseline_mix(result["kubeconfig"], a.mix, kueue, a.timeout) if a.mix else []
         write("queues-sim", [
             {"metric": f"{size}: every GPU running, no Kueue (baseline)", "value": round(free, 1), "unit": "s"},
             {"metric": "pods left pending without Kueue", "value": pending, "unit": "pods"},
@@ -137,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
             {"metric": "admission latency, p95", "value": round(lat[int(0.95 * (len(lat) - 1))], 2), "unit": "s"},
             {"metric": "Kueue CPU over its run", "value": round(cpu, 1), "unit": "s"},
             {"metric": "Kueue memory (PSS) at the end", "value": round(pss), "unit": "MiB", "target": 512},
+            *mix,
         ])
     return 0
 

@@ -19,7 +19,7 @@ SMOKE = {
     "bench_sim_rss": (["--profiles", "laptop", "--settle", "1", "--no-components"], "sim-rss.json"),
     "bench_monitoring": (["--nodes", "2", "--scrapes", "1"], "monitoring.json"),
     "bench_tuning_sim": (["--nodes", "2", "--trials", "2", "--parallel", "2", "--run-time", "1s"], "tuning-sim.json"),
-    "bench_queues_sim": (["--nodes", "1", "--jobs", "2", "--pods-per-job", "8", "--timeout", "300"], "queues-sim.json"),
+    "bench_queues_sim": (["--nodes", "1", "--jobs", "2", "--pods-per-job", "8", "--timeout", "300", "--mix", "0.01"], "queues-sim.json"),
     "bench_images": (["--rounds", "1", "--images", "gpu-exporter"], "images.json"),  # Docker's, as the host group has
 }
 
