@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 
 from appliance.components import CATALOG
-from tests.integration.clusters import scenario_passes, with_options
+from tests.integration.clusters import STACK_COMPONENTS, scenario_passes, with_options
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.docker]
-COMPONENTS = ("platform-base", "user-profiles", "training-operator", "network-policy", "notebooks")
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +37,7 @@ def test_the_notebook_image_holds_sdks_that_talk_to_the_api_server():
 def test_notebooks_scenario_with_a_browser_screenshot_in_the_report(kind, tmp_path):
     _, result = kind
     assert not result["failed"]
-    r = scenario_passes(result, "kind", COMPONENTS, "notebooks", tmp_path)
+    r = scenario_passes(result, "kind", STACK_COMPONENTS, "notebooks", tmp_path)  # the stack's: the GPU step needs queues
     assert [p.name for p in r.artifacts] == ["jupyterlab-alice.png"]
     assert "data:image/png;base64," in (tmp_path / "report.html").read_text()
 
