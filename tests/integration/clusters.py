@@ -19,7 +19,7 @@ def require_kind() -> None:
         pytest.skip(why)
 
 
-# Two kind clusters of the ci profile's components, side by side, each shared by a group of modules that run on it in
+# Two kind clusters of the ci profile, side by side, each shared by a group of modules that run on it in
 # this order (monitoring first: it wants no alert firing; those that re-`up` with other options last, each
 # putting the profile back after). pytest-xdist runs each group on a worker of its own (conftest.py).
 STACK = os.environ.get("APPLIANCE_IT_STACK", "it-stack")  # the clusters' prefix: another lets two sessions run side by side
@@ -28,9 +28,6 @@ STACK_COMPONENTS = ("platform-base", "user-profiles", "training-operator", "kser
 STACK_GROUPS = {"stack-a": ("test_journey_kind", "test_notebooks_kind", "test_serving_kind", "test_backup_kind"),
                 "stack-b": ("test_bundle_kind", "test_monitoring_kind", "test_netpol_kind", "test_pipelines_kind", "test_project_kind",
                             "test_tuning_kind")}
-#: each stack's shape beyond the ci profile: stack-a is one node, as `make up` makes the laptop profile (and a
-#: node less to run beside the others); stack-b keeps the ci profile's worker (policies across nodes, DaemonSets)
-STACK_SETS = {"stack-a": ["cluster.workers=0"], "stack-b": []}
 #: the simulator modules sharing one cluster of the sim-dgx-pod profile with these components, in this order
 #: (the journey first, on a fresh cluster; tuning last: it kills PostgreSQL, switches tuning off and takes it down)
 SIM_STACK = f"{STACK}-sim"

@@ -16,7 +16,6 @@ from tests.integration.clusters import (
     STACK,
     STACK_COMPONENTS,
     STACK_MODULES,
-    STACK_SETS,
     cluster,
     group_of,
     offline_cluster,
@@ -62,7 +61,7 @@ def stack(_stacks, request, tmp_path_factory):
     made, ups = _stacks
     group = group_of(request.module.__name__.rpartition(".")[2])
     if group not in ups:
-        sets = [f"cluster.name={STACK}-{group.removeprefix('stack-')}", *STACK_SETS[group]]
+        sets = [f"cluster.name={STACK}-{group.removeprefix('stack-')}"]
         ups[group] = made.enter_context(
             offline_cluster("ci", "kind", sets, STACK_COMPONENTS, tmp_path_factory.mktemp("offline")) if group == OFFLINE_GROUP
             else cluster("ci", "kind", sets, STACK_COMPONENTS))
