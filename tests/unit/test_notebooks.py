@@ -226,6 +226,15 @@ def test_the_hub_admits_a_user_with_their_password_only(tmp_path, monkeypatch):
     assert login("alice", "wrong") is None and login("bob", "s3cret") is None and login("carol", "s3cret") is None
 
 
+def test_server_pods_are_changed_by_no_tenant_but_by_the_platforms_controllers():
+    policy = _find(_objects(FakeKube(["alice", "bob"])), "ValidatingAdmissionPolicy", "appliance-notebooks-servers")
+    tenant = next(v["expression"] for v in policy["spec"]["variables"] if v["name"] == "tenant")
+    assert "startsWith('system:serviceaccount:user-')" in tenant and '["alice", "bob"]' in tenant  # accounts of theirs, and them
+    (check,) = policy["spec"]["validations"]
+    assert check["expression"] == "!variables.server || (request.operation == 'UPDATE' && !variables.tenant)"
+    assert policy["spec"]["matchConditions"][0]["expression"].endswith(":hub'")  # the hub is not checked
+
+
 def test_status_says_where_each_server_runs_or_why_it_waits():
     running = {"metadata": {"name": "jupyter-alice", "labels": {"appliance.dev/owner": "alice"}}, "spec": {"nodeName": "w1"},
                "status": {"phase": "Running"}}
