@@ -361,14 +361,15 @@ def e2e_schema():
 
 
 def _register_groups() -> None:
-    """Command groups owned by the toolchain, images, bare-metal, bundle and backup modules."""
+    """Command groups owned by the toolchain, images, bare-metal, bundle, backup and node modules."""
     from appliance.commands.backup import backup, restore
     from appliance.commands.baremetal import baremetal
     from appliance.commands.bundle import bundle
     from appliance.commands.images import images
+    from appliance.commands.node import node
     from appliance.commands.toolchain import toolchain
 
-    for group in (toolchain, images, baremetal, bundle, backup, restore):
+    for group in (toolchain, images, baremetal, bundle, backup, restore, node):
         main.add_command(group)
 
 

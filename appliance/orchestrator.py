@@ -329,6 +329,15 @@ def cluster_kube(cluster: str):
     return Cluster(profile, provider).kube()
 
 
+def node_access(cluster: str, reporter=None) -> tuple[Any, Path]:
+    """(provider, admin kubeconfig) of a cluster `up` made: what drains and removes its nodes."""
+    profile, provider = recorded(cluster)
+    c = Cluster(profile, provider, reporter)
+    if not (kubeconfig := State(c.dir).kubeconfig):
+        raise UserError(f"cluster '{cluster}' has no kubeconfig yet", str(c.dir), "run `appliance up` first")
+    return c.provider, Path(kubeconfig)
+
+
 def running_kube(cluster: str):
     """An admin client for the cluster when `up` made it and it answers; else None."""
     if not State(paths.state_dir(cluster)).path.exists():

@@ -126,6 +126,21 @@ def _pause_binary(ctx: Path, work: Path) -> Path:
     return out
 
 
+def cni_ref(ctx: Path, bins: dict[str, Path]) -> str:
+    """The tag of the appliance's CNI agent image (images/cni: its script and kubectl on the slim root filesystem)."""
+    key = hashlib.sha256(
+        (_tree_hash(ctx / "cni") + _sha_cached(bins["kubectl"]) + debian.rootfs_key(debian.SLIM_PACKAGES)).encode()
+    ).hexdigest()[:12]
+    return f"appliance.local/cni-agent:{key}"
+
+
+def cni_manifest(ref: str, pod_subnet: str = "{{ .PodSubnet }}") -> str:
+    """The appliance's CNI (its agent's DaemonSet and rights) with image `ref`; the pod subnet is left for kind
+    to fill unless given (bare metal's manifest, applied by the `cni` role)."""
+    text = (context_dir() / "cni" / "default-cni.yaml.in").read_text().replace("@CNI_IMAGE@", ref)
+    return text.replace("{{ .PodSubnet }}", pod_subnet)
+
+
 def node_image_key(version: str, bins: dict[str, Path], ctx: Path, refs: dict[str, str]) -> str:
     blob = {
         "recipe": RECIPE,
@@ -158,12 +173,7 @@ def build_node_image(
         raise UserError(f"only Kubernetes {KUBERNETES} is pinned", "--kubernetes-version", f"use {KUBERNETES}", code=2)
     ctx = context_dir()
     bins = ensure_tools(TOOLS, report=report)
-    kimgs = kubeadm_images(bins["kubeadm"], version)
-    cni_key = hashlib.sha256(
-        (_tree_hash(ctx / "cni") + _sha_cached(bins["kubectl"]) + debian.rootfs_key(debian.SLIM_PACKAGES)).encode()
-    ).hexdigest()[:12]
-    refs = dict(kimgs)
-    refs["appliance-cni"] = f"appliance.local/cni-agent:{cni_key}"
+    refs = {**kubeadm_images(bins["kubeadm"], version), "appliance-cni": cni_ref(ctx, bins)}
     if storage is None:
         storage = os.environ.get("APPLIANCE_NODE_STORAGE", "1") != "0"
     from appliance.images.gobuild import PROGRAMS, go_program
@@ -279,17 +289,18 @@ def _component_archives(version, bins, ctx: Path, refs, slim_tar: Path, work: Pa
 
 def control_plane_archives(mirror: str = "", report=print) -> Path:
     """A folder of docker-archives of the images `kubeadm init` needs (API server, controller-manager,
-    scheduler, kube-proxy, etcd, CoreDNS, pause) under the tags kubeadm expects, made exactly as the
-    node image pre-loads them; cached by their inputs. For offline hosts: `ctr images import` each."""
+    scheduler, kube-proxy, etcd, CoreDNS, pause) under the tags kubeadm expects, and the appliance CNI's agent
+    (more than one host), made exactly as the node image pre-loads them; cached by their inputs. For offline
+    hosts: `ctr images import` each."""
     from appliance.toolchain.pins import KUBERNETES
 
     ctx = context_dir()
     bins = ensure_tools(TOOLS, report=report)
-    refs = kubeadm_images(bins["kubeadm"], KUBERNETES)
+    refs = {**kubeadm_images(bins["kubeadm"], KUBERNETES), "appliance-cni": cni_ref(ctx, bins)}
     key = hashlib.sha256(json.dumps({
         "recipe": RECIPE, "refs": refs, "slim": debian.rootfs_key(debian.SLIM_PACKAGES),
         "bins": {n: _sha_cached(bins[n]) for n in CONTROL_PLANE + ["kube-proxy", "etcd", "coredns"]},
-        "ctx": {d: _tree_hash(ctx / d) for d in ("pause", "kube-proxy")},
+        "ctx": {d: _tree_hash(ctx / d) for d in ("pause", "kube-proxy", "cni")},
     }, sort_keys=True).encode()).hexdigest()[:16]
     dest = cache_dir("images", "control-plane", f"{KUBERNETES}-{key}")
     if (dest / ".complete").exists():
@@ -339,8 +350,7 @@ def _stage_overlay(version, bins, ctx: Path, refs, work: Path) -> None:
     kind = ov / "kind"
     (kind / "manifests").mkdir(parents=True)
     (kind / "version").write_text(version + "\n")
-    cni = (ctx / "cni" / "default-cni.yaml.in").read_text().replace("@CNI_IMAGE@", refs["appliance-cni"])
-    (kind / "manifests" / "default-cni.yaml").write_text(cni)
+    (kind / "manifests" / "default-cni.yaml").write_text(cni_manifest(refs["appliance-cni"]))
     if "local-path-provisioner" in refs:
         sto = (ctx / "storage" / "default-storage.yaml.in").read_text().replace("@STORAGE_IMAGE@", refs["local-path-provisioner"])
         (kind / "manifests" / "default-storage.yaml").write_text(sto)

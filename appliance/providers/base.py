@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from appliance.errors import UserError
 from appliance.host import Need
 from appliance.runtime import Runtime
 
@@ -68,6 +69,8 @@ class Provider(abc.ABC):
     auto_order: int | None = None
     #: why a bundle (appliance bundle create) cannot carry everything its clusters need; "" where it can
     not_bundled: str = ""
+    #: why its nodes cannot be removed one at a time (appliance node remove); "" where they can
+    fixed_nodes: str = "its nodes are made with the cluster, from cluster.workers and node_classes"
 
     @classmethod
     def runtime(cls) -> Runtime:
@@ -124,6 +127,11 @@ class Provider(abc.ABC):
     @abc.abstractmethod
     def status(self) -> dict[str, Any]:
         """Provider-specific facts (processes, containers, nodes) as plain data."""
+
+    def remove_node(self, node: str) -> None:
+        """Undo a node on its host once it left the cluster (drained and deleted there)."""
+        raise UserError(f"the {self.name} provider cannot remove a node: {self.fixed_nodes}", "appliance node remove",
+                        "change the profile and make the cluster again (`appliance down`, then `appliance up`)", code=2)
 
     @abc.abstractmethod
     def collect_logs(self, dest: Path) -> Path:

@@ -102,11 +102,21 @@ def test_offline_uses_inventory_binaries_dir_without_toolchain(tmp_path):
     assert "appliance_k8s_images_dir" not in data["all"]["vars"]
 
 
-def test_offline_provides_control_plane_images_unless_init_is_off(tmp_path, monkeypatch):
-    monkeypatch.setattr(Inventory, "k8s_images_dir", lambda self: Path("/cache/control-plane"))
-    hv = {"appliance_k8s_binaries_dir": "/bins"}
-    p = BaremetalProvider(spec(offline=True, hosts=[{"name": "a", "address": "1.1.1.1", "vars": hv}]), tmp_path)
-    assert yaml.safe_load(Path(p.inventory.write()[0]).read_text())["all"]["vars"]["appliance_k8s_images_dir"] == "/cache/control-plane"
+def test_offline_provides_control_plane_images_and_the_cni_unless_init_is_off(tmp_path, monkeypatch):
+    images = tmp_path / "control-plane"
+    images.mkdir()
+    (images / ".complete").write_text(json.dumps({"appliance-cni": "appliance.local/cni-agent:abc"}))
+    monkeypatch.setattr(Inventory, "k8s_images_dir", lambda self: images)
+    hv = {"appliance_k8s_binaries_dir": "/bins", "appliance_pod_cidr": "10.32.0.0/16"}
+    p = BaremetalProvider(spec(offline=True, hosts=[{"name": "a", "address": "1.1.1.1", "vars": hv}]), tmp_path / "a")
+    got = yaml.safe_load(Path(p.inventory.write()[0]).read_text())["all"]["vars"]
+    assert got["appliance_k8s_images_dir"] == str(images)
+    agent = next(d for d in yaml.safe_load_all(Path(got["appliance_cni_manifest"]).read_text()) if d["kind"] == "DaemonSet")
+    (container,) = agent["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "appliance.local/cni-agent:abc" and {"name": "POD_SUBNET", "value": "10.32.0.0/16"} in container["env"]
+    mine = {**hv, "appliance_cni_manifest": "/mine.yaml"}   # a CNI of the user's: theirs is applied
+    p = BaremetalProvider(spec(offline=True, hosts=[{"name": "a", "address": "1.1.1.1", "vars": mine}]), tmp_path / "m")
+    assert "appliance_cni_manifest" not in yaml.safe_load(Path(p.inventory.write()[0]).read_text())["all"]["vars"]
     hv = {"appliance_k8s_binaries_dir": "/bins", "appliance_kubeadm_init": False}
     p = BaremetalProvider(spec(offline=True, hosts=[{"name": "a", "address": "1.1.1.1", "vars": hv}]), tmp_path / "b")
     assert "appliance_k8s_images_dir" not in yaml.safe_load(Path(p.inventory.write()[0]).read_text())["all"]["vars"]
@@ -168,6 +178,15 @@ def test_event_stream_lines_and_bookkeeping():
     assert h.changed == [("dgx1", "containerd : Configure")]
     assert h.stats == {"dgx1": {"ok": 2, "changed": 1}, "dgx2": {"unreachable": 1}}
     assert len(h.failures) == 1 and h.failures[0].unreachable
+
+
+def test_a_censored_result_counts_as_changed_by_its_line():
+    """no_log (a join holding its token) censors `res`, its `changed` too: the callback's line still says it."""
+    h = _Events(lambda _: None, {})
+    hidden = "the output has been hidden due to the fact that 'no_log: true' was specified for this result"
+    h({**_ev("runner_on_ok", task="Join the cluster", role="kubernetes", censored=hidden), "stdout": "changed: [dgx2]"})
+    h({**_ev("runner_on_ok", task="Make a join command", role="kubernetes", censored=hidden), "stdout": "ok: [dgx1]"})
+    assert h.changed == [("dgx1", "kubernetes : Join the cluster")]
 
 
 def test_ignored_failure_is_not_a_failure():

@@ -4,6 +4,7 @@ layered under it. Offline, the appliance provides what the hosts cannot download
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Callable
 
@@ -15,6 +16,7 @@ from appliance.toolchain import Toolchain
 from appliance.toolchain.pins import KUBERNETES
 
 K8S_BINARIES = ("kubelet", "kubeadm", "kubectl")
+POD_CIDR = "10.244.0.0/16"  # the roles' default (appliance_pod_cidr)
 
 
 class Inventory:
@@ -113,8 +115,22 @@ class Inventory:
             out["appliance_k8s_binaries_dir"] = str(self.k8s_binaries_dir())
         init = all(h.vars.get("appliance_kubeadm_init", True) for h in self.bm.hosts)
         if init and self.offline_default("appliance_k8s_images_dir"):
-            out["appliance_k8s_images_dir"] = str(self.k8s_images_dir())
+            images = self.k8s_images_dir()
+            out["appliance_k8s_images_dir"] = str(images)
+            if self.offline_default("appliance_cni_manifest"):
+                out["appliance_cni_manifest"] = str(self.cni_manifest(images))
         return out
+
+    def cni_manifest(self, images: Path) -> Path:
+        """The appliance's own CNI for more than one host (the `cni` role applies it; one host uses a bridge),
+        its agent's image among the control-plane archives `images`, the pod CIDR the hosts' (or the default)."""
+        from appliance.images.node import cni_manifest
+
+        ref = json.loads((images / ".complete").read_text())["appliance-cni"]
+        cidr = next((h.vars["appliance_pod_cidr"] for h in self.bm.hosts if "appliance_pod_cidr" in h.vars), POD_CIDR)
+        dest = self.state_dir / "cni.yaml"
+        dest.write_text(cni_manifest(ref, cidr))
+        return dest
 
     def write(self) -> list[str]:
         """Write the inventory file(s) under the state dir; returns the -i list for the run."""

@@ -32,6 +32,7 @@ class BaremetalProvider(Provider):
     needs_kernel = True
     e2e_profile = "dgx"
     not_bundled = "its hosts install Debian packages from their own apt sources, which a bundle does not carry yet"
+    fixed_nodes = ""
 
     def __init__(self, spec: Any, state_dir: Path, report=None):
         super().__init__(spec, state_dir, report)
@@ -139,6 +140,15 @@ class BaremetalProvider(Provider):
         if not result.ok:
             raise self._error(result)
         self.kubeconfig_path.unlink(missing_ok=True)
+
+    def remove_node(self, node: str) -> None:
+        """Reset the server `node` (kubeadm reset and what site.yml left of the cluster; packages stay): it may
+        leave, or join again at the next converge while it is still among the hosts."""
+        result = self.run_playbook("reset.yml", limit=node)
+        if not result.ok:
+            raise self._error(result)
+        if any(h.name == node for h in self.bm.hosts):
+            self.report(f"{node} reset; remove it from cluster.baremetal.hosts, or the next `appliance up` joins it again")
 
     def status(self) -> dict[str, Any]:
         last: dict[str, Any] = {}

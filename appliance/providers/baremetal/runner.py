@@ -199,7 +199,9 @@ class _Events:
         role = data.get("role")
         label = f"{role} : {task}" if role else task
         res = data.get("res") or {}
-        if status == "ok" and res.get("changed"):
+        # a no_log result is censored, its `changed` too: the callback's own line still says it
+        changed = res.get("changed") if "censored" not in res else (event.get("stdout") or "").lstrip().startswith("changed:")
+        if status == "ok" and changed:
             status = "changed"
             self.changed.append((host, label))
         ignored = data.get("ignore_errors") or False
