@@ -277,14 +277,28 @@ def lift_gates(user: str) -> None:
     core, ns, name = client.CoreV1Api(), f"user-{user}", f"jupyter-{user}"
     if not core.read_namespaced_pod(name, ns).spec.scheduling_gates:
         return
+    refused(f"{user}'s waiting server, its queue's gate lifted",
+            lambda: core.patch_namespaced_pod(name, ns, [{"op": "replace", "path": "/spec/schedulingGates", "value": []}], dry_run="All"))
+
+
+#: what the refusals of a server's change say: the servers' policy (notebooks), the queues' (only Kueue lifts
+#: its gate: both policies refuse that one, either may answer first), RBAC
+REFUSED_BY = {"only the hub may": "by the admission policy", "only Kueue lifts": "by the admission policy",
+              "cannot patch resource": "by RBAC"}
+
+
+def refused(what: str, attempt) -> None:
+    """`attempt` must be refused (403) by a policy or RBAC; say which, or stop the step."""
     try:
-        core.patch_namespaced_pod(name, ns, [{"op": "replace", "path": "/spec/schedulingGates", "value": []}], dry_run="All")
+        attempt()
     except client.ApiException as e:
-        if e.status != 403 or "no user may change them" not in (e.body or ""):
-            raise SystemExit(f"lifting the queue's gate of {user}'s server: {e.status} {(e.body or '')[:300]}") from None
-        print(f"{user} may not lift the queue's gate from their waiting server: refused ({e.status}, by the admission policy)")
+        body = e.body or ""
+        by = next((why for text, why in REFUSED_BY.items() if text in body), "")
+        if e.status != 403 or not by:
+            raise SystemExit(f"{what}: {e.status} {body[:300]}") from None
+        print(f"{what}: refused ({e.status}, {by})")
     else:
-        raise SystemExit(f"{user} lifted the queue's gate from their waiting server")
+        raise SystemExit(f"{what}: accepted")
 
 
 def cmd_home(a) -> None:
@@ -332,16 +346,7 @@ def cmd_tamper(a) -> None:
             "spec": {"containers": [{"name": "c", "image": image}]}}, dry_run="All"),
     }
     for what, attempt in attempts.items():
-        try:
-            attempt()
-        except client.ApiException as e:
-            body = e.body or ""
-            by = "by the admission policy" if "only the hub may" in body else "by RBAC" if "cannot patch resource" in body else ""
-            if e.status != 403 or not by:
-                raise SystemExit(f"{what} for {a.user}'s server: {e.status} {body[:300]}") from None
-            print(f"{a.user}'s server, {what}: refused ({e.status}, {by})")
-        else:
-            raise SystemExit(f"{a.user} changed their server's pod: {what} was accepted")
+        refused(f"{a.user}'s server, {what}", attempt)
     core.create_namespaced_pod(ns, {"metadata": {"name": "plain"}, "spec": {"containers": [{"name": "c", "image": image}]}}, dry_run="All")
     print(f"{a.user} may still create a plain pod in {ns}; only the hub changes servers")
 

@@ -106,6 +106,27 @@ def test_mig_instances_are_queued_beside_whole_gpus(sim, tmp_path):
     scenario_passes(result, "sim", COMPONENTS, "mig-placement", tmp_path, skips_for=("monitoring",))
 
 
+def test_bobs_gpu_pods_go_through_his_queue_and_only_kueue_lifts_the_gate(sim, tmp_path):
+    """tenant-attacks' queue steps (with their cleanup) on a real API server with Kueue: bob's GPU pod naming no
+    queue refused, one naming his queue held by Kueue's gate, which he cannot lift. The scenario's other steps
+    run on kind and in test_tenants_sim (this profile's users have DGX-sized limits those steps do not expect)."""
+    import yaml
+
+    from appliance import e2e
+    from appliance.e2e import SCENARIOS_DIR
+
+    _, result = sim
+    full = yaml.safe_load((SCENARIOS_DIR / "tenant-attacks.yaml").read_text())
+    mine = {**full, "name": "tenant-attacks-queues", "steps": [s for s in full["steps"] if "queues" in s.get("components", ())],
+            "cleanup": [s for s in full["cleanup"] if "queues" in s.get("components", ())]}
+    (tmp_path / "scenarios").mkdir()
+    (tmp_path / "scenarios" / "tenant-attacks-queues.yaml").write_text(yaml.safe_dump(mine, sort_keys=False))
+    (r,) = e2e.run(result["kubeconfig"], "sim", set(COMPONENTS), "tenant-attacks-queues", tmp_path / "out",
+                   folders=[str(tmp_path / "scenarios")])
+    assert len(mine["steps"]) == 3 and r.passed and all(s.status == "passed" for s in r.steps), \
+        [(s.name, s.status, s.message) for s in r.steps]
+
+
 def test_three_users_share_the_gpus_by_weight(sim, tmp_path):
     """Re-`up` with carol, 8 GPUs of quota each and her weight 2: the other 8 GPUs are the cohort's, and the
     fair-share scenario runs (admitted GPUs settle at 8/8/16, an idle share borrowed and reclaimed by preemption,
