@@ -8,7 +8,8 @@ import sys
 import pytest
 
 COMMANDS = [[], ["up"], ["down"], ["status"], ["doctor"], ["plan"], ["profiles"], ["profiles", "list"],
-            ["profiles", "show"], ["profiles", "validate"], ["e2e"], ["e2e", "validate"], ["e2e", "schema"], ["e2e", "init"], ["backup"], ["restore"], ["upgrade"]]
+            ["profiles", "show"], ["profiles", "validate"], ["e2e"], ["e2e", "validate"], ["e2e", "schema"], ["e2e", "init"], ["backup"], ["restore"], ["upgrade"],
+            ["node"], ["node", "drain"], ["node", "remove"]]
 
 
 def cli(*args, env=None):
@@ -69,6 +70,13 @@ def test_bad_flag_and_unknown_profile_are_one_line():
     assert r.returncode == 2 and "Traceback" not in r.stderr
     r = cli("plan", "--profile", "lapto")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "did you mean 'laptop'" in r.stderr
+
+
+def test_node_commands_on_an_unknown_cluster_are_one_line(tmp_path):
+    for action in ("drain", "remove"):
+        r = cli("node", action, "w1", "--cluster", "ghost", env={"APPLIANCE_STATE": str(tmp_path)})
+        assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+        assert r.stderr.strip().splitlines()[-1].endswith("no cluster named 'ghost' — fix: run `appliance up` first (or check --cluster)"), r.stderr
 
 
 def test_status_of_unknown_cluster(tmp_path):
