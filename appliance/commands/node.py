@@ -17,8 +17,14 @@ def _with_cluster(fn):
     return click.argument("name")(fn)
 
 
-def _access(profile: str, cluster: str | None, rep):
-    return orchestrator.node_access(cluster or profiles.load(profile).profile.cluster.name, rep)
+def _in_cluster(profile: str, cluster: str | None, action) -> None:
+    """Run action(provider, kubeconfig, say) on the named cluster (or the profile's), with progress lines."""
+    rep = report.make()
+    try:
+        provider, kubeconfig = orchestrator.node_access(cluster or profiles.load(profile).profile.cluster.name, rep)
+        action(provider, kubeconfig, rep.message)
+    finally:
+        rep.close()
 
 
 @click.group("node")
@@ -30,21 +36,11 @@ def node() -> None:
 @_with_cluster
 def drain_cmd(name, profile, cluster, timeout):
     """Cordon node NAME and evict its pods (PodDisruptionBudgets respected; DaemonSets' pods stay)."""
-    rep = report.make()
-    try:
-        _, kubeconfig = _access(profile, cluster, rep)
-        nodes.drain(kubeconfig, name, rep.message, timeout)
-    finally:
-        rep.close()
+    _in_cluster(profile, cluster, lambda _, kubeconfig, say: nodes.drain(kubeconfig, name, say, timeout))
 
 
 @node.command("remove")
 @_with_cluster
 def remove_cmd(name, profile, cluster, timeout):
     """Drain worker NAME, delete it from the cluster and reset its server (bare metal)."""
-    rep = report.make()
-    try:
-        provider, kubeconfig = _access(profile, cluster, rep)
-        nodes.remove(provider, kubeconfig, name, rep.message, timeout)
-    finally:
-        rep.close()
+    _in_cluster(profile, cluster, lambda provider, kubeconfig, say: nodes.remove(provider, kubeconfig, name, say, timeout))
