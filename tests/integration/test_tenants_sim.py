@@ -29,9 +29,11 @@ def sim():
 def test_tenant_attacks_are_refused_with_their_controls_allowed(sim, tmp_path):
     _, result = sim
     r = scenario_passes(result, "sim", BASE, "tenant-attacks", tmp_path, skips_for=("network-policy", "nvidia-device-plugin", "monitoring",
-                                                                               "pipelines", "tuning", "notebooks", "kserve", "training-operator", "database"))
+                                                                               "pipelines", "tuning", "notebooks", "kserve", "training-operator", "database",
+                                                                               "queues"))  # its steps: test_queues_sim
     skipped = [s.name for s in r.steps if s.status == "skipped"]
-    gated = [s.name for s in scenario.load(SCENARIOS_DIR / "tenant-attacks.yaml").steps if set(s.components) - set(BASE)]
+    attacks = scenario.load(SCENARIOS_DIR / "tenant-attacks.yaml")
+    gated = [s.name for s in [*attacks.steps, *attacks.cleanup] if set(s.components) - set(BASE)]
     assert skipped == gated and any("probe" in n for n in skipped)  # the egress probes: no data plane here
     assert sum(s.status == "passed" for s in r.steps) >= 14
 
