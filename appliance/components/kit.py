@@ -142,6 +142,12 @@ def requests_of(objs: list[dict]) -> Resources:
     return total
 
 
+
+def tenant_cel(users) -> str:
+    """The CEL test, for the admission policies, that a request comes from a tenant: one of the users (by name)
+    or any service account of a user namespace."""
+    return f"request.userInfo.username.startsWith('system:serviceaccount:user-') || request.userInfo.username in {json.dumps(list(users))}"
+
 class Kit(Component):
     """A component declared by its folder; subclasses are made by `load()`, one per folder."""
 
@@ -179,6 +185,7 @@ class Kit(Component):
         env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
         env.filters["json"] = json.dumps
         env.filters["digest"] = lambda v: hashlib.sha256(json.dumps(v, sort_keys=True).encode()).hexdigest()[:16]
+        env.filters["tenant"] = tenant_cel
         env.globals["crd"] = self._crd
         return env
 
