@@ -42,6 +42,10 @@ def drain(kubeconfig: Path, node: str, report: Callable[[str], None], timeout: i
     """Cordon `node` and evict its pods (DaemonSets' stay; emptyDir data goes with its pod); an eviction a
     PodDisruptionBudget refuses is tried again until `timeout`."""
     _known(kubeconfig, node)
+    _evict(kubeconfig, node, report, timeout)
+
+
+def _evict(kubeconfig: Path, node: str, report: Callable[[str], None], timeout: int) -> None:
     report(f"draining {node}: cordoned, its pods evicted (PodDisruptionBudgets respected, up to {timeout} s)")
     r = _kubectl(kubeconfig, "drain", node, "--ignore-daemonsets", "--delete-emptydir-data", f"--timeout={timeout}s",
                  timeout=timeout + 60)
@@ -58,7 +62,7 @@ def remove(provider, kubeconfig: Path, node: str, report: Callable[[str], None],
                         "remove workers only: the appliance runs one control plane, which holds the cluster", code=2)
     if provider.fixed_nodes:
         provider.remove_node(node)  # says why not, before anything is drained
-    drain(kubeconfig, node, report, timeout)
+    _evict(kubeconfig, node, report, timeout)
     r = _kubectl(kubeconfig, "delete", "node", node, "--wait=true")
     if r.returncode != 0 and "NotFound" not in r.stderr:
         raise UserError(f"deleting node {node} failed: {r.stderr.strip()[-200:]}", "appliance node remove", "run it again")
