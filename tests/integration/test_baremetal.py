@@ -81,13 +81,18 @@ def kubectl(hosts, *args: str, check: bool = True) -> str:
 
 
 def wait_for(what: str, probe, seconds: float):
-    deadline, got = time.monotonic() + seconds, None
-    while time.monotonic() < deadline:
-        got = probe()
-        if got:
-            return got
-        time.sleep(2)
-    raise AssertionError(f"{what} not within {seconds:.0f} s (last: {got!r})")
+    """probe()'s first true answer within `seconds` (the appliance's one wait, every 2 s), else fail saying what."""
+    from appliance.util.wait import within
+
+    got = []
+
+    def check():
+        got.append(probe())
+        return bool(got[-1]), ""
+
+    ok, _ = within(check, seconds)
+    assert ok, f"{what} not within {seconds:.0f} s (last: {got[-1]!r})"
+    return got[-1]
 
 
 def test_two_hosts_converge_and_every_node_is_ready(provider, hosts):
