@@ -135,7 +135,8 @@ def bundle(profile: Profile, provider: str, out: Path, reporter, sign: Path | No
     given; returns the bundle's manifest."""
     if why := providers.get(provider).not_bundled:
         raise UserError(f"no bundles for the {provider} provider: {why}", "--provider",
-                        "bundle for kind or sim, or give the hosts a Debian mirror and use `appliance images push` for images", code=2)
+                        "bundle for kind or sim; for bare metal, set cluster.baremetal.offline and push the images to a registry the hosts reach "
+                        "(`appliance images push`)", code=2)
     with paths.recording() as used:
         prebuild(profile, provider, reporter)
     meta = {"appliance": version("appliance"), "profile": profile.name, "provider": provider, "arch": pins.goarch(),

@@ -12,6 +12,8 @@ import pytest
 
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")  # the reaper image can't be pulled here
 
+#: the chain that walls a host off (Host.wall_off)
+EGRESS = "TEST-NO-WAY-OUT"
 CONNECTION = os.environ.get("APPLIANCE_TEST_ANSIBLE_CONNECTION", "community.docker.docker_api")
 
 
@@ -89,6 +91,17 @@ class Host:
                 return self
             time.sleep(0.5)
         raise RuntimeError(f"systemd in {self.name} did not come up (state: {state!r})")
+
+    def wall_off(self, allowed: list[str]) -> None:
+        """Let the host's own processes reach only loopback and the `allowed` networks (its Docker network, the
+        pod and service ranges): every other connection (a package mirror, a registry) is refused and counted."""
+        rules = "".join(f"iptables -A {EGRESS} -d {net} -j RETURN; " for net in ["127.0.0.0/8", *allowed])
+        self.sh(f"iptables -N {EGRESS}; {rules}iptables -A {EGRESS} -j REJECT; iptables -I OUTPUT 1 -j {EGRESS}")
+
+    def refused(self) -> int:
+        """How many packets the walled-off host tried to send elsewhere."""
+        out = self.sh(f"iptables -nvxL {EGRESS}")
+        return sum(int(ln.split()[0]) for ln in out.splitlines() if "REJECT" in ln)
 
     def sh(self, cmd: str, check: bool = True) -> str:
         r = subprocess.run(["docker", "exec", self.name, "bash", "-c", cmd], capture_output=True, text=True)

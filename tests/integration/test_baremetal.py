@@ -1,13 +1,13 @@
-"""The bare-metal playbooks on a DGX pod of two servers: a control plane and a worker, real systemd
-hosts on one Docker network, converged offline through ansible-runner (molecule-style: create -> converge ->
-idempotence -> verify -> failures -> destroy). The pod network between the nodes is the appliance's own CNI,
-its image among the archives every host imports: nothing is fetched from outside. Day two: a drain under a
-disruption budget, a worker removed; the first converge's join killed midway and finished by the next.
+"""The bare-metal playbooks on a DGX pod of two servers: a control plane and a worker, real systemd hosts on
+one Docker network and walled off from everything else, converged offline through ansible-runner (molecule-style:
+create -> converge -> idempotence -> verify -> failures -> destroy). The Debian packages the roles install, the
+Kubernetes binaries and the images all come from the controller; the pod network between the nodes is the
+appliance's own CNI, its image among the archives every host imports. Day two: a drain under a disruption budget,
+a worker removed; the first converge's join killed midway and finished by the next.
 
-Needs: a Docker daemon that can run privileged containers, debootstrap and root (to build the host image once;
-cached), ansible-runner + ansible-core + the community.docker collection (pip `ansible`), the toolchain's
-kubelet, kubeadm and kubectl. Skips with the reason otherwise.
-"""
+Needs: a Docker daemon that can run privileged containers, debootstrap and root (to build the host image and
+download the packages once; cached), ansible-runner + ansible-core + the community.docker collection (pip
+`ansible`), the toolchain's kubelet, kubeadm and kubectl. Skips with the reason otherwise."""
 
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ from tests.integration.baremetal_hosts import CONNECTION, Host, host_image, k8s_
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.docker]
 
-NODES = (("cp", "control-plane"), ("w1", "worker"))  # a third costs CI a third more of everything
+NODES = (("cp", "control-plane"), ("w1", "worker"))
+POD_CIDR, SERVICE_CIDR = "10.244.0.0/16", "10.96.0.0/12"  # the playbooks' defaults  # a third costs CI a third more of everything
 #: a bootstrap token (id.secret) and the key that decrypts the control plane's certificates (the CA's hash is public)
 SECRETS = re.compile(r"\b[a-z0-9]{6}\.[a-z0-9]{16}\b|--certificate-key\s+[0-9a-f]{64}")
 
@@ -43,8 +44,11 @@ def hosts(work):
     subprocess.run(["docker", "network", "create", network], check=True, capture_output=True)
     made: dict[str, Host] = {}
     try:
+        subnet = subprocess.run(["docker", "network", "inspect", "-f", "{{(index .IPAM.Config 0).Subnet}}", network],
+                                check=True, capture_output=True, text=True).stdout.strip()
         for n, _ in NODES:
             made[n] = Host(image, f"bmn-{tag}-{n}", network=network).start()
+            made[n].wall_off([subnet, POD_CIDR, SERVICE_CIDR])
         yield made
     finally:
         for h in made.values():
@@ -214,6 +218,15 @@ def test_two_hosts_converge_the_workers_join_killed_midway_finishing_at_the_next
     assert agents["numberReady"] == len(NODES), agents
     assert hosts["w1"].sh("cat /etc/cni/net.d/10-appliance.conflist") and \
         hosts["w1"].sh("test -e /etc/cni/net.d/10-appliance-bridge.conflist && echo bridge || true").strip() == ""
+
+
+def test_nothing_was_fetched_from_outside(hosts):
+    """Packages, binaries and images all came from the controller: no host process tried a connection out."""
+    assert {n: h.refused() for n, h in hosts.items()} == {n: 0 for n in hosts}
+    assert "file:/var/cache/appliance/debs" in hosts["w1"].sh("cat /var/cache/appliance/debs/sources.list")
+    assert hosts["w1"].sh("dpkg-query -W -f '${Status}' containerd containernetworking-plugins conntrack").count("install ok installed") == 3
+    hosts["w1"].sh("curl -sS -m 5 -o /dev/null http://deb.debian.org/ || true")  # the control: a try out is counted
+    assert hosts["w1"].refused() > 0
 
 
 def test_no_join_secret_is_left_in_the_runs_artifacts_or_the_cluster(provider, hosts):

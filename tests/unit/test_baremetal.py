@@ -94,7 +94,7 @@ def test_no_control_plane(tmp_path):
 
 
 def test_offline_uses_inventory_binaries_dir_without_toolchain(tmp_path):
-    hv = {"appliance_k8s_binaries_dir": "/bins", "appliance_k8s_images_dir": "/imgs"}
+    hv = {"appliance_k8s_binaries_dir": "/bins", "appliance_k8s_images_dir": "/imgs", "appliance_debs_dir": "/debs"}
     p = BaremetalProvider(spec(offline=True, hosts=[{"name": "a", "address": "1.1.1.1", "vars": hv}]), tmp_path)
     assert not p.inventory.offline_default("appliance_k8s_binaries_dir") and not p.inventory.offline_default("appliance_k8s_images_dir")
     data = yaml.safe_load(Path(p.inventory.write()[0]).read_text())
@@ -107,7 +107,7 @@ def test_offline_provides_control_plane_images_and_the_cni_unless_init_is_off(tm
     images.mkdir()
     (images / ".complete").write_text(json.dumps({"appliance-cni": "appliance.local/cni-agent:abc"}))
     monkeypatch.setattr(Inventory, "k8s_images_dir", lambda self: images)
-    hv = {"appliance_k8s_binaries_dir": "/bins", "appliance_pod_cidr": "10.32.0.0/16"}
+    hv = {"appliance_k8s_binaries_dir": "/bins", "appliance_debs_dir": "/debs", "appliance_pod_cidr": "10.32.0.0/16"}
     p = BaremetalProvider(spec(offline=True, hosts=[{"name": "a", "address": "1.1.1.1", "vars": hv}]), tmp_path / "a")
     got = yaml.safe_load(Path(p.inventory.write()[0]).read_text())["all"]["vars"]
     assert got["appliance_k8s_images_dir"] == str(images)
@@ -117,7 +117,7 @@ def test_offline_provides_control_plane_images_and_the_cni_unless_init_is_off(tm
     mine = {**hv, "appliance_cni_manifest": "/mine.yaml"}   # a CNI of the user's: theirs is applied
     p = BaremetalProvider(spec(offline=True, hosts=[{"name": "a", "address": "1.1.1.1", "vars": mine}]), tmp_path / "m")
     assert "appliance_cni_manifest" not in yaml.safe_load(Path(p.inventory.write()[0]).read_text())["all"]["vars"]
-    hv = {"appliance_k8s_binaries_dir": "/bins", "appliance_kubeadm_init": False}
+    hv = {"appliance_k8s_binaries_dir": "/bins", "appliance_debs_dir": "/debs", "appliance_kubeadm_init": False}
     p = BaremetalProvider(spec(offline=True, hosts=[{"name": "a", "address": "1.1.1.1", "vars": hv}]), tmp_path / "b")
     assert "appliance_k8s_images_dir" not in yaml.safe_load(Path(p.inventory.write()[0]).read_text())["all"]["vars"]
     online = BaremetalProvider(spec(hosts=[{"name": "a", "address": "1.1.1.1"}]), tmp_path / "c")

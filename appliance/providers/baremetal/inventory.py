@@ -60,6 +60,13 @@ class Inventory:
             link.symlink_to(Path(p).resolve())
         return dest
 
+    def debs_dir(self) -> Path:
+        """The Debian packages the roles install, as a repository the hosts install from (made once, cached)."""
+        from appliance.providers.baremetal.debs import host_debs
+
+        self.report("packages: making sure the hosts' Debian packages are cached (downloaded once)")
+        return host_debs(report=self.report)
+
     def k8s_images_dir(self) -> Path:
         """Control-plane image archives for `kubeadm init` without a registry (built once, cached)."""
         from appliance.images.node import control_plane_archives
@@ -109,10 +116,13 @@ class Inventory:
 
     def offline_inputs(self) -> dict[str, str]:
         """The folders an offline converge takes from this host, made here where the inventory names none:
-        the toolchain's kubelet, kubeadm and kubectl; the control plane's image archives (hosts that init)."""
+        the toolchain's kubelet, kubeadm and kubectl; the Debian packages the roles install; the control plane's
+        image archives (hosts that init)."""
         out = {}
         if self.offline_default("appliance_k8s_binaries_dir"):
             out["appliance_k8s_binaries_dir"] = str(self.k8s_binaries_dir())
+        if self.offline_default("appliance_debs_dir"):
+            out["appliance_debs_dir"] = str(self.debs_dir())
         init = all(h.vars.get("appliance_kubeadm_init", True) for h in self.bm.hosts)
         if init and self.offline_default("appliance_k8s_images_dir"):
             images = self.k8s_images_dir()

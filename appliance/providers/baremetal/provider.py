@@ -31,7 +31,8 @@ class BaremetalProvider(Provider):
     disposable = False  # the hosts stay: each component is removed from them
     needs_kernel = True
     e2e_profile = "dgx"
-    not_bundled = "its hosts install Debian packages from their own apt sources, which a bundle does not carry yet"
+    not_bundled = ("the components' images reach its hosts only through a registry, which a bundle does not carry yet "
+                   "(an offline converge takes the hosts' packages, binaries and control-plane images from this machine's caches)")
     fixed_nodes = ""
 
     def __init__(self, spec: Any, state_dir: Path, report=None):

@@ -14,10 +14,11 @@ moddir=$(b "$(test -d "/lib/modules/$(uname -r)" && echo y)")
 modules=$(cut -d' ' -f1 /proc/modules 2>/dev/null | tr '\n' ' ')
 swap=$(swapon --show=NAME --noheadings 2>/dev/null | tr '\n' ' ')
 apt_lists=$(ls /var/lib/apt/lists/ 2>/dev/null | grep -c '_Packages' || true)
+debs_set=$(cat "$1/.imported" 2>/dev/null || true)  # the offline package set last unpacked (packages.yml)
 chrony=$(b "$(test -x /usr/sbin/chronyd && echo y)")
 # installed packages, so roles call apt only when something is missing (apt is the slowest module)
 packages=$(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' 2>/dev/null | awk '$1 == "ii" {print $2}' | tr '\n' ' ')
 printf '{"container": "%s", "nvidia_pci": %d, "nvidia_proc": %s, "nvidia_dev": %s, "moddir": %s, ' \
   "$container" "$nvidia_pci" "$nvidia_proc" "$nvidia_dev" "$moddir"
-printf '"modules": "%s", "swap": "%s", "apt_lists": %d, "chrony": %s, "packages": "%s"}\n' \
-  "$modules" "$swap" "$apt_lists" "$chrony" "$packages"
+printf '"modules": "%s", "swap": "%s", "apt_lists": %d, "debs_set": "%s", "chrony": %s, "packages": "%s"}\n' \
+  "$modules" "$swap" "$apt_lists" "$debs_set" "$chrony" "$packages"
