@@ -114,15 +114,7 @@ def rootfs_tarball(name: str, packages: list[str], *, suite: str = SUITE, mirror
     report(f"debootstrap {suite} ({name}: {len(packages)} packages) from {url}")
     with tempfile.TemporaryDirectory(prefix=f"rootfs-{name}-", dir=dest.parent) as tmp:
         root = Path(tmp, "root")
-        cmd = [
-            "debootstrap", "--variant=minbase", "--merged-usr", "--force-check-gpg", f"--keyring={keyring()}",
-            f"--include={','.join(packages)}", suite, str(root), url,
-        ]  # fmt: skip
-        r = subprocess.run(cmd, capture_output=True, text=True)
-        if r.returncode != 0:
-            log = Path(tmp).parent / f"{name}-debootstrap.log"
-            log.write_text(r.stdout + r.stderr)
-            raise UserError(f"debootstrap failed (exit {r.returncode})", str(log), "read the log; check the mirror")
+        debootstrap(root, packages, suite, url, dest.parent / f"{name}-debootstrap.log")
         _slim(root)
         part = dest.with_suffix(".part")
         subprocess.run(
@@ -131,6 +123,17 @@ def rootfs_tarball(name: str, packages: list[str], *, suite: str = SUITE, mirror
         )
         part.rename(dest)
     return dest
+
+
+def debootstrap(root: Path, packages: list[str], suite: str, url: str, log: Path, *options: str) -> None:
+    """A minimal `suite` with `packages` into `root` from `url`, every signature checked against Debian's keyring
+    (`options`: more of debootstrap's, e.g. --download-only); on failure its output goes to `log`."""
+    cmd = ["debootstrap", *options, "--variant=minbase", "--merged-usr", "--force-check-gpg", f"--keyring={keyring()}",
+           f"--include={','.join(packages)}", suite, str(root), url]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        log.write_text(r.stdout + r.stderr)
+        raise UserError(f"debootstrap failed (exit {r.returncode})", str(log), "read the log; check the mirror")
 
 
 def _slim(root: Path) -> None:

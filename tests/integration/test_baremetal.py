@@ -21,12 +21,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from appliance.providers.baremetal.inventory import POD_CIDR
 from tests.integration.baremetal_hosts import CONNECTION, Host, host_image, k8s_binaries, make_provider
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.docker]
 
-NODES = (("cp", "control-plane"), ("w1", "worker"))
-POD_CIDR, SERVICE_CIDR = "10.244.0.0/16", "10.96.0.0/12"  # the playbooks' defaults  # a third costs CI a third more of everything
+NODES = (("cp", "control-plane"), ("w1", "worker"))  # a third costs CI a third more of everything
+SERVICE_CIDR = "10.96.0.0/12"  # the playbooks' default (appliance_service_cidr)
 #: a bootstrap token (id.secret) and the key that decrypts the control plane's certificates (the CA's hash is public)
 SECRETS = re.compile(r"\b[a-z0-9]{6}\.[a-z0-9]{16}\b|--certificate-key\s+[0-9a-f]{64}")
 

@@ -14,7 +14,6 @@ import io
 import json
 import os
 import shutil
-import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
@@ -53,25 +52,19 @@ def repo_dir(suite: str = debian.SUITE, packages: list[str] | None = None) -> Pa
 
 def host_debs(suite: str = debian.SUITE, mirror: str = "", report=print) -> Path:
     """The cached folder holding `repo.tar` (the .debs and their `Packages` index) and `suite`; made when missing."""
-    dest = repo_dir(suite)
+    packages = role_packages()
+    dest = repo_dir(suite, packages)
     if (dest / ARCHIVE).is_file():
         return dest
     offline.refuse(f"the hosts' Debian packages ({dest.name})")
     if not shutil.which("debootstrap"):
         raise UserError("debootstrap is not installed", "bare-metal packages", "apt-get install debootstrap")
-    packages, url = role_packages(), debian.debian_mirror(suite, mirror)
+    url = debian.debian_mirror(suite, mirror)
     report(f"packages: downloading {len(packages)} Debian {suite} packages the roles install, and what they need, from {url}")
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="host-debs-", dir=dest.parent) as tmp:
         root = Path(tmp, "root")
-        cmd = ["debootstrap", "--download-only", "--variant=minbase", "--merged-usr", "--force-check-gpg",
-               f"--keyring={debian.keyring()}", f"--include={','.join(packages)}", suite, str(root), url]
-        r = subprocess.run(cmd, capture_output=True, text=True)
-        if r.returncode != 0:
-            log = dest.parent / f"{dest.name}-debootstrap.log"
-            log.write_text(r.stdout + r.stderr)
-            raise UserError(f"downloading the hosts' packages failed (debootstrap exit {r.returncode})", str(log),
-                            "read the log; check the mirror")
+        debian.debootstrap(root, packages, suite, url, dest.parent / f"{dest.name}-debootstrap.log", "--download-only")
         part = Path(tmp, "out")
         part.mkdir()
         write_repo(sorted((root / "var/cache/apt/archives").glob("*.deb")), part / ARCHIVE)
