@@ -3,8 +3,8 @@ a new machine downloads with --require-hashes and gets exactly the wheels locked
 
     .venv/bin/python tools/lock_hashes.py [images/notebook/requirements.lock ...]   (default: every images/*/requirements.lock)
 
-The hashes are those of the wheels the image build downloads for its platform (taken from the build cache,
-downloaded first where it lacks them)."""
+The hashes are those of the wheels the image build downloads for its platform and Python (the suite its
+component.yaml builds it on; taken from the build cache, downloaded first where it lacks them)."""
 
 import re
 import sys
@@ -21,10 +21,18 @@ def _norm(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def add_hashes(lock: Path) -> int:
+def pythons() -> dict[Path, builds.Py]:
+    """The Python of each image lock a component declares (`python.suite`); others are bookworm's."""
+    from appliance.components.kit import discover
+
+    return {(ROOT / img.python.requirements).resolve(): builds.PYTHONS[img.python.suite]
+            for kit in discover() for img in kit.decl.images.values() if img.python}
+
+
+def add_hashes(lock: Path, py: builds.Py = builds.PY) -> int:
     """Rewrite `lock` with a hash on every requirement line; returns how many lines got one."""
     reqs = builds.read_lock(lock)
-    folder = builds.wheels(reqs, builds.wheels_key(reqs))
+    folder = builds.wheels(reqs, builds.wheels_key(reqs, py), py=py)
     found = {}
     for whl in folder.glob("*.whl"):
         name, version = whl.name.split("-")[:2]
@@ -47,8 +55,9 @@ def add_hashes(lock: Path) -> int:
 
 
 def main(argv: list[str]) -> int:
+    declared = pythons()
     for lock in [Path(a) for a in argv] or sorted(ROOT.glob("images/*/requirements.lock")):
-        print(f"{lock}: {add_hashes(lock)} hashes")
+        print(f"{lock}: {add_hashes(lock, declared.get(lock.resolve(), builds.PY))} hashes")
     return 0
 
 

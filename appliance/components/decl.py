@@ -58,11 +58,13 @@ class Npm(Strict):
 
 
 class Python(Strict):
-    """Debian python3 (+ `packages`), the wheels of `requirements`, `files` (image path: checkout path)."""
+    """Debian python3 (+ `packages`) of `suite` (trixie: Python 3.13, for what needs more than bookworm's 3.11),
+    the wheels of `requirements`, `files` (image path: checkout path)."""
 
     repo: str
     requirements: str
     entrypoint: list[str]
+    suite: Literal["bookworm", "trixie"] = "bookworm"
     packages: list[str] = []
     files: dict[str, str] = {}
     npm: Npm | None = None

@@ -88,6 +88,21 @@ def node_cidrs(kube) -> list[str]:
     return [str(ipaddress.ip_network(a)) for a in kube.internal_ips()] if kube is not None else []
 
 
+def mapped(node_port: int, port_mappings: list[dict]) -> tuple[str, int] | None:
+    """(host address, host port) a provider's port mapping (Provider.port_mappings) gives NodePort `node_port`, if one does."""
+    for m in port_mappings:
+        if int(m.get("container_port", m.get("containerPort", 0))) == node_port:
+            return m.get("listen_address", m.get("listenAddress")) or "0.0.0.0", int(m.get("host_port", m.get("hostPort")))
+    return None
+
+
+def node_port_url(kube, node_port: int, port_mappings: list[dict]) -> str:
+    """Where a person on the host reaches NodePort `node_port`: a port mapping of it, else a node's address."""
+    if found := mapped(node_port, port_mappings):
+        return f"http://{'127.0.0.1' if found[0] == '0.0.0.0' else found[0]}:{found[1]}/"
+    return f"http://{kube.internal_ips()[0]}:{node_port}/"
+
+
 def quantity_m(q: str | int | float) -> int:
     """CPU quantity → millicores."""
     s = str(q)
@@ -495,7 +510,8 @@ def _go_program(name: str, g: Go) -> Path:
 
 def _python(p: Python) -> builds.PythonImage:
     return builds.PythonImage(p.repo, paths.shipped(p.requirements), tuple((dst, paths.shipped(src)) for dst, src in p.files.items()),
-                              tuple(p.entrypoint), tuple(p.packages), (p.npm.path, paths.shipped(p.npm.package)) if p.npm else None)
+                              tuple(p.entrypoint), tuple(p.packages), (p.npm.path, paths.shipped(p.npm.package)) if p.npm else None,
+                              suite=p.suite)
 
 
 def _builder(name: str, d: Image, hooks: ModuleType | None):

@@ -254,18 +254,44 @@ def binary_image(binary: Path, repo: str, path: str, extra: list | None = None) 
 # ----------------------------------------------------------------------------- Python images (air-gap)
 
 PYTHON_IMAGE_BUILDER = "4"
-#: dropped from the Debian rootfs and the wheels: nothing a python3 service needs at run time
+#: dropped from the Debian rootfs and the wheels: nothing a python3 service needs at run time (and each Python's
+#: own unused parts, `Py.drop`)
 SLIM_DROP = ("usr/share/locale/", "usr/share/i18n/", "usr/share/zoneinfo/", "usr/lib/x86_64-linux-gnu/gconv/",
-             "usr/lib/x86_64-linux-gnu/perl-base/", "usr/lib/python3.11/test/", "usr/lib/python3.11/lib2to3/",
-             "usr/lib/python3.11/idlelib/", "usr/lib/python3.11/tkinter/", "usr/lib/python3.11/ensurepip/",
-             "usr/lib/python3.11/pydoc_data/", "var/cache/debconf/", "var/lib/apt/", "usr/share/doc/", "usr/share/man/")
-PY_TAG = "311"  # Debian bookworm's python3
-#: our Python compiles the images' modules when it is theirs (the bytecode format is a minor version's)
-COMPILES = f"{sys.version_info.major}{sys.version_info.minor}" == PY_TAG
-#: where a Python image keeps the modules compiled at build (the stdlib, Debian's Python packages, the wheels)
-PY_DIRS = (f"usr/lib/python3.{PY_TAG[1:]}/", "usr/lib/python3/dist-packages/")
+             "usr/lib/x86_64-linux-gnu/perl-base/", "var/cache/debconf/", "var/lib/apt/", "usr/share/doc/", "usr/share/man/")
 WHEEL_PLATFORMS = ["manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_28_x86_64", "linux_x86_64"]
 BASE_PACKAGES = ["python3", "ca-certificates"]
+
+
+@dataclass(frozen=True)
+class Py:
+    """The python3 of a Debian suite, which a Python image runs: its wheels' tag and where its modules live."""
+
+    suite: str
+    tag: str  # "311": CPython 3.11
+
+    @property
+    def lib(self) -> str:
+        return f"usr/lib/python3.{self.tag[1:]}/"
+
+    @property
+    def compiles(self) -> bool:
+        """Whether our Python compiles the image's modules (the bytecode format is a minor version's)."""
+        return f"{sys.version_info.major}{sys.version_info.minor}" == self.tag
+
+    @property
+    def dirs(self) -> tuple[str, ...]:
+        """Where the image keeps the modules compiled at build (the stdlib, Debian's Python packages, the wheels)."""
+        return (self.lib, "usr/lib/python3/dist-packages/")
+
+    @property
+    def drop(self) -> tuple[str, ...]:
+        return SLIM_DROP + tuple(self.lib + d for d in ("test/", "lib2to3/", "idlelib/", "tkinter/", "ensurepip/", "pydoc_data/"))
+
+
+#: the suites a Python image may be built on (component.yaml's `python.suite`)
+PYTHONS = {"bookworm": Py("bookworm", "311"), "trixie": Py("trixie", "313")}
+#: the default: the suite of every other image
+PY = PYTHONS["bookworm"]
 
 
 HASH = " --hash="
@@ -283,13 +309,14 @@ def hashed(path: Path) -> bool:
     return all(f"{HASH}sha256:" in f" {ln}" for ln in lines if ln) and any(lines)
 
 
-def wheels_key(requirements: list[str]) -> str:
-    """The wheels cache folder's name for these requirements (their hashes aside: the same wheels)."""
-    return hashlib.sha256("\n".join(sorted(requirements)).encode()).hexdigest()[:16]
+def wheels_key(requirements: list[str], py: Py = PY) -> str:
+    """The wheels cache folder's name for these requirements (their hashes aside: the same wheels) for `py`."""
+    tagged = sorted(requirements) + ([] if py == PY else [f"cp{py.tag}"])
+    return hashlib.sha256("\n".join(tagged).encode()).hexdigest()[:16]
 
 
-def wheels(requirements: list[str], key: str, resolve: bool = False, lock: Path | None = None) -> Path:
-    """`pip download` the requirements as cp311/manylinux wheels into a cached folder: the only step that
+def wheels(requirements: list[str], key: str, resolve: bool = False, lock: Path | None = None, py: Py = PY) -> Path:
+    """`pip download` the requirements as wheels for `py` (cp311 by default, manylinux) into a cached folder: the only step that
     needs the package index; the image build itself is offline. A fully pinned list (a lock file, every
     line `==`) is fetched with --no-deps, so the same wheels come every time, unless `resolve` (a user's
     requirements: pinned, yet not a closure). A `lock` whose every line has its hash is downloaded from the file
@@ -303,7 +330,7 @@ def wheels(requirements: list[str], key: str, resolve: bool = False, lock: Path 
         (out / ".complete").write_text("")
         return out
     cmd = [sys.executable, "-m", "pip", "download", "-q", "--dest", str(out), "--only-binary=:all:",
-           "--python-version", PY_TAG, "--implementation", "cp", "--abi", f"cp{PY_TAG}", "--abi", "abi3", "--abi", "none"]
+           "--python-version", py.tag, "--implementation", "cp", "--abi", f"cp{py.tag}", "--abi", "abi3", "--abi", "none"]
     for p in WHEEL_PLATFORMS:
         cmd += ["--platform", p]
     if lock and hashed(lock):
@@ -317,16 +344,16 @@ def wheels(requirements: list[str], key: str, resolve: bool = False, lock: Path 
     return out
 
 
-def bytecode(path: str, source: bytes) -> tuple[str, bytes] | None:
+def bytecode(path: str, source: bytes, py: Py = PY) -> tuple[str, bytes] | None:
     """(where, what) of module `path`'s bytecode in an image: a checked-hash .pyc (PEP 552, the same bytes
     at every build) in its __pycache__. The images' file systems are read-only, so without it every process
-    compiles every module it imports at every start. None where our Python is not the image's, or the
-    module does not compile."""
+    compiles every module it imports at every start. None where our Python is not `py`, or the module does
+    not compile."""
     import importlib.util
     import marshal
     import warnings
 
-    if not COMPILES:
+    if not py.compiles:
         return None
     try:
         with warnings.catch_warnings():
@@ -336,41 +363,41 @@ def bytecode(path: str, source: bytes) -> tuple[str, bytes] | None:
         return None
     folder, name = path.rsplit("/", 1)
     pyc = importlib.util.MAGIC_NUMBER + (0b11).to_bytes(4, "little") + importlib.util.source_hash(source) + marshal.dumps(code)
-    return f"{folder}/__pycache__/{name[:-3]}.cpython-{PY_TAG}.pyc", pyc
+    return f"{folder}/__pycache__/{name[:-3]}.cpython-{py.tag}.pyc", pyc
 
 
-def _compiled(entries: list[FileEntry]) -> list[FileEntry]:
+def _compiled(entries: list[FileEntry], py: Py) -> list[FileEntry]:
     """The bytecode of the modules among `entries`."""
     out = []
     for e in entries:
-        if e.path.endswith(".py") and (made := bytecode(e.path, e.src.read_bytes() if e.src else e.data or b"")):
+        if e.path.endswith(".py") and (made := bytecode(e.path, e.src.read_bytes() if e.src else e.data or b"", py)):
             out.append(FileEntry(made[0], data=made[1], mode=0o644))
     return out
 
 
-def _dropped(name: str) -> bool:
+def _dropped(name: str, py: Py) -> bool:
     n = name.lstrip("./")
-    return "/__pycache__/" in f"/{n}" or any(n.startswith(d) or n + "/" == d for d in SLIM_DROP)
+    return "/__pycache__/" in f"/{n}" or any(n.startswith(d) or n + "/" == d for d in py.drop)
 
 
-def slim_rootfs(src: Path, out: Path) -> None:
-    """Copy a rootfs tarball as a layer without the SLIM_DROP paths, its Python modules' bytecode made anew
+def slim_rootfs(src: Path, out: Path, py: Py = PY) -> None:
+    """Copy a rootfs tarball as a layer without the paths `py` drops, its Python modules' bytecode made anew
     (Debian's is checked against the sources' times, which the tarball does not keep)."""
     made: dict[str, bytes] = {}
     with tarfile.open(src) as tin, tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tout:
         folders = set()
         for m in tin:
-            if _dropped(m.name):
+            if _dropped(m.name, py):
                 continue
             name = m.name.lstrip("./")
             if m.isdir():
                 folders.add(name.rstrip("/"))
-            if not (m.isreg() and name.endswith(".py") and name.startswith(PY_DIRS)):
+            if not (m.isreg() and name.endswith(".py") and name.startswith(py.dirs)):
                 tout.addfile(m, tin.extractfile(m) if m.isreg() else None)  # streamed: only modules are read whole
                 continue
             data = tin.extractfile(m).read()
             tout.addfile(m, io.BytesIO(data))
-            if pyc := bytecode(name, data):
+            if pyc := bytecode(name, data, py):
                 made[pyc[0]] = pyc[1]
         for path, data in sorted(made.items()):
             if (folder := path.rsplit("/", 1)[0]) not in folders:
@@ -383,7 +410,7 @@ def slim_rootfs(src: Path, out: Path) -> None:
             tout.addfile(ti, io.BytesIO(data))
 
 
-def wheel_layer(wheel_dir: Path, out: Path, site: str = "usr/lib/python3/dist-packages", prefix: str = "usr") -> None:
+def wheel_layer(wheel_dir: Path, out: Path, site: str = "usr/lib/python3/dist-packages", prefix: str = "usr", py: Py = PY) -> None:
     """Unpack every wheel of `wheel_dir` into `site` as one deterministic layer (an offline install:
     purelib/platlib, data files under `prefix` (sys.prefix: JupyterLab's built UI, server config), no
     console scripts — run modules with `python3 -m`)."""
@@ -408,7 +435,7 @@ def wheel_layer(wheel_dir: Path, out: Path, site: str = "usr/lib/python3/dist-pa
                     dest, name = (prefix if parts[1] == "data" else site), "/".join(parts[2:])
                 mode = (info.external_attr >> 16) & 0o777 or 0o644
                 entries[f"{dest}/{name}"] = FileEntry(f"{dest}/{name}", data=z.read(info), mode=mode | 0o644)
-    write_layer([*entries.values(), *_compiled(list(entries.values()))], out)
+    write_layer([*entries.values(), *_compiled(list(entries.values()), py)], out)
 
 
 def _npm_dir(package_dir: Path) -> Path:
@@ -449,11 +476,11 @@ def tree_files(src: Path, dest: str) -> dict[str, Path]:
 
 def python_image(repo: str, requirements: list[str], files: dict[str, Path], entrypoint: list[str],
                  packages: tuple[str, ...] = (), ref: str = "", report=print, resolve: bool = False,
-                 lock: Path | None = None) -> tuple[str, Path]:
-    """Debian rootfs (python3 + `packages`, debootstrapped once and cached) + wheels (`resolve`: see `wheels`)
+                 lock: Path | None = None, py: Py = PY) -> tuple[str, Path]:
+    """Debian `py.suite` rootfs (python3 + `packages`, debootstrapped once and cached) + wheels (`resolve`: see `wheels`)
     + `files` (image path → host file), written as a docker-archive; tagged by a hash of all inputs (or `ref`).
     Returns (ref, archive)."""
-    ref = ref or python_image_ref(repo, requirements, files, packages)
+    ref = ref or python_image_ref(repo, requirements, files, packages, py)
     tag = ref.rsplit(":", 1)[1]
     out = paths.cache_dir("components", "images", repo.rsplit("/", 1)[-1], tag)
     archive = out / "image.tar"
@@ -463,16 +490,16 @@ def python_image(repo: str, requirements: list[str], files: dict[str, Path], ent
     from appliance.images.debian import rootfs_tarball
 
     t0 = time.monotonic()
-    with progress.build(f"image {repo}", report, "Debian python3 + wheels", counted=False):
-        base = rootfs_tarball("python", [*BASE_PACKAGES, *packages], report=report)
-        whl = wheels(requirements, wheels_key(requirements), resolve, lock)
+    with progress.build(f"image {repo}", report, f"Debian {py.suite} python3 + wheels", counted=False):
+        base = rootfs_tarball("python", [*BASE_PACKAGES, *packages], suite=py.suite, report=report)
+        whl = wheels(requirements, wheels_key(requirements, py), resolve, lock, py)
         out.mkdir(parents=True, exist_ok=True)
         l1, l2, l3 = out / "base.tar", out / "wheels.tar", out / "app.tar"
-        slim_rootfs(base, l1)
-        wheel_layer(whl, l2)
+        slim_rootfs(base, l1, py)
+        wheel_layer(whl, l2, py=py)
         app = [FileEntry(dst.lstrip("/"), src=src, mode=0o755 if src.suffix in ("", ".sh") and "node_modules" not in dst else 0o644)
                for dst, src in files.items()]
-        write_layer([*app, *_compiled(app)], l3)
+        write_layer([*app, *_compiled(app, py)], l3)
         write_docker_archive(ImageSpec(ref=ref, layers=[l1, l2, l3], entrypoint=entrypoint, workdir="/app",
                                        env=["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                                             "PYTHONUNBUFFERED=1", "PYTHONDONTWRITEBYTECODE=1"]), archive)
@@ -485,7 +512,7 @@ def python_image(repo: str, requirements: list[str], files: dict[str, Path], ent
 
 @dataclass(frozen=True)
 class PythonImage:
-    """A Python service image: Debian python3 (+ `packages`) + the wheels of a lock file (`resolve`: a
+    """A Python service image: Debian python3 (+ `packages`; of `suite`) + the wheels of a lock file (`resolve`: a
     requirements file, its dependencies fetched too) + `files` (image path → host file)."""
 
     repo: str
@@ -495,10 +522,11 @@ class PythonImage:
     packages: tuple[str, ...] = ()
     npm: tuple[str, Path] | None = None  # (image folder, host folder of package.json + package-lock.json)
     resolve: bool = False
+    suite: str = PY.suite
 
     def ref(self) -> str:
         """Known without building (a hash of every input; npm packages by their lock file)."""
-        return python_image_ref(self.repo, read_lock(self.lock), self._files(), self.packages)
+        return python_image_ref(self.repo, read_lock(self.lock), self._files(), self.packages, PYTHONS[self.suite])
 
     def _files(self, modules: Path | None = None) -> dict[str, Path]:
         files = dict(self.files)
@@ -511,15 +539,15 @@ class PythonImage:
     def build(self, report=print) -> tuple[str, Path]:
         modules = npm_modules(self.npm[1], report) if self.npm else None
         return python_image(self.repo, read_lock(self.lock), self._files(modules), list(self.entrypoint), self.packages,
-                            ref=self.ref(), report=report, resolve=self.resolve, lock=self.lock)
+                            ref=self.ref(), report=report, resolve=self.resolve, lock=self.lock, py=PYTHONS[self.suite])
 
 
-def python_image_ref(repo: str, requirements: list[str], files: dict[str, Path], packages: tuple[str, ...] = ()) -> str:
+def python_image_ref(repo: str, requirements: list[str], files: dict[str, Path], packages: tuple[str, ...] = (), py: Py = PY) -> str:
     """The tag is a hash of every input, so it is known without building."""
     from appliance.images.debian import rootfs_key
 
     h = hashlib.sha256()
-    h.update(json.dumps([PYTHON_IMAGE_BUILDER, COMPILES, rootfs_key([*BASE_PACKAGES, *packages]), sorted(requirements), ""]).encode())
+    h.update(json.dumps([PYTHON_IMAGE_BUILDER, py.compiles, rootfs_key([*BASE_PACKAGES, *packages], py.suite), sorted(requirements), ""]).encode())
     for dst in sorted(files):
         h.update(dst.encode())
         h.update(files[dst].read_bytes())

@@ -21,6 +21,8 @@ from appliance.paths import cache_dir
 from appliance.util import offline
 
 SUITE = "bookworm"
+#: the Debian releases images are built on (a host's archive serving one serves the others)
+RELEASES = ("bookworm", "trixie")
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 #: Bump when the way a rootfs is made changes (part of every cache key).
 BUILDER_VERSION = "1"
@@ -70,8 +72,12 @@ def debian_mirror(suite: str = SUITE, override: str = "", root: str = "/") -> st
     m = override or os.environ.get("APPLIANCE_DEBIAN_MIRROR", "")
     if m:
         return m
-    for uri, suites in apt_sources(root):
-        if suite in suites and "security" not in uri:
+    archives = [(uri, suites) for uri, suites in apt_sources(root) if "security" not in uri]
+    for uri, suites in archives:
+        if suite in suites:
+            return uri
+    for uri, suites in archives:  # the archive serving the host's Debian serves the other releases too
+        if suite in RELEASES and any(s.split("-")[0] in RELEASES for s in suites):
             return uri
     raise UserError(
         f"no Debian '{suite}' archive found in the host's apt sources",

@@ -27,6 +27,8 @@ def test_apt_sources_deb822_and_one_line(tmp_path):
     assert debian.debian_mirror("bookworm", override="http://o/", root=str(tmp_path)) == "http://o/"
     with pytest.raises(UserError):
         debian.debian_mirror("sid", root=str(tmp_path))
+    (tmp_path / "etc/apt/sources.list").unlink()  # a bookworm host: trixie comes from the archive it uses
+    assert debian.debian_mirror("trixie", root=str(tmp_path)) == "http://mirror.example/debian"
 
 
 def test_mirror_env_override(monkeypatch, tmp_path):
@@ -159,6 +161,30 @@ def test_lock_hashes_leave_the_image_ref_alone_and_make_pip_require_them(tmp_pat
     assert "--require-hashes" not in ran[-1] and ran[-1][-2:] == ["six==1.17.0", "idna==3.10"]
 
 
+def test_an_image_of_another_suite_gets_its_pythons_wheels_and_leaves_bookworms_caches_alone(tmp_path, monkeypatch):
+    """trixie's python3 (3.13): wheels fetched for cp313 into a folder of their own, its stdlib's unused parts
+    dropped, no bytecode made by our 3.11; bookworm's wheel folders keep the names they had."""
+    import hashlib
+
+    trixie = builds.PYTHONS["trixie"]
+    reqs = ["six==1.17.0", "idna==3.10"]
+    assert builds.wheels_key(reqs) == hashlib.sha256(b"idna==3.10\nsix==1.17.0").hexdigest()[:16]
+    assert builds.wheels_key(reqs, trixie) != builds.wheels_key(reqs)
+    assert builds.python_image_ref("r", reqs, {}, py=trixie) != builds.python_image_ref("r", reqs, {})
+    ran = []
+    monkeypatch.setenv("APPLIANCE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(builds, "_run", lambda cmd, **kw: ran.append(cmd))
+    builds.wheels(reqs, builds.wheels_key(reqs, trixie), py=trixie)
+    assert ran[-1][ran[-1].index("--python-version") + 1] == "313" and "cp313" in ran[-1]
+    rootfs = tmp_path / "rootfs.tar"
+    with tarfile.open(rootfs, "w") as t:
+        for name in ("./usr/lib/python3.13/mod.py", "./usr/lib/python3.13/test/test_mod.py", "./usr/share/doc/x"):
+            t.addfile(tarfile.TarInfo(name), io.BytesIO(b""))
+    builds.slim_rootfs(rootfs, tmp_path / "slim.tar", trixie)
+    with tarfile.open(tmp_path / "slim.tar") as t:
+        assert [m.name.lstrip("./") for m in t if m.isreg()] == ["usr/lib/python3.13/mod.py"]
+
+
 def test_every_image_lock_pins_each_wheel_by_hash():
     """What an image installs is exactly what was locked (tools/lock_hashes.py writes the hashes)."""
     from appliance.images import builds
@@ -169,7 +195,7 @@ def test_every_image_lock_pins_each_wheel_by_hash():
     assert not unhashed, "run: .venv/bin/python tools/lock_hashes.py " + " ".join(unhashed)
 
 
-@pytest.mark.skipif(not builds.COMPILES, reason="our Python is not the images' (3.11)")
+@pytest.mark.skipif(not builds.PY.compiles, reason="our Python is not the images' (3.11)")
 def test_a_python_images_modules_are_compiled_once_at_build_and_read_as_they_are(tmp_path):
     """The rootfs layer's stdlib modules and the wheels' get checked-hash bytecode, the same bytes each build;
     Python loads it (read-only file systems: nothing compiled is kept at run time) and takes the source

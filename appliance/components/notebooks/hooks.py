@@ -9,6 +9,7 @@ import secrets
 from pathlib import Path
 
 from appliance import paths
+from appliance.components.kit import mapped, node_port_url
 from appliance.errors import UserError
 from appliance.kube import secret_data
 
@@ -36,21 +37,13 @@ def _port_mappings(kube) -> list[dict]:
     return data.get("port_mappings") or []
 
 
-def _mapping(options, port_mappings: list[dict]) -> tuple[str, int] | None:
-    """(host address, host port) mapped to the hub's NodePort, if one is."""
-    for m in port_mappings:
-        if int(m.get("container_port", m.get("containerPort", 0))) == options.node_port:
-            return m.get("listen_address", m.get("listenAddress")) or "0.0.0.0", int(m.get("host_port", m.get("hostPort")))
-    return None
-
-
 def _origin(options, port_mappings: list[dict]) -> str:
     """The subdomain host users' servers are served under ("" for one origin): the option's URL; for `auto`,
     http://localhost:PORT where the hub is mapped to a loopback port (browsers resolve every *.localhost name
     to loopback), else none: a node address or a LAN name has no wildcard."""
     if options.subdomain_host != "auto":
         return "" if options.subdomain_host == "off" else options.subdomain_host
-    found = _mapping(options, port_mappings)
+    found = mapped(options.node_port, port_mappings)
     return f"http://localhost:{found[1]}" if found and found[0].startswith("127.") else ""
 
 
@@ -96,9 +89,7 @@ def _hub_url(options, kube, port_mappings: list[dict]) -> str:
     else a node's address."""
     if host := _origin(options, port_mappings):
         return host + "/"
-    if found := _mapping(options, port_mappings):
-        return f"http://{'127.0.0.1' if found[0] == '0.0.0.0' else found[0]}:{found[1]}/"
-    return f"http://{kube.internal_ips()[0]}:{options.node_port}/"
+    return node_port_url(kube, options.node_port, port_mappings)
 
 
 def after_apply(options, kube, users=(), **_offered) -> str:
