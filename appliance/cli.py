@@ -234,6 +234,10 @@ def users_show(cluster, name, hours, as_json):
     click.echo(f"user {r['user']}: namespace {r['namespace']}; token valid {hours} h\nexport KUBECONFIG={r['kubeconfig']}")
     if nb := r["notebooks"]:
         click.echo(f"notebooks: open {nb['url']} and log in as {nb['username']} with password {nb['password']}")
+    if url := r["tracking"]:
+        click.echo(f"tracking (MLflow, with this kubeconfig's token and namespace): export MLFLOW_TRACKING_URI={url} "
+                   "MLFLOW_TRACKING_AUTH=kubernetes-namespaced MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD=false "
+                   "MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD=false")
 
 
 @main.command("host-setup")

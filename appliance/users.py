@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from appliance import components, orchestrator, paths, providers
-from appliance.components import notebooks
+from appliance.components import notebooks, tracking
 from appliance.errors import UserError
 from appliance.util.files import atomic_write
 
@@ -39,7 +39,16 @@ def kubeconfig(cluster: str, user: str, hours: int = 24) -> dict[str, Any]:
     cfg = kube.kubeconfig_for(entry["namespace"], user, hours * 3600, cluster)
     path = Path(entry["kubeconfig"])
     atomic_write(path, yaml.safe_dump(cfg), mode=0o600)
-    return {**entry, "expires_hours": hours, "notebooks": notebook_login(cluster, user, kube)}
+    return {**entry, "expires_hours": hours, "notebooks": notebook_login(cluster, user, kube), "tracking": tracking_address(cluster, kube)}
+
+
+def tracking_address(cluster: str, kube) -> str | None:
+    """The MLflow tracking server's address, where the cluster has tracking."""
+    profile, provider = orchestrator.recorded(cluster)
+    spec = profile.components.get("tracking")
+    if spec is None or not spec.enabled:
+        return None
+    return tracking.address(components.CATALOG["tracking"](spec.options).options, kube, providers.get(provider).port_mappings(profile.cluster))
 
 
 def notebook_login(cluster: str, user: str, kube) -> dict[str, str] | None:

@@ -24,10 +24,11 @@ def require_kind() -> None:
 # putting the profile back after). pytest-xdist runs each group on a worker of its own (conftest.py).
 STACK = os.environ.get("APPLIANCE_IT_STACK", "it-stack")  # the clusters' prefix: another lets two sessions run side by side
 STACK_COMPONENTS = ("platform-base", "user-profiles", "training-operator", "kserve", "network-policy", "monitoring",
-                    "notebooks", "pipelines", "database", "tuning", "queues", "nvidia-device-plugin")  # the plugin: its GPU policy (no GPU here)
+                    "notebooks", "pipelines", "database", "tuning", "queues", "nvidia-device-plugin",  # the plugin: its GPU policy (no GPU here)
+                    "tracking")
 STACK_GROUPS = {"stack-a": ("test_journey_kind", "test_notebooks_kind", "test_serving_kind", "test_backup_kind"),
                 "stack-b": ("test_bundle_kind", "test_monitoring_kind", "test_netpol_kind", "test_pipelines_kind", "test_project_kind",
-                            "test_tuning_kind")}
+                            "test_tracking_kind", "test_tuning_kind")}
 #: the simulator modules sharing one cluster of the sim-dgx-pod profile with these components, in this order
 #: (the journey first, on a fresh cluster; tuning last: it kills PostgreSQL, switches tuning off and takes it down)
 SIM_STACK = f"{STACK}-sim"

@@ -88,6 +88,26 @@ def test_store_restarts_when_accounts_change_and_keeps_live_keys():
     assert digest(same) == {"appliance.dev/accounts": live["digest"]} and digest(more) != digest(same)
 
 
+def test_a_platform_client_gets_its_own_account_and_bucket_and_reads_its_key_back():
+    """tracking's artifacts: account svc.mlflow (no user name has a dot), bucket svc-mlflow, its key read by the
+    client's component from the store's Secret; its pods (labelled) in the listed namespace may reach the store."""
+    from appliance.components import pipelines
+
+    objs = _objects(FakeKube(["alice"]), clients=["mlflow"], client_namespaces=["tracking"])
+    iam = json.loads(_find(objs, "Secret", "artifact-store", "argo")["stringData"]["users.json"])["accessAccounts"]
+    assert set(iam) == {"alice", "svc.mlflow"} and iam["svc.mlflow"]["secret"] != iam["alice"]["secret"]
+    ingress = _find(objs, "NetworkPolicy", "artifact-store-ingress", "argo")["spec"]["ingress"][0]["from"]
+    assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "tracking"}},
+            "podSelector": {"matchExpressions": [{"key": "appliance.dev/store-client", "operator": "Exists"}]}} in ingress
+    secret = {"root-access": "r", "root-secret": "s", "users.json": json.dumps({"accessAccounts": iam})}
+    got = pipelines.store_credentials(FakeKube([], secret), "argo", "mlflow")
+    assert got == {"endpoint": "http://artifact-store.argo.svc:9000", "access": "svc.mlflow", "secret": iam["svc.mlflow"]["secret"],
+                   "bucket": "svc-mlflow"}
+    assert pipelines.store_credentials(FakeKube([], secret), "argo", "other")["secret"] == ""  # not a client: nothing to log in with
+    with pytest.raises(ValidationError):
+        CATALOG["pipelines"]({"clients": ["a.b"]})
+
+
 def test_simulator_runs_the_controller_on_the_host_without_store():
     objs = _objects(FakeKube(["alice"]), pods_run=False)
     kinds = {(o["kind"], o["metadata"]["name"]) for o in objs}

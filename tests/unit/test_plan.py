@@ -159,7 +159,7 @@ def test_never_ready_fails_with_what_is_missing(tmp_path):
 
 def test_a_components_inputs_cover_its_dependencies():
     """Removing a user (user-profiles' options) re-runs the components rendering per-user objects (queues: a
-    ClusterQueue each), not the others."""
+    ClusterQueue each) and those depending on one of them (tracking: the artifact store's accounts), not the others."""
     from appliance import orchestrator, profiles
 
     def prints(*sets):
@@ -168,7 +168,7 @@ def test_a_components_inputs_cover_its_dependencies():
 
     before, after = prints(), prints("components.user-profiles.options.users=[alice]")
     changed = {n for n in before if before[n] != after[n]}
-    assert changed == {"user-profiles", "notebooks", "pipelines", "queues"}
+    assert changed == {"user-profiles", "notebooks", "pipelines", "queues", "tracking"}
 
 
 def test_prebuild_builds_provider_then_components_and_names_a_failed_build(monkeypatch, tmp_path):

@@ -1,6 +1,6 @@
-"""pipelines: what data cannot say — for the users user-profiles offers, their artifact store credentials
-(kept from the cluster, else generated: never a default) and each user's bucket, created by the store's root
-account and owned by the user's account; the executor image (argoexec with its Linux signal helpers
+"""pipelines: what data cannot say — for the users user-profiles offers and the platform's store clients
+(`clients`: tracking's artifacts), their artifact store credentials (kept from the cluster, else generated: never
+a default) and each one's bucket, created by the store's root account and owned by its account; the executor image (argoexec with its Linux signal helpers
 restored, /etc/mime.types and a writable /tmp)."""
 
 from __future__ import annotations
@@ -13,20 +13,21 @@ from pathlib import Path
 
 from appliance import paths
 from appliance.components.decl import Go
+from appliance.components.pipelines import STORE, account, bucket_of
 from appliance.errors import UserError
 from appliance.images import builds
 from appliance.images.archive import FileEntry
 from appliance.kube import secret_data
 
 MIME_TYPES = paths.shipped("images", "pipelines", "mime.types")
-STORE = "artifact-store"            # Secret, Deployment and Service of the store (manifests/50-store.yaml)
 STORE_BIN = "/usr/local/bin/versitygw"
 
 
 def _accounts(live: dict[str, str], names: list[str], token=secrets.token_hex) -> dict:
-    """The store's credentials: the root account and one account per user (access key = user name), kept
-    from `live` (the store Secret's decoded data) where present, else generated. Returns {root, accounts,
-    iam (the store's IAM file), digest (changes with the account list)}."""
+    """The store's credentials: the root account and one account per name (a user's access key is their name,
+    a platform client's `svc.<name>`: no user name has a dot), kept from `live` (the store Secret's decoded
+    data) where present, else generated. Returns {root, accounts, iam (the store's IAM file), digest (changes
+    with the account list)}."""
     kept = (json.loads(live["users.json"]).get("accessAccounts") or {}) if live.get("users.json") else {}
     root = {"access": live.get("root-access") or f"root-{token(4)}", "secret": live.get("root-secret") or token(20)}
     accts = {u: {"access": u, "secret": (kept.get(u) or {}).get("secret") or token(20)} for u in names}
@@ -36,9 +37,9 @@ def _accounts(live: dict[str, str], names: list[str], token=secrets.token_hex) -
 
 
 def context(options, kube, users=(), **_offered) -> dict:
-    """The users (user-profiles' list) and their store credentials."""
+    """The users (user-profiles' list) and the store's credentials: theirs and its platform clients'."""
     names = sorted(users)
-    return {"users": names, "store": _accounts(secret_data(kube, STORE, options.namespace), names)}
+    return {"users": names, "store": _accounts(secret_data(kube, STORE, options.namespace), names + [account(c) for c in options.clients])}
 
 
 def _argoexec_binary(go: Go) -> Path:
@@ -84,7 +85,7 @@ def argoexec_image(go: Go) -> tuple[str, Path]:
 
 
 def after_apply(options, kube, users=(), **_offered) -> str:
-    """Each user's bucket `user-<name>`, owned by their account: `versitygw admin create-bucket` run in the
+    """Each user's bucket `user-<name>` and each platform client's `svc-<name>`, owned by its account: `versitygw admin create-bucket` run in the
     store's container (its admin API listens on loopback only). Nothing where no store runs (simulator)."""
     from appliance.util import wait
 
@@ -95,12 +96,12 @@ def after_apply(options, kube, users=(), **_offered) -> str:
     wait.until(lambda: (not (m := kube.missing([dep])), ", ".join(m)), 300, f"{ns}/{STORE}")
     pod = _ready_pod(kube, ns)
     made = []
-    for user in sorted(users):
-        code, out = _exec(kube, ns, pod, [STORE_BIN, "admin", "create-bucket", "--owner", user, "--bucket", f"user-{user}"])
+    for owner, bucket in [(u, f"user-{u}") for u in sorted(users)] + [(account(c), bucket_of(c)) for c in options.clients]:
+        code, out = _exec(kube, ns, pod, [STORE_BIN, "admin", "create-bucket", "--owner", owner, "--bucket", bucket])
         if code != 0 and "BucketAlreadyOwnedByYou" not in out:
-            raise UserError(f"the artifact store did not create bucket user-{user}: {' '.join(out.split())[:300]}", f"{ns}/{STORE}",
+            raise UserError(f"the artifact store did not create bucket {bucket}: {' '.join(out.split())[:300]}", f"{ns}/{STORE}",
                             f"read `kubectl -n {ns} logs deploy/{STORE}`, then run `appliance up` again")
-        made += [f"user-{user}"] if code == 0 else []
+        made += [bucket] if code == 0 else []
     return f"buckets created: {', '.join(made)}" if made else ""
 
 
