@@ -30,7 +30,8 @@ def test_tenant_attacks_are_refused_with_their_controls_allowed(sim, tmp_path):
     _, result = sim
     r = scenario_passes(result, "sim", BASE, "tenant-attacks", tmp_path, skips_for=("network-policy", "nvidia-device-plugin", "monitoring",
                                                                                "pipelines", "tuning", "notebooks", "kserve", "training-operator", "database",
-                                                                               "queues"))  # its steps: test_queues_sim
+                                                                               "queues",  # its steps: test_queues_sim
+                                                                               "tracking"))  # a pod: kind's (test_netpol_kind)
     skipped = [s.name for s in r.steps if s.status == "skipped"]
     attacks = scenario.load(SCENARIOS_DIR / "tenant-attacks.yaml")
     gated = [s.name for s in [*attacks.steps, *attacks.cleanup] if set(s.components) - set(BASE)]
