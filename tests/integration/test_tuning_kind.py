@@ -43,7 +43,7 @@ def test_up_installs_database_and_tuning(kind):
     for name in ("database", "tuning"):
         assert CATALOG[name](profile.components[name].options).ready(kube) == (True, "")
     pw = _passwords(kube)
-    assert set(pw) == {"postgres", "katib"} and all(len(v) >= 24 for v in pw.values())
+    assert set(pw) == {"postgres", "katib", "mlflow"} and all(len(v) >= 24 for v in pw.values())  # the ci profile's clients
 
 
 def test_tune_stub(kind, tmp_path):
@@ -138,7 +138,7 @@ def test_second_up_keeps_the_database_passwords(kind):
     before = _passwords(kube)
     try:
         db = profile.components["database"]
-        extra = db.model_copy(update={"options": {**db.options, "clients": ["katib", "extra"]}})
+        extra = db.model_copy(update={"options": {**db.options, "clients": [*db.options["clients"], "extra"]}})
         out = orchestrator.up(profile.model_copy(update={"components": {**profile.components, "database": extra}}), "kind", report.make())
         assert not out["failed"] and "database" in out["ran"]
         after = _passwords(kube)
