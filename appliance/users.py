@@ -44,19 +44,21 @@ def kubeconfig(cluster: str, user: str, hours: int = 24) -> dict[str, Any]:
 
 def tracking_address(cluster: str, kube) -> str | None:
     """The MLflow tracking server's address, where the cluster has tracking."""
-    profile, provider = orchestrator.recorded(cluster)
-    spec = profile.components.get("tracking")
-    if spec is None or not spec.enabled:
-        return None
-    return tracking.address(components.CATALOG["tracking"](spec.options).options, kube, providers.get(provider).port_mappings(profile.cluster))
+    found = _installed(cluster, "tracking")
+    return tracking.address(found[0], kube, found[1]) if found else None
 
 
 def notebook_login(cluster: str, user: str, kube) -> dict[str, str] | None:
     """The hub's address and the user's generated login, where the cluster has notebooks."""
+    found = _installed(cluster, "notebooks")
+    return notebooks.login(found[0], kube, user, found[1]) if found else None
+
+
+def _installed(cluster: str, name: str) -> tuple[Any, list[dict]] | None:
+    """(options, the provider's port mappings) of component `name` where the cluster has it (its state says), else None."""
     profile, provider = orchestrator.recorded(cluster)
-    spec = profile.components.get("notebooks")
+    spec = profile.components.get(name)
     if spec is None:
         return None
-    options = components.CATALOG["notebooks"](spec.options).options
-    return notebooks.login(options, kube, user, providers.get(provider).port_mappings(profile.cluster))
+    return components.CATALOG[name](spec.options).options, providers.get(provider).port_mappings(profile.cluster)
 

@@ -177,10 +177,9 @@ def cmd_clean() -> None:
 
 
 def _token() -> str:
-    from kubernetes import config
+    from kubernetes import client, config
 
-    loader = config.kube_config.KubeConfigLoader(config_dict=__import__("yaml").safe_load(Path(os.environ["KUBECONFIG"]).read_text()))
-    loader.load_and_set(cfg := __import__("kubernetes").client.Configuration())
+    config.load_kube_config(client_configuration=(cfg := client.Configuration()))
     return cfg.api_key["authorization"].removeprefix("Bearer ")
 
 

@@ -24,11 +24,14 @@ def bucket_of(client: str) -> str:
     return f"svc-{client}"
 
 
+def accounts(live: dict[str, str]) -> dict[str, dict]:
+    """The store's accounts by access key, from its Secret's decoded data `live` ({} before the first `up`)."""
+    return (json.loads(live["users.json"]).get("accessAccounts") or {}) if live.get("users.json") else {}
+
+
 def store_credentials(kube, namespace: str, client: str) -> dict[str, str]:
     """What platform client `client` (listed in the component's `clients`) reaches the store with: endpoint,
     access and secret keys ("" before `up` made them), bucket."""
-    live = secret_data(kube, STORE, namespace) if kube is not None else {}
-    accounts = (json.loads(live["users.json"]).get("accessAccounts") or {}) if live.get("users.json") else {}
     key = account(client)
     return {"endpoint": f"http://{STORE}.{namespace}.svc:{PORT}", "access": key,
-            "secret": (accounts.get(key) or {}).get("secret", ""), "bucket": bucket_of(client)}
+            "secret": (accounts(secret_data(kube, STORE, namespace)).get(key) or {}).get("secret", ""), "bucket": bucket_of(client)}

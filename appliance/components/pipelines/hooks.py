@@ -13,7 +13,7 @@ from pathlib import Path
 
 from appliance import paths
 from appliance.components.decl import Go
-from appliance.components.pipelines import STORE, account, bucket_of
+from appliance.components.pipelines import STORE, account, accounts, bucket_of
 from appliance.errors import UserError
 from appliance.images import builds
 from appliance.images.archive import FileEntry
@@ -28,7 +28,7 @@ def _accounts(live: dict[str, str], names: list[str], token=secrets.token_hex) -
     a platform client's `svc.<name>`: no user name has a dot), kept from `live` (the store Secret's decoded
     data) where present, else generated. Returns {root, accounts, iam (the store's IAM file), digest (changes
     with the account list)}."""
-    kept = (json.loads(live["users.json"]).get("accessAccounts") or {}) if live.get("users.json") else {}
+    kept = accounts(live)
     root = {"access": live.get("root-access") or f"root-{token(4)}", "secret": live.get("root-secret") or token(20)}
     accts = {u: {"access": u, "secret": (kept.get(u) or {}).get("secret") or token(20)} for u in names}
     iam = json.dumps({"accessAccounts": {a["access"]: {**a, "role": "user", "userID": 0, "groupID": 0, "projectID": 0}
